@@ -1,0 +1,1 @@
+"""Reconciliation runs, breaks and leakage findings (to come; see docs/)."""

@@ -1,0 +1,1 @@
+"""Moving records between systems: canonical model, connectors, mappings, pipeline, queues."""

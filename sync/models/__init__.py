@@ -1,0 +1,1 @@
+"""The canonical model: one module per concept, re-exported here."""
