@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 
 from celery import Celery
+from celery.signals import before_task_publish
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -16,11 +18,13 @@ app.autodiscover_tasks()
 def _beat_schedule() -> dict:
     from django.conf import settings
 
+    interval = float(settings.HEARTBEAT_INTERVAL_SECONDS)
     return {
         "portal-heartbeat": {
             "task": "portal.heartbeat",
-            "schedule": float(settings.HEARTBEAT_INTERVAL_SECONDS),
-            "options": {"expires": float(settings.HEARTBEAT_INTERVAL_SECONDS)},
+            "schedule": interval,
+            # A heartbeat nobody ran in time is worthless later: let it expire.
+            "options": {"expires": interval},
         },
     }
 
@@ -28,3 +32,10 @@ def _beat_schedule() -> dict:
 @app.on_after_finalize.connect
 def _install_beat_schedule(sender: Celery, **kwargs) -> None:
     sender.conf.beat_schedule = _beat_schedule()
+
+
+@before_task_publish.connect
+def _stamp_publish_time(headers: dict | None = None, **kwargs) -> None:
+    """Stamp every message with its publish time, so workers can measure queue latency."""
+    if headers is not None:
+        headers.setdefault("lb_sent_at", datetime.now(UTC).isoformat())

@@ -89,15 +89,15 @@ def _edit(models: tuple[str, ...]) -> list[str]:
 
 MODEL_PERMISSIONS: dict[str, list[str]] = {
     # Finance works time, expense, invoice and tax failures and needs labour cost to do it.
-    FINANCE: _view(ALL_CANONICAL) + ["sync.view_cost_rate"],
+    FINANCE: [*_view(ALL_CANONICAL), "sync.view_cost_rate"],
     # PMO sets up projects and staffing; sees delivery and commercial records, not cost rates.
-    PMO: _view(COMMERCIAL + DELIVERY + TRANSACTIONS + ("sync.legalentity", "sync.currency")),
+    PMO: _view((*COMMERCIAL, *DELIVERY, *TRANSACTIONS, "sync.legalentity", "sync.currency")),
     # Mapping admins keep reference data right.
     MAPPING_ADMIN: _view(REFERENCE_DATA + COMMERCIAL + DELIVERY) + _edit(REFERENCE_DATA),
     # Integration ops run the plumbing: every record and its cross-references, read-only here.
     INTEGRATION_OPS: _view(ALL_CANONICAL),
     # Executives see figures, composed on dashboards; record-level reads of commercial data.
-    EXECUTIVE: _view(COMMERCIAL + ("sync.project", "sync.invoice", "sync.payment")),
+    EXECUTIVE: _view((*COMMERCIAL, "sync.project", "sync.invoice", "sync.payment")),
     # Auditors read everything and change nothing; cost rates stay masked for them.
     AUDITOR: _view(ALL_CANONICAL),
 }
@@ -106,7 +106,7 @@ MODEL_PERMISSIONS: dict[str, list[str]] = {
 def role_permissions(role: str) -> list[str]:
     """Every permission codename (`app.codename`) the role holds: areas plus model permissions."""
     areas = [area.permission for area in AREAS if role in area.roles]
-    return areas + MODEL_PERMISSIONS[role]
+    return [*areas, *MODEL_PERMISSIONS[role]]
 
 
 def roles_sync(*, using: str = "default") -> None:

@@ -130,7 +130,9 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
     "default": _database(env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'ledgerbridge.sqlite3'}")),
     # The sandbox's emulated vendor systems keep their records apart from Ledgerbridge's own.
-    "sandbox": _database(env_str("SANDBOX_DATABASE_URL", f"sqlite:///{VAR_DIR / 'sandbox.sqlite3'}")),
+    "sandbox": _database(
+        env_str("SANDBOX_DATABASE_URL", f"sqlite:///{VAR_DIR / 'sandbox.sqlite3'}")
+    ),
 }
 DATABASE_ROUTERS = ["sync.sandbox.router.SandboxRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -163,6 +165,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns at start-up when it is missing
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

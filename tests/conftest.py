@@ -1,18 +1,76 @@
-"""Suite-wide fixtures: users per role and a line saying which database the suite runs on."""
+"""Suite-wide fixtures: users per role, a real Celery worker, and the database the suite runs on."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
-from django.db import connection
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_report_header(config):
-    from django.conf import settings
-
     vendor = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     return f"ledgerbridge database: {vendor}"
 
 
 @pytest.fixture
-def db_vendor(db) -> str:
-    return connection.vendor
+def role_user(db, django_user_model):
+    """Make a user holding one role: `role_user("finance")`."""
+    from django.contrib.auth.models import Group
+
+    def make(role: str, **extra):
+        user = django_user_model.objects.create_user(
+            username=extra.pop("username", f"{role}_user"), password="unused-in-tests", **extra
+        )
+        user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make
+
+
+def _database_url(alias: str) -> str:
+    """The URL of the *test* database pytest-django created for `alias`, for child processes."""
+    from django.db import connections
+
+    params = connections[alias].settings_dict
+    if params["ENGINE"].endswith("sqlite3"):
+        raise RuntimeError("A real worker needs PostgreSQL: run the suite with `make test`.")
+    return (
+        f"postgres://{params['USER']}@{params['HOST']}:{params['PORT']}/{params['NAME']}"
+    )
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db) -> Iterator[subprocess.Popen]:
+    """A real Celery worker process on the test databases and the Redis `make test` started."""
+    if not os.environ.get("LEDGERBRIDGE_TEST_SERVICES"):
+        pytest.fail("This test needs the PostgreSQL and Redis that `make test` starts.")
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=_database_url("default"),
+        SANDBOX_DATABASE_URL=_database_url("sandbox"),
+        REDIS_URL=settings.CELERY_BROKER_URL,
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel", "WARNING",
+         "--concurrency", "2", "--hostname", f"test-worker-{os.getpid()}@%h", "--without-mingle",
+         "--without-gossip"],
+        cwd=ROOT, env=env, start_new_session=True,
+    )
+    time.sleep(0.5)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,44 @@
+"""Demo logins: one user per role, for a local demo only (never in production)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core.exceptions import ImproperlyConfigured
+
+from portal.roles import INTEGRATION_OPS, ROLES
+
+DEMO_LOGINS_FILE = "demo_logins.json"
+
+
+def demo_users_ensure(*, var_dir: Path | None = None) -> dict[str, str]:
+    """Create (or repair) one demo user per role; return {username: password}.
+
+    Passwords are random on first creation and kept in var/demo_logins.json (mode 600), so a
+    second `make run` prints the same logins. Refuses to run when DEBUG is off. Idempotent.
+    """
+    if not settings.DEBUG:
+        raise ImproperlyConfigured("Demo users are for local demos only (DEBUG is off).")
+    path = (var_dir or settings.VAR_DIR) / DEMO_LOGINS_FILE
+    known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    logins: dict[str, str] = {}
+    for role in ROLES:
+        username = f"demo_{role}"
+        password = known.get(username) or secrets.token_urlsafe(12)
+        user, _ = User.objects.get_or_create(username=username)
+        user.first_name = role.replace("_", " ").title()
+        user.email = f"{username}@example.invalid"
+        # Integration ops edits connection settings, which live in the admin.
+        user.is_staff = role == INTEGRATION_OPS
+        if not user.check_password(password):
+            user.set_password(password)
+        user.save()
+        user.groups.set([Group.objects.get(name=role)])
+        logins[username] = password
+    path.write_text(json.dumps(logins, indent=2))
+    path.chmod(0o600)
+    return logins

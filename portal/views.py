@@ -1,0 +1,50 @@
+"""Portal pages: thin views that call selectors and render."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from portal.health import worker_status_get
+from portal.models import WorkerHeartbeat
+from portal.roles import AREA_BY_SLUG, AREAS, ROLES
+from portal.tasks import heartbeat
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    roles = [g for g in user.groups.values_list("name", flat=True) if g in ROLES]
+    return render(
+        request,
+        "portal/home.html",
+        {
+            "roles": roles,
+            "areas": [a for a in AREAS if user.has_perm(a.permission)],
+            "worker": worker_status_get(),
+        },
+    )
+
+
+def area(request: HttpRequest, slug: str) -> HttpResponse:
+    found = AREA_BY_SLUG.get(slug)
+    if found is None:
+        raise Http404("No such area.")
+    if not request.user.has_perm(found.permission):
+        return render(request, "403.html", {"area": found}, status=403)
+    context = {"area": found}
+    if slug == "runs":
+        context["worker"] = worker_status_get()
+        context["heartbeats"] = WorkerHeartbeat.objects.order_by("-completed_at")[:20]
+    return render(request, [f"portal/area_{slug}.html", "portal/area.html"], context)
+
+
+@require_POST
+@permission_required("portal.area_runs", raise_exception=True)
+def worker_ping(request: HttpRequest) -> HttpResponse:
+    """Send one heartbeat through the broker; the Runs page shows it when a worker has run it."""
+    result = heartbeat.delay()
+    messages.info(request, f"Heartbeat {result.id} sent; it appears below once a worker runs it.")
+    return redirect("area-runs")

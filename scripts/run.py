@@ -1,0 +1,109 @@
+"""`make run`: set up and run Ledgerbridge on this machine, then stop everything on Ctrl-C.
+
+Starts a private Redis on loopback (unless REDIS_URL is set), migrates both databases, creates
+the demo users, then runs a Celery worker, Celery beat and the web server (waitress) on
+http://127.0.0.1:8000. If any of them dies, everything is stopped and the exit code is non-zero.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from services import start_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+PORT = int(os.environ.get("PORT", "8000"))
+VAR = Path(os.environ.get("LEDGERBRIDGE_VAR_DIR", ROOT / "var"))
+
+
+class Supervisor:
+    """Starts processes in their own process groups and stops every one of them."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.processes: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, argv: list[str]) -> None:
+        process = subprocess.Popen(argv, cwd=ROOT, env=self.env, start_new_session=True)
+        self.processes.append((name, process))
+
+    def first_exited(self) -> tuple[str, int] | None:
+        for name, process in self.processes:
+            if process.poll() is not None:
+                return name, process.returncode
+        return None
+
+    def stop_all(self, timeout: float = 20.0) -> None:
+        for _, process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for _, process in self.processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(max(0.1, deadline - time.monotonic()))
+        for _, process in self.processes:
+            # Leftovers (a prefork child, a stuck server) go with their whole group.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
+
+
+def main() -> int:
+    VAR.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    redis = None
+    if not env.get("REDIS_URL"):
+        redis = start_redis(VAR / "redis")
+        env["REDIS_URL"] = redis.url
+    supervisor = Supervisor(env)
+    stopping = False
+
+    def request_stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        manage(env, "migrate", "--noinput", "-v", "0")
+        manage(env, "migrate", "--noinput", "-v", "0", "--database", "sandbox")
+        manage(env, "demo_users")
+        supervisor.start("worker", [str(BIN / "celery"), "-A", "portal", "worker",
+                                    "--loglevel", "INFO", "--concurrency", "2",
+                                    "--hostname", "worker@%h"])
+        supervisor.start("beat", [str(BIN / "celery"), "-A", "portal", "beat", "--loglevel", "INFO",
+                                  "--schedule", str(VAR / "celerybeat-schedule")])
+        supervisor.start("web", [str(BIN / "waitress-serve"), f"--listen=127.0.0.1:{PORT}",
+                                 "--threads=8", "portal.wsgi:application"])
+        print(f"\nLedgerbridge is up: http://127.0.0.1:{PORT}/  (Redis {env['REDIS_URL']})")
+        print("Sign in with a demo login above. Ctrl-C stops everything.\n", flush=True)
+        while not stopping:
+            exited = supervisor.first_exited()
+            if exited:
+                print(f"{exited[0]} exited with code {exited[1]}: stopping.", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        print("Stopping…", flush=True)
+        supervisor.stop_all()
+        if redis:
+            redis.stop()
+        print("Stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
