@@ -73,6 +73,9 @@ BILLING = (
 )
 LINKS = ("sync.externalref",)
 ALL_CANONICAL = REFERENCE_DATA + COMMERCIAL + DELIVERY + TRANSACTIONS + BILLING + LINKS
+# The pipeline's own records.
+EXCEPTIONS = ("pipeline.exceptionitem", "pipeline.exceptioncomment")
+PLUMBING = ("pipeline.connection", "pipeline.inboxitem", "pipeline.delivery", "pipeline.syncrun")
 
 
 def _view(models: tuple[str, ...]) -> list[str]:
@@ -89,17 +92,20 @@ def _edit(models: tuple[str, ...]) -> list[str]:
 
 MODEL_PERMISSIONS: dict[str, list[str]] = {
     # Finance works time, expense, invoice and tax failures and needs labour cost to do it.
-    FINANCE: [*_view(ALL_CANONICAL), "sync.view_cost_rate"],
+    FINANCE: [*_view(ALL_CANONICAL), "sync.view_cost_rate", *_view(EXCEPTIONS),
+              *_edit(EXCEPTIONS)],
     # PMO sets up projects and staffing; sees delivery and commercial records, not cost rates.
-    PMO: _view((*COMMERCIAL, *DELIVERY, *TRANSACTIONS, "sync.legalentity", "sync.currency")),
+    PMO: [*_view((*COMMERCIAL, *DELIVERY, *TRANSACTIONS, "sync.legalentity", "sync.currency")),
+          *_view(EXCEPTIONS), *_edit(EXCEPTIONS)],
     # Mapping admins keep reference data right.
     MAPPING_ADMIN: _view(REFERENCE_DATA + COMMERCIAL + DELIVERY) + _edit(REFERENCE_DATA),
     # Integration ops run the plumbing: every record and its cross-references, read-only here.
-    INTEGRATION_OPS: _view(ALL_CANONICAL),
+    INTEGRATION_OPS: [*_view((*ALL_CANONICAL, *EXCEPTIONS, *PLUMBING)), *_edit(EXCEPTIONS),
+                      "pipeline.change_connection", "pipeline.add_connection"],
     # Executives see figures, composed on dashboards; record-level reads of commercial data.
     EXECUTIVE: _view((*COMMERCIAL, "sync.project", "sync.invoice", "sync.payment")),
     # Auditors read everything and change nothing; cost rates stay masked for them.
-    AUDITOR: _view(ALL_CANONICAL),
+    AUDITOR: _view((*ALL_CANONICAL, *EXCEPTIONS, *PLUMBING)),
 }
 
 

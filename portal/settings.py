@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "simple_history",
     "axes",
     "sync.apps.SyncConfig",
+    "sync.pipeline.apps.PipelineConfig",
     "sync.sandbox.apps.SandboxConfig",
     "reconciliation.apps.ReconciliationConfig",
     "portal.apps.PortalConfig",
@@ -217,6 +218,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 HEARTBEAT_INTERVAL_SECONDS = env_int("HEARTBEAT_INTERVAL_SECONDS", 15)
+# Bearer token a Prometheus scraper presents at /metrics (empty: only signed-in ops users).
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 LOGGING = {
     "version": 1,

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     *[path(f"{a.slug}/", views.area, {"slug": a.slug}, name=a.url_name) for a in AREAS],
     path("runs/ping/", views.worker_ping, name="worker-ping"),
+    path("metrics", views.metrics, name="metrics"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
+
+from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.decorators import login_not_required, permission_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -12,6 +15,7 @@ from portal.health import worker_status_get
 from portal.models import WorkerHeartbeat
 from portal.roles import AREA_BY_SLUG, AREAS, ROLES
 from portal.tasks import heartbeat
+from sync.pipeline.metrics import metrics_render
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -39,6 +43,18 @@ def area(request: HttpRequest, slug: str) -> HttpResponse:
         context["worker"] = worker_status_get()
         context["heartbeats"] = WorkerHeartbeat.objects.order_by("-completed_at")[:20]
     return render(request, [f"portal/area_{slug}.html", "portal/area.html"], context)
+
+
+@login_not_required
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition for a scraper holding METRICS_TOKEN, or an integration-ops user."""
+    token = settings.METRICS_TOKEN
+    offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    scraper = bool(token) and hmac.compare_digest(offered.encode(), token.encode())
+    if not scraper and not request.user.has_perm("portal.area_runs"):
+        return HttpResponse("Metrics need the scrape token or the Runs area.", status=403,
+                            content_type="text/plain")
+    return HttpResponse(metrics_render(), content_type="text/plain; version=0.0.4")
 
 
 @require_POST

@@ -1,0 +1,399 @@
+"""Admin for the canonical model: every record with its history (who, when, what changed).
+
+Worker cost rates are shown as "••••" to anyone without `sync.view_cost_rate`, in lists,
+forms and history alike; history never shows ciphertext because the field decrypts on read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
+from simple_history.template_utils import HistoricalRecordContextHelper
+
+from sync import models as m
+
+COST_RATE_MASK = "••••"
+COST_RATE_PERMISSION = "sync.view_cost_rate"
+COST_RATE_FIELDS = frozenset({"cost_rate"})
+
+
+class CanonicalAdmin(SimpleHistoryAdmin):
+    """Shared behaviour: bookkeeping columns read-only, the actor beside each history row."""
+
+    readonly_fields = ("version", "created_at", "updated_at")
+    history_list_display = ["history_actor"]
+    list_per_page = 50
+    show_full_result_count = False  # counting millions of time rows on every page is slow
+
+
+@admin.register(m.Currency)
+class CurrencyAdmin(CanonicalAdmin):
+    list_display = ("code", "name", "minor_units", "status")
+    list_filter = ("status", "minor_units")
+    search_fields = ("code", "name")
+
+
+@admin.register(m.LegalEntity)
+class LegalEntityAdmin(CanonicalAdmin):
+    list_display = ("code", "name", "country", "functional_currency", "status")
+    list_filter = ("status", "country", "functional_currency")
+    search_fields = ("code", "name")
+
+
+@admin.register(m.FxRate)
+class FxRateAdmin(CanonicalAdmin):
+    list_display = ("from_currency", "to_currency", "rate", "effective_date", "status")
+    list_filter = ("from_currency", "to_currency", "status")
+    date_hierarchy = "effective_date"
+
+
+@admin.register(m.TaxCode)
+class TaxCodeAdmin(CanonicalAdmin):
+    list_display = ("code", "jurisdiction", "rate", "status")
+    list_filter = ("jurisdiction", "status")
+    search_fields = ("code", "jurisdiction")
+
+
+@admin.register(m.CostCentre)
+class CostCentreAdmin(CanonicalAdmin):
+    list_display = ("code", "name", "legal_entity", "status")
+    list_filter = ("legal_entity", "status")
+    search_fields = ("code", "name")
+
+
+@admin.register(m.AccountingPeriod)
+class AccountingPeriodAdmin(CanonicalAdmin):
+    list_display = ("legal_entity", "start_date", "end_date", "status")
+    list_filter = ("legal_entity", "status")
+    date_hierarchy = "start_date"
+
+
+@admin.register(m.Customer)
+class CustomerAdmin(CanonicalAdmin):
+    list_display = ("name", "legal_entity", "tax_id", "credit_status", "status")
+    list_filter = ("status", "credit_status", "legal_entity")
+    search_fields = ("name", "tax_id", "correlation_id")
+
+
+@admin.register(m.Opportunity)
+class OpportunityAdmin(CanonicalAdmin):
+    list_display = ("name", "customer", "amount", "currency", "close_date", "stage")
+    list_filter = ("stage", "currency")
+    search_fields = ("name", "customer__name", "correlation_id")
+    date_hierarchy = "close_date"
+    list_select_related = ("customer",)
+
+
+@admin.register(m.Contract)
+class ContractAdmin(CanonicalAdmin):
+    list_display = (
+        "name",
+        "customer",
+        "billing_model",
+        "value",
+        "currency",
+        "start_date",
+        "status",
+    )
+    list_filter = ("status", "billing_model", "currency")
+    search_fields = ("name", "customer__name", "correlation_id")
+    list_select_related = ("customer",)
+
+
+class RateCardLineInline(admin.TabularInline):
+    model = m.RateCardLine
+    extra = 0
+    fields = (
+        "role",
+        "service_item_code",
+        "bill_rate",
+        "currency",
+        "effective_from",
+        "effective_to",
+    )
+    show_change_link = True
+
+
+@admin.register(m.RateCard)
+class RateCardAdmin(CanonicalAdmin):
+    list_display = ("name", "legal_entity", "currency", "status")
+    list_filter = ("legal_entity", "currency", "status")
+    search_fields = ("name",)
+    inlines = [RateCardLineInline]
+
+
+@admin.register(m.RateCardLine)
+class RateCardLineAdmin(CanonicalAdmin):
+    list_display = (
+        "rate_card",
+        "role",
+        "service_item_code",
+        "bill_rate",
+        "currency",
+        "effective_from",
+        "effective_to",
+        "status",
+    )
+    list_filter = ("rate_card", "currency", "status")
+    search_fields = ("role", "service_item_code")
+
+
+@admin.register(m.Project)
+class ProjectAdmin(CanonicalAdmin):
+    list_display = ("code", "name", "customer", "legal_entity", "currency", "status")
+    list_filter = ("status", "legal_entity", "currency")
+    search_fields = ("code", "name", "customer__name", "correlation_id")
+    list_select_related = ("customer", "legal_entity")
+
+
+@admin.register(m.Task)
+class TaskAdmin(CanonicalAdmin):
+    list_display = ("code", "name", "project", "parent", "allows_time", "status")
+    list_filter = ("status", "allows_time")
+    search_fields = ("code", "name", "project__code")
+    list_select_related = ("project", "parent")
+
+
+class _CostRateContextHelper(HistoricalRecordContextHelper):
+    """Masks cost-rate changes in the history list for users without the permission."""
+
+    def __init__(self, *args, masked: bool, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.masked = masked
+
+    def format_delta_change(self, change):
+        formatted = super().format_delta_change(change)
+        if self.masked and change.field in COST_RATE_FIELDS:
+            return dataclasses.replace(formatted, old=COST_RATE_MASK, new=COST_RATE_MASK)
+        return formatted
+
+
+@admin.register(m.Worker)
+class WorkerAdmin(CanonicalAdmin):
+    list_display = (
+        "employee_number",
+        "name",
+        "legal_entity",
+        "cost_centre",
+        "manager",
+        "employment_status",
+    )
+    list_filter = ("employment_status", "legal_entity", "cost_centre")
+    search_fields = ("employee_number", "name", "email")
+    list_select_related = ("legal_entity", "cost_centre", "manager")
+
+    @admin.display(description="cost rate")
+    def masked_cost_rate(self, obj) -> str:
+        return COST_RATE_MASK
+
+    def can_see_cost_rate(self, request) -> bool:
+        return request.user.has_perm(COST_RATE_PERMISSION)
+
+    def get_list_display(self, request):
+        extra = (
+            ("cost_rate", "cost_rate_currency")
+            if self.can_see_cost_rate(request)
+            else ("masked_cost_rate",)
+        )
+        return (*super().get_list_display(request), *extra)
+
+    def get_exclude(self, request, obj=None):
+        exclude = list(super().get_exclude(request, obj) or ())
+        if not self.can_see_cost_rate(request):
+            exclude += sorted(COST_RATE_FIELDS)
+        return exclude
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if not self.can_see_cost_rate(request):
+            fields.append("masked_cost_rate")
+        return fields
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return _CostRateContextHelper(
+            self.model, historical_record, masked=not self.can_see_cost_rate(request)
+        )
+
+
+@admin.register(m.RolePlaceholder)
+class RolePlaceholderAdmin(CanonicalAdmin):
+    list_display = ("role_name", "project", "status")
+    list_filter = ("status",)
+    search_fields = ("role_name", "project__code")
+
+
+@admin.register(m.Assignment)
+class AssignmentAdmin(CanonicalAdmin):
+    list_display = (
+        "project",
+        "task",
+        "worker",
+        "role_placeholder",
+        "start_date",
+        "end_date",
+        "hours_per_week",
+        "status",
+    )
+    list_filter = ("status",)
+    search_fields = ("project__code", "worker__name", "role_placeholder__role_name")
+    date_hierarchy = "start_date"
+    list_select_related = ("project", "task", "worker", "role_placeholder")
+
+
+@admin.register(m.Milestone)
+class MilestoneAdmin(CanonicalAdmin):
+    list_display = ("name", "project", "contract", "amount", "currency", "due_date", "status")
+    list_filter = ("status", "currency")
+    search_fields = ("name", "project__code")
+    date_hierarchy = "due_date"
+    list_select_related = ("project", "contract")
+
+
+@admin.register(m.UsageRecord)
+class UsageRecordAdmin(CanonicalAdmin):
+    list_display = (
+        "contract",
+        "period_date",
+        "quantity",
+        "unit",
+        "unit_price",
+        "currency",
+        "status",
+    )
+    list_filter = ("status", "unit", "currency")
+    search_fields = ("contract__name",)
+    date_hierarchy = "period_date"
+    list_select_related = ("contract",)
+
+
+@admin.register(m.TimeEntry)
+class TimeEntryAdmin(CanonicalAdmin):
+    list_display = (
+        "work_date",
+        "worker",
+        "project",
+        "task",
+        "hours",
+        "billable",
+        "bill_rate",
+        "currency",
+        "status",
+        "approved_at",
+    )
+    list_filter = ("status", "billable", "currency")
+    search_fields = ("worker__name", "worker__employee_number", "project__code", "correlation_id")
+    date_hierarchy = "work_date"
+    list_select_related = ("worker", "project", "task")
+    raw_id_fields = ("worker", "project", "task")
+
+
+@admin.register(m.Expense)
+class ExpenseAdmin(CanonicalAdmin):
+    list_display = (
+        "incurred_date",
+        "worker",
+        "project",
+        "category",
+        "amount",
+        "currency",
+        "billable",
+        "status",
+    )
+    list_filter = ("status", "category", "billable", "currency")
+    search_fields = ("worker__name", "project__code", "correlation_id")
+    date_hierarchy = "incurred_date"
+    list_select_related = ("worker", "project")
+    raw_id_fields = ("worker", "project", "task")
+
+
+@admin.register(m.InvoiceCandidate)
+class InvoiceCandidateAdmin(CanonicalAdmin):
+    list_display = (
+        "pk",
+        "contract",
+        "project",
+        "source_kind",
+        "amount",
+        "currency",
+        "status",
+        "created_at",
+    )
+    list_filter = ("status", "source_kind", "currency")
+    search_fields = ("contract__name", "project__code", "correlation_id")
+    list_select_related = ("contract", "project")
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = m.InvoiceLine
+    extra = 0
+    fields = ("description", "quantity", "unit_amount", "amount", "currency", "tax_code", "status")
+    show_change_link = True
+
+
+@admin.register(m.Invoice)
+class InvoiceAdmin(CanonicalAdmin):
+    list_display = (
+        "number",
+        "customer",
+        "legal_entity",
+        "issue_date",
+        "due_date",
+        "total",
+        "currency",
+        "status",
+    )
+    list_filter = ("status", "legal_entity", "currency")
+    search_fields = ("number", "customer__name", "correlation_id")
+    date_hierarchy = "issue_date"
+    list_select_related = ("customer", "legal_entity")
+    inlines = [InvoiceLineInline]
+
+
+@admin.register(m.InvoiceLine)
+class InvoiceLineAdmin(CanonicalAdmin):
+    list_display = (
+        "invoice",
+        "description",
+        "quantity",
+        "unit_amount",
+        "amount",
+        "currency",
+        "tax_code",
+        "status",
+    )
+    list_filter = ("status", "currency")
+    search_fields = ("description", "invoice__number")
+    raw_id_fields = ("invoice", "candidate")
+
+
+@admin.register(m.Payment)
+class PaymentAdmin(CanonicalAdmin):
+    list_display = ("invoice", "amount", "currency", "received_date", "status")
+    list_filter = ("status", "currency")
+    search_fields = ("invoice__number", "correlation_id")
+    date_hierarchy = "received_date"
+    raw_id_fields = ("invoice",)
+
+
+@admin.register(m.RevenueEntry)
+class RevenueEntryAdmin(CanonicalAdmin):
+    list_display = ("project", "period_date", "amount", "currency", "status")
+    list_filter = ("status", "currency")
+    search_fields = ("project__code",)
+    date_hierarchy = "period_date"
+
+
+@admin.register(m.ExternalRef)
+class ExternalRefAdmin(CanonicalAdmin):
+    list_display = (
+        "system",
+        "content_type",
+        "object_id",
+        "external_id",
+        "last_synced_at",
+        "status",
+    )
+    list_filter = ("system", "content_type", "status")
+    search_fields = ("external_id", "object_id")

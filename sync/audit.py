@@ -1,0 +1,189 @@
+"""Who changed a record: the `history_actor` on every history row, and bulk writers that keep it.
+
+Every canonical model's history row carries `history_actor`, a short string such as
+`user:alice`, `run:42` or `system:beat`. It is resolved when simple-history writes the row:
+
+1. the user simple-history knows (the request user through HistoryRequestMiddleware, or an
+   explicit `instance._history_user`, as the admin sets);
+2. else the actor set with `acting_as(...)` in this thread or task (workers, commands);
+3. else `system:unknown`, which an auditor should read as "a code path forgot to say".
+
+Plain `bulk_create`, `bulk_update` and `QuerySet.update()` write NO history rows: use
+`audited_bulk_create` / `audited_bulk_update` for canonical records.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from django.db import models, transaction
+from django.dispatch import receiver
+from django.utils import timezone
+from simple_history.signals import pre_create_historical_record
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+
+if TYPE_CHECKING:
+    from sync.models.base import CanonicalModel
+
+UNKNOWN_ACTOR = "system:unknown"
+ACTOR_MAX_LENGTH = 100
+_ACTOR = re.compile(r"^[a-z_]+:\S.*$")
+DEFAULT_BATCH_SIZE = 1000
+
+_current_actor: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "ledgerbridge_actor", default=None
+)
+
+
+class HistoryActorFields(models.Model):
+    """Extra columns of every canonical history model (used as a simple-history base)."""
+
+    history_actor = models.CharField(
+        max_length=ACTOR_MAX_LENGTH, default=UNKNOWN_ACTOR, db_index=True
+    )
+
+    class Meta:
+        abstract = True
+
+
+def actor_validate(actor: str) -> str:
+    """Return `actor` if it reads `<kind>:<who>` (e.g. `run:42`); raise ValueError otherwise."""
+    if not isinstance(actor, str) or len(actor) > ACTOR_MAX_LENGTH or not _ACTOR.match(actor):
+        raise ValueError(f"actor must look like 'user:alice' or 'run:42', got {actor!r}")
+    return actor
+
+
+def current_actor() -> str | None:
+    """The actor set by the innermost `acting_as` in this context, if any."""
+    return _current_actor.get()
+
+
+@contextmanager
+def acting_as(actor: str) -> Iterator[str]:
+    """Attribute history rows written inside the block to `actor` (unless a request user is known).
+
+    Context-local (contextvars): safe across threads and asyncio tasks; nests and restores.
+    """
+    token = _current_actor.set(actor_validate(actor))
+    try:
+        yield actor
+    finally:
+        _current_actor.reset(token)
+
+
+def actor_for_user(user: Any) -> str:
+    return f"user:{user.get_username()}"
+
+
+@receiver(pre_create_historical_record, dispatch_uid="sync.audit.history_actor")
+def _history_actor_fill(sender, history_instance, history_user=None, **kwargs) -> None:
+    if not hasattr(history_instance, "history_actor"):
+        return
+    if history_user is not None:
+        history_instance.history_actor = actor_for_user(history_user)
+    else:
+        history_instance.history_actor = current_actor() or UNKNOWN_ACTOR
+
+
+def audited_bulk_create(
+    *,
+    model: type[CanonicalModel],
+    objs: Sequence[CanonicalModel],
+    actor: str,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> list[CanonicalModel]:
+    """Insert `objs` and one "+" history row each, attributed to `actor`, in one transaction.
+
+    Every record starts at version 1. Lifecycle: a new record may start in any valid status
+    (a source system may hand over a record that is already approved); an unknown status
+    raises UnknownStatus and a float in a decimal field TypeError, before anything is written.
+    Not idempotent: a second call inserts again (or hits the model's unique constraints).
+    Relies on the database returning primary keys from a bulk insert (PostgreSQL, SQLite >=
+    3.35); simple-history's fallback re-reads rows by value, which cannot match ciphertext.
+    Plain `bulk_create` writes no history.
+    """
+    actor_validate(actor)
+    objs = list(objs)
+    for obj in objs:
+        obj.decimal_input_check()
+        obj.lifecycle_check_known_status()
+        obj.version = 1
+    created = bulk_create_with_history(
+        objs,
+        model,
+        batch_size=batch_size,
+        custom_historical_attrs={"history_actor": actor},
+    )
+    for obj in created:
+        obj.loaded_state_remember()
+    return created
+
+
+def audited_bulk_update(
+    *,
+    model: type[CanonicalModel],
+    objs: Sequence[CanonicalModel],
+    fields: Sequence[str],
+    actor: str,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> int:
+    """Update `fields` of `objs` and write one "~" history row each, attributed to `actor`.
+
+    Inside one transaction the current rows are locked (select_for_update) and read once; every
+    lifecycle transition is checked against the stored status BEFORE any write
+    (IllegalTransition, nothing written). A row whose given fields differ from the database
+    gets `version` = stored version + 1, and `updated_at` is set for all. Raises
+    `model.DoesNotExist` if a record is missing. Returns the number of rows updated.
+    Plain `bulk_update` and `QuerySet.update()` write no history and bump no version.
+    """
+    actor_validate(actor)
+    objs = list(objs)
+    if not objs:
+        return 0
+    # version and updated_at are this function's to set.
+    fields = [name for name in dict.fromkeys(fields) if name not in ("version", "updated_at")]
+    status_field = model.STATUS_FIELD
+    read = list(dict.fromkeys([*fields, status_field, "version"]))
+    for obj in objs:
+        obj.decimal_input_check()
+    with transaction.atomic():
+        stored = {}
+        pks = [obj.pk for obj in objs]
+        for start in range(0, len(pks), batch_size):
+            chunk = pks[start : start + batch_size]
+            for row in (
+                model._base_manager.select_for_update().filter(pk__in=chunk).values("pk", *read)
+            ):
+                stored[row["pk"]] = row
+        missing = [pk for pk in pks if pk not in stored]
+        if missing:
+            raise model.DoesNotExist(f"{model.__name__} rows not found: {missing[:10]}")
+        for obj in objs:
+            row = stored[obj.pk]
+            if status_field in fields:
+                obj.lifecycle_check(from_status=row[status_field])
+        now = timezone.now()
+        for obj in objs:
+            row = stored[obj.pk]
+            # Compare Python values (decrypted, coerced), not prepared ones: ciphertext differs
+            # on every encryption even when the value does not.
+            changed = any(
+                field.to_python(getattr(obj, field.attname)) != row[field.name]
+                for field in map(model._meta.get_field, fields)
+            )
+            obj.version = row["version"] + 1 if changed else row["version"]
+            obj.updated_at = now
+        rows = bulk_update_with_history(
+            objs,
+            model,
+            [*fields, "version", "updated_at"],
+            batch_size=batch_size,
+            custom_historical_attrs={"history_actor": actor},
+        )
+    for obj in objs:
+        obj.loaded_state_remember(fields=[*fields, "version", "updated_at"])
+    return rows

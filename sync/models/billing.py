@@ -1,0 +1,198 @@
+"""Quote to cash, the cash end: invoice candidates, invoices and lines, payments, revenue."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+
+from sync.models.base import CanonicalModel, lifecycle_status_field
+from sync.models.commercial import Contract, Customer
+from sync.models.delivery import Project
+from sync.models.fields import MoneyField, MoneyProperty, QuantityField, RateField
+from sync.models.reference import Currency, LegalEntity, TaxCode
+
+
+class InvoiceCandidate(CanonicalModel):
+    """A billable amount whose conditions are met (approved time, milestone done, usage)."""
+
+    class SourceKind(models.TextChoices):
+        TIME = "time", "Time"
+        MILESTONE = "milestone", "Milestone"
+        USAGE = "usage", "Usage"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        INVOICED = "invoiced", "Invoiced"
+        CANCELLED = "cancelled", "Cancelled"
+
+    contract = models.ForeignKey(
+        Contract, on_delete=models.PROTECT, related_name="invoice_candidates"
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, related_name="invoice_candidates"
+    )
+    source_kind = models.CharField(max_length=20, choices=SourceKind.choices)
+    amount = MoneyField()
+    currency = models.ForeignKey(Currency, on_delete=models.PROTECT, related_name="+")
+    status = lifecycle_status_field(Status, default=Status.PENDING)
+
+    money = MoneyProperty(amount="amount", currency="currency")
+
+    # Voiding an invoice returns its candidates to pending so they are billed again.
+    TRANSITIONS = {
+        Status.PENDING: frozenset({Status.INVOICED, Status.CANCELLED}),
+        Status.INVOICED: frozenset({Status.PENDING}),
+        Status.CANCELLED: frozenset(),
+    }
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.source_kind} {self.amount} {self.currency_id}"
+
+
+class Invoice(CanonicalModel):
+    """A receivable issued by a legal entity. `number` is given by billing/ERP when issued."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        OPEN = "open", "Open"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+        UNCOLLECTIBLE = "uncollectible", "Uncollectible"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    legal_entity = models.ForeignKey(LegalEntity, on_delete=models.PROTECT, related_name="invoices")
+    number = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    issue_date = models.DateField(null=True, blank=True)
+    due_date = models.DateField(null=True, blank=True)
+    currency = models.ForeignKey(Currency, on_delete=models.PROTECT, related_name="+")
+    total = MoneyField()
+    status = lifecycle_status_field(Status, default=Status.DRAFT)
+
+    total_money = MoneyProperty(amount="total", currency="currency")
+
+    # The Stripe-style invoice lifecycle, plus paid -> open when the payment is reversed.
+    TRANSITIONS = {
+        Status.DRAFT: frozenset({Status.OPEN, Status.VOID}),
+        Status.OPEN: frozenset({Status.PAID, Status.VOID, Status.UNCOLLECTIBLE}),
+        Status.UNCOLLECTIBLE: frozenset({Status.PAID, Status.VOID}),
+        Status.PAID: frozenset({Status.OPEN}),
+        Status.VOID: frozenset(),
+    }
+
+    class Meta:
+        ordering = ["-issue_date", "-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(due_date__isnull=True)
+                | Q(issue_date__isnull=True)
+                | Q(due_date__gte=F("issue_date")),
+                name="invoice_due_after_issue",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number or f"draft invoice {self.pk}"
+
+
+class InvoiceLine(CanonicalModel):
+    """One line of an invoice; `amount` is the rounded line total, in the invoice's currency."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        VOID = "void", "Void"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    candidate = models.ForeignKey(
+        InvoiceCandidate, on_delete=models.PROTECT, null=True, blank=True, related_name="lines"
+    )
+    description = models.CharField(max_length=500)
+    quantity = QuantityField()
+    unit_amount = RateField()
+    amount = MoneyField()
+    currency = models.ForeignKey(Currency, on_delete=models.PROTECT, related_name="+")
+    tax_code = models.ForeignKey(
+        TaxCode, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    status = lifecycle_status_field(Status, default=Status.ACTIVE)
+
+    money = MoneyProperty(amount="amount", currency="currency")
+    unit_amount_money = MoneyProperty(amount="unit_amount", currency="currency")
+
+    TRANSITIONS = {Status.ACTIVE: frozenset({Status.VOID}), Status.VOID: frozenset()}
+
+    class Meta:
+        ordering = ["invoice", "pk"]
+
+    def __str__(self) -> str:
+        return self.description
+
+    def clean(self) -> None:
+        super().clean()
+        if self.invoice_id and self.currency_id and self.invoice.currency_id != self.currency_id:
+            raise ValidationError({"currency": "A line is in its invoice's currency."})
+
+
+class Payment(CanonicalModel):
+    """Cash received against an invoice (cash application from ERP)."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        APPLIED = "applied", "Applied"
+        REVERSED = "reversed", "Reversed"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    amount = MoneyField()
+    currency = models.ForeignKey(Currency, on_delete=models.PROTECT, related_name="+")
+    received_date = models.DateField()
+    status = lifecycle_status_field(Status, default=Status.RECEIVED)
+
+    money = MoneyProperty(amount="amount", currency="currency")
+
+    TRANSITIONS = {
+        Status.RECEIVED: frozenset({Status.APPLIED, Status.REVERSED}),
+        Status.APPLIED: frozenset({Status.REVERSED}),
+        Status.REVERSED: frozenset(),
+    }
+
+    class Meta:
+        ordering = ["-received_date"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency_id} on {self.received_date}"
+
+
+class RevenueEntry(CanonicalModel):
+    """Revenue of a project recognised (or scheduled) in a period."""
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        RECOGNISED = "recognised", "Recognised"
+        REVERSED = "reversed", "Reversed"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="revenue_entries")
+    period_date = models.DateField()
+    amount = MoneyField()
+    currency = models.ForeignKey(Currency, on_delete=models.PROTECT, related_name="+")
+    status = lifecycle_status_field(Status, default=Status.SCHEDULED)
+
+    money = MoneyProperty(amount="amount", currency="currency")
+
+    TRANSITIONS = {
+        Status.SCHEDULED: frozenset({Status.RECOGNISED, Status.REVERSED}),
+        Status.RECOGNISED: frozenset({Status.REVERSED}),
+        Status.REVERSED: frozenset(),
+    }
+
+    class Meta:
+        verbose_name_plural = "revenue entries"
+        ordering = ["-period_date"]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.period_date} {self.amount} {self.currency_id}"

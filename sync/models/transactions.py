@@ -1,0 +1,109 @@
+"""Approved work that becomes cost and revenue: time entries and expenses (PSA-approved)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from sync.models.base import CanonicalModel, lifecycle_status_field
+from sync.models.delivery import Project, Task, Worker
+from sync.models.fields import MoneyField, MoneyProperty, QuantityField, RateField
+from sync.models.reference import Currency
+
+
+class ApprovalStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SUBMITTED = "submitted", "Submitted"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    POSTED = "posted", "Posted to ERP"
+    INVOICED = "invoiced", "Invoiced"
+    REVERSED = "reversed", "Reversed"
+
+
+# PSA approves (and may recall an approval before posting); ERP posting and billing follow.
+# Once posted, a correction is a reversal plus a new entry, never an edit back to draft.
+APPROVAL_TRANSITIONS = {
+    ApprovalStatus.DRAFT: frozenset({ApprovalStatus.SUBMITTED}),
+    ApprovalStatus.SUBMITTED: frozenset({ApprovalStatus.APPROVED, ApprovalStatus.REJECTED}),
+    ApprovalStatus.REJECTED: frozenset({ApprovalStatus.DRAFT, ApprovalStatus.SUBMITTED}),
+    ApprovalStatus.APPROVED: frozenset({ApprovalStatus.POSTED, ApprovalStatus.REJECTED}),
+    ApprovalStatus.POSTED: frozenset({ApprovalStatus.INVOICED, ApprovalStatus.REVERSED}),
+    ApprovalStatus.INVOICED: frozenset({ApprovalStatus.REVERSED}),
+    ApprovalStatus.REVERSED: frozenset(),
+}
+
+
+class TimeEntry(CanonicalModel):
+    """Hours a worker booked to a project task on one day, with the bill rate that applies."""
+
+    worker = models.ForeignKey(Worker, on_delete=models.PROTECT, related_name="time_entries")
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="time_entries")
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="time_entries")
+    work_date = models.DateField()
+    hours = QuantityField(max_digits=6, decimal_places=2)
+    billable = models.BooleanField(default=True)
+    bill_rate = RateField()
+    currency = models.ForeignKey(Currency, on_delete=models.PROTECT, related_name="+")
+    status = lifecycle_status_field(ApprovalStatus, default=ApprovalStatus.DRAFT)
+    approved_at = models.DateTimeField(null=True, blank=True)
+
+    bill_rate_money = MoneyProperty(amount="bill_rate", currency="currency")
+
+    TRANSITIONS = APPROVAL_TRANSITIONS
+
+    class Meta:
+        verbose_name_plural = "time entries"
+        ordering = ["-work_date"]
+        constraints = [
+            models.CheckConstraint(condition=Q(hours__gt=0), name="timeentry_hours_positive"),
+        ]
+        indexes = [models.Index(fields=["project", "work_date"])]
+
+    def __str__(self) -> str:
+        return f"{self.worker_id} {self.work_date} {self.hours} h"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.task_id and self.project_id and self.task.project_id != self.project_id:
+            raise ValidationError({"task": "The task belongs to another project."})
+
+
+class Expense(CanonicalModel):
+    """An expense a worker incurred for a project; billable ones are recharged to the customer."""
+
+    class Category(models.TextChoices):
+        TRAVEL = "travel", "Travel"
+        LODGING = "lodging", "Lodging"
+        MEALS = "meals", "Meals"
+        SUBCONTRACT = "subcontract", "Subcontract"
+        OTHER = "other", "Other"
+
+    worker = models.ForeignKey(Worker, on_delete=models.PROTECT, related_name="expenses")
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="expenses")
+    task = models.ForeignKey(
+        Task, on_delete=models.PROTECT, null=True, blank=True, related_name="expenses"
+    )
+    incurred_date = models.DateField()
+    amount = MoneyField()
+    currency = models.ForeignKey(Currency, on_delete=models.PROTECT, related_name="+")
+    category = models.CharField(max_length=20, choices=Category.choices, default=Category.OTHER)
+    billable = models.BooleanField(default=True)
+    status = lifecycle_status_field(ApprovalStatus, default=ApprovalStatus.DRAFT)
+    approved_at = models.DateTimeField(null=True, blank=True)
+
+    money = MoneyProperty(amount="amount", currency="currency")
+
+    TRANSITIONS = APPROVAL_TRANSITIONS
+
+    class Meta:
+        ordering = ["-incurred_date"]
+
+    def __str__(self) -> str:
+        return f"{self.worker_id} {self.incurred_date} {self.amount} {self.currency_id}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.task_id and self.project_id and self.task.project_id != self.project_id:
+            raise ValidationError({"task": "The task belongs to another project."})

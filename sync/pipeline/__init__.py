@@ -1,0 +1,1 @@
+"""The one path every record takes: connections, inbox, runs, outbox, exception queues."""

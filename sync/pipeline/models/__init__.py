@@ -1,0 +1,17 @@
+"""Pipeline records, one module per concept."""
+
+from sync.pipeline.models.connections import Connection
+from sync.pipeline.models.exceptions import ExceptionComment, ExceptionItem
+from sync.pipeline.models.inbox import InboxItem, PullWatermark
+from sync.pipeline.models.outbox import Delivery
+from sync.pipeline.models.runs import SyncRun
+
+__all__ = [
+    "Connection",
+    "Delivery",
+    "ExceptionComment",
+    "ExceptionItem",
+    "InboxItem",
+    "PullWatermark",
+    "SyncRun",
+]

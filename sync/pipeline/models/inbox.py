@@ -1,0 +1,63 @@
+"""The inbox: every inbound payload, stored before it is processed, and pull watermarks."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class InboxItem(models.Model):
+    """One inbound record as the source sent it (a pulled page row, a webhook, a file row).
+
+    Unique on (system, entity, external id, payload hash): the same payload arriving twice is
+    stored once and skipped cheaply; a changed payload is a new row.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSED = "processed", "Processed"
+        PARKED = "parked", "Parked as an exception"
+
+    connection = models.ForeignKey(
+        "pipeline.Connection", on_delete=models.PROTECT, null=True, blank=True
+    )
+    system = models.CharField(max_length=16)
+    entity = models.CharField(max_length=48)
+    external_id = models.CharField(max_length=255)
+    payload = models.JSONField()
+    payload_hash = models.CharField(max_length=64)
+    received_at = models.DateTimeField()
+    correlation_id = models.CharField(max_length=64, db_index=True)
+    run = models.ForeignKey("pipeline.SyncRun", on_delete=models.SET_NULL, null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    # Mapping versions the record was processed with: {mapping set slug: version number}.
+    mapping_versions = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["system", "entity", "external_id", "payload_hash"],
+                name="inbox_item_payload_once",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "system", "entity", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.system}:{self.entity}:{self.external_id}"
+
+
+class PullWatermark(models.Model):
+    """How far a (connection, entity) pull has got; advanced only after its batch commits."""
+
+    connection = models.ForeignKey("pipeline.Connection", on_delete=models.CASCADE)
+    entity = models.CharField(max_length=48)
+    value = models.CharField(max_length=255, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "entity"], name="watermark_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}:{self.entity}={self.value}"

@@ -1,0 +1,54 @@
+"""The outbox: one delivery per (target, operation, record version), written with the upsert."""
+
+from __future__ import annotations
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+
+
+class Delivery(models.Model):
+    """A write owed to a target system.
+
+    Created in the same transaction as the canonical upsert, so a committed record always has
+    its deliveries and a rolled-back one has none. `idempotency_key` is unique: re-processing
+    the same record version cannot enqueue a second delivery. Workers claim due rows with
+    `select_for_update(skip_locked=True)`; retries are driven by `next_attempt_at` and a beat
+    sweeper, never by task countdowns.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        IN_FLIGHT = "in_flight", "In flight"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (exception item)"
+
+    connection = models.ForeignKey("pipeline.Connection", on_delete=models.PROTECT)
+    operation = models.CharField(max_length=64)
+    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
+    object_id = models.CharField(max_length=64)
+    record_version = models.PositiveIntegerField()
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    external_id = models.CharField(
+        max_length=255, help_text="The key the target knows this record by (upsert / look-up)."
+    )
+    payload = models.JSONField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    in_flight_since = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    target_id = models.CharField(max_length=255, blank=True)
+    correlation_id = models.CharField(max_length=64, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="delivery_due"),
+            models.Index(fields=["content_type", "object_id"], name="delivery_record"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation} {self.external_id} v{self.record_version} ({self.state})"

@@ -1,0 +1,212 @@
+"""Outbox services: enqueue deliveries, claim due ones, record outcomes, reclaim stuck ones.
+
+The state machine (pending → in_flight → delivered | pending again | failed) lives here; how a
+delivery is sent is the caller's `send` function (sync/pipeline/delivery.py wires connectors).
+Failure kinds are the connector boundary's classification: transient, permanent,
+indeterminate, configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from sync.pipeline.exceptions import Failure, exception_items_raise
+from sync.pipeline.models import Connection, Delivery
+from sync.pipeline.models.exceptions import Queue, Stage
+from sync.pipeline.retry import MAX_ATTEMPTS, next_attempt_at
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT = "transient"
+PERMANENT = "permanent"
+INDETERMINATE = "indeterminate"
+CONFIGURATION = "configuration"
+
+# A delivery in flight longer than this was lost with its worker: put it back.
+IN_FLIGHT_TIMEOUT = timedelta(minutes=5)
+# Consecutive transient failures on one connection that open its circuit, and for how long.
+CIRCUIT_THRESHOLD = 20
+CIRCUIT_COOLDOWN = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What sending one delivery came to."""
+
+    ok: bool
+    target_id: str = ""
+    kind: str = ""  # when not ok: transient / permanent / indeterminate / configuration
+    status: int | None = None
+    message: str = ""
+    vendor_code: str = ""
+    retry_after: float | None = None
+
+
+def deliveries_enqueue(*, deliveries: Sequence[Delivery]) -> int:
+    """Insert deliveries, skipping any whose idempotency key exists. Returns how many are new.
+
+    Call inside the transaction that upserts the records, so both commit or neither does.
+    """
+    if not deliveries:
+        return 0
+    keys = [d.idempotency_key for d in deliveries]
+    before = set(
+        Delivery.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", flat=True)
+    )
+    Delivery.objects.bulk_create(deliveries, batch_size=2000, ignore_conflicts=True)
+    return len(set(keys) - before)
+
+
+def deliveries_claim(
+    *, limit: int, now: datetime | None = None, connection_ids: Sequence[int] | None = None
+) -> list[Delivery]:
+    """Claim up to `limit` due deliveries for this worker. Safe under any number of workers.
+
+    Rows are locked with `select_for_update(skip_locked=True)` (on SQLite, which has no row
+    locks, the IMMEDIATE transaction serialises claimers) and moved to in_flight with their
+    attempt counted before the lock is released, so no two workers send the same row.
+    Connections that are disabled or whose circuit is open are skipped.
+    """
+    now = now or timezone.now()
+    open_circuits = Connection.objects.filter(
+        Q(enabled=False) | Q(circuit_open_until__gt=now)
+    ).values_list("id", flat=True)
+    with transaction.atomic():
+        due = Delivery.objects.select_for_update(skip_locked=True).filter(
+            state=Delivery.State.PENDING, next_attempt_at__lte=now
+        ).exclude(connection_id__in=list(open_circuits))
+        if connection_ids is not None:
+            due = due.filter(connection_id__in=connection_ids)
+        claimed = list(due.order_by("next_attempt_at", "id")[:limit])
+        if not claimed:
+            return []
+        Delivery.objects.filter(id__in=[d.id for d in claimed]).update(
+            state=Delivery.State.IN_FLIGHT, in_flight_since=now, attempts=F("attempts") + 1
+        )
+    for delivery in claimed:
+        delivery.state = Delivery.State.IN_FLIGHT
+        delivery.in_flight_since = now
+        delivery.attempts += 1
+    return claimed
+
+
+def _finish(delivery: Delivery, **values: Any) -> bool:
+    """Conditional update: only a row still in flight for this claim changes (a reclaimed and
+    re-sent row is not overwritten by a late outcome). Returns whether it changed."""
+    changed = Delivery.objects.filter(
+        id=delivery.id, state=Delivery.State.IN_FLIGHT, attempts=delivery.attempts
+    ).update(in_flight_since=None, **values)
+    for name, value in values.items():
+        setattr(delivery, name, value)
+    return bool(changed)
+
+
+def delivery_outcome_record(
+    *, delivery: Delivery, outcome: Outcome, now: datetime | None = None,
+    rng: random.Random | None = None,
+) -> str:
+    """Apply one send's outcome; returns the delivery's new state.
+
+    delivered: target id kept. transient: retried at a backoff (Retry-After honoured) until
+    MAX_ATTEMPTS, then failed with an exception item. permanent / configuration: failed with an
+    exception item at once. An indeterminate outcome must be resolved by the caller (look the
+    record up in the target) before it gets here; if it still arrives, it is retried.
+    """
+    now = now or timezone.now()
+    if outcome.ok:
+        _finish(delivery, state=Delivery.State.DELIVERED, target_id=outcome.target_id,
+                delivered_at=now, last_status=outcome.status, last_error="")
+        Connection.objects.filter(id=delivery.connection_id, consecutive_failures__gt=0).update(
+            consecutive_failures=0, circuit_open_until=None
+        )
+        return Delivery.State.DELIVERED
+    error = f"{outcome.kind}: {outcome.message}"[:2000]
+    retryable = outcome.kind in (TRANSIENT, INDETERMINATE)
+    if retryable:
+        _circuit_note_failure(connection_id=delivery.connection_id, now=now)
+    if retryable and delivery.attempts < MAX_ATTEMPTS:
+        _finish(delivery, state=Delivery.State.PENDING, last_error=error,
+                last_status=outcome.status,
+                next_attempt_at=next_attempt_at(
+                    now=now, attempt=delivery.attempts, retry_after=outcome.retry_after, rng=rng))
+        return Delivery.State.PENDING
+    if _finish(delivery, state=Delivery.State.FAILED, last_error=error,
+               last_status=outcome.status):
+        exception_items_raise(failures=[_delivery_failure(delivery, outcome)], now=now)
+    return Delivery.State.FAILED
+
+
+def _delivery_failure(delivery: Delivery, outcome: Outcome) -> Failure:
+    if outcome.kind == CONFIGURATION:
+        queue, category = Queue.INTEGRATION_OPS, "configuration"
+        fix = "Check the connection's base URL and credentials, then retry."
+    elif outcome.kind in (TRANSIENT, INDETERMINATE):
+        queue, category = Queue.INTEGRATION_OPS, "technical"
+        fix = f"The target kept failing for {delivery.attempts} attempts; retry once it is healthy."
+    else:
+        queue, category = Queue.TIME_AND_EXPENSE, "business"
+        fix = "Correct the record or the reference data the target rejected, then retry."
+    amount = delivery.payload.get("amount")
+    return Failure(
+        record_key=f"delivery:{delivery.operation}:{delivery.external_id}",
+        stage=Stage.DELIVER,
+        queue=queue,
+        code=outcome.vendor_code or f"{outcome.kind.upper()}_{outcome.status or 'ERROR'}",
+        category=category,
+        message=f"The target refused the {delivery.operation}: {outcome.message}"[:1000],
+        suggested_fix=fix,
+        cause=outcome.vendor_code or outcome.kind,
+        detail={"status": outcome.status, "vendor_code": outcome.vendor_code,
+                "attempts": delivery.attempts},
+        payload=delivery.payload,
+        money_at_risk=None if amount is None else Decimal(str(amount)),
+        currency=str(delivery.payload.get("currency", "")),
+        correlation_id=delivery.correlation_id,
+        delivery_id=delivery.id,
+    )
+
+
+def _circuit_note_failure(*, connection_id: int, now: datetime) -> None:
+    Connection.objects.filter(id=connection_id).update(
+        consecutive_failures=F("consecutive_failures") + 1
+    )
+    Connection.objects.filter(
+        id=connection_id, consecutive_failures__gte=CIRCUIT_THRESHOLD
+    ).filter(Q(circuit_open_until__isnull=True) | Q(circuit_open_until__lte=now)).update(
+        circuit_open_until=now + CIRCUIT_COOLDOWN, consecutive_failures=0
+    )
+
+
+def deliveries_reclaim_stuck(*, now: datetime | None = None,
+                             older_than: timedelta = IN_FLIGHT_TIMEOUT) -> int:
+    """Put deliveries whose worker vanished mid-send back to pending. Returns how many.
+
+    The attempt already counted stays counted; the next sender resolves the possibly-written
+    record by looking it up (or upserting by external id) before writing again.
+    """
+    now = now or timezone.now()
+    return Delivery.objects.filter(
+        state=Delivery.State.IN_FLIGHT, in_flight_since__lt=now - older_than
+    ).update(state=Delivery.State.PENDING, in_flight_since=None, next_attempt_at=now)
+
+
+def delivery_retry(*, delivery: Delivery, now: datetime | None = None) -> Delivery:
+    """Send a failed delivery again from a person's action (the attempt budget starts over)."""
+    now = now or timezone.now()
+    changed = Delivery.objects.filter(id=delivery.id, state=Delivery.State.FAILED).update(
+        state=Delivery.State.PENDING, attempts=0, next_attempt_at=now, last_error=""
+    )
+    if not changed:
+        raise ValueError(f"Delivery {delivery.id} is {delivery.state}, not failed.")
+    delivery.refresh_from_db()
+    return delivery

@@ -1,0 +1,57 @@
+"""Connection credentials are encrypted at rest and never rendered back."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection as db
+from django.urls import reverse
+
+from sync.pipeline.models import Connection
+
+pytestmark = pytest.mark.django_db
+
+
+def test_credentials_are_ciphertext_in_the_table_and_in_history():
+    conn = Connection(name="erp", system="erp", dialect="netsuite", base_url="http://x/netsuite")
+    conn.credentials_set({"token": "s3cret-token-value"})
+    conn.save()
+    with db.cursor() as cursor:
+        cursor.execute("SELECT credentials FROM pipeline_connection WHERE id = %s", [conn.id])
+        (stored,) = cursor.fetchone()
+        cursor.execute(
+            "SELECT credentials FROM pipeline_historicalconnection WHERE id = %s", [conn.id]
+        )
+        (historical,) = cursor.fetchone()
+    assert "s3cret" not in stored
+    assert "s3cret" not in historical
+    assert Connection.objects.get().credentials_dict() == {"token": "s3cret-token-value"}
+
+
+def test_the_admin_form_never_shows_credentials_and_keeps_them_when_left_blank(
+    client, django_user_model
+):
+    admin = django_user_model.objects.create_superuser("root", password="unused-pass-123")
+    client.force_login(admin)
+    conn = Connection(name="erp", system="erp", dialect="netsuite", base_url="http://x/netsuite")
+    conn.credentials_set({"token": "s3cret-token-value"})
+    conn.save()
+    url = reverse("admin:pipeline_connection_change", args=[conn.id])
+
+    page = client.get(url).content.decode()
+    assert "s3cret" not in page
+    history = client.get(reverse("admin:pipeline_connection_history", args=[conn.id]))
+    assert "s3cret" not in history.content.decode()
+
+    form = {
+        "name": "erp", "system": "erp", "dialect": "netsuite", "base_url": "http://127.0.0.1:8100/netsuite",
+        "enabled": "on", "max_concurrency": "10", "timeout_seconds": "10",
+        "pull_interval_seconds": "60", "new_credentials": "",
+    }
+    assert client.post(url, form).status_code == 302
+    conn.refresh_from_db()
+    assert conn.base_url == "http://127.0.0.1:8100/netsuite"
+    assert conn.credentials_dict() == {"token": "s3cret-token-value"}
+
+    bad = client.post(url, {**form, "new_credentials": "[1, 2"})
+    assert bad.status_code == 200
+    assert "Not valid JSON" in bad.content.decode()

@@ -1,0 +1,62 @@
+"""Every payload is stored before processing; the same payload twice is stored once."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import transaction
+
+from sync.pipeline.inbox import (
+    inbox_store,
+    payload_hash,
+    watermark_advance,
+    watermark_get,
+)
+from sync.pipeline.models import InboxItem
+
+pytestmark = pytest.mark.django_db
+
+PAGE = [("101", {"id": 101, "hours": "7.50"}), ("102", {"id": 102, "hours": "3.00"})]
+
+
+def test_pulling_the_same_page_twice_stores_each_payload_once():
+    first = inbox_store(system="psa", entity="time_entry", records=PAGE)
+    second = inbox_store(system="psa", entity="time_entry", records=PAGE)
+    assert len(first.new) == 2
+    assert (len(second.new), second.skipped) == (0, 2)
+    assert InboxItem.objects.count() == 2
+
+
+def test_a_changed_payload_is_stored_as_a_new_version():
+    inbox_store(system="psa", entity="time_entry", records=PAGE)
+    changed = inbox_store(
+        system="psa", entity="time_entry", records=[("101", {"id": 101, "hours": "8.00"})]
+    )
+    assert len(changed.new) == 1
+    assert InboxItem.objects.filter(external_id="101").count() == 2
+
+
+def test_the_payload_hash_ignores_key_order():
+    assert payload_hash({"a": 1, "b": 2}) == payload_hash({"b": 2, "a": 1})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_watermark_moves_only_inside_the_batch_transaction(erp_connection):
+    with pytest.raises(RuntimeError, match="transaction"):
+        watermark_advance(connection=erp_connection, entity="time_entry", value="2026-10-01")
+    with transaction.atomic():
+        watermark_advance(connection=erp_connection, entity="time_entry", value="2026-10-01")
+    assert watermark_get(connection=erp_connection, entity="time_entry") == "2026-10-01"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_watermark_rolls_back_with_a_failed_batch(erp_connection):
+    def failing_batch():
+        with transaction.atomic():
+            inbox_store(system="psa", entity="time_entry", records=PAGE)
+            watermark_advance(connection=erp_connection, entity="time_entry", value="2026-11-01")
+            raise ZeroDivisionError  # the batch fails after the watermark moved
+
+    with pytest.raises(ZeroDivisionError):
+        failing_batch()
+    assert watermark_get(connection=erp_connection, entity="time_entry") == ""
+    assert InboxItem.objects.count() == 0

@@ -1,0 +1,167 @@
+"""The outbox state machine: claim once, retry transient failures, park the rest."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+
+from sync.pipeline.models import Connection, Delivery, ExceptionItem
+from sync.pipeline.outbox import (
+    CIRCUIT_THRESHOLD,
+    Outcome,
+    deliveries_claim,
+    deliveries_enqueue,
+    deliveries_reclaim_stuck,
+    delivery_outcome_record,
+    delivery_retry,
+)
+from sync.pipeline.retry import MAX_ATTEMPTS
+
+pytestmark = pytest.mark.django_db
+
+
+def test_enqueueing_the_same_record_version_twice_keeps_one_delivery(make_delivery):
+    first = make_delivery()
+    again = Delivery(**{
+        f.attname: getattr(first, f.attname) for f in Delivery._meta.concrete_fields
+        if f.attname != "id"
+    })
+    assert deliveries_enqueue(deliveries=[again]) == 0
+    assert Delivery.objects.filter(idempotency_key=first.idempotency_key).count() == 1
+
+
+def test_a_claimed_delivery_is_not_claimed_again_until_it_is_released(make_delivery):
+    make_delivery()
+    first = deliveries_claim(limit=10)
+    assert len(first) == 1
+    assert first[0].attempts == 1
+    assert deliveries_claim(limit=10) == []
+
+
+def test_a_delivery_due_later_is_not_claimed_now(make_delivery):
+    make_delivery(next_attempt_at=timezone.now() + timedelta(minutes=5))
+    assert deliveries_claim(limit=10) == []
+
+
+def test_success_records_the_target_id(make_delivery):
+    make_delivery()
+    (claimed,) = deliveries_claim(limit=1)
+    state = delivery_outcome_record(delivery=claimed, outcome=Outcome(ok=True, target_id="9001"))
+    claimed.refresh_from_db()
+    assert state == claimed.state == Delivery.State.DELIVERED
+    assert claimed.target_id == "9001"
+
+
+def test_a_transient_failure_is_retried_later_with_retry_after_honoured(make_delivery):
+    make_delivery()
+    now = timezone.now()
+    (claimed,) = deliveries_claim(limit=1, now=now)
+    outcome = Outcome(ok=False, kind="transient", status=429, message="slow down", retry_after=60)
+    delivery_outcome_record(delivery=claimed, outcome=outcome, now=now, rng=random.Random(3))
+    claimed.refresh_from_db()
+    assert claimed.state == Delivery.State.PENDING
+    assert claimed.next_attempt_at >= now + timedelta(seconds=60)
+    assert not ExceptionItem.objects.exists()
+
+
+def test_after_the_last_attempt_a_transient_failure_becomes_an_exception_item(make_delivery):
+    delivery = make_delivery(attempts=MAX_ATTEMPTS - 1)
+    (claimed,) = deliveries_claim(limit=1)
+    delivery_outcome_record(
+        delivery=claimed, outcome=Outcome(ok=False, kind="transient", status=503, message="down")
+    )
+    delivery.refresh_from_db()
+    assert delivery.state == Delivery.State.FAILED
+    item = ExceptionItem.objects.get(delivery=delivery)
+    assert item.queue == "integration_ops"
+    assert item.money_at_risk is not None
+    assert str(item.money_at_risk) == "900.00"
+    assert item.currency == "GBP"
+
+
+def test_a_permanent_failure_goes_straight_to_the_business_queue_with_the_vendor_code(
+    make_delivery,
+):
+    delivery = make_delivery()
+    (claimed,) = deliveries_claim(limit=1)
+    delivery_outcome_record(delivery=claimed, outcome=Outcome(
+        ok=False, kind="permanent", status=400, vendor_code="PERIOD_CLOSED",
+        message="The accounting period is closed.",
+    ))
+    item = ExceptionItem.objects.get(delivery=delivery)
+    assert item.queue == "time_and_expense"
+    assert item.code == "PERIOD_CLOSED"
+    assert "closed" in item.message
+
+
+def test_a_late_outcome_does_not_overwrite_a_delivery_that_was_reclaimed_and_resent(
+    make_delivery,
+):
+    past = timezone.now() - timedelta(hours=1)
+    make_delivery(next_attempt_at=past)
+    (stale,) = deliveries_claim(limit=1, now=past)
+    assert deliveries_reclaim_stuck() == 1
+    (fresh,) = deliveries_claim(limit=1)
+    delivery_outcome_record(delivery=fresh, outcome=Outcome(ok=True, target_id="1"))
+    delivery_outcome_record(
+        delivery=stale, outcome=Outcome(ok=False, kind="permanent", message="late")
+    )
+    fresh.refresh_from_db()
+    assert fresh.state == Delivery.State.DELIVERED
+    assert not ExceptionItem.objects.exists()
+
+
+def test_repeated_transient_failures_open_the_connection_circuit(make_delivery, erp_connection):
+    for _ in range(CIRCUIT_THRESHOLD):
+        make_delivery()
+    for claimed in deliveries_claim(limit=CIRCUIT_THRESHOLD):
+        delivery_outcome_record(
+            delivery=claimed, outcome=Outcome(ok=False, kind="transient", message="503")
+        )
+    erp_connection.refresh_from_db()
+    assert erp_connection.circuit_open_until is not None
+    make_delivery()
+    assert deliveries_claim(limit=10) == []  # nothing for an open circuit
+
+
+def test_a_person_can_retry_a_failed_delivery_with_a_fresh_attempt_budget(make_delivery):
+    delivery = make_delivery()
+    (claimed,) = deliveries_claim(limit=1)
+    delivery_outcome_record(delivery=claimed, outcome=Outcome(ok=False, kind="permanent"))
+    retried = delivery_retry(delivery=delivery)
+    assert retried.state == Delivery.State.PENDING
+    assert retried.attempts == 0
+    with pytest.raises(ValueError, match="not failed"):
+        delivery_retry(delivery=retried)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claimers_never_claim_the_same_delivery(make_delivery):
+    if connection.vendor != "postgresql":
+        pytest.fail("Needs PostgreSQL row locks: run through `make test`.")
+    for _ in range(200):
+        make_delivery()
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def claimer():
+        try:
+            while batch := deliveries_claim(limit=7):
+                with lock:
+                    claimed.extend(d.id for d in batch)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=claimer) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claimed) == 200
+    assert len(set(claimed)) == 200
+    assert Connection.objects.count() == 1
