@@ -4,3 +4,7 @@ from django.apps import AppConfig
 class SyncConfig(AppConfig):
     name = "sync"
     verbose_name = "Sync"
+
+    def ready(self) -> None:
+        # Connects the receiver that stamps every history row with its actor.
+        from sync import audit  # noqa: F401
