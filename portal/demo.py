@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.roles import INTEGRATION_OPS, ROLES
+from portal.roles import INTEGRATION_OPS, MAPPING_ADMIN, ROLES
 
 DEMO_LOGINS_FILE = "demo_logins.json"
 
@@ -32,8 +32,9 @@ def demo_users_ensure(*, var_dir: Path | None = None) -> dict[str, str]:
         user, _ = User.objects.get_or_create(username=username)
         user.first_name = role.replace("_", " ").title()
         user.email = f"{username}@example.invalid"
-        # Integration ops edits connection settings, which live in the admin.
-        user.is_staff = role == INTEGRATION_OPS
+        # Integration ops edit connections and mapping admins edit mappings in the admin (the
+        # browser editors of later issues replace the latter).
+        user.is_staff = role in (INTEGRATION_OPS, MAPPING_ADMIN)
         if not user.check_password(password):
             user.set_password(password)
         user.save()

@@ -76,6 +76,8 @@ ALL_CANONICAL = REFERENCE_DATA + COMMERCIAL + DELIVERY + TRANSACTIONS + BILLING 
 # The pipeline's own records.
 EXCEPTIONS = ("pipeline.exceptionitem", "pipeline.exceptioncomment")
 PLUMBING = ("pipeline.connection", "pipeline.inboxitem", "pipeline.delivery", "pipeline.syncrun")
+MAPPINGS = ("mappings.mappingset", "mappings.mappingversion", "mappings.mappingentry",
+            "mappings.ownershiprule")
 
 
 def _view(models: tuple[str, ...]) -> list[str]:
@@ -98,14 +100,16 @@ MODEL_PERMISSIONS: dict[str, list[str]] = {
     PMO: [*_view((*COMMERCIAL, *DELIVERY, *TRANSACTIONS, "sync.legalentity", "sync.currency")),
           *_view(EXCEPTIONS), *_edit(EXCEPTIONS)],
     # Mapping admins keep reference data right.
-    MAPPING_ADMIN: _view(REFERENCE_DATA + COMMERCIAL + DELIVERY) + _edit(REFERENCE_DATA),
+    MAPPING_ADMIN: [*_view(REFERENCE_DATA + COMMERCIAL + DELIVERY + MAPPINGS),
+                    *_edit(REFERENCE_DATA + MAPPINGS), "mappings.delete_mappingversion",
+                    "mappings.publish_mappingversion"],
     # Integration ops run the plumbing: every record and its cross-references, read-only here.
     INTEGRATION_OPS: [*_view((*ALL_CANONICAL, *EXCEPTIONS, *PLUMBING)), *_edit(EXCEPTIONS),
                       "pipeline.change_connection", "pipeline.add_connection"],
     # Executives see figures, composed on dashboards; record-level reads of commercial data.
     EXECUTIVE: _view((*COMMERCIAL, "sync.project", "sync.invoice", "sync.payment")),
     # Auditors read everything and change nothing; cost rates stay masked for them.
-    AUDITOR: _view((*ALL_CANONICAL, *EXCEPTIONS, *PLUMBING)),
+    AUDITOR: _view((*ALL_CANONICAL, *EXCEPTIONS, *PLUMBING, *MAPPINGS)),
 }
 
 

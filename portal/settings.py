@@ -47,7 +47,11 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
     SECRET_KEY = _DEV_SECRET_KEY
 
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "testserver"}
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
+if DEBUG and not set(ALLOWED_HOSTS) <= LOCAL_HOSTS:
+    # DEBUG runs with a public development key: never let it serve a real host name.
+    raise ImproperlyConfigured("DEBUG is on while ALLOWED_HOSTS names a non-local host.")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 # Fernet key for secrets at rest (connection credentials, worker cost rates). In DEBUG a key is
@@ -73,6 +77,7 @@ INSTALLED_APPS = [
     "simple_history",
     "axes",
     "sync.apps.SyncConfig",
+    "sync.mappings.apps.MappingsConfig",
     "sync.pipeline.apps.PipelineConfig",
     "sync.sandbox.apps.SandboxConfig",
     "reconciliation.apps.ReconciliationConfig",
@@ -220,6 +225,8 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 HEARTBEAT_INTERVAL_SECONDS = env_int("HEARTBEAT_INTERVAL_SECONDS", 15)
 # Bearer token a Prometheus scraper presents at /metrics (empty: only signed-in ops users).
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Which system owns the project master: "erp" or "psa", by operating model (DESIGN.md).
+PROJECT_MASTER_OWNER = env_str("PROJECT_MASTER_OWNER", "erp")
 
 LOGGING = {
     "version": 1,

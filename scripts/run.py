@@ -1,7 +1,8 @@
 """`make run`: set up and run Ledgerbridge on this machine, then stop everything on Ctrl-C.
 
 Starts a private Redis on loopback (unless REDIS_URL is set), migrates both databases, creates
-the demo users, then runs a Celery worker, Celery beat and the web server (waitress) on
+the demo users, seeds the sandbox's demo firm, then runs the sandbox systems on
+http://127.0.0.1:8100, a Celery worker, Celery beat and the web server (waitress) on
 http://127.0.0.1:8000. If any of them dies, everything is stopped and the exit code is non-zero.
 """
 
@@ -22,6 +23,7 @@ from services import start_redis
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PORT = int(os.environ.get("PORT", "8000"))
+SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "8100"))
 VAR = Path(os.environ.get("LEDGERBRIDGE_VAR_DIR", ROOT / "var"))
 
 
@@ -81,6 +83,11 @@ def main() -> int:
         manage(env, "migrate", "--noinput", "-v", "0")
         manage(env, "migrate", "--noinput", "-v", "0", "--database", "sandbox")
         manage(env, "demo_users")
+        # The emulated vendor systems, reseeded with the same demo firm on every start.
+        manage(env, "sandbox", "seed", "--scale", "demo", "--seed", "42", "--reset",
+               "--manifest", str(VAR / "sandbox_manifest.json"))
+        supervisor.start("sandbox", [sys.executable, "manage.py", "sandbox", "serve",
+                                     "--port", str(SANDBOX_PORT)])
         supervisor.start("worker", [str(BIN / "celery"), "-A", "portal", "worker",
                                     "--loglevel", "INFO", "--concurrency", "2",
                                     "--hostname", "worker@%h"])
@@ -89,6 +96,8 @@ def main() -> int:
         supervisor.start("web", [str(BIN / "waitress-serve"), f"--listen=127.0.0.1:{PORT}",
                                  "--threads=8", "portal.wsgi:application"])
         print(f"\nLedgerbridge is up: http://127.0.0.1:{PORT}/  (Redis {env['REDIS_URL']})")
+        print(f"Sandbox systems: http://127.0.0.1:{SANDBOX_PORT}/  "
+              "(`python manage.py sandbox credentials` prints their logins)")
         print("Sign in with a demo login above. Ctrl-C stops everything.\n", flush=True)
         while not stopping:
             exited = supervisor.first_exited()

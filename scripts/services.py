@@ -105,17 +105,18 @@ def start_postgres(workdir: Path, port: int | None = None) -> Service:
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / "data"
-    as_root = os.geteuid() == 0
-    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
-    if as_root:
+    # Run as `postgres` directly (not through runuser), so that the process we hold IS the
+    # postmaster and stopping it stops the server.
+    as_user = {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
+    if as_user:
         shutil.chown(workdir, "postgres", "postgres")
     subprocess.run(
-        [*prefix, _postgres_bin("initdb"), "-D", str(data), "-U", "postgres",
+        [_postgres_bin("initdb"), "-D", str(data), "-U", "postgres",
          "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"],
-        check=True, stdout=subprocess.DEVNULL,
+        check=True, stdout=subprocess.DEVNULL, cwd=workdir, **as_user,
     )
     process = subprocess.Popen(
-        [*prefix, _postgres_bin("postgres"), "-D", str(data), "-p", str(port),
+        [_postgres_bin("postgres"), "-D", str(data), "-p", str(port),
          "-k", str(workdir), "-c", "listen_addresses=127.0.0.1",
          "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
          "-c", "max_connections=200", "-c", "shared_buffers=256MB",
@@ -123,6 +124,8 @@ def start_postgres(workdir: Path, port: int | None = None) -> Service:
         stdout=open(workdir / "postgres.log", "ab"),  # noqa: SIM115 - lives as long as the server
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        cwd=workdir,
+        **as_user,
     )
     _wait_for_port(port, process, "postgres")
     _wait_for_postgres_ready(port, process)

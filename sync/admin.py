@@ -1,27 +1,83 @@
 """Admin for the canonical model: every record with its history (who, when, what changed).
 
+Every change form (and inline) refuses, as form errors, what a save would refuse: an illegal
+status move, an edit of a frozen record, and a form opened before someone else saved the record
+(the form carries the version it was opened at). Nothing is written then.
+
 Worker cost rates are shown as "••••" to anyone without `sync.view_cost_rate`, in lists,
 forms and history alike; history never shows ciphertext because the field decrypts on read.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.forms.models import construct_instance
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.template_utils import HistoricalRecordContextHelper
 
 from sync import models as m
+from sync.errors import IllegalTransition, ImmutableRecord, StaleRecord
 
 COST_RATE_MASK = "••••"
 COST_RATE_PERMISSION = "sync.view_cost_rate"
 COST_RATE_FIELDS = frozenset({"cost_rate"})
 
 
-class CanonicalAdmin(SimpleHistoryAdmin):
-    """Shared behaviour: bookkeeping columns read-only, the actor beside each history row."""
+class CanonicalAdminForm(forms.ModelForm):
+    """A canonical record's admin form: the model's write rules become form errors, not a 500.
 
+    `clean()` applies the submitted values to a copy of the record and runs the checks its
+    save would run (`CanonicalModel.write_check`), so an IllegalTransition or ImmutableRecord
+    is shown on the form. `loaded_version` carries the version the form was opened at: a form
+    opened before someone else saved the record is refused like a StaleRecord, rather than
+    silently overwriting their change. A change between this check and the save itself still
+    raises StaleRecord from the save (nothing is written).
+    """
+
+    loaded_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.instance._state.adding:
+            self.fields["loaded_version"].initial = self.instance.version
+
+    def clean(self):
+        cleaned = super().clean()
+        record = self.instance
+        if record._state.adding:
+            return cleaned  # the status field's choices already refuse an unknown status
+        opened_at = cleaned.get("loaded_version")
+        if opened_at is not None and opened_at != record.version:
+            stale = StaleRecord(
+                model=type(record).__name__,
+                pk=record.pk,
+                loaded_version=opened_at,
+                stored_version=record.version,
+            )
+            raise ValidationError(str(stale), code="stale")
+        # The instance itself is only updated after clean() (in _post_clean): check a copy.
+        candidate = copy.copy(record)
+        construct_instance(self, candidate, self._meta.fields, self._meta.exclude)
+        status_field = record.STATUS_FIELD
+        try:
+            candidate.write_check()
+        except IllegalTransition as exc:
+            self.add_error(status_field if status_field in self.fields else None, str(exc))
+        except ImmutableRecord as exc:
+            raise ValidationError(str(exc), code="immutable") from exc
+        return cleaned
+
+
+class CanonicalAdmin(SimpleHistoryAdmin):
+    """Shared behaviour: write rules as form errors, bookkeeping columns read-only, the actor
+    beside each history row."""
+
+    form = CanonicalAdminForm
     readonly_fields = ("version", "created_at", "updated_at")
     history_list_display = ["history_actor"]
     list_per_page = 50
@@ -104,6 +160,7 @@ class ContractAdmin(CanonicalAdmin):
 
 class RateCardLineInline(admin.TabularInline):
     model = m.RateCardLine
+    form = CanonicalAdminForm
     extra = 0
     fields = (
         "role",
@@ -327,6 +384,7 @@ class InvoiceCandidateAdmin(CanonicalAdmin):
 
 class InvoiceLineInline(admin.TabularInline):
     model = m.InvoiceLine
+    form = CanonicalAdminForm
     extra = 0
     fields = ("description", "quantity", "unit_amount", "amount", "currency", "tax_code", "status")
     show_change_link = True

@@ -26,6 +26,8 @@ from django.utils import timezone
 from simple_history.signals import pre_create_historical_record
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
+from sync.errors import StaleRecord
+
 if TYPE_CHECKING:
     from sync.models.base import CanonicalModel
 
@@ -133,11 +135,16 @@ def audited_bulk_update(
 ) -> int:
     """Update `fields` of `objs` and write one "~" history row each, attributed to `actor`.
 
-    Inside one transaction the current rows are locked (select_for_update) and read once; every
-    lifecycle transition is checked against the stored status BEFORE any write
-    (IllegalTransition, nothing written). A row whose given fields differ from the database
-    gets `version` = stored version + 1, and `updated_at` is set for all. Raises
-    `model.DoesNotExist` if a record is missing. Returns the number of rows updated.
+    Inside one transaction the current rows are locked (select_for_update, in primary-key
+    order so that overlapping batches cannot deadlock) and read once. Every object is checked
+    against its stored row BEFORE any write, and one refusal writes nothing at all:
+    `StaleRecord` if the stored version is not the one the object was loaded at (objects built
+    by hand, never loaded, take the stored row as their base), `IllegalTransition` for a status
+    move its model does not allow, `ImmutableRecord` for a content change of a record whose
+    stored status is frozen. A row whose given content fields differ from the database gets
+    `version` = stored version + 1 (`correlation_id` and other bookkeeping columns are not
+    content), and `updated_at` is set for all. Raises `model.DoesNotExist` if a record is
+    missing. Returns the number of rows updated.
     Plain `bulk_update` and `QuerySet.update()` write no history and bump no version.
     """
     actor_validate(actor)
@@ -147,35 +154,51 @@ def audited_bulk_update(
     # version and updated_at are this function's to set.
     fields = [name for name in dict.fromkeys(fields) if name not in ("version", "updated_at")]
     status_field = model.STATUS_FIELD
+    content = [model._meta.get_field(name) for name in fields if model.is_content_field(name)]
     read = list(dict.fromkeys([*fields, status_field, "version"]))
     for obj in objs:
         obj.decimal_input_check()
     with transaction.atomic():
         stored = {}
-        pks = [obj.pk for obj in objs]
+        # Sorted before chunking too: the locks of all chunks are taken in one global order.
+        pks = sorted({obj.pk for obj in objs})
         for start in range(0, len(pks), batch_size):
             chunk = pks[start : start + batch_size]
             for row in (
-                model._base_manager.select_for_update().filter(pk__in=chunk).values("pk", *read)
+                model._base_manager.select_for_update()
+                .filter(pk__in=chunk)
+                .order_by("pk")
+                .values("pk", *read)
             ):
                 stored[row["pk"]] = row
-        missing = [pk for pk in pks if pk not in stored]
+        missing = [obj.pk for obj in objs if obj.pk not in stored]
         if missing:
             raise model.DoesNotExist(f"{model.__name__} rows not found: {missing[:10]}")
+        changes: dict[int, list[str]] = {}
         for obj in objs:
             row = stored[obj.pk]
+            loaded_version = obj.loaded_version
+            if loaded_version is not None and loaded_version != row["version"]:
+                raise StaleRecord(
+                    model=model.__name__,
+                    pk=obj.pk,
+                    loaded_version=loaded_version,
+                    stored_version=row["version"],
+                )
             if status_field in fields:
                 obj.lifecycle_check(from_status=row[status_field])
+            # Compare Python values (decrypted, coerced), not prepared ones: ciphertext differs
+            # on every encryption even when the value does not.
+            changes[id(obj)] = changed = [
+                field.name
+                for field in content
+                if field.to_python(getattr(obj, field.attname)) != row[field.name]
+            ]
+            obj.frozen_check(from_status=row[status_field], changed=changed)
         now = timezone.now()
         for obj in objs:
             row = stored[obj.pk]
-            # Compare Python values (decrypted, coerced), not prepared ones: ciphertext differs
-            # on every encryption even when the value does not.
-            changed = any(
-                field.to_python(getattr(obj, field.attname)) != row[field.name]
-                for field in map(model._meta.get_field, fields)
-            )
-            obj.version = row["version"] + 1 if changed else row["version"]
+            obj.version = row["version"] + 1 if changes[id(obj)] else row["version"]
             obj.updated_at = now
         rows = bulk_update_with_history(
             objs,

@@ -32,3 +32,39 @@ class CurrencyMismatch(DomainError, ValueError):
 
 class UnknownStatus(DomainError, ValueError):
     """A record was given a lifecycle status that is not one of its model's choices."""
+
+
+class StaleRecord(DomainError):
+    """A write was based on a version of the record that is no longer the stored one.
+
+    Someone else saved the row after this copy was loaded. Nothing was written: reload the
+    record (`refresh_from_db`) and apply the change again, or let the batch be retried.
+    """
+
+    def __init__(self, *, model: str, pk: object, loaded_version: int, stored_version: int) -> None:
+        self.model = model
+        self.pk = pk
+        self.loaded_version = loaded_version
+        self.stored_version = stored_version
+        super().__init__(
+            f"{model} {pk}: this copy was loaded at version {loaded_version} but the stored "
+            f"record is at version {stored_version}; reload it and apply the change again"
+        )
+
+
+class ImmutableRecord(DomainError):
+    """A write would change the content of a record whose stored status is frozen.
+
+    A posted, invoiced or reversed record is corrected by a reversal plus a new record, never
+    by an edit. Raised before anything is written.
+    """
+
+    def __init__(self, *, model: str, pk: object, status: str, fields: list[str]) -> None:
+        self.model = model
+        self.pk = pk
+        self.status = status
+        self.fields = fields
+        super().__init__(
+            f"{model} {pk} is {status!r} and can no longer be edited (changed: "
+            f"{', '.join(fields)}); correct it with a reversal and a new record"
+        )

@@ -6,13 +6,17 @@ from typing import TypeVar
 
 from django.db import transaction
 
+from sync.audit import acting_as
 from sync.models.base import CanonicalModel
 
 RecordT = TypeVar("RecordT", bound=CanonicalModel)
 
 
-def record_transition(*, record: RecordT, to: str) -> RecordT:
-    """Move `record` to status `to` and return the saved row (a fresh instance).
+def record_transition(*, record: RecordT, to: str, actor: str) -> RecordT:
+    """Move `record` to status `to` as `actor` and return the saved row (a fresh instance).
+
+    The history row names `actor` (`user:alice`, `run:42`, ...; ValueError, nothing written,
+    if it does not read `<kind>:<who>`), unless a request user is known, as everywhere.
 
     Inside `transaction.atomic` the row is re-read with `select_for_update`, so concurrent
     transitions of the same record queue up and each is checked against the status actually
@@ -23,7 +27,7 @@ def record_transition(*, record: RecordT, to: str) -> RecordT:
     it was; use the returned one.
     """
     model = type(record)
-    with transaction.atomic():
+    with acting_as(actor), transaction.atomic():
         locked = model._base_manager.select_for_update().get(pk=record.pk)
         if getattr(locked, model.STATUS_FIELD) == to:
             return locked

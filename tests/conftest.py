@@ -15,6 +15,17 @@ from django.conf import settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_runtest_setup(item):
+    """Integration tests need the real services `make test` starts; without them they fail
+    (never skip) with a message saying what to do."""
+    if item.get_closest_marker("integration") and not os.environ.get("LEDGERBRIDGE_TEST_SERVICES"):
+        pytest.fail(
+            "Needs the PostgreSQL and Redis that `make test` starts: run `make test`, or "
+            "deselect with -m 'not integration' for a quick SQLite pass.",
+            pytrace=False,
+        )
+
+
 def pytest_report_header(config):
     vendor = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     return f"ledgerbridge database: {vendor}"

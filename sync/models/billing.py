@@ -14,7 +14,12 @@ from sync.models.reference import Currency, LegalEntity, TaxCode
 
 
 class InvoiceCandidate(CanonicalModel):
-    """A billable amount whose conditions are met (approved time, milestone done, usage)."""
+    """A billable amount whose conditions are met (approved time, milestone done, usage).
+
+    Frozen while invoiced (its amount is on an issued invoice) and once cancelled: a correction
+    is a reversal plus a new entry, never an edit. Voiding the invoice returns the candidate to
+    pending, where it may be corrected and billed again.
+    """
 
     class SourceKind(models.TextChoices):
         TIME = "time", "Time"
@@ -45,6 +50,7 @@ class InvoiceCandidate(CanonicalModel):
         Status.INVOICED: frozenset({Status.PENDING}),
         Status.CANCELLED: frozenset(),
     }
+    FROZEN_STATUSES = frozenset({Status.INVOICED, Status.CANCELLED})
 
     class Meta:
         ordering = ["-created_at"]
@@ -54,7 +60,12 @@ class InvoiceCandidate(CanonicalModel):
 
 
 class Invoice(CanonicalModel):
-    """A receivable issued by a legal entity. `number` is given by billing/ERP when issued."""
+    """A receivable issued by a legal entity. `number` is given by billing/ERP when issued.
+
+    Only a draft is edited. Once issued (open, paid, uncollectible, void) the customer and the
+    ledger hold it: a correction is a reversal plus a new entry (void, or a credit note, and a
+    new invoice), never an edit. The number and issue date are set on the draft -> open save.
+    """
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -82,6 +93,7 @@ class Invoice(CanonicalModel):
         Status.PAID: frozenset({Status.OPEN}),
         Status.VOID: frozenset(),
     }
+    FROZEN_STATUSES = frozenset({Status.OPEN, Status.PAID, Status.VOID, Status.UNCOLLECTIBLE})
 
     class Meta:
         ordering = ["-issue_date", "-created_at"]
@@ -99,7 +111,12 @@ class Invoice(CanonicalModel):
 
 
 class InvoiceLine(CanonicalModel):
-    """One line of an invoice; `amount` is the rounded line total, in the invoice's currency."""
+    """One line of an invoice; `amount` is the rounded line total, in the invoice's currency.
+
+    A void line is final: a correction is a reversal plus a new entry, never an edit. (Active
+    lines of an issued invoice are not frozen by this rule, which sees only the line's own
+    status.)
+    """
 
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
@@ -123,6 +140,7 @@ class InvoiceLine(CanonicalModel):
     unit_amount_money = MoneyProperty(amount="unit_amount", currency="currency")
 
     TRANSITIONS = {Status.ACTIVE: frozenset({Status.VOID}), Status.VOID: frozenset()}
+    FROZEN_STATUSES = frozenset({Status.VOID})
 
     class Meta:
         ordering = ["invoice", "pk"]
@@ -137,7 +155,10 @@ class InvoiceLine(CanonicalModel):
 
 
 class Payment(CanonicalModel):
-    """Cash received against an invoice (cash application from ERP)."""
+    """Cash received against an invoice (cash application from ERP).
+
+    Frozen once applied or reversed: a correction is a reversal plus a new entry, never an edit.
+    """
 
     class Status(models.TextChoices):
         RECEIVED = "received", "Received"
@@ -157,6 +178,7 @@ class Payment(CanonicalModel):
         Status.APPLIED: frozenset({Status.REVERSED}),
         Status.REVERSED: frozenset(),
     }
+    FROZEN_STATUSES = frozenset({Status.APPLIED, Status.REVERSED})
 
     class Meta:
         ordering = ["-received_date"]
@@ -169,7 +191,11 @@ class Payment(CanonicalModel):
 
 
 class RevenueEntry(CanonicalModel):
-    """Revenue of a project recognised (or scheduled) in a period."""
+    """Revenue of a project recognised (or scheduled) in a period.
+
+    Frozen once recognised (in the ledger) or reversed: a correction is a reversal plus a new
+    entry, never an edit.
+    """
 
     class Status(models.TextChoices):
         SCHEDULED = "scheduled", "Scheduled"
@@ -189,6 +215,7 @@ class RevenueEntry(CanonicalModel):
         Status.RECOGNISED: frozenset({Status.REVERSED}),
         Status.REVERSED: frozenset(),
     }
+    FROZEN_STATUSES = frozenset({Status.RECOGNISED, Status.REVERSED})
 
     class Meta:
         verbose_name_plural = "revenue entries"

@@ -33,10 +33,18 @@ APPROVAL_TRANSITIONS = {
     ApprovalStatus.INVOICED: frozenset({ApprovalStatus.REVERSED}),
     ApprovalStatus.REVERSED: frozenset(),
 }
+# Posted to the ERP (and billed): the ERP and the invoice hold these values now.
+APPROVAL_FROZEN = frozenset(
+    {ApprovalStatus.POSTED, ApprovalStatus.INVOICED, ApprovalStatus.REVERSED}
+)
 
 
 class TimeEntry(CanonicalModel):
-    """Hours a worker booked to a project task on one day, with the bill rate that applies."""
+    """Hours a worker booked to a project task on one day, with the bill rate that applies.
+
+    Frozen once posted (posted, invoiced, reversed): a correction is a reversal plus a new
+    entry, never an edit. Only the status moves on (posted -> invoiced/reversed).
+    """
 
     worker = models.ForeignKey(Worker, on_delete=models.PROTECT, related_name="time_entries")
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="time_entries")
@@ -52,6 +60,7 @@ class TimeEntry(CanonicalModel):
     bill_rate_money = MoneyProperty(amount="bill_rate", currency="currency")
 
     TRANSITIONS = APPROVAL_TRANSITIONS
+    FROZEN_STATUSES = APPROVAL_FROZEN
 
     class Meta:
         verbose_name_plural = "time entries"
@@ -71,7 +80,11 @@ class TimeEntry(CanonicalModel):
 
 
 class Expense(CanonicalModel):
-    """An expense a worker incurred for a project; billable ones are recharged to the customer."""
+    """An expense a worker incurred for a project; billable ones are recharged to the customer.
+
+    Frozen once posted (posted, invoiced, reversed): a correction is a reversal plus a new
+    entry, never an edit. Only the status moves on (posted -> invoiced/reversed).
+    """
 
     class Category(models.TextChoices):
         TRAVEL = "travel", "Travel"
@@ -96,6 +109,7 @@ class Expense(CanonicalModel):
     money = MoneyProperty(amount="amount", currency="currency")
 
     TRANSITIONS = APPROVAL_TRANSITIONS
+    FROZEN_STATUSES = APPROVAL_FROZEN
 
     class Meta:
         ordering = ["-incurred_date"]

@@ -39,6 +39,16 @@ class ConnectionForm(forms.ModelForm):
             raise forms.ValidationError("Credentials must be a JSON object.")
         return value
 
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        moved = self.instance.pk and "base_url" in self.changed_data
+        if moved and self.instance.credentials and cleaned.get("new_credentials") is None:
+            # Otherwise anyone who may edit a connection could send its secret to their host.
+            self.add_error(
+                "new_credentials", "Re-enter the credentials when you change the base URL."
+            )
+        return cleaned
+
     def save(self, commit: bool = True) -> Connection:
         connection = super().save(commit=False)
         if self.cleaned_data.get("new_credentials") is not None:

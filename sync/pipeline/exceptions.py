@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
@@ -74,14 +74,35 @@ def exception_items_raise(
     if not failures:
         return []
     now = now or timezone.now()
-    by_key = {(f.record_key, f.stage): f for f in failures}
+    by_key: dict[tuple[str, str], Failure] = {}
+    for failure in failures:
+        # The first failure of a record at a stage is the one to fix first (rules come in
+        # fixing order); later ones for the same record and stage do not replace it.
+        by_key.setdefault((failure.record_key, failure.stage), failure)
+    for attempt in range(RAISE_ATTEMPTS):
+        try:
+            return _raise_once(by_key, run_id=run_id, now=now)
+        except IntegrityError:
+            # Another worker opened an item for one of these records between our read and our
+            # insert; the savepoint rolled our part back: read again and update theirs.
+            if attempt == RAISE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+RAISE_ATTEMPTS = 3
+
+
+def _raise_once(
+    by_key: dict[tuple[str, str], Failure], *, run_id: int | None, now: datetime
+) -> list[ExceptionItem]:
     with transaction.atomic():
         existing = {
             (item.record_key, item.stage): item
             for item in ExceptionItem.objects.select_for_update().filter(
                 record_key__in={k for k, _ in by_key},
                 status__in=ExceptionItem.OPEN_STATUSES,
-            )
+            ).order_by("pk")
         }
         to_update, to_create = [], []
         for key, failure in by_key.items():
@@ -104,7 +125,7 @@ def exception_items_raise(
             bulk_update_with_history(
                 to_update, ExceptionItem,
                 fields=[*_ITEM_FIELDS, "occurrences", "last_failed_at"],
-                custom_historical_attrs=actor,
+                batch_size=500, custom_historical_attrs=actor,
             )
     return [*created, *to_update]
 
@@ -145,9 +166,14 @@ def _item_values(failure: Failure, *, run_id: int | None) -> dict[str, Any]:
 
 def exception_items_close_for(*, record_keys: Sequence[str], stage: str, reason: str) -> int:
     """Resolve open items of records that have now passed `stage` (e.g. a replay succeeded)."""
-    items = list(ExceptionItem.objects.filter(
+    with transaction.atomic():
+        return _close_for(record_keys=record_keys, stage=stage, reason=reason)
+
+
+def _close_for(*, record_keys: Sequence[str], stage: str, reason: str) -> int:
+    items = list(ExceptionItem.objects.select_for_update().filter(
         record_key__in=record_keys, stage=stage, status__in=ExceptionItem.OPEN_STATUSES
-    ))
+    ).order_by("pk"))
     now = timezone.now()
     for item in items:
         item.status = ExceptionItem.Status.RESOLVED
@@ -155,7 +181,7 @@ def exception_items_close_for(*, record_keys: Sequence[str], stage: str, reason:
         item.closed_at = now
     if items:
         bulk_update_with_history(
-            items, ExceptionItem, fields=["status", "reason", "closed_at"],
+            items, ExceptionItem, fields=["status", "reason", "closed_at"], batch_size=500,
             custom_historical_attrs={"history_actor": _system_actor(None)},
         )
     return len(items)

@@ -37,34 +37,36 @@ def inbox_store(
     correlation_id: str | None = None,
     now: datetime | None = None,
 ) -> InboxStored:
-    """Store (external id, payload) records; a payload already stored unchanged is skipped.
+    """Store (external id, payload) records; a payload equal to the latest one stored for the
+    same record is skipped (a value that changes back to an earlier one is stored again).
 
-    Idempotent: storing the same page twice adds nothing the second time. One query to find
-    what is known and one bulk insert; a concurrent writer of the same payload is absorbed by
-    the unique constraint (ignore_conflicts).
+    Idempotent: storing the same page twice adds nothing the second time. One query to read
+    the latest hash per record and one bulk insert. Two concurrent writers of the same new
+    payload may both store it: processing is idempotent, so the duplicate changes nothing.
+    Returns exactly the rows this call wrote (by its batch id).
     """
     now = now or timezone.now()
-    rows: dict[tuple[str, str], InboxItem] = {}
+    batch_id = uuid.uuid4()
+    rows: dict[str, InboxItem] = {}
     for external_id, payload in records:
         digest = payload_hash(payload)
-        rows[(str(external_id), digest)] = InboxItem(
+        # Within one page the last payload of a record wins.
+        rows[str(external_id)] = InboxItem(
             connection=connection, system=system, entity=entity, external_id=str(external_id),
             payload=payload, payload_hash=digest, received_at=now, run_id=run_id,
-            correlation_id=correlation_id or uuid.uuid4().hex,
+            correlation_id=correlation_id or uuid.uuid4().hex, batch_id=batch_id,
         )
     if not rows:
         return InboxStored(new=[], skipped=0)
-    known = set(
-        InboxItem.objects.filter(
-            system=system, entity=entity, payload_hash__in={h for _, h in rows}
-        ).values_list("external_id", "payload_hash")
-    )
-    fresh = [item for key, item in rows.items() if key not in known]
-    InboxItem.objects.bulk_create(fresh, batch_size=1000, ignore_conflicts=True)
-    stored = list(InboxItem.objects.filter(
-        system=system, entity=entity, payload_hash__in=[i.payload_hash for i in fresh],
-        received_at=now,
-    )) if fresh else []
+    latest: dict[str, str] = {}
+    for external_id, digest in (
+        InboxItem.objects.filter(system=system, entity=entity, external_id__in=list(rows))
+        .order_by("id").values_list("external_id", "payload_hash")
+    ):
+        latest[external_id] = digest
+    fresh = [item for ext, item in rows.items() if latest.get(ext) != item.payload_hash]
+    InboxItem.objects.bulk_create(fresh, batch_size=1000)
+    stored = list(InboxItem.objects.filter(batch_id=batch_id).order_by("id")) if fresh else []
     return InboxStored(new=stored, skipped=len(rows) - len(stored))
 
 

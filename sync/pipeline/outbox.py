@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import logging
 import random
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from sync.money import to_decimal
 from sync.pipeline.exceptions import Failure, exception_items_raise
 from sync.pipeline.models import Connection, Delivery
 from sync.pipeline.models.exceptions import Queue, Stage
@@ -32,11 +35,15 @@ PERMANENT = "permanent"
 INDETERMINATE = "indeterminate"
 CONFIGURATION = "configuration"
 
-# A delivery in flight longer than this was lost with its worker: put it back.
-IN_FLIGHT_TIMEOUT = timedelta(minutes=5)
+# A delivery in flight longer than this was lost with its worker: put it back. Twice the hard
+# task time limit, so a live worker's send is never taken from under it.
+IN_FLIGHT_TIMEOUT = timedelta(seconds=2 * settings.CELERY_TASK_TIME_LIMIT)
 # Consecutive transient failures on one connection that open its circuit, and for how long.
 CIRCUIT_THRESHOLD = 20
 CIRCUIT_COOLDOWN = timedelta(seconds=30)
+# A configuration failure (bad credentials, wrong base URL) stops the connection for longer:
+# every delivery would fail the same way until a person fixes it.
+CONFIGURATION_COOLDOWN = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -90,25 +97,35 @@ def deliveries_claim(
         claimed = list(due.order_by("next_attempt_at", "id")[:limit])
         if not claimed:
             return []
+        token = uuid.uuid4()
         Delivery.objects.filter(id__in=[d.id for d in claimed]).update(
-            state=Delivery.State.IN_FLIGHT, in_flight_since=now, attempts=F("attempts") + 1
+            state=Delivery.State.IN_FLIGHT, in_flight_since=now, attempts=F("attempts") + 1,
+            claim_token=token,
         )
     for delivery in claimed:
         delivery.state = Delivery.State.IN_FLIGHT
         delivery.in_flight_since = now
         delivery.attempts += 1
+        delivery.claim_token = token
     return claimed
 
 
 def _finish(delivery: Delivery, **values: Any) -> bool:
-    """Conditional update: only a row still in flight for this claim changes (a reclaimed and
-    re-sent row is not overwritten by a late outcome). Returns whether it changed."""
+    """Conditional update: only the row still in flight under this claim's token changes, so
+    a late outcome never overwrites a row that was reclaimed and sent again. Returns whether
+    it changed."""
     changed = Delivery.objects.filter(
-        id=delivery.id, state=Delivery.State.IN_FLIGHT, attempts=delivery.attempts
-    ).update(in_flight_since=None, **values)
-    for name, value in values.items():
-        setattr(delivery, name, value)
+        id=delivery.id, state=Delivery.State.IN_FLIGHT, claim_token=delivery.claim_token
+    ).update(in_flight_since=None, claim_token=None, **values)
+    if changed:
+        for name, value in values.items():
+            setattr(delivery, name, value)
     return bool(changed)
+
+
+def _current_state(delivery: Delivery) -> str:
+    delivery.refresh_from_db(fields=["state", "attempts", "claim_token", "target_id"])
+    return delivery.state
 
 
 def delivery_outcome_record(
@@ -124,33 +141,74 @@ def delivery_outcome_record(
     """
     now = now or timezone.now()
     if outcome.ok:
-        _finish(delivery, state=Delivery.State.DELIVERED, target_id=outcome.target_id,
-                delivered_at=now, last_status=outcome.status, last_error="")
+        # A success is a fact whoever holds the row now: the target has the record. A late
+        # success after a reclaim still marks it delivered, so it is not sent again.
+        changed = Delivery.objects.filter(
+            id=delivery.id, state__in=[Delivery.State.IN_FLIGHT, Delivery.State.PENDING]
+        ).update(state=Delivery.State.DELIVERED, target_id=outcome.target_id, delivered_at=now,
+                 last_status=outcome.status, last_error="", in_flight_since=None,
+                 claim_token=None)
+        if not changed:
+            return _current_state(delivery)
+        delivery.state = Delivery.State.DELIVERED
+        delivery.target_id = outcome.target_id
         Connection.objects.filter(id=delivery.connection_id, consecutive_failures__gt=0).update(
             consecutive_failures=0, circuit_open_until=None
         )
         return Delivery.State.DELIVERED
     error = f"{outcome.kind}: {outcome.message}"[:2000]
+    if outcome.kind == CONFIGURATION:
+        return _configuration_failure(delivery=delivery, outcome=outcome, error=error, now=now)
     retryable = outcome.kind in (TRANSIENT, INDETERMINATE)
+    if retryable and delivery.attempts < MAX_ATTEMPTS:
+        wait_until = next_attempt_at(
+            now=now, attempt=delivery.attempts, retry_after=outcome.retry_after, rng=rng
+        )
+        if not _finish(delivery, state=Delivery.State.PENDING, last_error=error,
+                       last_status=outcome.status, next_attempt_at=wait_until):
+            return _current_state(delivery)
+        _circuit_note_failure(connection_id=delivery.connection_id, now=now)
+        return Delivery.State.PENDING
+    # Failed for good: the state change and its exception item commit together or not at all.
+    with transaction.atomic():
+        if not _finish(delivery, state=Delivery.State.FAILED, last_error=error,
+                       last_status=outcome.status):
+            return _current_state(delivery)
+        exception_items_raise(failures=[_delivery_failure(delivery, outcome)], now=now)
     if retryable:
         _circuit_note_failure(connection_id=delivery.connection_id, now=now)
-    if retryable and delivery.attempts < MAX_ATTEMPTS:
-        _finish(delivery, state=Delivery.State.PENDING, last_error=error,
-                last_status=outcome.status,
-                next_attempt_at=next_attempt_at(
-                    now=now, attempt=delivery.attempts, retry_after=outcome.retry_after, rng=rng))
-        return Delivery.State.PENDING
-    if _finish(delivery, state=Delivery.State.FAILED, last_error=error,
-               last_status=outcome.status):
-        exception_items_raise(failures=[_delivery_failure(delivery, outcome)], now=now)
     return Delivery.State.FAILED
 
 
+def _configuration_failure(
+    *, delivery: Delivery, outcome: Outcome, error: str, now: datetime
+) -> str:
+    """Bad credentials or a wrong address fail every delivery alike: pause the connection,
+    put the delivery back (its attempt does not count) and open ONE item for integration ops.
+    """
+    with transaction.atomic():
+        if not _finish(delivery, state=Delivery.State.PENDING, last_error=error,
+                       last_status=outcome.status, attempts=F("attempts") - 1,
+                       next_attempt_at=now + CONFIGURATION_COOLDOWN):
+            return _current_state(delivery)
+        connection = Connection.objects.select_for_update().get(id=delivery.connection_id)
+        connection.circuit_open_until = now + CONFIGURATION_COOLDOWN
+        connection.save(update_fields=["circuit_open_until"])
+        exception_items_raise(failures=[Failure(
+            record_key=f"connection:{connection.name}", stage=Stage.DELIVER,
+            queue=Queue.INTEGRATION_OPS, code=outcome.vendor_code or "CONNECTION_CONFIGURATION",
+            category="configuration",
+            message=f"{connection} refuses Ledgerbridge: {outcome.message}"[:1000],
+            suggested_fix="Check the connection's base URL and credentials. Deliveries wait "
+            "and resume by themselves once it answers again.",
+            cause=connection.name, detail={"status": outcome.status},
+            correlation_id=delivery.correlation_id,
+        )], now=now)
+    return Delivery.State.PENDING
+
+
 def _delivery_failure(delivery: Delivery, outcome: Outcome) -> Failure:
-    if outcome.kind == CONFIGURATION:
-        queue, category = Queue.INTEGRATION_OPS, "configuration"
-        fix = "Check the connection's base URL and credentials, then retry."
-    elif outcome.kind in (TRANSIENT, INDETERMINATE):
+    if outcome.kind in (TRANSIENT, INDETERMINATE):
         queue, category = Queue.INTEGRATION_OPS, "technical"
         fix = f"The target kept failing for {delivery.attempts} attempts; retry once it is healthy."
     else:
@@ -169,11 +227,19 @@ def _delivery_failure(delivery: Delivery, outcome: Outcome) -> Failure:
         detail={"status": outcome.status, "vendor_code": outcome.vendor_code,
                 "attempts": delivery.attempts},
         payload=delivery.payload,
-        money_at_risk=None if amount is None else Decimal(str(amount)),
+        money_at_risk=_amount(amount),
         currency=str(delivery.payload.get("currency", "")),
         correlation_id=delivery.correlation_id,
         delivery_id=delivery.id,
     )
+
+
+def _amount(value: Any) -> Decimal | None:
+    """Money at risk from a payload amount; a float or garbage is not guessed at (None)."""
+    try:
+        return None if value is None else to_decimal(value)
+    except (TypeError, ValueError, ArithmeticError):
+        return None
 
 
 def _circuit_note_failure(*, connection_id: int, now: datetime) -> None:
@@ -192,12 +258,22 @@ def deliveries_reclaim_stuck(*, now: datetime | None = None,
     """Put deliveries whose worker vanished mid-send back to pending. Returns how many.
 
     The attempt already counted stays counted; the next sender resolves the possibly-written
-    record by looking it up (or upserting by external id) before writing again.
+    record by upserting by external id (or looking it up) before writing again. A delivery
+    that has used its whole attempt budget this way fails with an exception item (the write
+    may or may not have happened: integration ops check the target).
     """
     now = now or timezone.now()
-    return Delivery.objects.filter(
+    stuck = Delivery.objects.filter(
         state=Delivery.State.IN_FLIGHT, in_flight_since__lt=now - older_than
-    ).update(state=Delivery.State.PENDING, in_flight_since=None, next_attempt_at=now)
+    )
+    for delivery in stuck.filter(attempts__gte=MAX_ATTEMPTS):
+        delivery_outcome_record(delivery=delivery, now=now, outcome=Outcome(
+            ok=False, kind=INDETERMINATE,
+            message=f"the worker was lost mid-send {delivery.attempts} times",
+        ))
+    return stuck.filter(attempts__lt=MAX_ATTEMPTS).update(
+        state=Delivery.State.PENDING, in_flight_since=None, claim_token=None, next_attempt_at=now
+    )
 
 
 def delivery_retry(*, delivery: Delivery, now: datetime | None = None) -> Delivery:

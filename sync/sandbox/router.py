@@ -1,4 +1,4 @@
-"""Keep the sandbox's emulated vendor records in the `sandbox` database alias, and nothing else there."""
+"""Keep the sandbox's emulated vendor records in the `sandbox` database alias, nothing else."""
 
 from __future__ import annotations
 

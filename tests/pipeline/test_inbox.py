@@ -60,3 +60,24 @@ def test_a_watermark_rolls_back_with_a_failed_batch(erp_connection):
         failing_batch()
     assert watermark_get(connection=erp_connection, entity="time_entry") == ""
     assert InboxItem.objects.count() == 0
+
+
+def test_a_value_that_changes_back_to_an_earlier_one_is_stored_again():
+    for hours in ("8.00", "6.00", "8.00"):
+        inbox_store(system="psa", entity="time_entry", records=[("7", {"id": 7, "hours": hours})])
+    payloads = InboxItem.objects.order_by("id").values_list("payload", flat=True)
+    stored = [p["hours"] for p in payloads]
+    assert stored == ["8.00", "6.00", "8.00"]
+
+
+def test_each_call_returns_exactly_the_rows_it_wrote_even_at_the_same_instant():
+    from django.utils import timezone
+
+    now = timezone.now()
+    a = inbox_store(system="psa", entity="time_entry", records=[("A", {"v": 1})], now=now)
+    b = inbox_store(
+        system="psa", entity="time_entry", records=[("A", {"v": 1}), ("B", {"v": 1})], now=now
+    )
+    assert [i.external_id for i in a.new] == ["A"]
+    assert [i.external_id for i in b.new] == ["B"]
+    assert b.skipped == 1

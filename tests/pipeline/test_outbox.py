@@ -10,7 +10,7 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from sync.pipeline.models import Connection, Delivery, ExceptionItem
+from sync.pipeline.models import Delivery, ExceptionItem
 from sync.pipeline.outbox import (
     CIRCUIT_THRESHOLD,
     Outcome,
@@ -140,6 +140,55 @@ def test_a_person_can_retry_a_failed_delivery_with_a_fresh_attempt_budget(make_d
         delivery_retry(delivery=retried)
 
 
+def test_a_late_success_after_a_reclaim_still_marks_the_delivery_delivered(make_delivery):
+    past = timezone.now() - timedelta(hours=1)
+    delivery = make_delivery(next_attempt_at=past)
+    (stale,) = deliveries_claim(limit=1, now=past)
+    deliveries_reclaim_stuck()
+    state = delivery_outcome_record(delivery=stale, outcome=Outcome(ok=True, target_id="77"))
+    delivery.refresh_from_db()
+    assert state == delivery.state == Delivery.State.DELIVERED
+    assert delivery.target_id == "77"
+    assert deliveries_claim(limit=10) == []  # nothing left to send twice
+
+
+def test_a_delivery_whose_worker_keeps_dying_fails_once_its_budget_is_spent(make_delivery):
+    past = timezone.now() - timedelta(hours=1)
+    delivery = make_delivery(next_attempt_at=past, attempts=MAX_ATTEMPTS - 1)
+    deliveries_claim(limit=1, now=past)  # the last attempt, and its worker dies
+    assert deliveries_reclaim_stuck() == 0
+    delivery.refresh_from_db()
+    assert delivery.state == Delivery.State.FAILED
+    item = ExceptionItem.objects.get(delivery=delivery)
+    assert item.queue == "integration_ops"
+    assert "lost mid-send" in item.message
+
+
+def test_bad_credentials_pause_the_connection_with_one_item_and_keep_every_delivery(
+    make_delivery, erp_connection
+):
+    for _ in range(5):
+        make_delivery()
+    for claimed in deliveries_claim(limit=5):
+        delivery_outcome_record(delivery=claimed, outcome=Outcome(
+            ok=False, kind="configuration", status=401, message="invalid login attempt"
+        ))
+    erp_connection.refresh_from_db()
+    assert erp_connection.circuit_open_until is not None
+    assert set(Delivery.objects.values_list("state", "attempts")) == {("pending", 0)}
+    item = ExceptionItem.objects.get()
+    assert (item.record_key, item.occurrences) == ("connection:erp", 5)
+    assert item.category == "configuration"
+
+
+def test_a_float_amount_in_a_payload_is_not_guessed_into_money_at_risk(make_delivery):
+    delivery = make_delivery(payload={"amount": 0.1, "currency": "GBP"})
+    (claimed,) = deliveries_claim(limit=1)
+    delivery_outcome_record(delivery=claimed, outcome=Outcome(ok=False, kind="permanent"))
+    assert ExceptionItem.objects.get(delivery=delivery).money_at_risk is None
+
+
+@pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claimers_never_claim_the_same_delivery(make_delivery):
     if connection.vendor != "postgresql":
@@ -164,4 +213,3 @@ def test_concurrent_claimers_never_claim_the_same_delivery(make_delivery):
         t.join()
     assert len(claimed) == 200
     assert len(set(claimed)) == 200
-    assert Connection.objects.count() == 1

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection, connections
 
 
+@pytest.mark.integration
 @pytest.mark.django_db(databases=["default", "sandbox"])
 def test_make_test_runs_the_suite_on_postgresql_for_both_databases():
     if not os.environ.get("LEDGERBRIDGE_TEST_SERVICES"):

@@ -13,6 +13,7 @@ from portal.models import WorkerHeartbeat
 from portal.tasks import heartbeat
 
 
+@pytest.mark.integration
 def test_a_heartbeat_round_trips_through_a_real_worker_and_shows_on_the_runs_page(
     celery_worker_process, client, role_user
 ):

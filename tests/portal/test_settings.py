@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def manage(*args: str, env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "FIELD_ENCRYPTION_KEY"}}
+    # The browser tests' async-unsafe switch and any keys of the test run stay out of it.
+    dropped = {"SECRET_KEY", "FIELD_ENCRYPTION_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(env_overrides)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -58,3 +60,12 @@ def test_the_models_and_the_migrations_agree(tmp_path):
         env_overrides={"LEDGERBRIDGE_VAR_DIR": str(tmp_path)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_debug_refuses_to_serve_a_real_host_name(tmp_path):
+    result = manage("check", env_overrides={
+        "DEBUG": "1", "ALLOWED_HOSTS": "ledgerbridge.example.com",
+        "LEDGERBRIDGE_VAR_DIR": str(tmp_path),
+    })
+    assert result.returncode != 0
+    assert "DEBUG is on while ALLOWED_HOSTS names a non-local host" in result.stderr

@@ -5,11 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.contrib import admin
 from django.urls import reverse
 
+from sync.admin import CanonicalAdminForm
 from sync.audit import acting_as
-from sync.models import CANONICAL_MODELS, Worker
-from tests.factories import FACTORIES, WorkerFactory
+from sync.models import CANONICAL_MODELS, TimeEntry, Worker
+from tests.factories import FACTORIES, TimeEntryFactory, WorkerFactory
 
 MODELS = [pytest.param(model, id=model.__name__) for model in CANONICAL_MODELS]
 MASK = "••••"
@@ -95,3 +97,111 @@ def test_the_history_page_names_the_actor_of_each_row(worker_with_changed_rate, 
     body = admin_client.get(_pages(worker_with_changed_rate)[2]).content.decode()
 
     assert "run:1" in body
+
+
+# --- lifecycle, frozen records and stale forms on the change form ---------------------------
+
+
+def _time_entry_form_data(entry, **changes) -> dict[str, str]:
+    """What the browser posts from the change form of `entry`, with `changes` applied."""
+    data = {
+        "worker": str(entry.worker_id),
+        "project": str(entry.project_id),
+        "task": str(entry.task_id),
+        "work_date": entry.work_date.isoformat(),
+        "hours": str(entry.hours),
+        "billable": "on",
+        "bill_rate": str(entry.bill_rate),
+        "currency": str(entry.currency_id),
+        "status": entry.status,
+        "approved_at_0": "",
+        "approved_at_1": "",
+        "correlation_id": entry.correlation_id,
+        "mapping_versions": "{}",
+        "loaded_version": str(entry.version),
+    }
+    data.update({name: str(value) for name, value in changes.items()})
+    return data
+
+
+def _form_errors(response) -> list[str]:
+    form = response.context["adminform"].form
+    return [str(message) for messages in form.errors.values() for message in messages]
+
+
+def test_an_illegal_status_change_in_the_admin_is_a_form_error_and_writes_nothing(
+    db, admin_client, history_of
+):
+    entry = TimeEntryFactory(status="reversed")
+
+    response = admin_client.post(
+        _url(TimeEntry, "change", entry.pk), _time_entry_form_data(entry, status="draft")
+    )
+
+    assert response.status_code == 200
+    assert any("may not move from 'reversed' to 'draft'" in e for e in _form_errors(response))
+    assert "may not move from" in response.content.decode()
+    stored = TimeEntry.objects.get(pk=entry.pk)
+    assert (stored.status, stored.version) == ("reversed", 1)
+    assert len(history_of(TimeEntry, [entry])) == 1
+
+
+def test_editing_a_posted_entry_in_the_admin_is_a_form_error_and_writes_nothing(
+    db, admin_client, history_of
+):
+    entry = TimeEntryFactory(status="posted")
+
+    response = admin_client.post(
+        _url(TimeEntry, "change", entry.pk), _time_entry_form_data(entry, hours="1.00")
+    )
+
+    assert response.status_code == 200
+    assert any("hours" in e and "reversal" in e for e in _form_errors(response))
+    stored = TimeEntry.objects.get(pk=entry.pk)
+    assert (stored.hours, stored.version) == (Decimal("7.50"), 1)
+    assert len(history_of(TimeEntry, [entry])) == 1
+
+
+def test_a_change_form_opened_before_someone_else_saved_is_refused_and_writes_nothing(
+    db, admin_client
+):
+    entry = TimeEntryFactory(status="draft")
+    opened = _time_entry_form_data(entry, hours="5.00")
+    entry.hours = Decimal("6.00")
+    entry.save()  # version 2 while the form still says version 1
+
+    response = admin_client.post(_url(TimeEntry, "change", entry.pk), opened)
+
+    assert response.status_code == 200
+    assert any("version 1" in e and "version 2" in e for e in _form_errors(response))
+    stored = TimeEntry.objects.get(pk=entry.pk)
+    assert (stored.hours, stored.version) == (Decimal("6.00"), 2)
+
+
+def test_a_legal_status_change_of_a_posted_entry_in_the_admin_is_saved(db, admin_client):
+    entry = TimeEntryFactory(status="posted")
+
+    response = admin_client.post(
+        _url(TimeEntry, "change", entry.pk), _time_entry_form_data(entry, status="reversed")
+    )
+
+    assert response.status_code == 302, _form_errors(response)
+    stored = TimeEntry.objects.get(pk=entry.pk)
+    assert (stored.status, stored.version) == ("reversed", 2)
+
+
+def test_the_change_form_carries_the_version_it_was_opened_at(db, admin_client):
+    entry = TimeEntryFactory()
+
+    body = admin_client.get(_url(TimeEntry, "change", entry.pk)).content.decode()
+
+    assert 'name="loaded_version" value="1"' in body
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_canonical_admin_form_and_inline_checks_the_lifecycle(model):
+    model_admin = admin.site._registry[model]
+
+    assert issubclass(model_admin.form, CanonicalAdminForm)
+    for inline in model_admin.inlines:
+        assert issubclass(inline.form, CanonicalAdminForm), inline

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from sync.audit import acting_as, actor_for_user, audited_bulk_create, audited_bulk_update
@@ -37,7 +41,7 @@ def test_updating_a_record_in_a_request_writes_a_history_row_naming_the_user(
     db, model, request_user, history_of
 ):
     record = FACTORIES[model]()
-    record.correlation_id = "deal-0001"
+    record.mapping_versions = {"legal-entity": 3}  # content on every model
     record.save()
 
     rows = history_of(model, [record])
@@ -45,7 +49,7 @@ def test_updating_a_record_in_a_request_writes_a_history_row_naming_the_user(
         ("+", "user:alice"),
         ("~", "user:alice"),
     ]
-    assert rows[-1].correlation_id == "deal-0001"
+    assert rows[-1].mapping_versions == {"legal-entity": 3}
     assert rows[-1].version == 2
 
 
@@ -82,10 +86,10 @@ def test_bulk_update_writes_one_history_row_per_record_and_bumps_the_version(db,
     created = audited_bulk_create(model=model, objs=unsaved_batch(model, 3), actor="run:7")
     loaded = list(model.objects.filter(pk__in=[obj.pk for obj in created]))
     for obj in loaded:
-        obj.correlation_id = "bulk-fix-1"
+        obj.mapping_versions = {"legal-entity": 4}  # content on every model
 
     updated = audited_bulk_update(
-        model=model, objs=loaded, fields=["correlation_id"], actor="system:beat"
+        model=model, objs=loaded, fields=["mapping_versions"], actor="system:beat"
     )
 
     assert updated == 3
@@ -95,7 +99,7 @@ def test_bulk_update_writes_one_history_row_per_record_and_bumps_the_version(db,
         (r.history_type, r.history_actor, r.version) for r in rows if r.history_type == "~"
     } == {("~", "system:beat", 2)}
     stored = model.objects.filter(pk__in=[obj.pk for obj in created])
-    assert {(obj.version, obj.correlation_id) for obj in stored} == {(2, "bulk-fix-1")}
+    assert {(obj.version, obj.mapping_versions["legal-entity"]) for obj in stored} == {(2, 4)}
 
 
 def test_bulk_writes_with_the_acting_user_name_the_user(db, django_user_model, history_of):
@@ -214,3 +218,25 @@ def test_deleting_a_record_leaves_a_history_row_naming_the_actor(db, history_of)
         ("+", "system:unknown"),
         ("-", "user:carol"),
     ]
+
+
+def test_a_bulk_update_locks_its_rows_in_primary_key_order_whatever_the_input_order(db):
+    entries = [TimeEntryFactory() for _ in range(3)]
+    for entry in entries:
+        entry.hours = "6.00"
+
+    with CaptureQueriesContext(connection) as captured:
+        audited_bulk_update(
+            model=TimeEntry, objs=entries[::-1], fields=["hours"], actor="run:1", batch_size=1
+        )
+
+    # Overlapping batches that lock in one global order cannot deadlock each other.
+    locking = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT")]
+    assert len(locking) == 3
+    # By the primary key, not the model's default ordering (`-work_date`, which has ties).
+    assert all(re.search(r'ORDER BY (1|"sync_timeentry"\."id") ASC', sql) for sql in locking)
+    assert [_the_one_pk_in(sql) for sql in locking] == sorted(e.pk for e in entries)
+
+
+def _the_one_pk_in(sql: str) -> int:
+    return int(re.search(r'"sync_timeentry"\."id" IN \((\d+)\)', sql).group(1))

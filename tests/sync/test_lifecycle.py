@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection, connections, transaction
 
-from sync.audit import audited_bulk_update
+from sync.audit import acting_as, audited_bulk_update
 from sync.errors import IllegalTransition, UnknownStatus
 from sync.lifecycle import record_transition
 from sync.models import CANONICAL_MODELS, TimeEntry
@@ -80,7 +80,7 @@ def test_record_transition_refuses_an_illegal_move_and_changes_nothing(db, model
     record = FACTORIES[model](**{model.STATUS_FIELD: from_status})
 
     with pytest.raises(IllegalTransition):
-        record_transition(record=record, to=to_status)
+        record_transition(record=record, to=to_status, actor="run:1")
 
     stored = _stored(model, record)
     assert getattr(stored, model.STATUS_FIELD) == from_status
@@ -93,7 +93,7 @@ def test_record_transition_moves_along_an_allowed_pair_and_bumps_the_version(db,
     from_status, to_status = _legal_pair(model)
     record = FACTORIES[model](**{model.STATUS_FIELD: from_status})
 
-    moved = record_transition(record=record, to=to_status)
+    moved = record_transition(record=record, to=to_status, actor="run:1")
 
     assert getattr(moved, model.STATUS_FIELD) == to_status
     stored = _stored(model, record)
@@ -106,7 +106,7 @@ def test_record_transition_moves_along_an_allowed_pair_and_bumps_the_version(db,
 def test_record_transition_to_the_current_status_writes_nothing(db, history_of):
     entry = TimeEntryFactory(status="approved")
 
-    record_transition(record=entry, to="approved")
+    record_transition(record=entry, to="approved", actor="run:1")
 
     assert _stored(TimeEntry, entry).version == 1
     assert len(history_of(TimeEntry, [entry])) == 1
@@ -115,21 +115,44 @@ def test_record_transition_to_the_current_status_writes_nothing(db, history_of):
 def test_record_transition_checks_the_stored_status_not_a_stale_copy(db):
     entry = TimeEntryFactory(status="submitted")
     stale = TimeEntry.objects.get(pk=entry.pk)
-    record_transition(record=entry, to="approved")
-    record_transition(record=entry, to="posted")
+    record_transition(record=entry, to="approved", actor="run:1")
+    record_transition(record=entry, to="posted", actor="run:1")
 
     # `stale` still says submitted, from where rejected is allowed; the row says posted.
     with pytest.raises(IllegalTransition, match="'posted' to 'rejected'"):
-        record_transition(record=stale, to="rejected")
+        record_transition(record=stale, to="rejected", actor="run:1")
 
     assert _stored(TimeEntry, entry).status == "posted"
+
+
+def test_record_transition_attributes_the_history_row_to_the_given_actor(db, history_of):
+    with acting_as("system:beat"):
+        entry = TimeEntryFactory(status="submitted")
+        record_transition(record=entry, to="approved", actor="user:carol")
+
+    rows = history_of(TimeEntry, [entry])
+    assert [(row.status, row.history_actor) for row in rows] == [
+        ("submitted", "system:beat"),
+        ("approved", "user:carol"),
+    ]
+
+
+def test_record_transition_needs_an_actor_and_refuses_a_malformed_one_before_writing(db):
+    entry = TimeEntryFactory(status="submitted")
+
+    with pytest.raises(TypeError):
+        record_transition(record=entry, to="approved")  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="actor must look like"):
+        record_transition(record=entry, to="approved", actor="carol")
+
+    assert _stored(TimeEntry, entry).status == "submitted"
 
 
 def test_a_status_unknown_to_the_model_is_an_illegal_transition(db):
     entry = TimeEntryFactory(status="draft")
 
     with pytest.raises(IllegalTransition):
-        record_transition(record=entry, to="archived")
+        record_transition(record=entry, to="archived", actor="run:1")
 
 
 def test_a_new_record_may_start_in_any_status_but_not_an_unknown_one(db):
@@ -179,15 +202,15 @@ def test_a_record_built_by_hand_over_an_existing_row_cannot_skip_the_lifecycle(d
 
 
 def test_saving_other_fields_with_update_fields_neither_writes_nor_forgets_a_status_change(db):
-    entry = TimeEntryFactory(status="posted")
+    entry = TimeEntryFactory(status="approved")  # not frozen: its hours may still change
     entry.status = "draft"
     entry.hours = Decimal("3.00")
 
     entry.save(update_fields=["hours"])
 
     stored = _stored(TimeEntry, entry)
-    assert (stored.status, stored.hours, stored.version) == ("posted", Decimal("3.00"), 2)
-    # The in-memory "draft" is still checked against the stored "posted" on the next save.
+    assert (stored.status, stored.hours, stored.version) == ("approved", Decimal("3.00"), 2)
+    # The in-memory "draft" is still checked against the stored "approved" on the next save.
     with pytest.raises(IllegalTransition):
         entry.save()
 
@@ -214,7 +237,8 @@ def test_concurrent_transitions_of_one_record_queue_on_the_row_lock():
 
     def reject_from_a_stale_copy() -> None:
         try:
-            record_transition(record=entry, to="rejected")  # entry still says submitted
+            # `entry` still says submitted
+            record_transition(record=entry, to="rejected", actor="run:1")
             outcome["result"] = "rejected"
         except IllegalTransition as exc:
             outcome["result"] = exc

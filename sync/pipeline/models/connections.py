@@ -53,7 +53,8 @@ class Connection(models.Model):
     circuit_open_until = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords(bases=[HistoryActorFields])
+    # Credentials stay out of history: old secrets have no business being kept.
+    history = HistoricalRecords(bases=[HistoryActorFields], excluded_fields=["credentials"])
 
     class Meta:
         ordering = ["name"]

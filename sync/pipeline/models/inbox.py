@@ -8,8 +8,9 @@ from django.db import models
 class InboxItem(models.Model):
     """One inbound record as the source sent it (a pulled page row, a webhook, a file row).
 
-    Unique on (system, entity, external id, payload hash): the same payload arriving twice is
-    stored once and skipped cheaply; a changed payload is a new row.
+    A payload equal to the latest one stored for the same record is skipped cheaply; a changed
+    payload is a new row, and so is one that changes back to an earlier value.
+    `batch_id` names the `inbox_store` call that wrote the row.
     """
 
     class Status(models.TextChoices):
@@ -25,6 +26,7 @@ class InboxItem(models.Model):
     external_id = models.CharField(max_length=255)
     payload = models.JSONField()
     payload_hash = models.CharField(max_length=64)
+    batch_id = models.UUIDField(db_index=True, null=True, blank=True)
     received_at = models.DateTimeField()
     correlation_id = models.CharField(max_length=64, db_index=True)
     run = models.ForeignKey("pipeline.SyncRun", on_delete=models.SET_NULL, null=True, blank=True)
@@ -34,13 +36,10 @@ class InboxItem(models.Model):
     mapping_versions = models.JSONField(default=dict, blank=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["system", "entity", "external_id", "payload_hash"],
-                name="inbox_item_payload_once",
-            ),
+        indexes = [
+            models.Index(fields=["status", "system", "entity", "id"]),
+            models.Index(fields=["system", "entity", "external_id", "id"], name="inbox_latest"),
         ]
-        indexes = [models.Index(fields=["status", "system", "entity", "id"])]
 
     def __str__(self) -> str:
         return f"{self.system}:{self.entity}:{self.external_id}"

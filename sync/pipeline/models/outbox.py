@@ -36,6 +36,8 @@ class Delivery(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
     in_flight_since = models.DateTimeField(null=True, blank=True)
+    # Set by each claim: only the claimer's outcome may move the row on (see outbox.py).
+    claim_token = models.UUIDField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_status = models.PositiveSmallIntegerField(null=True, blank=True)
     target_id = models.CharField(max_length=255, blank=True)

@@ -1,0 +1,1 @@
+"""Connectors: one module per vendor dialect, all HTTP through `http.py`."""

@@ -1,0 +1,190 @@
+"""Authentication per dialect: headers added to each request by `VendorHttp`.
+
+- `BearerAuth`: a static token (Kantata OAuth token, SCIM bearer token).
+- `OAuth2ClientCredentials`: RFC 6749 §4.4 client credentials; the token is fetched through the
+  same `VendorHttp` (so timeouts and error classes apply), cached until `expires_in` or a 401,
+  and shared by threads. Salesforce's token answer has no `expires_in`: cached until a 401.
+  https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_client_credentials_flow.htm
+- `StripeKeyAuth`: the secret key as a bearer token, optional `Stripe-Version`.
+  https://docs.stripe.com/api/authentication
+- `NetSuiteTokenAuth`: token-based authentication (OAuth 1.0a, HMAC-SHA256, realm = account).
+  https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_1534941088.html
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+
+from sync.connectors.base import CONFIGURATION, TransportError
+
+if TYPE_CHECKING:
+    from sync.connectors.http import VendorHttp
+
+
+class Auth(Protocol):
+    def headers(self, *, method: str, url: str, http: VendorHttp) -> dict[str, str]:
+        """Headers that authenticate this request (may fetch a token through `http`)."""
+        ...
+
+    def invalidate(self) -> bool:
+        """Forget a cached credential after a 401; True when a fresh one may succeed."""
+        ...
+
+
+class NoAuth:
+    def headers(self, *, method: str, url: str, http: VendorHttp) -> dict[str, str]:
+        return {}
+
+    def invalidate(self) -> bool:
+        return False
+
+
+class BearerAuth:
+    def __init__(self, token: str) -> None:
+        if not token:
+            raise TransportError(kind=CONFIGURATION, message="no access token configured")
+        self._token = token
+
+    def headers(self, *, method: str, url: str, http: VendorHttp) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def invalidate(self) -> bool:
+        return False  # a static token does not get better by asking again
+
+
+class StripeKeyAuth(BearerAuth):
+    def __init__(self, secret_key: str, *, api_version: str | None = None) -> None:
+        super().__init__(secret_key)
+        self._version = api_version
+
+    def headers(self, *, method: str, url: str, http: VendorHttp) -> dict[str, str]:
+        headers = super().headers(method=method, url=url, http=http)
+        if self._version:
+            headers["Stripe-Version"] = self._version
+        return headers
+
+
+class OAuth2ClientCredentials:
+    """Client-credentials token, fetched lazily, cached, refreshed once after a 401.
+
+    Token endpoint failures are CONFIGURATION (bad client id/secret, wrong URL) or TRANSIENT
+    (the endpoint is down), as `VendorHttp` classifies them.
+    """
+
+    def __init__(
+        self,
+        *,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        scope: str | None = None,
+        extra: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not (token_url and client_id and client_secret):
+            raise TransportError(
+                kind=CONFIGURATION, message="token_url, client_id and client_secret are required"
+            )
+        self.token_url = token_url
+        self._form = {"grant_type": "client_credentials", "client_id": client_id,
+                      "client_secret": client_secret, **(extra or {})}
+        if scope:
+            self._form["scope"] = scope
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires_at: float | None = None
+        self.token_answer: dict[str, Any] = {}  # the last token answer (e.g. instance_url)
+
+    def headers(self, *, method: str, url: str, http: VendorHttp) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._current(http)}"}
+
+    def _current(self, http: VendorHttp) -> str:
+        with self._lock:
+            fresh = self._expires_at is None or self._clock() < self._expires_at
+            if self._token is not None and fresh:
+                return self._token
+            # One attempt: the request that needs the token owns the retries (no nesting).
+            answer = http.request("POST", self.token_url, data=self._form, authenticate=False,
+                                  idempotent=True, not_found=CONFIGURATION, attempts=1).json()
+            token = answer.get("access_token") if isinstance(answer, dict) else None
+            if not token:
+                raise TransportError(kind=CONFIGURATION, status=200,
+                                     message="the token endpoint answered without access_token")
+            expires_in = answer.get("expires_in")
+            # Renew a minute early so that a token never expires between check and use.
+            self._expires_at = (
+                self._clock() + max(float(expires_in) - 60.0, 1.0) if expires_in else None
+            )
+            self._token = str(token)
+            self.token_answer = answer
+            return self._token
+
+    def invalidate(self) -> bool:
+        with self._lock:
+            had_token = self._token is not None
+            self._token = None
+            self._expires_at = None
+            return had_token
+
+
+def _pct(value: str) -> str:
+    return quote(value, safe="~-._")
+
+
+class NetSuiteTokenAuth:
+    """NetSuite token-based authentication: an OAuth 1.0a signature per request (HMAC-SHA256).
+
+    `nonce` and `timestamp` are injectable for tests; real calls use fresh ones.
+    """
+
+    def __init__(
+        self,
+        *,
+        account: str,
+        consumer_key: str,
+        consumer_secret: str,
+        token_id: str,
+        token_secret: str,
+        nonce: Callable[[], str] = lambda: secrets.token_hex(16),
+        timestamp: Callable[[], int] = lambda: int(time.time()),
+    ) -> None:
+        if not all((account, consumer_key, consumer_secret, token_id, token_secret)):
+            raise TransportError(kind=CONFIGURATION, message="incomplete NetSuite TBA credentials")
+        # The realm is the account id upper-cased with "-" as "_" (sandbox accounts: 123_SB1).
+        self.realm = account.upper().replace("-", "_")
+        self._consumer = (consumer_key, consumer_secret)
+        self._token = (token_id, token_secret)
+        self._nonce = nonce
+        self._timestamp = timestamp
+
+    def headers(self, *, method: str, url: str, http: VendorHttp) -> dict[str, str]:
+        oauth = {
+            "oauth_consumer_key": self._consumer[0],
+            "oauth_token": self._token[0],
+            "oauth_signature_method": "HMAC-SHA256",
+            "oauth_timestamp": str(self._timestamp()),
+            "oauth_nonce": self._nonce(),
+            "oauth_version": "1.0",
+        }
+        parts = urlsplit(url)
+        base_url = urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, "", ""))
+        params = [*parse_qsl(parts.query, keep_blank_values=True), *oauth.items()]
+        normalized = "&".join(f"{k}={v}" for k, v in sorted((_pct(k), _pct(v)) for k, v in params))
+        base_string = "&".join((method.upper(), _pct(base_url), _pct(normalized)))
+        key = f"{_pct(self._consumer[1])}&{_pct(self._token[1])}"
+        digest = hmac.new(key.encode(), base_string.encode(), hashlib.sha256).digest()
+        oauth["oauth_signature"] = base64.b64encode(digest).decode()
+        fields = ", ".join(f'{k}="{_pct(v)}"' for k, v in oauth.items())
+        return {"Authorization": f'OAuth realm="{self.realm}", {fields}'}
+
+    def invalidate(self) -> bool:
+        return False

@@ -1,0 +1,1 @@
+"""Versioned mappings (source value → canonical value, effective-dated) and field ownership."""

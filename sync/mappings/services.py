@@ -1,0 +1,414 @@
+"""Writes to versioned mappings and ownership rules: the only way they change.
+
+Every service is keyword-only, runs in one transaction, validates with `full_clean()` before
+saving, records the acting `user` on the history rows (None means the system: the actor set
+with `sync.audit.acting_as`, else `system:unknown`), and raises a `MappingError` or
+`OwnershipError` (both `sync.errors.DomainError`) with nothing written when it refuses.
+Status moves are not idempotent: repeating one raises MappingTransitionRefused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import Max
+from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
+
+from sync.audit import UNKNOWN_ACTOR, actor_for_user, current_actor
+from sync.mappings.errors import (
+    MappingEffectiveDateTaken,
+    MappingError,
+    MappingInvalid,
+    MappingTransitionRefused,
+    MappingVersionEmpty,
+    MappingVersionFrozen,
+    OwnershipInvalid,
+    OwnershipOverlap,
+)
+from sync.mappings.models import MappingEntry, MappingSet, MappingVersion, OwnershipRule
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from django.contrib.auth.models import AbstractBaseUser
+
+    # The acting person; None when the system acts (see `sync.audit.acting_as`).
+    UserOrSystem: TypeAlias = AbstractBaseUser | None
+
+Status = MappingVersion.Status
+ENTRY_BATCH = 500
+
+
+# --- shared -------------------------------------------------------------------------------
+
+
+def _actor(user: UserOrSystem) -> str:
+    if user is not None:
+        return actor_for_user(user)
+    return current_actor() or UNKNOWN_ACTOR
+
+
+def _save(
+    obj: models.Model, *, user: UserOrSystem, invalid: type[ValidationError] = MappingInvalid
+) -> None:
+    """full_clean() then save, attributing the history row to `user` (when there is one)."""
+    try:
+        obj.full_clean()
+    except ValidationError as error:
+        raise invalid(
+            error.message_dict if hasattr(error, "error_dict") else error.messages
+        ) from error
+    if user is not None:
+        obj._history_user = user
+    obj.save()
+
+
+def _day(value: Any, *, name: str) -> dt.date:
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+        raise MappingInvalid({name: f"A date is required, got {value!r}."})
+    return value
+
+
+def _version_lock(version: MappingVersion) -> MappingVersion:
+    """The version re-read under a row lock: concurrent moves of one version queue up."""
+    return MappingVersion.objects.select_for_update().select_related("mapping_set").get(
+        pk=version.pk
+    )
+
+
+def _move(version: MappingVersion, *, to: str) -> None:
+    if not MappingVersion.transition_allowed(from_status=version.status, to_status=to) or (
+        version.status == to
+    ):
+        raise MappingTransitionRefused(
+            model="MappingVersion", pk=version.pk, field="status",
+            from_status=version.status, to_status=to,
+        )
+    version.status = to
+
+
+def _entries_copy(*, source: MappingVersion, target: MappingVersion, user: UserOrSystem) -> int:
+    rows = source.entries.values_list("source_value", "target_value", "attributes")
+    entries = [
+        MappingEntry(version=target, source_value=s, target_value=t, attributes=a or {})
+        for s, t, a in rows
+    ]
+    bulk_create_with_history(
+        entries, MappingEntry, batch_size=ENTRY_BATCH, default_user=user,
+        custom_historical_attrs={"history_actor": _actor(user)},
+    )
+    return len(entries)
+
+
+# --- mapping sets and versions ------------------------------------------------------------
+
+
+def mapping_set_create(
+    *,
+    slug: str,
+    name: str,
+    kind: str,
+    system: str = "",
+    connector: str = "",
+    description: str = "",
+    user: UserOrSystem,
+) -> MappingSet:
+    """Create a mapping set (no versions yet). Raises MappingInvalid (e.g. slug taken)."""
+    mapping_set = MappingSet(
+        slug=slug, name=name, kind=kind, system=system, connector=connector,
+        description=description,
+    )
+    with transaction.atomic():
+        _save(mapping_set, user=user)
+    return mapping_set
+
+
+@transaction.atomic
+def mapping_version_create_draft(
+    *,
+    mapping_set: MappingSet,
+    based_on: MappingVersion | None = None,
+    user: UserOrSystem,
+    notes: str = "",
+) -> MappingVersion:
+    """Open a new draft, numbered after the set's last version, with `based_on`'s entries.
+
+    `based_on` may be any version of the same set (None: an empty draft). The set row is
+    locked so that concurrent drafts get distinct numbers. Raises MappingError when
+    `based_on` belongs to another set.
+    """
+    locked_set = MappingSet.objects.select_for_update().get(pk=mapping_set.pk)
+    if based_on is not None and based_on.mapping_set_id != locked_set.pk:
+        raise MappingError(f"{based_on} is not a version of {locked_set}.")
+    last = locked_set.versions.aggregate(last=Max("number"))["last"] or 0
+    version = MappingVersion(
+        mapping_set=locked_set, number=last + 1, based_on=based_on, created_by=user,
+        notes=notes,
+    )
+    _save(version, user=user)
+    if based_on is not None:
+        _entries_copy(source=based_on, target=version, user=user)
+    return version
+
+
+@transaction.atomic
+def mapping_version_update(
+    *, version: MappingVersion, effective_from: dt.date | None, notes: str, user: UserOrSystem
+) -> MappingVersion:
+    """Change a draft's or in-review version's planned effective date and notes.
+
+    Raises MappingVersionFrozen for a published or retired version.
+    """
+    locked = _version_lock(version)
+    if locked.status in MappingVersion.FROZEN_STATUSES:
+        raise MappingVersionFrozen(f"{locked} is {locked.status}: it cannot be edited.")
+    if effective_from is not None:
+        _day(effective_from, name="effective_from")
+    locked.effective_from = effective_from
+    locked.notes = notes
+    _save(locked, user=user)
+    return locked
+
+
+@transaction.atomic
+def mapping_entry_set(
+    *,
+    version: MappingVersion,
+    source_value: str,
+    target_value: str,
+    attributes: dict[str, Any] | None = None,
+    user: UserOrSystem,
+) -> MappingEntry:
+    """Map `source_value` to `target_value` (and `attributes`) in a draft: add or change.
+
+    Idempotent: setting the same values again writes nothing. Raises MappingVersionFrozen
+    unless the version is a draft, MappingInvalid for bad values.
+    """
+    locked = _version_lock(version)
+    if not locked.is_editable:
+        raise MappingVersionFrozen(
+            f"{locked} is {locked.get_status_display().lower()}: its entries cannot change."
+            + (" Send it back to draft first." if locked.status == Status.IN_REVIEW else "")
+        )
+    attributes = {} if attributes is None else attributes
+    entry = MappingEntry.objects.filter(version=locked, source_value=source_value).first()
+    if entry is None:
+        entry = MappingEntry(version=locked, source_value=source_value)
+    elif entry.target_value == target_value and entry.attributes == attributes:
+        return entry
+    entry.target_value = target_value
+    entry.attributes = attributes
+    _save(entry, user=user)
+    return entry
+
+
+@transaction.atomic
+def mapping_entry_delete(*, version: MappingVersion, source_value: str, user: UserOrSystem) -> bool:
+    """Remove `source_value` from a draft. Idempotent: False when it was not there.
+
+    Raises MappingVersionFrozen unless the version is a draft.
+    """
+    locked = _version_lock(version)
+    if not locked.is_editable:
+        raise MappingVersionFrozen(
+            f"{locked} is {locked.get_status_display().lower()}: its entries cannot change."
+        )
+    entry = MappingEntry.objects.filter(version=locked, source_value=source_value).first()
+    if entry is None:
+        return False
+    if user is not None:
+        entry._history_user = user
+    entry.delete()
+    return True
+
+
+@transaction.atomic
+def mapping_version_submit(*, version: MappingVersion, user: UserOrSystem) -> MappingVersion:
+    """Draft → in review; its entries freeze. Raises MappingVersionEmpty without entries."""
+    locked = _version_lock(version)
+    _move(locked, to=Status.IN_REVIEW)
+    if not locked.entries.exists():
+        raise MappingVersionEmpty(f"{locked} has no entries: there is nothing to review.")
+    locked.submitted_by = user
+    locked.submitted_at = timezone.now()
+    _save(locked, user=user)
+    return locked
+
+
+@transaction.atomic
+def mapping_version_send_back(
+    *, version: MappingVersion, user: UserOrSystem, reason: str = ""
+) -> MappingVersion:
+    """In review → draft, so that its entries can change again; `reason` joins the notes."""
+    locked = _version_lock(version)
+    _move(locked, to=Status.DRAFT)
+    if reason:
+        who = _actor(user)
+        locked.notes = f"{locked.notes}\n\nSent back by {who}: {reason}".strip()
+    locked.submitted_by = None
+    locked.submitted_at = None
+    _save(locked, user=user)
+    return locked
+
+
+@transaction.atomic
+def mapping_version_publish(
+    *, version: MappingVersion, effective_from: dt.date, user: UserOrSystem
+) -> MappingVersion:
+    """In review → published, mapping records dated `effective_from` or later.
+
+    Older published versions stay published: each record resolves with the version effective
+    on its own date; retire a version explicitly. The set row is locked, so two publishes in
+    one set are serialised. Raises MappingEffectiveDateTaken when another published version of
+    the set is effective from the same date, MappingTransitionRefused unless in review.
+    """
+    _day(effective_from, name="effective_from")
+    MappingSet.objects.select_for_update().filter(pk=version.mapping_set_id).first()
+    locked = _version_lock(version)
+    _move(locked, to=Status.PUBLISHED)
+    clash = (
+        MappingVersion.objects.filter(
+            mapping_set_id=locked.mapping_set_id, status=Status.PUBLISHED,
+            effective_from=effective_from,
+        )
+        .exclude(pk=locked.pk)
+        .first()
+    )
+    if clash is not None:
+        raise MappingEffectiveDateTaken(
+            f"{clash} is already effective from {effective_from}: choose another date "
+            "or retire it first."
+        )
+    locked.effective_from = effective_from
+    locked.published_by = user
+    locked.published_at = timezone.now()
+    _save(locked, user=user)
+    return locked
+
+
+@transaction.atomic
+def mapping_version_retire(*, version: MappingVersion, user: UserOrSystem) -> MappingVersion:
+    """Published → retired: the version stops mapping records of any date (kept for audit).
+
+    Records dated in its period fall back to the previous published version, if any.
+    """
+    locked = _version_lock(version)
+    _move(locked, to=Status.RETIRED)
+    locked.retired_by = user
+    locked.retired_at = timezone.now()
+    _save(locked, user=user)
+    return locked
+
+
+@transaction.atomic
+def mapping_version_rollback(
+    *,
+    mapping_set: MappingSet,
+    to_version: MappingVersion,
+    effective_from: dt.date,
+    user: UserOrSystem,
+) -> MappingVersion:
+    """Publish a NEW version with `to_version`'s entries, effective from `effective_from`.
+
+    History stays linear: nothing is un-published or edited; the new version notes what it
+    rolls back to (`based_on`). `to_version` must be a published or retired version of the
+    set. All or nothing: raises MappingEffectiveDateTaken (nothing written) when the date is
+    taken.
+    """
+    if to_version.mapping_set_id != mapping_set.pk:
+        raise MappingError(f"{to_version} is not a version of {mapping_set}.")
+    if to_version.status not in MappingVersion.FROZEN_STATUSES:
+        raise MappingError(f"{to_version} was never published: there is nothing to roll back to.")
+    _day(effective_from, name="effective_from")
+    draft = mapping_version_create_draft(
+        mapping_set=mapping_set, based_on=to_version, user=user,
+        notes=f"Rollback to version {to_version.number}.",
+    )
+    mapping_version_submit(version=draft, user=user)
+    return mapping_version_publish(version=draft, effective_from=effective_from, user=user)
+
+
+# --- ownership rules ----------------------------------------------------------------------
+
+
+def _ownership_save(rule: OwnershipRule, *, user: UserOrSystem) -> None:
+    if isinstance(rule.effective_from, dt.date):
+        clash = rule.overlapping_rules().first()
+        if clash is not None:
+            raise OwnershipOverlap(
+                f"{rule.entity}.{rule.field or '*'}: overlaps the rule “{clash}”; "
+                "end that rule first or choose other dates.",
+                code="overlap",
+            )
+    _save(rule, user=user, invalid=OwnershipInvalid)
+
+
+@transaction.atomic
+def ownership_rule_set(
+    *,
+    entity: str,
+    field: str = "",
+    owner_system: str,
+    effective_from: dt.date,
+    effective_to: dt.date | None = None,
+    notes: str = "",
+    user: UserOrSystem,
+) -> OwnershipRule:
+    """Make `owner_system` the owner of `entity`.`field` (blank: the entity) from a date.
+
+    - A rule for the same key starting the same day is changed in place (idempotent).
+    - An open-ended rule for the key that started earlier is ended on `effective_from`
+      (a handover); its history row records it.
+    - Any other overlap raises OwnershipOverlap and nothing is written.
+    The key's rules are locked (select_for_update) while this runs.
+    """
+    rules = list(OwnershipRule.objects.select_for_update().filter(entity=entity, field=field))
+    rule = next((r for r in rules if r.effective_from == effective_from), None)
+    if rule is None:
+        predecessor = next(
+            (
+                r for r in rules
+                if r.effective_to is None
+                and isinstance(effective_from, dt.date)
+                and r.effective_from < effective_from
+            ),
+            None,
+        )
+        if predecessor is not None:
+            predecessor.effective_to = effective_from
+            _save(predecessor, user=user, invalid=OwnershipInvalid)
+        rule = OwnershipRule(entity=entity, field=field, effective_from=effective_from)
+    elif (rule.owner_system, rule.effective_to, rule.notes) == (owner_system, effective_to, notes):
+        return rule
+    rule.owner_system = owner_system
+    rule.effective_to = effective_to
+    rule.notes = notes
+    _ownership_save(rule, user=user)
+    return rule
+
+
+@transaction.atomic
+def ownership_rule_update(
+    *,
+    rule: OwnershipRule,
+    owner_system: str,
+    effective_from: dt.date,
+    effective_to: dt.date | None,
+    notes: str,
+    user: UserOrSystem,
+) -> OwnershipRule:
+    """Change one rule's owner, dates or notes (its entity and field stay).
+
+    Raises OwnershipOverlap when the new dates would overlap another rule of the same key.
+    """
+    locked = OwnershipRule.objects.select_for_update().get(pk=rule.pk)
+    locked.owner_system = owner_system
+    locked.effective_from = effective_from
+    locked.effective_to = effective_to
+    locked.notes = notes
+    _ownership_save(locked, user=user)
+    return locked
