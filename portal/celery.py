@@ -18,6 +18,8 @@ app.autodiscover_tasks()
 def _beat_schedule() -> dict:
     from django.conf import settings
 
+    from sync.tasks_cycle import beat_schedule_sync
+
     interval = float(settings.HEARTBEAT_INTERVAL_SECONDS)
     return {
         "portal-heartbeat": {
@@ -26,6 +28,7 @@ def _beat_schedule() -> dict:
             # A heartbeat nobody ran in time is worthless later: let it expire.
             "options": {"expires": interval},
         },
+        **beat_schedule_sync(),
     }
 
 

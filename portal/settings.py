@@ -228,13 +228,23 @@ METRICS_TOKEN = env_str("METRICS_TOKEN")
 # Which system owns the project master: "erp" or "psa", by operating model (DESIGN.md).
 PROJECT_MASTER_OWNER = env_str("PROJECT_MASTER_OWNER", "erp")
 
+# Structured logs: key=value lines carrying the sync run and correlation id (sync/logging.py);
+# LOG_FORMAT=json for a log shipper.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"context": {"()": "sync.logging.ContextFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "kv": {"()": "sync.logging.KeyValueFormatter"},
+        "json": {"()": "sync.logging.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env_str("LOG_FORMAT", "kv"),
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

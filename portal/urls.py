@@ -9,6 +9,7 @@ urlpatterns = [
     *[path(f"{a.slug}/", views.area, {"slug": a.slug}, name=a.url_name) for a in AREAS],
     path("runs/ping/", views.worker_ping, name="worker-ping"),
     path("metrics", views.metrics, name="metrics"),
+    path("hooks/", include("sync.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
 ]

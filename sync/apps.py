@@ -7,4 +7,4 @@ class SyncConfig(AppConfig):
 
     def ready(self) -> None:
         # Connects the receiver that stamps every history row with its actor.
-        from sync import audit  # noqa: F401
+        from sync import audit, tasks_cycle  # noqa: F401 - also registers sync.cycle_run

@@ -9,7 +9,7 @@ and nothing is half-written.
 
 Idempotent: re-processing the same payloads changes nothing (same values → no new version → the
 delivery's idempotency key exists already); a changed entry gets a new version and a new
-delivery that upserts the same ERP record (external id `LB-TE-<id>`).
+delivery that upserts the same ERP record (external id `KT-TE-<PSA id>`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
+from django.db import connections, router, transaction
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from sync.audit import acting_as, audited_bulk_create, audited_bulk_update
@@ -48,6 +50,7 @@ from sync.pipeline.rules import Facts, money_at_risk, rules_check
 SOURCE_SYSTEM = "psa"
 ENTITY = "time_entry"
 OPERATION = "erp.time_bill.upsert"
+ERP_KEY_PREFIX = "KT-TE-"
 LEGAL_ENTITY_SET = "legal-entity"
 CURRENCY_SET = "currency"
 MAX_TEXT = 255
@@ -189,13 +192,29 @@ class _Preload:
     ownership: OwnershipBook
 
 
+def _in(values: Any, sql_type: str) -> Any:
+    """The right-hand side of an `__in` filter over many values.
+
+    On PostgreSQL one array parameter (`IN (SELECT unnest(%s::<type>[]))`): a batch's thousands
+    of ids otherwise become thousands of placeholders that the driver parses on every query.
+    """
+    values = list(values)
+    if connections[router.db_for_read(TimeEntry)].vendor == "postgresql":
+        return RawSQL(f"SELECT unnest(%s::{sql_type}[])", [values])  # noqa: S611 - fixed type
+    return values
+
+
 def _refs(model: type, external_ids: set[str]) -> dict[str, str]:
     return dict(
         ExternalRef.objects.filter(
             system=SOURCE_SYSTEM, content_type=ContentType.objects.get_for_model(model),
-            external_id__in=external_ids,
+            external_id__in=_in(external_ids, "text"),
         ).values_list("external_id", "object_id")
     )
+
+
+def _by_pk(queryset: Any, pks: Any) -> dict[int, Any]:
+    return {obj.pk: obj for obj in queryset.filter(pk__in=_in({int(i) for i in pks}, "bigint"))}
 
 
 def _by_external_id(refs: dict[str, str], records: dict[int, Any]) -> dict[str, Any]:
@@ -209,14 +228,15 @@ def _preload(parsed: list[ParsedTime], *, today: dt.date) -> _Preload:
     placeholder_refs = _refs(RolePlaceholder, {p.user_id for p in parsed})
     entry_refs = _refs(TimeEntry, {p.external_id for p in parsed})
 
-    projects = Project.objects.select_related("legal_entity", "customer").in_bulk(
-        [int(i) for i in project_refs.values()]
+    projects = _by_pk(
+        Project.objects.select_related("legal_entity", "customer"), project_refs.values()
     )
-    tasks = Task.objects.in_bulk([int(i) for i in task_refs.values()])
-    workers = Worker.objects.select_related("cost_centre").in_bulk(
-        [int(i) for i in worker_refs.values()]
+    tasks = _by_pk(Task.objects.all(), task_refs.values())
+    # The cost rate is encrypted and not needed here: deferring it saves a decrypt per worker.
+    workers = _by_pk(
+        Worker.objects.select_related("cost_centre").defer("cost_rate"), worker_refs.values()
     )
-    entries = TimeEntry.objects.in_bulk([int(i) for i in entry_refs.values()])
+    entries = _by_pk(TimeEntry.objects.all(), entry_refs.values())
     periods: dict[int, list[AccountingPeriod]] = defaultdict(list)
     for period in AccountingPeriod.objects.filter(
         legal_entity_id__in={p.legal_entity_id for p in projects.values()}
@@ -226,8 +246,11 @@ def _preload(parsed: list[ParsedTime], *, today: dt.date) -> _Preload:
         (ct_model, object_id): external_id
         for ct_model, object_id, external_id in ExternalRef.objects.filter(
             system="erp",
-            content_type__model__in=["project", "task", "worker"],
-            object_id__in=[str(k) for k in (*projects, *tasks, *workers)],
+            content_type__model__in=["project", "task", "worker", "costcentre"],
+            object_id__in=_in([str(k) for k in (
+                *projects, *tasks, *workers,
+                *{w.cost_centre_id for w in workers.values() if w.cost_centre_id},
+            )], "text"),
         ).values_list("content_type__model", "object_id", "external_id")
     }
     return _Preload(
@@ -333,7 +356,7 @@ def time_entries_process(
     with transaction.atomic(), acting_as(run.actor):
         items = list(
             InboxItem.objects.select_for_update().filter(
-                id__in=inbox_ids, status=InboxItem.Status.PENDING
+                id__in=_in(inbox_ids, "bigint"), status=InboxItem.Status.PENDING
             ).order_by("id")
         )
         # The newest payload of an entry wins; older ones in the same batch are superseded.
@@ -354,11 +377,12 @@ def time_entries_process(
             _post(approved, run=run, erp=erp, now=now, counts=counts, parked=parked, done=done)
         exception_items_raise(failures=counts.failures, run_id=run.id, now=now)
         parked_ids = {i.id for i in parked}
-        InboxItem.objects.filter(id__in=[i.id for i in items if i.id in parked_ids]).update(
-            status=InboxItem.Status.PARKED, processed_at=now
-        )
+        if parked_ids:
+            InboxItem.objects.filter(id__in=_in(parked_ids, "bigint")).update(
+                status=InboxItem.Status.PARKED, processed_at=now
+            )
         InboxItem.objects.filter(
-            id__in=[i.id for i in items if i.id not in parked_ids]
+            id__in=_in([i.id for i in items if i.id not in parked_ids], "bigint")
         ).update(status=InboxItem.Status.PROCESSED, processed_at=now)
     counts.failed = len(counts.failures) - counts.refused
     return counts
@@ -382,7 +406,7 @@ def _post(
 ) -> None:
     today = now.date()
     pre = _preload([p for _, p in approved], today=today)
-    to_create: list[tuple[InboxItem, ParsedTime, TimeEntry, _Resolved]] = []
+    to_create: list[tuple[InboxItem, ParsedTime, _Resolved]] = []
     to_update: list[tuple[InboxItem, ParsedTime, TimeEntry, _Resolved]] = []
     passed_keys: list[str] = []
     for item, p in approved:
@@ -411,14 +435,7 @@ def _post(
         }
         existing = pre.existing.get(p.external_id)
         if existing is None:
-            entry = TimeEntry(
-                worker=resolved.worker, project=resolved.project, task=resolved.task,
-                status=ApprovalStatus.APPROVED,
-                approved_at=now, mapping_versions=resolved.versions,
-                correlation_id=resolved.project.correlation_id or item.correlation_id,
-                **{_attname(name): value for name, value in incoming.items()},
-            )
-            to_create.append((item, p, entry, resolved))
+            to_create.append((item, p, resolved))
             continue
         current = {name: getattr(existing, _attname(name)) for name in OWNED_FIELDS}
         merge = ownership_merge(
@@ -473,32 +490,186 @@ def _post(
         to_update.append((item, p, existing, resolved))
 
     if to_create:
-        created = audited_bulk_create(
-            model=TimeEntry, objs=[e for _, _, e, _ in to_create], actor=run.actor
-        )
-        entry_type = ContentType.objects.get_for_model(TimeEntry)
-        refs = [
-            ExternalRef(system=SOURCE_SYSTEM, content_type=entry_type, object_id=str(e.pk),
-                        external_id=p.external_id, last_synced_at=now)
-            for (_, p, _, _), e in zip(to_create, created, strict=True)
-        ]
-        audited_bulk_create(model=ExternalRef, objs=refs, actor=run.actor)
-        counts.created += len(created)
+        if _copy_supported():
+            counts.deliveries += _create_by_copy(to_create, run=run, erp=erp, now=now, pre=pre)
+        else:
+            counts.deliveries += _create_by_orm(to_create, run=run, erp=erp, now=now, pre=pre)
+        counts.created += len(to_create)
     if to_update:
         fields = [*OWNED_FIELDS, "mapping_versions"]
         audited_bulk_update(
             model=TimeEntry, objs=[e for _, _, e, _ in to_update], fields=fields, actor=run.actor
         )
         counts.updated += len(to_update)
-    deliveries = [
-        _delivery(entry, resolved, p, item, erp=erp, now=now, pre=pre)
-        for item, p, entry, resolved in (*to_create, *to_update)
-    ]
-    counts.deliveries += deliveries_enqueue(deliveries=deliveries)
+        counts.deliveries += deliveries_enqueue(deliveries=[
+            _delivery(entry, resolved, p, item, erp=erp, now=now, pre=pre)
+            for item, p, entry, resolved in to_update
+        ])
     if passed_keys:
         exception_items_close_for(
             record_keys=passed_keys, stage=Stage.VALIDATE, reason="Passed validation on replay."
         )
+
+
+def _new_entry_values(item: InboxItem, p: ParsedTime, resolved: _Resolved, now: dt.datetime):
+    """The field values (attnames) of a new canonical entry for `p`."""
+    return {
+        "worker_id": resolved.worker.pk, "project_id": resolved.project.pk,
+        "task_id": resolved.task.pk, "work_date": p.work_date, "hours": p.hours,
+        "billable": p.billable, "bill_rate": p.rate, "currency_id": p.currency,
+        "status": ApprovalStatus.APPROVED, "approved_at": now,
+        "mapping_versions": resolved.versions,
+        "correlation_id": resolved.project.correlation_id or item.correlation_id,
+    }
+
+
+def _create_by_orm(
+    to_create: list[tuple[InboxItem, ParsedTime, _Resolved]], *, run: SyncRun, erp: Connection,
+    now: dt.datetime, pre: _Preload,
+) -> int:
+    """New entries through the ORM (databases without COPY): entries and refs with history,
+    then their deliveries. Returns how many deliveries are new."""
+    entries = [TimeEntry(**_new_entry_values(item, p, r, now)) for item, p, r in to_create]
+    created = audited_bulk_create(model=TimeEntry, objs=entries, actor=run.actor)
+    entry_type = ContentType.objects.get_for_model(TimeEntry)
+    refs = [
+        ExternalRef(system=SOURCE_SYSTEM, content_type=entry_type, object_id=str(e.pk),
+                    external_id=p.external_id, last_synced_at=now)
+        for (_, p, _), e in zip(to_create, created, strict=True)
+    ]
+    audited_bulk_create(model=ExternalRef, objs=refs, actor=run.actor)
+    return deliveries_enqueue(deliveries=[
+        _delivery(entry, resolved, p, item, erp=erp, now=now, pre=pre)
+        for (item, p, resolved), entry in zip(to_create, created, strict=True)
+    ])
+
+
+# --- PostgreSQL: COPY straight into the tables -------------------------------------------------
+#
+# The same rows `_create_by_orm` writes (entry + "+" history row attributed to the run, ref +
+# its history row, one pending delivery each), without a model instance per row: primary keys
+# are drawn from the tables' sequences first, then each table gets one COPY. New primary keys
+# cannot collide with an existing idempotency key, and a concurrent creator of the same entry
+# hits the external-ref unique constraints, which rolls this whole batch back (as the ORM path).
+
+_REQUIRED = object()
+
+
+def _copy_supported() -> bool:
+    return connections[router.db_for_write(TimeEntry)].vendor == "postgresql"
+
+
+class _CopyTable:
+    """Column list and per-column defaults of one table, to build COPY rows from attnames."""
+
+    def __init__(self, model: type, *, omit: Sequence[str] = ()) -> None:
+        connection = connections[router.db_for_write(model)]
+        fields = [f for f in model._meta.concrete_fields if f.attname not in omit]
+        self.sql = "COPY {} ({}) FROM STDIN".format(
+            connection.ops.quote_name(model._meta.db_table),
+            ", ".join(connection.ops.quote_name(f.column) for f in fields),
+        )
+        self.index = {f.attname: i for i, f in enumerate(fields)}
+        self.json = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
+        template: list[Any] = []
+        for f in fields:
+            # As a model instance would start: the field's default ("" for text without one).
+            default = f.get_default()
+            if default is None and not f.null:
+                template.append(_REQUIRED)
+            else:
+                template.append(_json(default) if f.attname in self.json else default)
+        self.template = template
+
+    def row(self, values: dict[str, Any]) -> list[Any]:
+        row = self.template.copy()
+        index = self.index
+        for name, value in values.items():
+            row[index[name]] = value
+        if _REQUIRED in row:
+            missing = [n for n, i in index.items() if row[i] is _REQUIRED]
+            raise ValueError(f"COPY row lacks required columns {missing}")
+        return row
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+_TABLES: dict[str, _CopyTable] = {}
+
+
+def _table(model: type, **kwargs: Any) -> _CopyTable:
+    key = model._meta.label
+    if key not in _TABLES:
+        _TABLES[key] = _CopyTable(model, **kwargs)
+    return _TABLES[key]
+
+
+def _ids_draw(cursor, model: type, n: int) -> list[int]:
+    cursor.execute(
+        "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+        [model._meta.db_table, model._meta.pk.column, n],
+    )
+    return sorted(row[0] for row in cursor.fetchall())
+
+
+def _history_values(values: dict[str, Any], *, actor: str, at: dt.datetime) -> dict[str, Any]:
+    return {**values, "history_date": at, "history_change_reason": "", "history_type": "+",
+            "history_user_id": None, "history_actor": actor}
+
+
+def _create_by_copy(
+    to_create: list[tuple[InboxItem, ParsedTime, _Resolved]], *, run: SyncRun, erp: Connection,
+    now: dt.datetime, pre: _Preload,
+) -> int:
+    """New entries by COPY (see above). Returns how many deliveries were written."""
+    actor = run.actor
+    clock = timezone.now()  # what auto_now / auto_now_add and the history date would take
+    entry_type = ContentType.objects.get_for_model(TimeEntry).pk
+    entries, entry_history = _table(TimeEntry), _table(TimeEntry.history.model,
+                                                       omit=["history_id"])
+    refs, ref_history = _table(ExternalRef), _table(ExternalRef.history.model,
+                                                    omit=["history_id"])
+    outbox = _table(Delivery, omit=["id"])
+    json_entry = entries.json
+    connection = connections[router.db_for_write(TimeEntry)]
+    with connection.cursor() as cursor:
+        entry_ids = _ids_draw(cursor, TimeEntry, len(to_create))
+        ref_ids = _ids_draw(cursor, ExternalRef, len(to_create))
+        entry_rows, entry_history_rows, ref_rows, ref_history_rows, delivery_rows = (
+            [], [], [], [], []
+        )
+        for (item, p, resolved), pk, ref_pk in zip(to_create, entry_ids, ref_ids, strict=True):
+            values = _new_entry_values(item, p, resolved, now)
+            values.update(id=pk, version=1, created_at=clock, updated_at=clock)
+            for name in json_entry & values.keys():
+                values[name] = _json(values[name])
+            entry_rows.append(entries.row(values))
+            entry_history_rows.append(entry_history.row(
+                _history_values(values, actor=actor, at=clock)
+            ))
+            ref = {"id": ref_pk, "system": SOURCE_SYSTEM, "content_type_id": entry_type,
+                   "object_id": str(pk), "external_id": p.external_id, "last_synced_at": now,
+                   "version": 1, "created_at": clock, "updated_at": clock}
+            ref_rows.append(refs.row(ref))
+            ref_history_rows.append(ref_history.row(_history_values(ref, actor=actor, at=clock)))
+            fields = _delivery_fields(
+                pk=pk, version=1, work_date=p.work_date, hours=p.hours, billable=p.billable,
+                bill_rate=p.rate, currency=p.currency,
+                correlation_id=values["correlation_id"] or item.correlation_id,
+                resolved=resolved, p=p, erp=erp, now=now, pre=pre,
+            )
+            fields.update(content_type_id=entry_type, connection_id=erp.pk, created_at=clock,
+                          payload=_json(fields["payload"]))
+            delivery_rows.append(outbox.row(fields))
+        for table, rows in ((entries, entry_rows), (entry_history, entry_history_rows),
+                            (refs, ref_rows), (ref_history, ref_history_rows),
+                            (outbox, delivery_rows)):
+            with cursor.copy(table.sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+    return len(delivery_rows)
 
 
 def _erp_ref(pre: _Preload, model: str, pk: int, *, fallback: str) -> dict[str, str]:
@@ -512,33 +683,51 @@ def _delivery(
     erp: Connection, now: dt.datetime, pre: _Preload,
 ) -> Delivery:
     """The ERP labour posting (NetSuite timeBill) for one canonical time entry version."""
-    external_id = f"LB-TE-{entry.pk}"
+    fields = _delivery_fields(
+        pk=entry.pk, version=entry.version, work_date=entry.work_date, hours=entry.hours,
+        billable=entry.billable, bill_rate=entry.bill_rate, currency=entry.currency_id,
+        correlation_id=entry.correlation_id or item.correlation_id,
+        resolved=resolved, p=p, erp=erp, now=now, pre=pre,
+    )
+    return Delivery(
+        connection=erp, content_type=ContentType.objects.get_for_model(TimeEntry), **fields
+    )
+
+
+def _delivery_fields(
+    *, pk: int, version: int, work_date: dt.date, hours: Decimal, billable: bool,
+    bill_rate: Decimal, currency: str, correlation_id: str, resolved: _Resolved, p: ParsedTime,
+    erp: Connection, now: dt.datetime, pre: _Preload,
+) -> dict[str, Any]:
+    """A delivery's own fields (connection and content type aside) for one entry version."""
+    # Keyed by the PSA's own id, not ours: stable across rebuilds, and the same key the ERP
+    # already holds for time posted before Ledgerbridge, so history is never posted twice.
+    external_id = f"{ERP_KEY_PREFIX}{p.external_id}"
     worker, project, task = resolved.worker, resolved.project, resolved.task
-    amount = money_at_risk(hours=entry.hours, bill_rate=entry.bill_rate)
+    amount = money_at_risk(hours=hours, bill_rate=bill_rate)
     body = {
         "externalId": external_id,
-        "tranDate": entry.work_date.isoformat(),
-        "hours": str(entry.hours),
-        "isBillable": entry.billable,
-        "rate": str(entry.bill_rate),
-        "currency": {"id": resolved.erp_currency},
+        "tranDate": work_date.isoformat(),
+        "hours": str(hours),
+        "isBillable": billable,
+        "rate": str(bill_rate),
         "subsidiary": {"id": resolved.subsidiary},
         "employee": _erp_ref(pre, "worker", worker.pk, fallback=worker.employee_number),
         "customer": _erp_ref(pre, "project", project.pk, fallback=project.code),
         "caseTaskEvent": _erp_ref(pre, "task", task.pk, fallback=task.code),
-        "department": {"externalId": worker.cost_centre.code} if worker.cost_centre else None,
+        # Without a known ERP department the ERP takes the employee's own (NetSuite sources it).
+        "department": {"id": pre.erp_refs[("costcentre", str(worker.cost_centre_id))]}
+        if ("costcentre", str(worker.cost_centre_id)) in pre.erp_refs else None,
         "memo": f"PSA time entry {p.external_id}",
     }
     # What to send (`record_type`, `body`) and what finance needs if it fails (amount at risk).
     payload = {
         "record_type": "timeBill", "body": body, "amount": str(amount),
-        "currency": entry.currency_id, "mapping_versions": resolved.versions,
+        "currency": currency, "mapping_versions": resolved.versions,
     }
-    return Delivery(
-        connection=erp, operation=OPERATION,
-        content_type=ContentType.objects.get_for_model(TimeEntry), object_id=str(entry.pk),
-        record_version=entry.version,
-        idempotency_key=f"erp:{OPERATION}:{entry.pk}:v{entry.version}",
-        external_id=external_id, payload=payload, next_attempt_at=now,
-        correlation_id=entry.correlation_id or item.correlation_id,
-    )
+    return {
+        "operation": OPERATION, "object_id": str(pk), "record_version": version,
+        "idempotency_key": f"erp:{OPERATION}:{pk}:v{version}",
+        "external_id": external_id, "payload": payload, "next_attempt_at": now,
+        "correlation_id": correlation_id,
+    }

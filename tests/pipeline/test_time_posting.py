@@ -99,7 +99,7 @@ def test_an_approved_entry_becomes_one_canonical_entry_and_one_erp_delivery(firm
     assert te.mapping_versions == {"legal-entity": firm["legal_entity_v1"].number}
     assert te.history.get().history_actor == f"run:{run.id}"
     delivery = Delivery.objects.get()
-    assert delivery.external_id == f"LB-TE-{te.pk}"
+    assert delivery.external_id == "KT-TE-1"  # the PSA's id: what the ERP already knows
     assert delivery.payload["body"]["subsidiary"] == {"id": "3"}
     assert delivery.payload["body"]["employee"] == {"id": "emp-77"}
     assert delivery.payload["body"]["customer"] == {"externalId": "P-100"}
@@ -140,7 +140,7 @@ def test_a_changed_entry_gets_a_new_version_and_a_second_delivery_to_the_same_er
     assert te.version == 2
     assert te.hours == Decimal("8.00")
     keys = set(Delivery.objects.values_list("external_id", "record_version"))
-    assert keys == {(f"LB-TE-{te.pk}", 1), (f"LB-TE-{te.pk}", 2)}
+    assert keys == {("KT-TE-1", 1), ("KT-TE-1", 2)}
 
 
 @pytest.mark.parametrize(

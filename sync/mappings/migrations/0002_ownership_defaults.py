@@ -31,6 +31,8 @@ DEFAULTS = [
     ("cost_centre", "", "erp"),  # the finance dimension; a worker's cost centre is HR's
     ("customer", "tax_id", "erp"),
     ("customer", "credit_status", "erp"),
+    # Approval (tax and credit checks) happens in the ERP: it owns whether a customer is usable.
+    ("customer", "status", "erp"),
     ("project", "legal_entity", "erp"),
     ("project", "tax_code", "erp"),
     ("time_entry", "posting_status", "erp"),

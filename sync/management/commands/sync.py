@@ -1,0 +1,127 @@
+"""`python manage.py sync <subcommand>`: run a cycle, backfill an entity, set up connections.
+
+    sync cycle [--connection NAME …]
+    sync backfill --connection NAME --entity E --from YYYY-MM-DD [--to YYYY-MM-DD]
+    sync connections [--from-sandbox [--base-url http://127.0.0.1:8100]]
+
+Thin: parses arguments, calls one service of sync.pipeline.cycle, prints what it did.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.management.base import BaseCommand, CommandError
+
+from sync.pipeline.cycle import (
+    ConnectionNotPullable,
+    PageProgress,
+    connections_from_sandbox,
+    sync_backfill_run,
+    sync_cycle_run,
+)
+from sync.pipeline.models import Connection, SyncRun
+
+DEFAULT_SANDBOX_URL = "http://127.0.0.1:8100"
+COUNTS = ("pulled", "created", "updated", "unchanged", "refused", "failed", "delivered")
+
+
+def _day(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"{value!r} is not a YYYY-MM-DD date") from None
+
+
+class Command(BaseCommand):
+    help = "Run sync cycles and backfills, and set up connections."
+
+    def add_arguments(self, parser):
+        subparsers = parser.add_subparsers(dest="subcommand", metavar="subcommand")
+        subparsers.required = True
+        cycle = subparsers.add_parser("cycle", help="Run one full cycle now and print a summary.")
+        cycle.add_argument("--connection", action="append", default=[], metavar="NAME",
+                           help="Pull only this connection (repeatable); default: all enabled.")
+        backfill = subparsers.add_parser(
+            "backfill", help="Re-read an entity changed in a date window into the inbox "
+            "(ignores and keeps the pull watermark).")
+        backfill.add_argument("--connection", required=True, metavar="NAME")
+        backfill.add_argument("--entity", required=True)
+        backfill.add_argument("--from", dest="date_from", required=True, metavar="DATE")
+        backfill.add_argument("--to", dest="date_to", metavar="DATE",
+                              help="Last day included (default: no end).")
+        connections = subparsers.add_parser(
+            "connections", help="List connections, or create them from a running sandbox.")
+        connections.add_argument("--from-sandbox", action="store_true",
+                                 help="Create or update one connection per sandbox system.")
+        connections.add_argument("--base-url", default=DEFAULT_SANDBOX_URL,
+                                 help="Where the sandbox is served (default %(default)s).")
+
+    def handle(self, *args, subcommand: str, **options):
+        handler = getattr(self, f"_{subcommand}")
+        handler(**options)
+
+    # -- cycle ---------------------------------------------------------------------------------
+    def _cycle(self, *, connection: list[str], **_):
+        connections = None
+        if connection:
+            connections = list(Connection.objects.filter(name__in=connection))
+            missing = set(connection) - {c.name for c in connections}
+            if missing:
+                raise CommandError(f"no connection named {', '.join(sorted(missing))}")
+        run = sync_cycle_run(connections=connections)
+        self._summary(run)
+        if run.status == SyncRun.Status.FAILED:
+            raise CommandError(f"cycle {run.pk} failed:\n{run.error}")
+
+    def _summary(self, run: SyncRun) -> None:
+        seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else 0
+        self.stdout.write(f"run {run.pk} ({run.kind}) {run.status} in {seconds:.1f}s")
+        stages = getattr(run, "stage_seconds", {}) or {}
+        if stages:
+            self.stdout.write("  " + "  ".join(f"{k} {v:.1f}s" for k, v in stages.items()))
+        width = max(len(name) for name in COUNTS)
+        self.stdout.write(f"  {'count':<{width}}  {'records':>9}")
+        for name in COUNTS:
+            self.stdout.write(f"  {name:<{width}}  {getattr(run, name):>9}")
+
+    # -- backfill ------------------------------------------------------------------------------
+    def _backfill(self, *, connection: str, entity: str, date_from: str, date_to: str | None, **_):
+        target = Connection.objects.filter(name=connection).first()
+        if target is None:
+            raise CommandError(f"no connection named {connection!r}")
+        start = _day(date_from)
+        end = _day(date_to) if date_to else None
+        if end is not None and end < start:
+            raise CommandError("--to is before --from")
+        since = dt.datetime.combine(start, dt.time.min, tzinfo=dt.UTC).isoformat()
+        until = dt.datetime.combine(end, dt.time.max, tzinfo=dt.UTC).isoformat() if end else None
+
+        def progress(page: PageProgress) -> None:
+            self.stdout.write(f"{page.connection}/{page.entity}: page {page.pages}, "
+                              f"{page.records} records, {page.stored} new")
+
+        try:
+            run = sync_backfill_run(connection=target, entity=entity, since=since, until=until,
+                                    on_page=progress)
+        except ConnectionNotPullable as exc:
+            raise CommandError(str(exc)) from exc
+        self._summary(run)
+        if run.status == SyncRun.Status.FAILED:
+            raise CommandError(f"backfill {run.pk} failed:\n{run.error}")
+
+    # -- connections ---------------------------------------------------------------------------
+    def _connections(self, *, from_sandbox: bool, base_url: str, **_):
+        if from_sandbox:
+            try:
+                done = connections_from_sandbox(base_url=base_url)
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
+            for item in done:
+                c = item.connection
+                verb = "created" if item.created else "updated"
+                self.stdout.write(f"{verb} {c.name} ({c.system}, {c.dialect}) {c.base_url}")
+            return
+        for c in Connection.objects.order_by("name"):
+            state = "enabled" if c.enabled else "disabled"
+            self.stdout.write(f"{c.name} ({c.system}, {c.dialect}) {state} {c.base_url}")

@@ -1,0 +1,71 @@
+"""Master-data processors: ERP, HR and PSA reference records → canonical records and refs.
+
+Every processor has the signature `(*, inbox_ids, run, now=None) -> ProcessCounts` and takes
+one batch of inbox items of its (system, entity) through `engine.batch_process`: strict parse
+(MALFORMED_PAYLOAD), references resolved with a fixed number of queries, field ownership on
+updates, bulk upserts with history (actor = the run) and ExternalRefs, exception items for the
+rest. Idempotent: the same payloads again change nothing. `PROCESSORS` is keyed by (inbox
+system, inbox entity); `sync.pipeline.master_data_order.PROCESSING_ORDER` says in which order a
+cycle runs them. The cycle adds `("psa", "time_entries")` (time posting needs an ERP connection).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+
+from sync.pipeline.master_data import erp, hr, psa
+from sync.pipeline.master_data.engine import batch_process
+from sync.pipeline.master_data.erp import ERP_COLUMNS
+from sync.pipeline.master_data_order import PROCESSING_ORDER
+from sync.pipeline.models import SyncRun
+from sync.pipeline.time_posting import ProcessCounts
+
+Processor = Callable[..., ProcessCounts]
+
+
+def _processor(system: str, entity: str, parse, plan) -> Processor:
+    def process(
+        *, inbox_ids: Sequence[int], run: SyncRun, now: dt.datetime | None = None
+    ) -> ProcessCounts:
+        return batch_process(system=system, entity=entity, inbox_ids=inbox_ids, run=run,
+                             now=now, parse=parse, plan=plan)
+
+    process.__name__ = f"{system}_{entity}_process"
+    process.__doc__ = f"Process pending {system} {entity} inbox items as one batch."
+    return process
+
+
+currencies_process = _processor("erp", "currency", erp.currency_parse, erp.currency_plan)
+subsidiaries_process = _processor("erp", "subsidiary", erp.subsidiary_parse, erp.subsidiary_plan)
+accounting_periods_process = _processor(
+    "erp", "accountingPeriod", erp.period_parse, erp.period_plan)
+departments_process = _processor("erp", "department", erp.department_parse, erp.department_plan)
+customers_process = _processor("erp", "customer", erp.customer_parse, erp.customer_plan)
+employees_process = _processor("erp", "employee", erp.employee_parse, erp.employee_plan)
+jobs_process = _processor("erp", "job", erp.job_parse, erp.job_plan)
+project_tasks_process = _processor("erp", "projectTask", erp.task_parse, erp.task_plan)
+hr_users_process = _processor("hr", "Users", hr.user_parse, hr.user_plan)
+workspaces_process = _processor("psa", "workspaces", psa.workspace_parse, psa.workspace_plan)
+stories_process = _processor("psa", "stories", psa.story_parse, psa.story_plan)
+assignments_process = _processor(
+    "psa", "assignments", psa.assignment_parse, psa.assignment_plan)
+psa_users_process = _processor("psa", "users", psa.user_parse, psa.user_plan)
+
+PROCESSORS: dict[tuple[str, str], Processor] = {
+    ("erp", "currency"): currencies_process,
+    ("erp", "subsidiary"): subsidiaries_process,
+    ("erp", "accountingPeriod"): accounting_periods_process,
+    ("erp", "department"): departments_process,
+    ("erp", "customer"): customers_process,
+    ("erp", "employee"): employees_process,
+    ("erp", "job"): jobs_process,
+    ("erp", "projectTask"): project_tasks_process,
+    ("hr", "Users"): hr_users_process,
+    ("psa", "workspaces"): workspaces_process,
+    ("psa", "stories"): stories_process,
+    ("psa", "assignments"): assignments_process,
+    ("psa", "users"): psa_users_process,
+}
+
+__all__ = ["ERP_COLUMNS", "PROCESSING_ORDER", "PROCESSORS"]

@@ -1,0 +1,190 @@
+"""Signed event feeds: billing (Stripe-style) and PSA (Kantata approval) webhooks into the inbox.
+
+The signature IS the authentication: these views are exempt from login and CSRF, and accept a
+delivery only when its HMAC verifies with the connection's `webhook_secret` (kept in its
+encrypted credentials) and its timestamp is within `TOLERANCE_SECONDS`. A verified event is
+stored in the inbox BEFORE anything processes it, keyed by its event id: a second delivery of
+the same event id (senders deliver at least once) is acknowledged with 200 and stored once.
+
+Answers are JSON: 200 received; 400 a bad signature, a stale timestamp, or a body that is not a
+JSON event; 401 no signature, or no secret configured to check one; 404 no enabled connection
+of that kind by that name. Never a 500 for anything the sender controls.
+
+Schemes: Stripe `Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`
+(https://docs.stripe.com/webhooks#verify-manually); the PSA sandbox's Kantata scheme
+`X-Kantata-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>` with
+`X-Kantata-Timestamp: <unix>` (sync/sandbox/kantata/webhooks.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from django.contrib.auth.decorators import login_not_required
+from django.db import transaction
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from sync.connectors.base import CORRELATION_HEADER, correlation_scope
+from sync.connectors.stripe import SignatureInvalid, stripe_signature_verify
+from sync.pipeline.inbox import inbox_store
+from sync.pipeline.models import Connection, InboxItem
+from sync.pipeline.models.connections import Dialect
+
+logger = logging.getLogger(__name__)
+
+TOLERANCE_SECONDS = 300
+SECRET_KEY = "webhook_secret"  # noqa: S105 - the name of a credentials key, not a secret
+# Stripe's pulled `events` and its webhooks share event ids: one inbox entity dedups both.
+BILLING_ENTITY = "events"
+PSA_ENTITY = "approval_events"
+KANTATA_SIGNATURE = "X-Kantata-Signature"
+KANTATA_TIMESTAMP = "X-Kantata-Timestamp"
+STRIPE_SIGNATURE = "Stripe-Signature"
+MAX_EVENT_ID = 255
+
+
+class WebhookRefused(Exception):
+    """A delivery we do not accept; `status` and `message` are what the sender is told."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# -- verification (pure) -----------------------------------------------------------------------
+def kantata_signature_verify(
+    *, payload: bytes, signature: str, timestamp: str, secret: str,
+    tolerance_seconds: int = TOLERANCE_SECONDS, now: float | None = None,
+) -> None:
+    """Check an `X-Kantata-Signature` against the raw body and `X-Kantata-Timestamp`.
+
+    Raises SignatureInvalid when the timestamp is unreadable or outside the tolerance, or the
+    signature does not match (compared in constant time).
+    """
+    if not timestamp.isdigit():
+        raise SignatureInvalid("the X-Kantata-Timestamp header is not a unix time")
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + payload, hashlib.sha256)
+    if not hmac.compare_digest("sha256=" + mac.hexdigest(), signature.strip()):
+        raise SignatureInvalid("the signature does not match the payload")
+    current = time.time() if now is None else now
+    if abs(current - int(timestamp)) > tolerance_seconds:
+        raise SignatureInvalid(f"timestamp {timestamp} is outside the tolerance")
+
+
+def _stripe_verify(request: HttpRequest, secret: str) -> None:
+    header = request.headers.get(STRIPE_SIGNATURE)
+    if not header:
+        raise WebhookRefused(401, f"the {STRIPE_SIGNATURE} header is missing")
+    stripe_signature_verify(request.body, header, secret, tolerance_seconds=TOLERANCE_SECONDS)
+
+
+def _kantata_verify(request: HttpRequest, secret: str) -> None:
+    signature = request.headers.get(KANTATA_SIGNATURE)
+    timestamp = request.headers.get(KANTATA_TIMESTAMP)
+    if not signature or not timestamp:
+        raise WebhookRefused(401, f"the {KANTATA_SIGNATURE} and {KANTATA_TIMESTAMP} headers "
+                                  "are required")
+    kantata_signature_verify(payload=request.body, signature=signature, timestamp=timestamp,
+                             secret=secret)
+
+
+# -- storing (service) -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WebhookReceipt:
+    event_id: str
+    stored: bool
+    inbox_item_id: int | None
+
+
+def webhook_event_store(
+    *, connection: Connection, entity: str, event_id: str, payload: dict[str, Any],
+    correlation_id: str | None = None,
+) -> WebhookReceipt:
+    """Store one verified event in the inbox unless its event id is there already.
+
+    Idempotent by event id: concurrent deliveries of one event are serialised on the
+    connection's row, so exactly one of them stores it.
+    """
+    with transaction.atomic():
+        Connection.objects.select_for_update().filter(pk=connection.pk).exists()
+        known = InboxItem.objects.filter(
+            system=connection.system, entity=entity, external_id=event_id
+        ).values_list("id", flat=True).first()
+        if known is not None:
+            return WebhookReceipt(event_id=event_id, stored=False, inbox_item_id=known)
+        stored = inbox_store(system=connection.system, entity=entity, connection=connection,
+                             records=[(event_id, payload)], correlation_id=correlation_id)
+    return WebhookReceipt(event_id=event_id, stored=True, inbox_item_id=stored.new[0].id)
+
+
+# -- views (thin) ------------------------------------------------------------------------------
+def _event(body: bytes, id_field: str) -> tuple[str, dict[str, Any]]:
+    try:
+        event = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise WebhookRefused(400, f"the body is not JSON: {exc}") from exc
+    if not isinstance(event, dict):
+        raise WebhookRefused(400, "the body is not a JSON object")
+    event_id = event.get(id_field)
+    if isinstance(event_id, bool) or not isinstance(event_id, str | int) or event_id == "":
+        raise WebhookRefused(400, f"the event has no `{id_field}`")
+    if len(str(event_id)) > MAX_EVENT_ID:
+        raise WebhookRefused(400, f"`{id_field}` is longer than {MAX_EVENT_ID} characters")
+    return str(event_id), event
+
+
+def _receive(
+    request: HttpRequest, *, name: str, dialect: str, entity: str, id_field: str,
+    verify: Callable[[HttpRequest, str], None],
+) -> JsonResponse:
+    connection = Connection.objects.filter(name=name, dialect=dialect, enabled=True).first()
+    if connection is None:
+        return JsonResponse({"error": f"no enabled {dialect} connection named {name!r}"},
+                            status=404)
+    try:
+        secret = str(connection.credentials_dict().get(SECRET_KEY) or "")
+        if not secret:
+            raise WebhookRefused(401, f"connection {name!r} has no webhook secret configured")
+        try:
+            verify(request, secret)
+        except SignatureInvalid as exc:
+            raise WebhookRefused(400, f"signature refused: {exc}") from exc
+        event_id, event = _event(request.body, id_field)
+    except WebhookRefused as refused:
+        logger.warning("webhook for %s refused: %s", name, refused.message)
+        return JsonResponse({"error": refused.message}, status=refused.status)
+    correlation = (request.headers.get(CORRELATION_HEADER) or "")[:64] or None
+    with correlation_scope(correlation):
+        receipt = webhook_event_store(connection=connection, entity=entity, event_id=event_id,
+                                      payload=event, correlation_id=correlation)
+        logger.info("webhook %s event %s %s", name, event_id,
+                    "stored" if receipt.stored else "already stored")
+    return JsonResponse({"received": True, "event_id": event_id, "stored": receipt.stored})
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def billing_webhook(request: HttpRequest, name: str) -> JsonResponse:
+    """POST /hooks/billing/<connection name>: a Stripe-style signed event."""
+    return _receive(request, name=name, dialect=Dialect.STRIPE, entity=BILLING_ENTITY,
+                    id_field="id", verify=_stripe_verify)
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def psa_webhook(request: HttpRequest, name: str) -> JsonResponse:
+    """POST /hooks/psa/<connection name>: a Kantata approval event."""
+    return _receive(request, name=name, dialect=Dialect.KANTATA, entity=PSA_ENTITY,
+                    id_field="event_id", verify=_kantata_verify)
