@@ -18,6 +18,7 @@ app.autodiscover_tasks()
 def _beat_schedule() -> dict:
     from django.conf import settings
 
+    from sync.tasks import beat_schedule_delivery
     from sync.tasks_cycle import beat_schedule_sync
 
     interval = float(settings.HEARTBEAT_INTERVAL_SECONDS)
@@ -29,6 +30,7 @@ def _beat_schedule() -> dict:
             "options": {"expires": interval},
         },
         **beat_schedule_sync(),
+        **beat_schedule_delivery(),
     }
 
 

@@ -39,6 +39,9 @@ TARGET_CONNECTORS: dict[str, Callable[..., Any]] = {
 }
 
 
+MAX_RETRY_WAIT_SECONDS = 2.0
+
+
 @dataclass
 class SendCounts:
     claimed: int = 0
@@ -103,9 +106,13 @@ def deliveries_send_due(
     for delivery in claimed:
         by_connection[delivery.connection_id].append(delivery)
     connections = Connection.objects.in_bulk(list(by_connection))
+    # A worker never sleeps out a target's long Retry-After: the outbox's next_attempt_at does.
+    options = {
+        "http_options": {"max_retry_wait": MAX_RETRY_WAIT_SECONDS}, **(connector_options or {})
+    }
     for connection_id, batch in by_connection.items():
         connection = connections[connection_id]
-        connector = connector_for(connection, **(connector_options or {}))
+        connector = connector_for(connection, **options)
         try:
             if connection.max_concurrency == 1:
                 outcomes = [delivery_send_one(delivery=d, connector=connector) for d in batch]

@@ -1,0 +1,108 @@
+"""Celery tasks of the sync engine: thin interfaces over the outbox and delivery services."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+# Services and models are imported inside the tasks: portal/celery.py imports this module for
+# `beat_schedule_delivery` when the Celery app finalizes, possibly before Django's app registry
+# is ready (importing models then raises AppRegistryNotReady).
+
+logger = logging.getLogger(__name__)
+
+# Deliveries one send task claims. Small enough that a batch ends well inside the soft time
+# limit even when several sends in it time out; the sweep fans out more tasks for a backlog.
+SEND_BATCH = 50
+# Send tasks one sweep enqueues at most (a beat tick every DELIVERY_SWEEP_SECONDS).
+SWEEP_FAN_OUT = 10
+DELIVERY_SWEEP_SECONDS = 2.0
+# A send task nobody picked up within this long is dropped by the worker that finally gets it:
+# the next sweep enqueues fresh ones for whatever is still due, so a backlog of stale messages
+# (after an outage, or a message redelivered after its worker was killed) never piles up.
+SEND_EXPIRES_SECONDS = 20.0
+# Never above the global hard limit: outbox.IN_FLIGHT_TIMEOUT is twice that global limit, so a
+# batch still being sent by a live worker is never reclaimed from under it.
+SEND_SOFT_TIME_LIMIT = min(120, settings.CELERY_TASK_SOFT_TIME_LIMIT)
+SEND_TIME_LIMIT = min(150, settings.CELERY_TASK_TIME_LIMIT)
+
+
+@shared_task(
+    name="sync.deliveries_send_due",
+    # Redelivered if the worker dies mid-batch. Safe: each send is an upsert by external id
+    # (a resend updates the same target record) and outcomes are recorded only under the claim
+    # token, so a late or repeated run cannot move a row another claim owns. The rows the dead
+    # worker claimed wait in flight until deliveries_sweep reclaims them. A message that kills
+    # its worker every time would come back for ever: the sweep sends them with an expiry.
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # Not retried by Celery: a retry would need a countdown, and posting tasks have none. A run
+    # that fails leaves its rows pending or in flight; the next sweep sends them.
+    max_retries=0,
+    soft_time_limit=SEND_SOFT_TIME_LIMIT,
+    time_limit=SEND_TIME_LIMIT,
+)
+def deliveries_send_due(*, limit: int = SEND_BATCH) -> dict[str, int]:
+    """Claim up to `limit` due deliveries and send them; returns the counts
+    (claimed, delivered, retrying, failed). Idempotent; safe in any number of workers."""
+    from sync.pipeline.delivery import deliveries_send_due as deliveries_send_due_service
+
+    return asdict(deliveries_send_due_service(limit=limit))
+
+
+@shared_task(
+    name="sync.deliveries_sweep",
+    # Acked on receipt: a sweep lost with its worker is redone by the next beat tick, seconds
+    # later, so redelivering it would only add a duplicate fan-out.
+    max_retries=0,
+    soft_time_limit=30,
+    time_limit=45,
+)
+def deliveries_sweep(*, fan_out: int = SWEEP_FAN_OUT, limit: int = SEND_BATCH) -> dict[str, int]:
+    """Put deliveries stuck in flight (their worker died) back to pending, then enqueue up to
+    `fan_out` send tasks of `limit` deliveries each while due deliveries exist.
+
+    Returns {"reclaimed", "due", "enqueued"}; `due` is counted up to fan_out * limit. Run by
+    beat every DELIVERY_SWEEP_SECONDS; idempotent (an extra send task claims nothing).
+    """
+    from sync.pipeline.outbox import deliveries_reclaim_stuck
+
+    reclaimed = deliveries_reclaim_stuck()
+    due = _deliveries_due_count(cap=fan_out * limit)
+    enqueued = min(fan_out, math.ceil(due / limit))
+    for _ in range(enqueued):
+        deliveries_send_due.apply_async(kwargs={"limit": limit}, expires=SEND_EXPIRES_SECONDS)
+    if reclaimed:
+        logger.warning("deliveries_sweep reclaimed %d deliveries stuck in flight", reclaimed)
+    return {"reclaimed": reclaimed, "due": due, "enqueued": enqueued}
+
+
+def _deliveries_due_count(*, cap: int) -> int:
+    """Pending deliveries whose next attempt is due, counted up to `cap` (index delivery_due).
+
+    A read the sweep needs to size its fan-out; it belongs with the outbox selectors once
+    sync.pipeline has a selectors module.
+    """
+    from sync.pipeline.models import Delivery
+
+    due = Delivery.objects.filter(
+        state=Delivery.State.PENDING, next_attempt_at__lte=timezone.now()
+    ).values("id")[:cap]
+    return Delivery.objects.filter(id__in=due).count()
+
+
+def beat_schedule_delivery() -> dict:
+    """Beat entries of the delivery engine, to merge into portal/celery.py's schedule."""
+    return {
+        "sync-deliveries-sweep": {
+            "task": "sync.deliveries_sweep",
+            "schedule": DELIVERY_SWEEP_SECONDS,
+            # A sweep that waited longer than one tick is superseded by the next one.
+            "options": {"expires": DELIVERY_SWEEP_SECONDS},
+        },
+    }
