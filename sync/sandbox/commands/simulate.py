@@ -68,7 +68,7 @@ def act_book(rng: random.Random, now: dt.datetime) -> bool:
         **model.data,
         "date_performed": (now.date() - dt.timedelta(days=rng.randrange(0, 5))).isoformat(),
         "time_in_minutes": rng.choice((30, 60, 90, 120, 240, 360, 420, 480)),
-        "approval_status": "unapproved",
+        "approval_status": "submitted",
         "notes": "booked by the simulator",
     }
     storage.record_create(system="kantata", object_type="time_entries", data=data,

@@ -147,7 +147,7 @@ def _approve(object_type: str, event_type: str, ids: list[int], now: dt.datetime
         for record in records:
             storage.record_update(
                 record=record,
-                changes={},
+                changes={"approval_status": "approved"},
                 status="approved",
                 action="approved",
                 now=moment,

@@ -1,0 +1,1 @@
+"""The synthetic services firm: `sandbox seed` writes one consistent firm into the five systems."""
