@@ -81,7 +81,7 @@ def entry(n: int, **change) -> tuple[str, dict]:
 
 
 def process(firm, records) -> tuple:
-    stored = inbox_store(system="psa", entity="time_entry", records=records)
+    stored = inbox_store(system="psa", entity="time_entries", records=records)
     run = SyncRun.objects.create(kind="process", started_at=timezone.now())
     counts = time_entries_process(
         inbox_ids=[i.id for i in stored.new], run=run, erp=firm["erp"]
@@ -271,7 +271,7 @@ def test_the_number_of_queries_does_not_grow_with_the_batch(firm):
 
     def statements(first: int, count: int) -> Counter:
         stored = inbox_store(
-            system="psa", entity="time_entry",
+            system="psa", entity="time_entries",
             records=[entry(n) for n in range(first, first + count)],
         )
         run = SyncRun.objects.create(kind="process", started_at=timezone.now())
@@ -306,3 +306,26 @@ def test_a_change_to_posted_time_is_parked_for_a_reversal_not_edited(firm):
     assert item.code == "POSTED_ENTRY_CHANGED"
     assert "hours" in item.message
     assert Delivery.objects.count() == 1
+
+
+def test_a_person_replays_a_whole_root_cause_group_after_fixing_the_reference_data(
+    firm, django_user_model
+):
+    from sync.pipeline.replay import exception_items_replay_group
+
+    fin = django_user_model.objects.create_user("fin")
+    firm["erp"].system = "erp"
+    firm["erp"].save()
+    process(firm, [entry(1, date_performed="2026-09-15"), entry(2, date_performed="2026-09-16")])
+    items = list(ExceptionItem.objects.all())
+    assert {i.code for i in items} == {"PERIOD_CLOSED"}
+    assert len({i.root_cause for i in items}) == 1
+
+    AccountingPeriod.objects.filter(start_date=dt.date(2026, 9, 1)).update(status="open")
+    result = exception_items_replay_group(root_cause=items[0].root_cause, user=fin)
+
+    assert (result.items, result.resolved, result.still_open) == (2, 2, 0)
+    assert TimeEntry.objects.count() == 2
+    assert Delivery.objects.count() == 2
+    actors = set(items[0].history.values_list("history_actor", flat=True))
+    assert "user:fin" in actors
