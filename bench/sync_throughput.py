@@ -6,7 +6,7 @@
 
 `make bench` starts a private PostgreSQL and Redis, sets DATABASE_URL / SANDBOX_DATABASE_URL and
 migrates both databases before it runs this. Each measured stage runs in a child process (this
-script with `--child`), so its peak RSS (`ru_maxrss`) is that stage's alone, and the parent
+script with `--child`), so its peak RSS (VmHWM) is that stage's alone, and the parent
 prints one table. Nothing is asserted: the figures go to bench/README.md.
 
 Stages:
@@ -72,6 +72,15 @@ def django_setup() -> None:
 
 
 def rss_mib() -> float:
+    """This process's peak RSS in MiB. VmHWM where /proc has it: Linux carries ru_maxrss over
+    fork and exec, so a child's ru_maxrss is at least its parent's RSS when it was started."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
