@@ -86,6 +86,10 @@ def main() -> int:
         # The emulated vendor systems, reseeded with the same demo firm on every start.
         manage(env, "sandbox", "seed", "--scale", "demo", "--seed", "42", "--reset",
                "--manifest", str(VAR / "sandbox_manifest.json"))
+        # One connection per sandbox system (beat schedules a cycle for each) and the first
+        # mapping a mapping admin would publish, so the cycles post real time.
+        manage(env, "sync", "connections", "--from-sandbox",
+               "--base-url", f"http://127.0.0.1:{SANDBOX_PORT}")
         supervisor.start("sandbox", [sys.executable, "manage.py", "sandbox", "serve",
                                      "--port", str(SANDBOX_PORT)])
         supervisor.start("worker", [str(BIN / "celery"), "-A", "portal", "worker",

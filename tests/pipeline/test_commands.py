@@ -144,3 +144,18 @@ def test_sync_backfill_refuses_bad_arguments_with_a_message(args, message):
     sync("connections", "--from-sandbox")
     with pytest.raises(CommandError, match=message):
         sync("backfill", *args)
+
+
+@pytest.mark.django_db(databases=["default", "sandbox"])
+def test_connecting_to_the_sandbox_publishes_the_demo_legal_entity_mapping_once(tmp_path):
+    from sync.mappings.models import MappingVersion
+
+    call_command("sandbox", "seed", "--scale", "200", "--reset",
+                 "--manifest", str(tmp_path / "manifest.json"))
+    call_command("sync", "connections", "--from-sandbox", stdout=io.StringIO())
+    call_command("sync", "connections", "--from-sandbox", stdout=io.StringIO())
+
+    (version,) = MappingVersion.objects.filter(mapping_set__slug="legal-entity")
+    assert version.status == "published"
+    mapped = set(version.entries.values_list("source_value", flat=True))
+    assert mapped == {"LB-US", "LB-GB", "LB-DE"}  # LB-NL has no ERP subsidiary: left unmapped

@@ -21,6 +21,7 @@ from sync.pipeline.cycle import (
     sync_cycle_run,
 )
 from sync.pipeline.models import Connection, SyncRun
+from sync.pipeline.sandbox_setup import legal_entity_mapping_from_sandbox
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8100"
 COUNTS = ("pulled", "created", "updated", "unchanged", "refused", "failed", "delivered")
@@ -121,6 +122,11 @@ class Command(BaseCommand):
                 c = item.connection
                 verb = "created" if item.created else "updated"
                 self.stdout.write(f"{verb} {c.name} ({c.system}, {c.dialect}) {c.base_url}")
+            published = legal_entity_mapping_from_sandbox()
+            if published is not None:
+                self.stdout.write(
+                    f"published {published} mapping the sandbox ERP's subsidiaries"
+                )
             return
         for c in Connection.objects.order_by("name"):
             state = "enabled" if c.enabled else "disabled"
