@@ -32,5 +32,14 @@ def ownership_defaults_restore(sender, using: str = "default", **kwargs) -> None
         using
     ).exists():
         return
+    from django.conf import settings
+
     migration = importlib.import_module("sync.mappings.migrations.0002_ownership_defaults")
-    migration.seed(apps, SimpleNamespace(connection=connections[using]))
+    # The migration writes its own history rows (as `system:migration`); with the real models
+    # simple-history's signals would add a second, anonymous one. Switched off for this call.
+    enabled = getattr(settings, "SIMPLE_HISTORY_ENABLED", True)
+    settings.SIMPLE_HISTORY_ENABLED = False
+    try:
+        migration.seed(apps, SimpleNamespace(connection=connections[using]))
+    finally:
+        settings.SIMPLE_HISTORY_ENABLED = enabled
