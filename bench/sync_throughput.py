@@ -430,7 +430,6 @@ def child_serve(port: int) -> None:
 def child_delivery(n: int, workers: int, limit: int, base: str) -> dict:
     """n timeBill deliveries sent to the served NetSuite sandbox by `workers` threads, each
     looping `deliveries_send_due(limit=…)` until none is left."""
-    import httpx
     from django.contrib.contenttypes.models import ContentType
     from django.db import close_old_connections, connection
     from django.utils import timezone
@@ -439,7 +438,7 @@ def child_delivery(n: int, workers: int, limit: int, base: str) -> dict:
     from sync.pipeline.models import Connection, Delivery
     from sync.sandbox.netsuite import views as netsuite
 
-    books = _netsuite_books(httpx, base, netsuite)
+    books = _netsuite_books(base, netsuite)
     Connection.objects.filter(dialect="netsuite").update(enabled=False)
     erp = Connection(name=f"bench-ns-{uuid.uuid4().hex[:6]}", system="erp",
                      dialect="netsuite", base_url=base, max_concurrency=10)
@@ -462,7 +461,7 @@ def child_delivery(n: int, workers: int, limit: int, base: str) -> dict:
         ) for i in range(n)
     ], batch_size=2000)
     connection.close()
-    before = httpx.get(base.split("/netsuite")[0] + "/_bench/statuses").json()
+    before = _sandbox_get(base.split("/netsuite")[0], "/_bench/statuses")
     totals = {"delivered": 0, "retrying": 0, "failed": 0}
     lock = threading.Lock()
     open_states = ["pending", "in_flight"]
@@ -487,7 +486,7 @@ def child_delivery(n: int, workers: int, limit: int, base: str) -> dict:
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
-    after = httpx.get(base.split("/netsuite")[0] + "/_bench/statuses").json()
+    after = _sandbox_get(base.split("/netsuite")[0], "/_bench/statuses")
     statuses = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
     statuses["busy"] = round(statuses.get("busy", 0), 1)  # seconds of emulator work
     delivered = Delivery.objects.filter(connection=erp, state="delivered").count()
@@ -495,21 +494,31 @@ def child_delivery(n: int, workers: int, limit: int, base: str) -> dict:
             "too_many": statuses.get("429", 0), **totals}
 
 
-def _netsuite_books(httpx, base: str, netsuite) -> dict[str, str]:
-    """An ERP ledger to post into (as tests/pipeline/test_delivery.py builds it)."""
-    rest = base + "/services/rest"
-    with httpx.Client(timeout=30) as ns:
-        token = ns.post(f"{rest}/auth/oauth2/v1/token", data={
-            "grant_type": "client_credentials", "client_id": netsuite.CLIENT_ID,
-            "client_secret": netsuite.CLIENT_SECRET,
-        }).json()["access_token"]
-        ns.headers["Authorization"] = f"Bearer {token}"
+def _sandbox_get(root: str, path: str) -> dict:
+    """A JSON GET on the served sandbox, through the one HTTP module (sync/connectors/http.py)."""
+    from sync.connectors.base import ConnectionConfig
+    from sync.connectors.http import VendorHttp
 
+    client = VendorHttp(ConnectionConfig(system="bench", base_url=root, timeout_seconds=30))
+    try:
+        return client.request("GET", path).json()
+    finally:
+        client.close()
+
+
+def _netsuite_books(base: str, netsuite) -> dict[str, str]:
+    """An ERP ledger to post into (as tests/pipeline/test_delivery.py builds it), written with
+    the NetSuite connector itself."""
+    from sync.connectors.base import ConnectionConfig
+    from sync.connectors.netsuite import NetSuiteConnector
+
+    ns = NetSuiteConnector(ConnectionConfig(
+        system="netsuite", base_url=base, timeout_seconds=30,
+        credentials={"client_id": netsuite.CLIENT_ID, "client_secret": netsuite.CLIENT_SECRET},
+    ))
+    try:
         def create(record_type: str, body: dict) -> str:
-            answer = ns.post(f"{rest}/record/v1/{record_type}", json=body)
-            if answer.status_code != 204:
-                raise RuntimeError(f"{record_type}: {answer.status_code} {answer.text}")
-            return answer.headers["Location"].rsplit("/", 1)[-1]
+            return ns.create(record_type=record_type, body=body)
 
         ids = {"gbp": create("currency", {"name": "Pound", "symbol": "GBP"})}
         ids["uk"] = create("subsidiary", {"name": "LB UK", "currency": {"id": ids["gbp"]}})
@@ -524,6 +533,8 @@ def _netsuite_books(httpx, base: str, netsuite) -> dict[str, str]:
         ids["task"] = create("projectTask", {"title": "Design", "company": {"id": ids["job"]}})
         create("accountingPeriod", {"periodName": "Oct 2026", "startDate": "2026-10-01",
                                     "endDate": "2026-10-31", "subsidiary": {"id": ids["uk"]}})
+    finally:
+        ns.close()
     return ids
 
 
@@ -614,14 +625,15 @@ def _free_port() -> int:
 
 
 def _wait_healthy(url: str, timeout: float = 30.0) -> None:
-    import httpx
+    from sync.connectors.base import TransportError
 
+    root, path = url.split("/_control", 1)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
+            _sandbox_get(root, "/_control" + path)
+            return
+        except TransportError:
             pass
         if time.monotonic() > deadline:
             raise SystemExit(f"sandbox not healthy at {url}")

@@ -21,7 +21,6 @@ resumes from its start, which re-reads pages but never skips one.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 import logging
 import time
@@ -45,7 +44,7 @@ from sync.connectors.base import (
     watermark_max,
 )
 from sync.connectors.kantata import CHANGE_EVENTS, KantataConnector
-from sync.connectors.netsuite import DEFAULT_COLUMNS, NetSuiteConnector
+from sync.connectors.netsuite import NetSuiteConnector
 from sync.connectors.salesforce import SalesforceConnector
 from sync.connectors.scim import ScimConnector
 from sync.connectors.stripe import StripeConnector
@@ -53,6 +52,7 @@ from sync.errors import DomainError
 from sync.logging import run_scope
 from sync.pipeline.delivery import deliveries_send_due
 from sync.pipeline.inbox import inbox_store, payload_hash, watermark_advance, watermark_get
+from sync.pipeline.master_data import ERP_COLUMNS, PROCESSING_ORDER, PROCESSORS
 from sync.pipeline.models import Connection, InboxItem, SyncRun
 from sync.pipeline.models.connections import Dialect, System
 from sync.pipeline.time_posting import time_entries_process
@@ -77,26 +77,9 @@ EXTRA_ENTITIES: dict[str, tuple[str, ...]] = {
     Dialect.STRIPE: ("invoiceitems", "events"),
 }
 
-# NetSuite SuiteQL columns the master-data processors read (sync.pipeline.master_data.erp's
-# ERP_COLUMNS wins when it is importable; this copy keeps pulls working while it is not).
-NETSUITE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "currency": ("id", "name", "symbol", "isinactive"),
-    "subsidiary": ("id", "externalid", "name", "country", "currency", "isinactive"),
-    "department": ("id", "externalid", "name", "subsidiary", "isinactive"),
-    "accountingPeriod": ("id", "periodname", "startdate", "enddate", "closed", "subsidiary",
-                         "isquarter", "isyear", "isinactive"),
-    "job": DEFAULT_COLUMNS["job"],
-    "projectTask": ("id", "externalid", "title", "company", "parent", "status", "startdate",
-                    "enddate"),
-}
-
-
 def netsuite_connector(config: ConnectionConfig, **options: Any) -> NetSuiteConnector:
-    try:
-        from sync.pipeline.master_data.erp import ERP_COLUMNS
-    except ImportError:
-        ERP_COLUMNS = {}
-    return NetSuiteConnector(config, columns={**NETSUITE_COLUMNS, **ERP_COLUMNS}, **options)
+    """The NetSuite connector reading the SuiteQL columns the master-data processors need."""
+    return NetSuiteConnector(config, columns=ERP_COLUMNS, **options)
 
 
 SOURCE_CONNECTORS: dict[str, Callable[..., Any]] = {
@@ -397,32 +380,15 @@ def processing_registry(*, erp: Connection | None
     """
     processors: dict[tuple[str, str], Processor] = {}
     order: list[tuple[str, str]] = []
-    master_data = _optional_module("sync.pipeline.master_data")
-    # A package still being written may not export its registry yet.
-    known = dict(getattr(master_data, "PROCESSORS", None) or {})
-    if not known:
-        logger.warning("no master-data processors registered (sync.pipeline.master_data)")
-    ordering = getattr(master_data, "PROCESSING_ORDER", None) or getattr(
-        _optional_module("sync.pipeline.master_data_order"), "PROCESSING_ORDER", None
-    ) or []
-    processors.update(known)
-    order.extend(key for key in ordering if key != TIME_ENTRIES)
-    order.extend(key for key in known if key not in order and key != TIME_ENTRIES)
+    processors.update(PROCESSORS)
+    order.extend(key for key in PROCESSING_ORDER if key != TIME_ENTRIES)
+    order.extend(key for key in PROCESSORS if key not in order and key != TIME_ENTRIES)
     if erp is not None:
         processors[TIME_ENTRIES] = partial(time_entries_process, erp=erp)
         order.append(TIME_ENTRIES)
     else:
         logger.warning("no enabled ERP connection: PSA time entries wait in the inbox")
     return processors, order
-
-
-def _optional_module(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return None
 
 
 def inbox_process(

@@ -97,9 +97,10 @@ class Request:
 
 
 def _json_default(value: Any) -> Any:
-    # Vendors send money as JSON numbers; a Decimal from a dialect is written the same way.
-    if isinstance(value, Decimal):
-        return float(value)
+    # Vendors send money as JSON numbers; a Decimal from a dialect is written as a number with
+    # exactly its digits (never through float).
+    if isinstance(value, Decimal) and value.is_finite():
+        return orjson.Fragment(format(value, "f").encode())
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
