@@ -246,6 +246,8 @@ def child_engine(prefix: str, batch: int, erp_id: int, profile: str | None,
         import cProfile
 
         profiler = cProfile.Profile()
+    backend = _backend_cpu_seconds()
+    cpu = time.process_time()
     started = time.perf_counter()
     if profiler:
         profiler.enable()
@@ -259,13 +261,33 @@ def child_engine(prefix: str, batch: int, erp_id: int, profile: str | None,
         profiler.disable()
         profiler.dump_stats(profile)
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    backend = _backend_cpu_seconds() - backend
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM sync_historicaltimeentry WHERE history_actor = %s",
                        [run.actor])
         history = cursor.fetchone()[0]
     rows = totals["created"] + totals["updated"] + totals["unchanged"] + totals["failed"]
     return {"rows": rows, "seconds": seconds, "rss_mib": rss_mib(), "batches": batches,
-            "history": history, **totals}
+            "history": history, "python_cpu_us_per_row": round(cpu / rows * 1e6),
+            "postgres_cpu_us_per_row": round(backend / rows * 1e6) if backend >= 0 else None,
+            **totals}
+
+
+def _backend_cpu_seconds() -> float:
+    """CPU seconds (user + system) of this connection's PostgreSQL backend so far, from /proc
+    (the bench's server is local); -1 where /proc cannot tell."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return -1.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def child_naive(prefix: str, erp_id: int) -> dict:
@@ -303,7 +325,8 @@ def child_naive(prefix: str, erp_id: int) -> dict:
                     failed += 1
                     continue
                 entry = TimeEntry(
-                    worker=resolved.worker, project=resolved.project, task=resolved.task,
+                    worker_id=resolved.worker.pk, project_id=resolved.project.pk,
+                    task_id=resolved.task.pk,
                     work_date=p.work_date, hours=p.hours, billable=p.billable,
                     bill_rate=p.rate, currency_id=p.currency, status=ApprovalStatus.APPROVED,
                     approved_at=now, mapping_versions=resolved.versions,

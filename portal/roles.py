@@ -75,7 +75,8 @@ LINKS = ("sync.externalref",)
 ALL_CANONICAL = REFERENCE_DATA + COMMERCIAL + DELIVERY + TRANSACTIONS + BILLING + LINKS
 # The pipeline's own records.
 EXCEPTIONS = ("pipeline.exceptionitem", "pipeline.exceptioncomment")
-PLUMBING = ("pipeline.connection", "pipeline.inboxitem", "pipeline.delivery", "pipeline.syncrun")
+PLUMBING = ("pipeline.connection", "pipeline.inboxitem", "pipeline.delivery", "pipeline.syncrun",
+            "pipeline.targetrecord")
 MAPPINGS = ("mappings.mappingset", "mappings.mappingversion", "mappings.mappingentry",
             "mappings.ownershiprule")
 

@@ -7,4 +7,5 @@ class SyncConfig(AppConfig):
 
     def ready(self) -> None:
         # Connects the receiver that stamps every history row with its actor.
-        from sync import audit, tasks_cycle  # noqa: F401 - also registers sync.cycle_run
+        # `lookups` registers `field__any`; `tasks_cycle` registers sync.cycle_run.
+        from sync import audit, lookups, tasks_cycle  # noqa: F401

@@ -25,9 +25,8 @@ from typing import Any, ClassVar
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models, router, transaction
-from simple_history.models import HistoricalRecords
 
-from sync.audit import HistoryActorFields
+from sync.audit import HistoryActorFields, LeanHistoricalRecords
 from sync.encryption import EncryptedDecimalField
 from sync.errors import IllegalTransition, ImmutableRecord, StaleRecord, UnknownStatus
 
@@ -59,12 +58,15 @@ class CanonicalModel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     version = models.PositiveIntegerField(default=1, editable=False)
-    correlation_id = models.CharField(max_length=64, blank=True, db_index=True)
+    # A tracing label, never filtered on here: traces are followed through the inbox, the outbox
+    # and the exception items, which index it. Not indexed on the canonical tables (2 index
+    # entries a row, with PostgreSQL's pattern-ops twin, on every posting).
+    correlation_id = models.CharField(max_length=64, blank=True)
     # The mapping versions this record was last processed with, {mapping set slug: number}:
     # a replay is reproducible and an auditor can see why it posted where it did.
     mapping_versions = models.JSONField(default=dict, blank=True)
 
-    history = HistoricalRecords(inherit=True, bases=[HistoryActorFields])
+    history = LeanHistoricalRecords(inherit=True, bases=[HistoryActorFields])
 
     STATUS_FIELD: ClassVar[str] = "status"
     TRANSITIONS: ClassVar[dict[str, frozenset[str]]] = {}

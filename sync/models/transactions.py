@@ -47,13 +47,19 @@ class TimeEntry(CanonicalModel):
     """
 
     worker = models.ForeignKey(Worker, on_delete=models.PROTECT, related_name="time_entries")
-    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="time_entries")
+    # Indexed by (project, work_date) below, which also serves look-ups by project alone.
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, related_name="time_entries", db_index=False
+    )
     task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="time_entries")
     work_date = models.DateField()
     hours = QuantityField(max_digits=6, decimal_places=2)
     billable = models.BooleanField(default=True)
     bill_rate = RateField()
-    currency = models.ForeignKey(Currency, on_delete=models.PROTECT, related_name="+")
+    # Not indexed: a handful of currencies, never a filter on its own (2 index entries a row).
+    currency = models.ForeignKey(
+        Currency, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     status = lifecycle_status_field(ApprovalStatus, default=ApprovalStatus.DRAFT)
     approved_at = models.DateTimeField(null=True, blank=True)
 

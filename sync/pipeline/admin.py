@@ -1,5 +1,6 @@
-"""Admin pages for the pipeline: connections (credentials write-only), inbox, deliveries, runs,
-exception items. The finance UI for exception queues lives in the portal; this is ops tooling."""
+"""Admin pages for the pipeline: connections (credentials write-only), inbox, deliveries, target
+records, runs, exception items. The finance UI for exception queues lives in the portal; this
+is ops tooling."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from django import forms
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
-from sync.pipeline.models import Connection, Delivery, ExceptionItem, InboxItem, SyncRun
+from sync.pipeline.models import (
+    Connection,
+    Delivery,
+    ExceptionItem,
+    InboxItem,
+    SyncRun,
+    TargetRecord,
+)
 
 
 class ConnectionForm(forms.ModelForm):
@@ -93,6 +101,26 @@ class DeliveryAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Delivery._meta.fields]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(TargetRecord)
+class TargetRecordAdmin(admin.ModelAdmin):
+    """Read-only: what the targets hold is learned from them, never typed in."""
+
+    list_display = ["id", "connection", "record_type", "external_id", "target_id", "source",
+                    "seen_at"]
+    list_filter = ["connection", "record_type", "source"]
+    search_fields = ["external_id", "target_id"]
+    readonly_fields = [f.name for f in TargetRecord._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
 

@@ -61,8 +61,9 @@ logger = logging.getLogger(__name__)
 
 # What a cycle pulls from each dialect, in this order (reference data before what points at it).
 PULL_PLAN: dict[str, tuple[str, ...]] = {
+    # timeBill: what the ERP holds already by our key (target_records.py), for time posting.
     Dialect.NETSUITE: ("currency", "subsidiary", "accountingPeriod", "department", "customer",
-                       "employee", "job", "projectTask"),
+                       "employee", "job", "projectTask", "timeBill"),
     Dialect.SCIM: ("Users",),
     # Time entries and expenses: the approved ones (KantataConnector's approved_only).
     Dialect.KANTATA: ("workspaces", "stories", "assignments", "users", "time_entries",

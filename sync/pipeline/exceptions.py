@@ -100,7 +100,7 @@ def _raise_once(
         existing = {
             (item.record_key, item.stage): item
             for item in ExceptionItem.objects.select_for_update().filter(
-                record_key__in={k for k, _ in by_key},
+                record_key__any={k for k, _ in by_key},
                 status__in=ExceptionItem.OPEN_STATUSES,
             ).order_by("pk")
         }
@@ -172,7 +172,7 @@ def exception_items_close_for(*, record_keys: Sequence[str], stage: str, reason:
 
 def _close_for(*, record_keys: Sequence[str], stage: str, reason: str) -> int:
     items = list(ExceptionItem.objects.select_for_update().filter(
-        record_key__in=record_keys, stage=stage, status__in=ExceptionItem.OPEN_STATUSES
+        record_key__any=record_keys, stage=stage, status__in=ExceptionItem.OPEN_STATUSES
     ).order_by("pk"))
     now = timezone.now()
     for item in items:

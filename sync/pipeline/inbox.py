@@ -60,7 +60,7 @@ def inbox_store(
         return InboxStored(new=[], skipped=0)
     latest: dict[str, str] = {}
     for external_id, digest in (
-        InboxItem.objects.filter(system=system, entity=entity, external_id__in=list(rows))
+        InboxItem.objects.filter(system=system, entity=entity, external_id__any=list(rows))
         .order_by("id").values_list("external_id", "payload_hash")
     ):
         latest[external_id] = digest

@@ -6,7 +6,8 @@ entities) before periods, departments, customers and HR workers; HR workers befo
 employees and PSA users that link to them; customers before ERP jobs, jobs before their
 project tasks; ERP projects and tasks before the PSA workspaces and stories that link to them;
 PSA assignments before PSA users (a role placeholder's project comes from its assignments);
-and all of it before time.
+and all of it before time. The ERP's time bills come before PSA data: PSA time entries are
+posted knowing which of them the ERP holds already (history posted before Ledgerbridge).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ PROCESSING_ORDER: list[tuple[str, str]] = [
     ("erp", "employee"),
     ("erp", "job"),
     ("erp", "projectTask"),
+    ("erp", "timeBill"),
     ("psa", "workspaces"),
     ("psa", "stories"),
     ("psa", "assignments"),

@@ -47,6 +47,7 @@ class Facts:
     legal_entity: str | None = None
     legal_entity_mapped: bool = True
     currency: str | None = None
+    currency_known: bool = True
     currency_mapped: bool = True
     period_name: str | None = None
     period_status: str | None = None
@@ -111,6 +112,11 @@ RULES: tuple[tuple[Rule, Callable[[Facts], bool]], ...] = (
           "Legal entity {legal_entity} has no ERP subsidiary in the published mapping.",
           "Add the legal entity to the legal-entity mapping, publish it, and replay.",
           "legal_entity", lambda f: f.legal_entity_mapped),
+    _rule("CURRENCY_UNKNOWN", Queue.TIME_AND_EXPENSE,
+          "Currency {currency} is not one Ledgerbridge knows (none of the ERP's currencies).",
+          "Correct the currency on the PSA entry, or add the currency in the ERP and let the "
+          "next sync bring it here; then replay.",
+          "currency", lambda f: f.currency_known),
     _rule("CURRENCY_UNMAPPED", Queue.MAPPING,
           "Currency {currency} has no ERP currency in the published mapping.",
           "Add the currency to the currency mapping, publish it, and replay.",
@@ -142,9 +148,11 @@ RULES: tuple[tuple[Rule, Callable[[Facts], bool]], ...] = (
 def rules_check(facts: Facts) -> list[RuleFailure]:
     """Every rule the posting breaks, in fixing order (empty list: it may be posted)."""
     failures = []
-    values = {name: getattr(facts, name) for name in Facts.__dataclass_fields__}
+    values: dict | None = None  # the facts by name, for the messages: built on a failure only
     for rule, passes in RULES:
         if not passes(facts):
+            if values is None:
+                values = {name: getattr(facts, name) for name in Facts.__dataclass_fields__}
             failures.append(RuleFailure(
                 rule=rule,
                 message=rule.message.format(**values),

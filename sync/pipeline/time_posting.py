@@ -15,24 +15,30 @@ delivery that upserts the same ERP record (external id `KT-TE-<PSA id>`).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections, router, transaction
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from sync.audit import acting_as, audited_bulk_create, audited_bulk_update
+from sync.audit import (
+    acting_as,
+    audited_bulk_create,
+    audited_bulk_update,
+    audited_copy_create,
+)
 from sync.mappings.ownership import OwnershipBook, ownership_merge
 from sync.mappings.resolve import MappingTable
 from sync.mappings.selectors import mapping_tables_load, ownership_book_load
 from sync.models import (
     AccountingPeriod,
+    Currency,
     ExternalRef,
     Project,
     RolePlaceholder,
@@ -41,16 +47,20 @@ from sync.models import (
     Worker,
 )
 from sync.models.transactions import ApprovalStatus
+from sync.pgcopy import copy_insert, copy_supported
 from sync.pipeline.exceptions import Failure, exception_items_close_for, exception_items_raise
 from sync.pipeline.models import Connection, Delivery, InboxItem, SyncRun
 from sync.pipeline.models.exceptions import Queue, Stage
 from sync.pipeline.outbox import deliveries_enqueue
 from sync.pipeline.rules import Facts, money_at_risk, rules_check
+from sync.pipeline.target_records import target_records_known
 
 SOURCE_SYSTEM = "psa"
+ERP_SYSTEM = "erp"
 ENTITY = "time_entry"
 OPERATION = "erp.time_bill.upsert"
 ERP_KEY_PREFIX = "KT-TE-"
+ERP_RECORD_TYPE = "timeBill"
 LEGAL_ENTITY_SET = "legal-entity"
 CURRENCY_SET = "currency"
 MAX_TEXT = 255
@@ -63,8 +73,7 @@ class PayloadError(ValueError):
     """The payload is not a time entry we can read; the message says exactly why."""
 
 
-@dataclass(frozen=True)
-class ParsedTime:
+class ParsedTime(NamedTuple):
     external_id: str
     workspace_id: str
     story_id: str
@@ -75,10 +84,11 @@ class ParsedTime:
     approved: bool
     rate: Decimal
     currency: str
+    hours: Decimal  # minutes / 60, to the hundredth (half-even, Decimal's default)
 
-    @property
-    def hours(self) -> Decimal:
-        return (Decimal(self.minutes) / Decimal(60)).quantize(Decimal("0.01"))
+
+_CENT = Decimal("0.01")
+_SIXTY = Decimal(60)
 
 
 def _text(payload: dict[str, Any], name: str) -> str:
@@ -97,6 +107,16 @@ def time_payload_parse(payload: Any) -> ParsedTime:
     """Read a Kantata time entry strictly. Raises PayloadError naming every field it refuses."""
     if not isinstance(payload, dict):
         raise PayloadError("The payload is not a JSON object.")
+    try:  # the common case: every field reads, checked by the same functions as below
+        return _parsed(
+            _text(payload, "id"), _text(payload, "workspace_id"), _text(payload, "story_id"),
+            _text(payload, "user_id"), _date(payload.get("date_performed")),
+            _minutes(payload.get("time_in_minutes")), _bool(payload, "billable"),
+            _bool(payload, "approved"), _cents(payload.get("rate_in_cents")),
+            _currency(payload.get("currency")),
+        )
+    except PayloadError:
+        pass
     errors: list[str] = []
 
     def take(fn, *args):
@@ -106,23 +126,23 @@ def time_payload_parse(payload: Any) -> ParsedTime:
             errors.append(str(exc))
             return None
 
-    external_id = take(_text, payload, "id")
-    workspace_id = take(_text, payload, "workspace_id")
-    story_id = take(_text, payload, "story_id")
-    user_id = take(_text, payload, "user_id")
-    work_date = take(_date, payload.get("date_performed"))
-    minutes = take(_minutes, payload.get("time_in_minutes"))
-    billable = take(_bool, payload, "billable")
-    approved = take(_bool, payload, "approved")
-    rate = take(_cents, payload.get("rate_in_cents"))
-    currency = take(_currency, payload.get("currency"))
+    values = (
+        take(_text, payload, "id"), take(_text, payload, "workspace_id"),
+        take(_text, payload, "story_id"), take(_text, payload, "user_id"),
+        take(_date, payload.get("date_performed")),
+        take(_minutes, payload.get("time_in_minutes")), take(_bool, payload, "billable"),
+        take(_bool, payload, "approved"), take(_cents, payload.get("rate_in_cents")),
+        take(_currency, payload.get("currency")),
+    )
     if errors:
         raise PayloadError(" ".join(errors))
-    return ParsedTime(
-        external_id=external_id, workspace_id=workspace_id, story_id=story_id, user_id=user_id,
-        work_date=work_date, minutes=minutes, billable=billable, approved=approved, rate=rate,
-        currency=currency,
-    )
+    return _parsed(*values)
+
+
+def _parsed(external_id, workspace_id, story_id, user_id, work_date, minutes, billable, approved,
+            rate, currency) -> ParsedTime:
+    return ParsedTime(external_id, workspace_id, story_id, user_id, work_date, minutes, billable,
+                      approved, rate, currency, (Decimal(minutes) / _SIXTY).quantize(_CENT))
 
 
 def _date(value: Any) -> dt.date:
@@ -155,7 +175,7 @@ def _cents(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise PayloadError("`rate_in_cents` must be a non-negative whole number of cents.")
     try:
-        return (Decimal(value) / 100).quantize(Decimal("0.01"))
+        return (Decimal(value) / 100).quantize(_CENT)
     except InvalidOperation as exc:  # pragma: no cover - ints always convert
         raise PayloadError("`rate_in_cents` is not a number.") from exc
 
@@ -174,69 +194,111 @@ class ProcessCounts:
     refused: int = 0
     failed: int = 0
     deliveries: int = 0
+    linked: int = 0  # of `created`: already in the ERP, recorded as posted, not posted again
     failures: list[Failure] = field(default_factory=list)
+
+
+class _Item(NamedTuple):
+    """The inbox columns a batch needs (no model instance per item)."""
+
+    id: int
+    external_id: str
+    correlation_id: str
+    payload: Any
+
+
+class _ProjectRow(NamedTuple):
+    pk: int
+    code: str
+    status: str
+    legal_entity_id: int
+    entity_code: str
+    customer_name: str
+    customer_status: str
+    correlation_id: str
+
+
+class _TaskRow(NamedTuple):
+    pk: int
+    code: str
+    status: str
+    allows_time: bool
+    project_id: int
+
+
+class _WorkerRow(NamedTuple):
+    pk: int
+    employee_number: str
+    employment_status: str
+    cost_centre_id: int | None
+    cost_centre_code: str | None
+
+
+_PROJECT_COLUMNS = ("pk", "code", "status", "legal_entity_id", "legal_entity__code",
+                    "customer__name", "customer__status", "correlation_id")
+_TASK_COLUMNS = ("pk", "code", "status", "allows_time", "project_id")
+# The cost rate is encrypted and not needed here: not reading it saves a decrypt per worker.
+_WORKER_COLUMNS = ("pk", "employee_number", "employment_status", "cost_centre_id",
+                   "cost_centre__code")
 
 
 @dataclass
 class _Preload:
     """Everything the batch needs, loaded with a fixed number of queries."""
 
-    projects: dict[str, Project]
-    tasks: dict[str, Task]
-    workers: dict[str, Worker]
+    projects: dict[str, _ProjectRow]
+    tasks: dict[str, _TaskRow]
+    workers: dict[str, _WorkerRow]
     placeholders: set[str]
+    currencies: set[str]
     existing: dict[str, TimeEntry]
+    # PSA id → the ERP's internal id, for entries the ERP already holds under our key (time
+    # posted before Ledgerbridge, learned from the ERP's own listing: TargetRecord).
+    posted: dict[str, str]
     periods: dict[int, list[AccountingPeriod]]
     erp_refs: dict[tuple[str, str], str]
     mappings: MappingTable
     ownership: OwnershipBook
-
-
-def _in(values: Any, sql_type: str) -> Any:
-    """The right-hand side of an `__in` filter over many values.
-
-    On PostgreSQL one array parameter (`IN (SELECT unnest(%s::<type>[]))`): a batch's thousands
-    of ids otherwise become thousands of placeholders that the driver parses on every query.
-    """
-    values = list(values)
-    if connections[router.db_for_read(TimeEntry)].vendor == "postgresql":
-        return RawSQL(f"SELECT unnest(%s::{sql_type}[])", [values])  # noqa: S611 - fixed type
-    return values
+    # (legal entity, currency, day) → (subsidiary, ERP currency, versions, period): the
+    # lookups every entry of one entity and day shares, made once per batch.
+    days: dict[tuple[int, str, dt.date], tuple] = field(default_factory=dict)
 
 
 def _refs(model: type, external_ids: set[str]) -> dict[str, str]:
     return dict(
         ExternalRef.objects.filter(
             system=SOURCE_SYSTEM, content_type=ContentType.objects.get_for_model(model),
-            external_id__in=_in(external_ids, "text"),
+            external_id__any=external_ids,
         ).values_list("external_id", "object_id")
     )
 
 
-def _by_pk(queryset: Any, pks: Any) -> dict[int, Any]:
-    return {obj.pk: obj for obj in queryset.filter(pk__in=_in({int(i) for i in pks}, "bigint"))}
+def _rows(model: type, row_type: type, columns: Sequence[str], refs: dict[str, str]):
+    """{external id: row} of the records `refs` names (one query)."""
+    by_pk = {
+        values[0]: row_type(*values)
+        for values in model.objects.filter(pk__any={int(pk) for pk in refs.values()})
+        .values_list(*columns)
+    }
+    return {ext: by_pk[int(pk)] for ext, pk in refs.items() if int(pk) in by_pk}
 
 
-def _by_external_id(refs: dict[str, str], records: dict[int, Any]) -> dict[str, Any]:
-    return {ext: records[int(pk)] for ext, pk in refs.items() if int(pk) in records}
-
-
-def _preload(parsed: list[ParsedTime], *, today: dt.date) -> _Preload:
+def _preload(
+    parsed: list[ParsedTime], *, today: dt.date, erp: Connection | None = None
+) -> _Preload:
     project_refs = _refs(Project, {p.workspace_id for p in parsed})
     task_refs = _refs(Task, {p.story_id for p in parsed})
     worker_refs = _refs(Worker, {p.user_id for p in parsed})
     placeholder_refs = _refs(RolePlaceholder, {p.user_id for p in parsed})
     entry_refs = _refs(TimeEntry, {p.external_id for p in parsed})
 
-    projects = _by_pk(
-        Project.objects.select_related("legal_entity", "customer"), project_refs.values()
-    )
-    tasks = _by_pk(Task.objects.all(), task_refs.values())
-    # The cost rate is encrypted and not needed here: deferring it saves a decrypt per worker.
-    workers = _by_pk(
-        Worker.objects.select_related("cost_centre").defer("cost_rate"), worker_refs.values()
-    )
-    entries = _by_pk(TimeEntry.objects.all(), entry_refs.values())
+    projects = _rows(Project, _ProjectRow, _PROJECT_COLUMNS, project_refs)
+    tasks = _rows(Task, _TaskRow, _TASK_COLUMNS, task_refs)
+    workers = _rows(Worker, _WorkerRow, _WORKER_COLUMNS, worker_refs)
+    entries = {
+        entry.pk: entry
+        for entry in TimeEntry.objects.filter(pk__any={int(pk) for pk in entry_refs.values()})
+    }
     periods: dict[int, list[AccountingPeriod]] = defaultdict(list)
     for period in AccountingPeriod.objects.filter(
         legal_entity_id__in={p.legal_entity_id for p in projects.values()}
@@ -247,18 +309,28 @@ def _preload(parsed: list[ParsedTime], *, today: dt.date) -> _Preload:
         for ct_model, object_id, external_id in ExternalRef.objects.filter(
             system="erp",
             content_type__model__in=["project", "task", "worker", "costcentre"],
-            object_id__in=_in([str(k) for k in (
-                *projects, *tasks, *workers,
-                *{w.cost_centre_id for w in workers.values() if w.cost_centre_id},
-            )], "text"),
+            object_id__any=[str(k) for k in {
+                *(r.pk for r in projects.values()), *(r.pk for r in tasks.values()),
+                *(r.pk for r in workers.values()),
+                *(r.cost_centre_id for r in workers.values() if r.cost_centre_id),
+            }],
         ).values_list("content_type__model", "object_id", "external_id")
     }
     return _Preload(
-        projects=_by_external_id(project_refs, projects),
-        tasks=_by_external_id(task_refs, tasks),
-        workers=_by_external_id(worker_refs, workers),
+        projects=projects,
+        tasks=tasks,
+        workers=workers,
         placeholders=set(placeholder_refs),
-        existing=_by_external_id(entry_refs, entries),
+        currencies=set(Currency.objects.values_list("code", flat=True)),
+        existing={ext: entries[int(pk)] for ext, pk in entry_refs.items()
+                  if int(pk) in entries},
+        posted={
+            key.removeprefix(ERP_KEY_PREFIX): target_id
+            for key, target_id in target_records_known(
+                connection=erp, record_type=ERP_RECORD_TYPE,
+                external_ids={f"{ERP_KEY_PREFIX}{p.external_id}" for p in parsed},
+            ).items()
+        } if erp is not None else {},
         periods=periods,
         erp_refs=erp_refs,
         mappings=mapping_tables_load(sets=[LEGAL_ENTITY_SET, CURRENCY_SET]),
@@ -274,41 +346,51 @@ def _period_for(periods: list[AccountingPeriod], day: dt.date) -> AccountingPeri
     return None
 
 
-@dataclass(frozen=True)
-class _Resolved:
+class _Resolved(NamedTuple):
     facts: Facts
-    project: Project | None
-    task: Task | None
-    worker: Worker | None
+    project: _ProjectRow | None
+    task: _TaskRow | None
+    worker: _WorkerRow | None
     subsidiary: str | None
     erp_currency: str | None
     versions: dict[str, int]
 
 
-def _resolve(p: ParsedTime, pre: _Preload) -> _Resolved:
-    project = pre.projects.get(p.workspace_id)
-    task = pre.tasks.get(p.story_id)
-    if task is not None and project is not None and task.project_id != project.id:
-        task = None  # a story of another workspace is as good as unknown here
-    worker = pre.workers.get(p.user_id)
-    entity_code = project.legal_entity.code if project else None
+def _day(project: _ProjectRow | None, p: ParsedTime, pre: _Preload) -> tuple:
+    """(subsidiary, ERP currency, mapping versions, period) of an entry of `project` on its
+    date, made once per (legal entity, currency, day) and batch."""
+    entity_id = project.legal_entity_id if project else None
+    key = (entity_id, p.currency, p.work_date)
+    found = pre.days.get(key)
+    if found is not None:
+        return found
     versions: dict[str, int] = {}
     subsidiary = None
-    if entity_code:
-        found = pre.mappings.lookup(LEGAL_ENTITY_SET, entity_code, p.work_date)
-        if found:
-            subsidiary = found.target_value
-            versions.update(found.stamp)
+    if project is not None:
+        mapped = pre.mappings.lookup(LEGAL_ENTITY_SET, project.entity_code, p.work_date)
+        if mapped:
+            subsidiary = mapped.target_value
+            versions.update(mapped.stamp)
     # Without a published currency mapping, ISO codes pass through unchanged (documented).
     erp_currency: str | None = p.currency
     if CURRENCY_SET in pre.mappings.set_slugs:
-        found = pre.mappings.lookup(CURRENCY_SET, p.currency, p.work_date)
-        erp_currency = found.target_value if found else None
-        if found:
-            versions.update(found.stamp)
-    period = (
-        _period_for(pre.periods.get(project.legal_entity_id, []), p.work_date) if project else None
-    )
+        mapped = pre.mappings.lookup(CURRENCY_SET, p.currency, p.work_date)
+        erp_currency = mapped.target_value if mapped else None
+        if mapped:
+            versions.update(mapped.stamp)
+    period = _period_for(pre.periods.get(entity_id, []), p.work_date) if project else None
+    found = pre.days[key] = (subsidiary, erp_currency, versions, period)
+    return found
+
+
+def _resolve(p: ParsedTime, pre: _Preload) -> _Resolved:
+    project = pre.projects.get(p.workspace_id)
+    task = pre.tasks.get(p.story_id)
+    if task is not None and project is not None and task.project_id != project.pk:
+        task = None  # a story of another workspace is as good as unknown here
+    worker = pre.workers.get(p.user_id)
+    subsidiary, erp_currency, versions, period = _day(project, p, pre)
+    entity_code = project.entity_code if project else None
     facts = Facts(
         work_date=p.work_date, project_ref=p.workspace_id, task_ref=p.story_id,
         worker_ref=p.user_id,
@@ -320,15 +402,16 @@ def _resolve(p: ParsedTime, pre: _Preload) -> _Resolved:
         worker_number=worker.employee_number if worker else None,
         worker_is_placeholder=worker is None and p.user_id in pre.placeholders,
         worker_status=worker.employment_status if worker else None,
-        worker_cost_centre=(worker.cost_centre.code if worker and worker.cost_centre else None),
+        worker_cost_centre=worker.cost_centre_code if worker else None,
         legal_entity=entity_code,
         legal_entity_mapped=entity_code is None or subsidiary is not None,
         currency=p.currency,
+        currency_known=p.currency in pre.currencies,
         currency_mapped=erp_currency is not None,
         period_name=f"{period.start_date:%b %Y}" if period else None,
         period_status=period.status if period else None,
-        customer_name=project.customer.name if project else None,
-        customer_status=project.customer.status if project else None,
+        customer_name=project.customer_name if project else None,
+        customer_status=project.customer_status if project else None,
         billable=p.billable,
         rate_found=p.rate > 0,
     )
@@ -354,14 +437,10 @@ def time_entries_process(
     now = now or timezone.now()
     counts = ProcessCounts()
     with transaction.atomic(), acting_as(run.actor):
-        items = list(
-            InboxItem.objects.select_for_update().filter(
-                id__in=_in(inbox_ids, "bigint"), status=InboxItem.Status.PENDING
-            ).order_by("id")
-        )
+        items, marked_processed = _items_claim(inbox_ids, now=now)
         # The newest payload of an entry wins; older ones in the same batch are superseded.
-        latest: dict[str, tuple[InboxItem, ParsedTime]] = {}
-        parked: list[InboxItem] = []
+        latest: dict[str, tuple[_Item, ParsedTime]] = {}
+        parked: list[_Item] = []
         for item in items:
             try:
                 parsed = time_payload_parse(item.payload)
@@ -370,25 +449,59 @@ def time_entries_process(
                 parked.append(item)
                 continue
             latest[parsed.external_id] = (item, parsed)
-        done = [item for item, _ in latest.values()]
         approved = [(item, p) for item, p in latest.values() if p.approved]
         counts.unchanged += len(latest) - len(approved)
         if approved:
-            _post(approved, run=run, erp=erp, now=now, counts=counts, parked=parked, done=done)
+            _post(approved, run=run, erp=erp, now=now, counts=counts, parked=parked)
         exception_items_raise(failures=counts.failures, run_id=run.id, now=now)
         parked_ids = {i.id for i in parked}
         if parked_ids:
-            InboxItem.objects.filter(id__in=_in(parked_ids, "bigint")).update(
+            InboxItem.objects.filter(id__any=parked_ids).update(
                 status=InboxItem.Status.PARKED, processed_at=now
             )
-        InboxItem.objects.filter(
-            id__in=_in([i.id for i in items if i.id not in parked_ids], "bigint")
-        ).update(status=InboxItem.Status.PROCESSED, processed_at=now)
+        if not marked_processed:
+            InboxItem.objects.filter(
+                id__any=[i.id for i in items if i.id not in parked_ids]
+            ).update(status=InboxItem.Status.PROCESSED, processed_at=now)
     counts.failed = len(counts.failures) - counts.refused
     return counts
 
 
-def _parse_failure(item: InboxItem, reason: str) -> Failure:
+def _payload_load(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits, which json still reads
+        return json.loads(text)
+
+
+def _items_claim(inbox_ids: Sequence[int], *, now: dt.datetime) -> tuple[list[_Item], bool]:
+    """Lock the batch's pending items and read them, oldest first. Returns (items, whether
+    they are already marked processed).
+
+    On PostgreSQL one `UPDATE … RETURNING` marks them processed, locks them and returns their
+    payloads as text (parsed by orjson): the items a concurrent worker has taken are skipped
+    (it holds their locks; once it commits they are no longer pending), and a rollback leaves
+    them all pending. Elsewhere: SELECT … FOR UPDATE now, the status update at the end.
+    """
+    if connections[router.db_for_write(InboxItem)].vendor == "postgresql":
+        with connections[router.db_for_write(InboxItem)].cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {InboxItem._meta.db_table} SET status = %s, processed_at = %s "  # noqa: S608 - fixed names
+                "WHERE id = ANY(%s::bigint[]) AND status = %s "
+                "RETURNING id, external_id, correlation_id, payload::text",
+                [InboxItem.Status.PROCESSED, now, list(inbox_ids), InboxItem.Status.PENDING],
+            )
+            rows = sorted(cursor.fetchall())
+        return [_Item(i, ext, corr, _payload_load(text)) for i, ext, corr, text in rows], True
+    rows = (
+        InboxItem.objects.select_for_update().filter(
+            id__any=inbox_ids, status=InboxItem.Status.PENDING
+        ).order_by("id").values_list("id", "external_id", "correlation_id", "payload")
+    )
+    return [_Item(*row) for row in rows], False
+
+
+def _parse_failure(item: _Item, reason: str) -> Failure:
     external_id = item.external_id or f"inbox-{item.id}"
     return Failure(
         record_key=_record_key(external_id), stage=Stage.PARSE, queue=Queue.INTEGRATION_OPS,
@@ -401,16 +514,25 @@ def _parse_failure(item: InboxItem, reason: str) -> Failure:
 
 
 def _post(
-    approved: list[tuple[InboxItem, ParsedTime]], *, run: SyncRun, erp: Connection,
-    now: dt.datetime, counts: ProcessCounts, parked: list[InboxItem], done: list[InboxItem],
+    approved: list[tuple[_Item, ParsedTime]], *, run: SyncRun, erp: Connection,
+    now: dt.datetime, counts: ProcessCounts, parked: list[_Item],
 ) -> None:
     today = now.date()
-    pre = _preload([p for _, p in approved], today=today)
-    to_create: list[tuple[InboxItem, ParsedTime, _Resolved]] = []
-    to_update: list[tuple[InboxItem, ParsedTime, TimeEntry, _Resolved]] = []
+    pre = _preload([p for _, p in approved], today=today, erp=erp)
+    to_create: list[tuple[_Item, ParsedTime, _Resolved]] = []
+    # New to Ledgerbridge but already in the ERP under our key: recorded as posted, linked to
+    # the ERP's record and not posted again, whatever the posting rules (a closed period, a
+    # project closed since) would say today. Only the records it belongs to must exist here.
+    to_link: list[tuple[_Item, ParsedTime, _Resolved]] = []
+    to_update: list[tuple[_Item, ParsedTime, TimeEntry, _Resolved]] = []
     passed_keys: list[str] = []
     for item, p in approved:
         resolved = _resolve(p, pre)
+        if (p.external_id in pre.posted and p.external_id not in pre.existing
+                and resolved.project and resolved.task and resolved.worker):
+            to_link.append((item, p, resolved))
+            passed_keys.append(_record_key(p.external_id))
+            continue
         broken = rules_check(resolved.facts)
         if broken:
             for failure in broken:
@@ -489,12 +611,14 @@ def _post(
             setattr(existing, _attname(name), value)
         to_update.append((item, p, existing, resolved))
 
+    create = _create_by_copy if copy_supported(TimeEntry) else _create_by_orm
     if to_create:
-        if _copy_supported():
-            counts.deliveries += _create_by_copy(to_create, run=run, erp=erp, now=now, pre=pre)
-        else:
-            counts.deliveries += _create_by_orm(to_create, run=run, erp=erp, now=now, pre=pre)
+        counts.deliveries += create(to_create, run=run, erp=erp, now=now, pre=pre)
         counts.created += len(to_create)
+    if to_link:
+        create(to_link, run=run, erp=erp, now=now, pre=pre, already_posted=True)
+        counts.created += len(to_link)
+        counts.linked += len(to_link)
     if to_update:
         fields = [*OWNED_FIELDS, "mapping_versions"]
         audited_bulk_update(
@@ -511,25 +635,34 @@ def _post(
         )
 
 
-def _new_entry_values(item: InboxItem, p: ParsedTime, resolved: _Resolved, now: dt.datetime):
-    """The field values (attnames) of a new canonical entry for `p`."""
-    return {
-        "worker_id": resolved.worker.pk, "project_id": resolved.project.pk,
-        "task_id": resolved.task.pk, "work_date": p.work_date, "hours": p.hours,
-        "billable": p.billable, "bill_rate": p.rate, "currency_id": p.currency,
-        "status": ApprovalStatus.APPROVED, "approved_at": now,
-        "mapping_versions": resolved.versions,
-        "correlation_id": resolved.project.correlation_id or item.correlation_id,
-    }
+# Columns of a new canonical time entry, in the order `_entry_row` gives them.
+_ENTRY_COLUMNS = ("worker_id", "project_id", "task_id", "work_date", "hours", "billable",
+                  "bill_rate", "currency_id", "mapping_versions", "correlation_id")
+
+
+def _entry_row(item: _Item, p: ParsedTime, resolved: _Resolved) -> tuple:
+    return (resolved.worker.pk, resolved.project.pk, resolved.task.pk, p.work_date, p.hours,
+            p.billable, p.rate, p.currency, resolved.versions,
+            resolved.project.correlation_id or item.correlation_id)
+
+
+def _entry_constants(now: dt.datetime, *, already_posted: bool) -> dict[str, Any]:
+    status = ApprovalStatus.POSTED if already_posted else ApprovalStatus.APPROVED
+    return {"status": status, "approved_at": now}
 
 
 def _create_by_orm(
-    to_create: list[tuple[InboxItem, ParsedTime, _Resolved]], *, run: SyncRun, erp: Connection,
-    now: dt.datetime, pre: _Preload,
+    to_create: list[tuple[_Item, ParsedTime, _Resolved]], *, run: SyncRun, erp: Connection,
+    now: dt.datetime, pre: _Preload, already_posted: bool = False,
 ) -> int:
     """New entries through the ORM (databases without COPY): entries and refs with history,
-    then their deliveries. Returns how many deliveries are new."""
-    entries = [TimeEntry(**_new_entry_values(item, p, r, now)) for item, p, r in to_create]
+    then their deliveries, or, `already_posted`, their ERP refs (no delivery). Returns how many
+    deliveries are new."""
+    constants = _entry_constants(now, already_posted=already_posted)
+    entries = [
+        TimeEntry(**dict(zip(_ENTRY_COLUMNS, _entry_row(item, p, r), strict=True)), **constants)
+        for item, p, r in to_create
+    ]
     created = audited_bulk_create(model=TimeEntry, objs=entries, actor=run.actor)
     entry_type = ContentType.objects.get_for_model(TimeEntry)
     refs = [
@@ -537,139 +670,69 @@ def _create_by_orm(
                     external_id=p.external_id, last_synced_at=now)
         for (_, p, _), e in zip(to_create, created, strict=True)
     ]
+    if already_posted:
+        refs += [
+            ExternalRef(system=ERP_SYSTEM, content_type=entry_type, object_id=str(e.pk),
+                        external_id=pre.posted[p.external_id], last_synced_at=now)
+            for (_, p, _), e in zip(to_create, created, strict=True)
+        ]
     audited_bulk_create(model=ExternalRef, objs=refs, actor=run.actor)
+    if already_posted:
+        return 0
     return deliveries_enqueue(deliveries=[
         _delivery(entry, resolved, p, item, erp=erp, now=now, pre=pre)
         for (item, p, resolved), entry in zip(to_create, created, strict=True)
     ])
 
 
-# --- PostgreSQL: COPY straight into the tables -------------------------------------------------
-#
-# The same rows `_create_by_orm` writes (entry + "+" history row attributed to the run, ref +
-# its history row, one pending delivery each), without a model instance per row: primary keys
-# are drawn from the tables' sequences first, then each table gets one COPY. New primary keys
-# cannot collide with an existing idempotency key, and a concurrent creator of the same entry
-# hits the external-ref unique constraints, which rolls this whole batch back (as the ORM path).
-
-_REQUIRED = object()
-
-
-def _copy_supported() -> bool:
-    return connections[router.db_for_write(TimeEntry)].vendor == "postgresql"
-
-
-class _CopyTable:
-    """Column list and per-column defaults of one table, to build COPY rows from attnames."""
-
-    def __init__(self, model: type, *, omit: Sequence[str] = ()) -> None:
-        connection = connections[router.db_for_write(model)]
-        fields = [f for f in model._meta.concrete_fields if f.attname not in omit]
-        self.sql = "COPY {} ({}) FROM STDIN".format(
-            connection.ops.quote_name(model._meta.db_table),
-            ", ".join(connection.ops.quote_name(f.column) for f in fields),
-        )
-        self.index = {f.attname: i for i, f in enumerate(fields)}
-        self.json = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
-        template: list[Any] = []
-        for f in fields:
-            # As a model instance would start: the field's default ("" for text without one).
-            default = f.get_default()
-            if default is None and not f.null:
-                template.append(_REQUIRED)
-            else:
-                template.append(_json(default) if f.attname in self.json else default)
-        self.template = template
-
-    def row(self, values: dict[str, Any]) -> list[Any]:
-        row = self.template.copy()
-        index = self.index
-        for name, value in values.items():
-            row[index[name]] = value
-        if _REQUIRED in row:
-            missing = [n for n, i in index.items() if row[i] is _REQUIRED]
-            raise ValueError(f"COPY row lacks required columns {missing}")
-        return row
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-_TABLES: dict[str, _CopyTable] = {}
-
-
-def _table(model: type, **kwargs: Any) -> _CopyTable:
-    key = model._meta.label
-    if key not in _TABLES:
-        _TABLES[key] = _CopyTable(model, **kwargs)
-    return _TABLES[key]
-
-
-def _ids_draw(cursor, model: type, n: int) -> list[int]:
-    cursor.execute(
-        "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-        [model._meta.db_table, model._meta.pk.column, n],
-    )
-    return sorted(row[0] for row in cursor.fetchall())
-
-
-def _history_values(values: dict[str, Any], *, actor: str, at: dt.datetime) -> dict[str, Any]:
-    return {**values, "history_date": at, "history_change_reason": "", "history_type": "+",
-            "history_user_id": None, "history_actor": actor}
+# Columns of a new entry's delivery, in the order `_create_by_copy` gives them.
+_DELIVERY_COLUMNS = ("object_id", "idempotency_key", "external_id", "payload", "correlation_id")
 
 
 def _create_by_copy(
-    to_create: list[tuple[InboxItem, ParsedTime, _Resolved]], *, run: SyncRun, erp: Connection,
-    now: dt.datetime, pre: _Preload,
+    to_create: list[tuple[_Item, ParsedTime, _Resolved]], *, run: SyncRun, erp: Connection,
+    now: dt.datetime, pre: _Preload, already_posted: bool = False,
 ) -> int:
-    """New entries by COPY (see above). Returns how many deliveries were written."""
-    actor = run.actor
-    clock = timezone.now()  # what auto_now / auto_now_add and the history date would take
+    """New entries on PostgreSQL: the rows `_create_by_orm` writes (entry + "+" history row
+    attributed to the run, ref + its history row, one pending delivery each), by COPY and
+    without a model instance per row (sync.audit.audited_copy_create). New primary keys cannot
+    collide with an existing idempotency key; a concurrent creator of the same entry hits the
+    external-ref unique constraint, which rolls this whole batch back (as the ORM path).
+    Returns how many deliveries were written."""
+    entry_ids = audited_copy_create(
+        model=TimeEntry, columns=_ENTRY_COLUMNS,
+        constants=_entry_constants(now, already_posted=already_posted),
+        rows=[_entry_row(item, p, r) for item, p, r in to_create], actor=run.actor,
+    )
     entry_type = ContentType.objects.get_for_model(TimeEntry).pk
-    entries, entry_history = _table(TimeEntry), _table(TimeEntry.history.model,
-                                                       omit=["history_id"])
-    refs, ref_history = _table(ExternalRef), _table(ExternalRef.history.model,
-                                                    omit=["history_id"])
-    outbox = _table(Delivery, omit=["id"])
-    json_entry = entries.json
-    connection = connections[router.db_for_write(TimeEntry)]
-    with connection.cursor() as cursor:
-        entry_ids = _ids_draw(cursor, TimeEntry, len(to_create))
-        ref_ids = _ids_draw(cursor, ExternalRef, len(to_create))
-        entry_rows, entry_history_rows, ref_rows, ref_history_rows, delivery_rows = (
-            [], [], [], [], []
+    refs = [(SOURCE_SYSTEM, str(pk), p.external_id)
+            for pk, (_, p, _) in zip(entry_ids, to_create, strict=True)]
+    if already_posted:
+        refs += [(ERP_SYSTEM, str(pk), pre.posted[p.external_id])
+                 for pk, (_, p, _) in zip(entry_ids, to_create, strict=True)]
+    audited_copy_create(
+        model=ExternalRef, columns=("system", "object_id", "external_id"),
+        constants={"content_type_id": entry_type, "last_synced_at": now},
+        rows=refs, actor=run.actor,
+    )
+    if already_posted:
+        return 0
+    rows = []
+    for pk, (item, p, resolved) in zip(entry_ids, to_create, strict=True):
+        fields = _delivery_fields(
+            pk=pk, version=1, work_date=p.work_date, hours=p.hours, billable=p.billable,
+            bill_rate=p.rate, currency=p.currency,
+            correlation_id=resolved.project.correlation_id or item.correlation_id,
+            resolved=resolved, p=p, pre=pre,
         )
-        for (item, p, resolved), pk, ref_pk in zip(to_create, entry_ids, ref_ids, strict=True):
-            values = _new_entry_values(item, p, resolved, now)
-            values.update(id=pk, version=1, created_at=clock, updated_at=clock)
-            for name in json_entry & values.keys():
-                values[name] = _json(values[name])
-            entry_rows.append(entries.row(values))
-            entry_history_rows.append(entry_history.row(
-                _history_values(values, actor=actor, at=clock)
-            ))
-            ref = {"id": ref_pk, "system": SOURCE_SYSTEM, "content_type_id": entry_type,
-                   "object_id": str(pk), "external_id": p.external_id, "last_synced_at": now,
-                   "version": 1, "created_at": clock, "updated_at": clock}
-            ref_rows.append(refs.row(ref))
-            ref_history_rows.append(ref_history.row(_history_values(ref, actor=actor, at=clock)))
-            fields = _delivery_fields(
-                pk=pk, version=1, work_date=p.work_date, hours=p.hours, billable=p.billable,
-                bill_rate=p.rate, currency=p.currency,
-                correlation_id=values["correlation_id"] or item.correlation_id,
-                resolved=resolved, p=p, erp=erp, now=now, pre=pre,
-            )
-            fields.update(content_type_id=entry_type, connection_id=erp.pk, created_at=clock,
-                          payload=_json(fields["payload"]))
-            delivery_rows.append(outbox.row(fields))
-        for table, rows in ((entries, entry_rows), (entry_history, entry_history_rows),
-                            (refs, ref_rows), (ref_history, ref_history_rows),
-                            (outbox, delivery_rows)):
-            with cursor.copy(table.sql) as copy:
-                for row in rows:
-                    copy.write_row(row)
-    return len(delivery_rows)
+        rows.append(tuple(fields[name] for name in _DELIVERY_COLUMNS))
+    copy_insert(
+        model=Delivery, columns=_DELIVERY_COLUMNS, rows=rows, omit=["id"],
+        constants={"operation": OPERATION, "record_version": 1, "connection_id": erp.pk,
+                   "content_type_id": entry_type, "next_attempt_at": now,
+                   "created_at": timezone.now()},
+    )
+    return len(rows)
 
 
 def _erp_ref(pre: _Preload, model: str, pk: int, *, fallback: str) -> dict[str, str]:
@@ -679,7 +742,7 @@ def _erp_ref(pre: _Preload, model: str, pk: int, *, fallback: str) -> dict[str, 
 
 
 def _delivery(
-    entry: TimeEntry, resolved: _Resolved, p: ParsedTime, item: InboxItem, *,
+    entry: TimeEntry, resolved: _Resolved, p: ParsedTime, item: _Item, *,
     erp: Connection, now: dt.datetime, pre: _Preload,
 ) -> Delivery:
     """The ERP labour posting (NetSuite timeBill) for one canonical time entry version."""
@@ -687,24 +750,26 @@ def _delivery(
         pk=entry.pk, version=entry.version, work_date=entry.work_date, hours=entry.hours,
         billable=entry.billable, bill_rate=entry.bill_rate, currency=entry.currency_id,
         correlation_id=entry.correlation_id or item.correlation_id,
-        resolved=resolved, p=p, erp=erp, now=now, pre=pre,
+        resolved=resolved, p=p, pre=pre,
     )
     return Delivery(
-        connection=erp, content_type=ContentType.objects.get_for_model(TimeEntry), **fields
+        connection=erp, content_type=ContentType.objects.get_for_model(TimeEntry),
+        operation=OPERATION, record_version=entry.version, next_attempt_at=now, **fields,
     )
 
 
 def _delivery_fields(
     *, pk: int, version: int, work_date: dt.date, hours: Decimal, billable: bool,
     bill_rate: Decimal, currency: str, correlation_id: str, resolved: _Resolved, p: ParsedTime,
-    erp: Connection, now: dt.datetime, pre: _Preload,
+    pre: _Preload,
 ) -> dict[str, Any]:
-    """A delivery's own fields (connection and content type aside) for one entry version."""
+    """The fields of a delivery that differ between entry versions."""
     # Keyed by the PSA's own id, not ours: stable across rebuilds, and the same key the ERP
     # already holds for time posted before Ledgerbridge, so history is never posted twice.
     external_id = f"{ERP_KEY_PREFIX}{p.external_id}"
     worker, project, task = resolved.worker, resolved.project, resolved.task
     amount = money_at_risk(hours=hours, bill_rate=bill_rate)
+    department = pre.erp_refs.get(("costcentre", str(worker.cost_centre_id)))
     body = {
         "externalId": external_id,
         "tranDate": work_date.isoformat(),
@@ -716,8 +781,7 @@ def _delivery_fields(
         "customer": _erp_ref(pre, "project", project.pk, fallback=project.code),
         "caseTaskEvent": _erp_ref(pre, "task", task.pk, fallback=task.code),
         # Without a known ERP department the ERP takes the employee's own (NetSuite sources it).
-        "department": {"id": pre.erp_refs[("costcentre", str(worker.cost_centre_id))]}
-        if ("costcentre", str(worker.cost_centre_id)) in pre.erp_refs else None,
+        "department": {"id": department} if department else None,
         "memo": f"PSA time entry {p.external_id}",
     }
     # What to send (`record_type`, `body`) and what finance needs if it fails (amount at risk).
@@ -726,8 +790,6 @@ def _delivery_fields(
         "currency": currency, "mapping_versions": resolved.versions,
     }
     return {
-        "operation": OPERATION, "object_id": str(pk), "record_version": version,
-        "idempotency_key": f"erp:{OPERATION}:{pk}:v{version}",
-        "external_id": external_id, "payload": payload, "next_attempt_at": now,
-        "correlation_id": correlation_id,
+        "object_id": str(pk), "idempotency_key": f"erp:{OPERATION}:{pk}:v{version}",
+        "external_id": external_id, "payload": payload, "correlation_id": correlation_id,
     }

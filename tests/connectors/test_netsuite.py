@@ -123,6 +123,28 @@ def test_an_incremental_suiteql_pull_reads_only_later_changes(netsuite, subsidia
     assert pages[-1].watermark == "2026-01-03 10:00:49"
 
 
+def test_time_bills_are_listed_incrementally_with_their_external_ids(netsuite):
+    storage.record_bulk_insert(records=(
+        SandboxRecord(system="netsuite", object_type="timeBill",
+                      external_id=f"KT-TE-{n}" if n % 5 else None, status="2",
+                      data={"tranDate": "2026-01-02", "hours": 7.5},
+                      created_at=BASE, updated_at=BASE + dt.timedelta(seconds=n))
+        for n in range(1, 31)
+    ))
+    connector = netsuite(page_size=10, columns={"timeBill": ("id", "externalid")})
+
+    everything = [r for p in connector.pull(entity="timeBill") for r in p.records]
+    pages = list(connector.pull(entity="timeBill", since="2026-01-03 10:00:20"))
+
+    assert len(everything) == 30
+    assert sum("externalid" in r for r in everything) == 24  # empty values are left out
+    later = [r for p in pages for r in p.records]
+    assert len(later) == 10
+    assert sorted(r["externalid"] for r in later if "externalid" in r) == sorted(
+        f"KT-TE-{n}" for n in range(21, 31) if n % 5)
+    assert pages[-1].watermark == "2026-01-03 10:00:30"
+
+
 def test_a_bad_token_signature_is_a_configuration_failure(sandbox_config, sandbox_transport):
     config = sandbox_config("netsuite")
     wrong = type(config)(**{**config.__dict__, "credentials": {

@@ -26,7 +26,7 @@ from sync.models import (
 from sync.pipeline.inbox import inbox_store
 from sync.pipeline.master_data import PROCESSORS
 from sync.pipeline.master_data_order import PROCESSING_ORDER
-from sync.pipeline.models import ExceptionItem, InboxItem, SyncRun
+from sync.pipeline.models import ExceptionItem, InboxItem, SyncRun, TargetRecord
 
 pytestmark = pytest.mark.django_db
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -594,6 +594,17 @@ def test_a_seeded_firm_syncs_master_data_and_every_approved_entry_posts_or_waits
         object_id__in=[str(pk) for pk in Delivery.objects.filter(
             content_type=entry_type).values_list("object_id", flat=True)],
     ).values_list("external_id", flat=True))
+    # Already in the ERP (posted before Ledgerbridge): recorded as posted with the ERP's id.
+    with_erp_ref = set(ExternalRef.objects.filter(
+        system="erp", content_type=entry_type).values_list("object_id", flat=True))
+    linked = set(ExternalRef.objects.filter(
+        system="psa", content_type=entry_type,
+        object_id__in=[str(pk) for pk in TimeEntry.objects.filter(status="posted")
+                       .values_list("pk", flat=True) if str(pk) in with_erp_ref],
+    ).values_list("external_id", flat=True))
+    in_erp = {key.removeprefix("KT-TE-") for key in TargetRecord.objects.filter(
+        record_type="timeBill", external_id__startswith="KT-TE-"
+    ).values_list("external_id", flat=True)}
     parked = {
         item.record_key.rsplit(":", 1)[1]: item
         for item in ExceptionItem.objects.filter(status="open",
@@ -604,14 +615,24 @@ def test_a_seeded_firm_syncs_master_data_and_every_approved_entry_posts_or_waits
     master = Counter(i.code for i in ExceptionItem.objects.filter(status="open").exclude(
         record_key__startswith="psa:time_entry:"))
     print(f"master-data exceptions: {dict(sorted(master.items()))}")
-    print(f"approved {len(approved)}, posted {len(posted)}, parked {len(parked)}: "
-          f"{dict(sorted(by_code.items()))}")
+    print(f"approved {len(approved)}, posted {len(posted)}, already in the ERP and linked "
+          f"{len(linked)}, parked {len(parked)}: {dict(sorted(by_code.items()))}")
 
-    # Every approved entry is posted exactly once or waits in a queue; nothing is dropped.
-    assert approved == posted | set(parked)
+    # Every approved entry is posted exactly once, was already in the ERP (linked, not posted
+    # again), or waits in a queue; nothing is dropped.
+    assert approved == posted | linked | set(parked)
     assert not posted & set(parked)
-    assert TimeEntry.objects.count() == len(posted)
+    assert not linked & set(parked)
+    assert not posted & linked
+    assert TimeEntry.objects.count() == len(posted) + len(linked)
     assert posted, "some time must post"
+    assert linked, "the seeded ERP holds history"
+    # What the ERP already held is never posted again; what it holds and we could resolve is
+    # linked, whatever today's posting rules say (closed periods, closed projects).
+    assert not in_erp & posted
+    assert linked == in_erp & approved - set(parked)
+    assert not {k for k, i in parked.items()
+                if k in in_erp and i.code in {"PERIOD_CLOSED", "PROJECT_NOT_OPEN"}}
     # Master data all arrived: nothing malformed, no reference missing.
     assert not ExceptionItem.objects.filter(code__in=["MALFORMED_PAYLOAD", "REFERENCE_MISSING",
                                                       "REFERENCE_CONFLICT"]).exists()

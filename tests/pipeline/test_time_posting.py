@@ -164,6 +164,18 @@ def test_a_planted_fault_parks_the_entry_in_its_queue_and_posts_nothing(
     assert InboxItem.objects.get().status == "parked"
 
 
+def test_an_unknown_currency_parks_that_entry_and_the_rest_of_the_batch_posts(firm):
+    counts, _ = process(firm, [entry(1, currency="XYZ"), entry(2)])
+    item = ExceptionItem.objects.get()
+    assert (item.queue, item.code, item.record_key) == (
+        "time_and_expense", "CURRENCY_UNKNOWN", "psa:time_entry:1"
+    )
+    assert "XYZ" in item.message
+    assert list(TimeEntry.objects.values_list("currency_id", flat=True)) == ["GBP"]
+    assert Delivery.objects.get().external_id == "KT-TE-2"
+    assert counts.created == 1
+
+
 def test_a_worker_without_a_cost_centre_is_parked_for_time_and_expense(firm):
     firm["worker"].cost_centre = None
     firm["worker"].save()

@@ -20,9 +20,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
-from simple_history.models import HistoricalRecords
 
-from sync.audit import HistoryActorFields
+from sync.audit import HistoryActorFields, LeanHistoricalRecords
 from sync.mappings.errors import MappingTransitionRefused, MappingVersionFrozen
 from sync.mappings.models.systems import System
 
@@ -54,7 +53,7 @@ class MappingSet(models.Model):
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    history = HistoricalRecords(bases=[HistoryActorFields])
+    history = LeanHistoricalRecords(bases=[HistoryActorFields])
 
     class Meta:
         ordering = ["slug"]
@@ -141,7 +140,7 @@ class MappingVersion(models.Model):
     )
 
     objects = MappingVersionQuerySet.as_manager()
-    history = HistoricalRecords(bases=[HistoryActorFields])
+    history = LeanHistoricalRecords(bases=[HistoryActorFields])
 
     class Meta:
         ordering = ["mapping_set", "number"]
@@ -275,7 +274,7 @@ class MappingEntry(models.Model):
     )
 
     objects = MappingEntryQuerySet.as_manager()
-    history = HistoricalRecords(bases=[HistoryActorFields])
+    history = LeanHistoricalRecords(bases=[HistoryActorFields])
 
     class Meta:
         ordering = ["version", "source_value"]

@@ -15,9 +15,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q, QuerySet
-from simple_history.models import HistoricalRecords
 
-from sync.audit import HistoryActorFields
+from sync.audit import HistoryActorFields, LeanHistoricalRecords
 from sync.mappings.models.systems import System
 
 canonical_name = RegexValidator(
@@ -46,7 +45,7 @@ class OwnershipRule(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords(bases=[HistoryActorFields])
+    history = LeanHistoricalRecords(bases=[HistoryActorFields])
 
     class Meta:
         ordering = ["entity", "field", "effective_from"]

@@ -7,6 +7,8 @@ updates, bulk upserts with history (actor = the run) and ExternalRefs, exception
 rest. Idempotent: the same payloads again change nothing. `PROCESSORS` is keyed by (inbox
 system, inbox entity); `sync.pipeline.master_data_order.PROCESSING_ORDER` says in which order a
 cycle runs them. The cycle adds `("psa", "time_entries")` (time posting needs an ERP connection).
+`("erp", "timeBill")` is registered here too (`sync.pipeline.target_records`): the time bills the
+ERP holds, read before PSA time so that history already posted is known as such.
 """
 
 from __future__ import annotations
@@ -14,12 +16,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 
+from sync.pipeline import target_records
 from sync.pipeline.master_data import erp, hr, psa
 from sync.pipeline.master_data.engine import batch_process
-from sync.pipeline.master_data.erp import ERP_COLUMNS
 from sync.pipeline.master_data_order import PROCESSING_ORDER
 from sync.pipeline.models import SyncRun
 from sync.pipeline.time_posting import ProcessCounts
+
+# What the cycle's NetSuite connector selects: the master data, and the time bills whose keys
+# tell time posting which PSA time the ERP holds already.
+ERP_COLUMNS: dict[str, tuple[str, ...]] = {
+    **erp.ERP_COLUMNS, target_records.TIME_BILL: target_records.TIME_BILL_COLUMNS,
+}
 
 Processor = Callable[..., ProcessCounts]
 
@@ -66,6 +74,8 @@ PROCESSORS: dict[tuple[str, str], Processor] = {
     ("psa", "stories"): stories_process,
     ("psa", "assignments"): assignments_process,
     ("psa", "users"): psa_users_process,
+    # Not master data, but read like it: what the ERP already holds (target_records.py).
+    ("erp", target_records.TIME_BILL): target_records.time_bills_process,
 }
 
 __all__ = ["ERP_COLUMNS", "PROCESSING_ORDER", "PROCESSORS"]

@@ -215,7 +215,7 @@ def batch_process(
     with transaction.atomic(), acting_as(run.actor):
         items = list(
             InboxItem.objects.select_for_update()
-            .filter(id__in=inbox_ids, status=InboxItem.Status.PENDING)
+            .filter(id__any=inbox_ids, status=InboxItem.Status.PENDING)
             .order_by("id")
         )
         latest: dict[str, tuple[InboxItem, Any]] = {}
@@ -250,7 +250,7 @@ def batch_process(
             status=InboxItem.Status.PARKED, processed_at=batch.now
         )
         InboxItem.objects.filter(
-            id__in=[i.id for i in items if i.id not in batch.parked]
+            id__any=[i.id for i in items if i.id not in batch.parked]
         ).update(status=InboxItem.Status.PROCESSED, processed_at=batch.now)
     counts = batch.counts
     counts.failed = len(counts.failures) - counts.refused
@@ -271,7 +271,7 @@ def refs_load(system: str, model: type[models.Model], external_ids: Iterable[str
         ext: to_pk(object_id)
         for ext, object_id in ExternalRef.objects.filter(
             system=system, content_type=content_type(model),
-            external_id__in={e for e in external_ids if e},
+            external_id__any={e for e in external_ids if e},
         ).values_list("external_id", "object_id")
     }
 
@@ -306,13 +306,13 @@ def plans_apply(
     linked_ids = [str(p.existing.pk) for p in plans if p.existing is not None]
     linked = dict(
         ExternalRef.objects.filter(
-            system=batch.system, content_type=ct, object_id__in=linked_ids
+            system=batch.system, content_type=ct, object_id__any=linked_ids
         ).values_list("object_id", "external_id")
     )
     taken = dict(
         ExternalRef.objects.filter(
             system=batch.system, content_type=ct,
-            external_id__in=[p.external_id for p in plans],
+            external_id__any=[p.external_id for p in plans],
         ).values_list("external_id", "object_id")
     )
     creates: list[Plan] = []

@@ -5,6 +5,7 @@ from sync.pipeline.models.exceptions import ExceptionComment, ExceptionItem
 from sync.pipeline.models.inbox import InboxItem, PullWatermark
 from sync.pipeline.models.outbox import Delivery
 from sync.pipeline.models.runs import SyncRun
+from sync.pipeline.models.targets import TargetRecord
 
 __all__ = [
     "Connection",
@@ -14,4 +15,5 @@ __all__ = [
     "InboxItem",
     "PullWatermark",
     "SyncRun",
+    "TargetRecord",
 ]

@@ -6,9 +6,8 @@ import json
 from typing import Any
 
 from django.db import models
-from simple_history.models import HistoricalRecords
 
-from sync.audit import HistoryActorFields
+from sync.audit import HistoryActorFields, LeanHistoricalRecords
 from sync.encryption import EncryptedTextField
 
 
@@ -54,7 +53,7 @@ class Connection(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     # Credentials stay out of history: old secrets have no business being kept.
-    history = HistoricalRecords(bases=[HistoryActorFields], excluded_fields=["credentials"])
+    history = LeanHistoricalRecords(bases=[HistoryActorFields], excluded_fields=["credentials"])
 
     class Meta:
         ordering = ["name"]

@@ -5,9 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from simple_history.models import HistoricalRecords
 
-from sync.audit import HistoryActorFields
+from sync.audit import HistoryActorFields, LeanHistoricalRecords
 from sync.models.fields import MoneyField
 
 
@@ -79,7 +78,7 @@ class ExceptionItem(models.Model):
     sla_due_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
 
-    history = HistoricalRecords(bases=[HistoryActorFields])
+    history = LeanHistoricalRecords(bases=[HistoryActorFields])
 
     class Meta:
         constraints = [
@@ -107,7 +106,7 @@ class ExceptionComment(models.Model):
     body = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
 
-    history = HistoricalRecords(bases=[HistoryActorFields])
+    history = LeanHistoricalRecords(bases=[HistoryActorFields])
 
     class Meta:
         ordering = ["created_at"]

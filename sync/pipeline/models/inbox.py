@@ -28,7 +28,7 @@ class InboxItem(models.Model):
     payload_hash = models.CharField(max_length=64)
     batch_id = models.UUIDField(db_index=True, null=True, blank=True)
     received_at = models.DateTimeField()
-    correlation_id = models.CharField(max_length=64, db_index=True)
+    correlation_id = models.CharField(max_length=64)
     run = models.ForeignKey("pipeline.SyncRun", on_delete=models.SET_NULL, null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     processed_at = models.DateTimeField(null=True, blank=True)
@@ -37,7 +37,10 @@ class InboxItem(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["status", "system", "entity", "id"]),
+            # Only pending items: a processed item leaves this index instead of moving in it.
+            models.Index(fields=["system", "entity", "id"], name="inbox_pending",
+                         condition=models.Q(status="pending")),
+            models.Index(fields=["correlation_id"], name="inbox_correlation"),
             models.Index(fields=["system", "entity", "external_id", "id"], name="inbox_latest"),
         ]
 

@@ -24,10 +24,15 @@ class Delivery(models.Model):
 
     connection = models.ForeignKey("pipeline.Connection", on_delete=models.PROTECT)
     operation = models.CharField(max_length=64)
-    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
+    # Indexed by `delivery_record` (content type, object id), which serves this key alone too.
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     object_id = models.CharField(max_length=64)
     record_version = models.PositiveIntegerField()
-    idempotency_key = models.CharField(max_length=200, unique=True)
+    # Unique by a constraint (see Meta), not `unique=True`: on PostgreSQL that would also build
+    # a `varchar_pattern_ops` twin index, which no query uses, on every delivery.
+    idempotency_key = models.CharField(max_length=200)
     external_id = models.CharField(
         max_length=255, help_text="The key the target knows this record by (upsert / look-up)."
     )
@@ -41,7 +46,7 @@ class Delivery(models.Model):
     last_error = models.TextField(blank=True)
     last_status = models.PositiveSmallIntegerField(null=True, blank=True)
     target_id = models.CharField(max_length=255, blank=True)
-    correlation_id = models.CharField(max_length=64, db_index=True)
+    correlation_id = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
 
@@ -50,6 +55,10 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["state", "next_attempt_at"], name="delivery_due"),
             models.Index(fields=["content_type", "object_id"], name="delivery_record"),
+            models.Index(fields=["correlation_id"], name="delivery_correlation"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["idempotency_key"], name="delivery_idempotency_key"),
         ]
 
     def __str__(self) -> str:

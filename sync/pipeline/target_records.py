@@ -1,0 +1,363 @@
+"""What the targets already hold, by our key: ERP time bills pulled into TargetRecords, linked to
+the canonical time entries they post, and the look-up time posting makes before it posts.
+
+The firm's ERP holds timeBills keyed `KT-TE-<PSA time entry id>` for time posted before
+Ledgerbridge was linked, the same key time posting upserts under. Knowing them lets time
+posting record that history as already posted instead of parking it (closed periods).
+
+- `time_bills_process`: the (erp, timeBill) inbox processor. Idempotent.
+- `target_records_upsert`: write what a target told us (a pull or a delivery's answer).
+- `target_records_known`: our key → the target's id, for a batch of keys, in one query.
+
+Not built on `master_data.engine` like the other processors: time_posting imports this module
+for the look-up, and the engine imports time_posting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from sync.audit import acting_as, audited_bulk_create
+from sync.models import ExternalRef, TimeEntry
+from sync.pipeline.exceptions import Failure, exception_items_close_for, exception_items_raise
+from sync.pipeline.models import Connection, InboxItem, SyncRun, TargetRecord
+from sync.pipeline.models.connections import System
+from sync.pipeline.models.exceptions import Queue, Stage
+
+SYSTEM = "erp"
+TIME_BILL = "timeBill"  # NetSuite's record type; also the inbox entity the cycle pulls it as
+# The key time posting writes time bills under (time_posting.ERP_KEY_PREFIX; a test keeps the
+# two equal: importing it here would be circular).
+TIME_BILL_KEY_PREFIX = "KT-TE-"
+# The SuiteQL columns `time_bills_process` reads (the connector adds the change marker).
+TIME_BILL_COLUMNS: tuple[str, ...] = ("id", "externalid")
+MAX_TEXT = 255  # TargetRecord.external_id / target_id
+
+
+class TimeBillUnreadable(ValueError):
+    """The payload is not a time bill we can read; the message says exactly why."""
+
+
+@dataclass(frozen=True)
+class TimeBill:
+    internal_id: str
+    external_id: str | None  # None: not posted under a key (entered in the ERP itself)
+
+
+@dataclass
+class TargetCounts:
+    """What one batch did, by time bill (the cycle sums these like any processor's counts)."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    refused: int = 0
+    failed: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+
+def time_bill_parse(payload: Any) -> TimeBill:
+    """Read a SuiteQL timeBill row strictly. Raises TimeBillUnreadable naming every problem."""
+    if not isinstance(payload, dict):
+        raise TimeBillUnreadable("The timeBill payload is not a JSON object.")
+    errors: list[str] = []
+    internal_id = payload.get("id")
+    if isinstance(internal_id, bool) or not isinstance(internal_id, str | int) or not (
+        str(internal_id).isdigit() and len(str(internal_id)) <= MAX_TEXT
+    ):
+        errors.append(
+            f"`id` must be NetSuite's internal id (digits), got {str(internal_id)[:40]!r}."
+        )
+    external_id = payload.get("externalid")
+    if external_id == "":
+        external_id = None
+    if external_id is not None and not isinstance(external_id, str):
+        errors.append(f"`externalid` must be text, got {type(external_id).__name__}.")
+    elif external_id is not None and len(external_id) > MAX_TEXT:
+        errors.append(f"`externalid` is {len(external_id)} characters long; at most {MAX_TEXT}.")
+    if errors:
+        raise TimeBillUnreadable(" ".join(errors))
+    return TimeBill(internal_id=str(internal_id), external_id=external_id)
+
+
+# --- reads and writes of TargetRecord ------------------------------------------------------------
+
+
+def target_records_known(
+    *, connection: Connection | int, record_type: str, external_ids: Collection[str]
+) -> dict[str, str]:
+    """{our key: the target's id} for those of `external_ids` the target is known to hold.
+
+    One query (none for no keys); keys the target does not hold are absent.
+    """
+    if not external_ids:
+        return {}
+    return dict(
+        TargetRecord.objects.filter(
+            connection=connection, record_type=record_type,
+            external_id__any=list(external_ids),
+        ).values_list("external_id", "target_id")
+    )
+
+
+def target_records_upsert(
+    *, connection: Connection | int, record_type: str, known: Mapping[str, str], source: str,
+    now: dt.datetime | None = None,
+) -> int:
+    """Record that the target holds `known` (our key → its id), learned by `source` at `now`.
+
+    One INSERT … ON CONFLICT DO UPDATE (on SQLite one per ~160 rows): a key the target already
+    had gets the new id, source and time. Idempotent. Returns how many rows were written.
+    """
+    if not known:
+        return 0
+    now = now or timezone.now()
+    connection_id = connection if isinstance(connection, int) else connection.pk
+    TargetRecord.objects.bulk_create(
+        [
+            TargetRecord(connection_id=connection_id, record_type=record_type,
+                         external_id=external_id, target_id=target_id, source=source,
+                         seen_at=now)
+            for external_id, target_id in known.items()
+        ],
+        update_conflicts=True,
+        unique_fields=["connection", "record_type", "external_id"],
+        update_fields=["target_id", "source", "seen_at"],
+    )
+    return len(known)
+
+
+# --- the (erp, timeBill) processor ---------------------------------------------------------------
+
+
+def time_bills_process(
+    *, inbox_ids: Sequence[int], run: SyncRun, now: dt.datetime | None = None
+) -> TargetCounts:
+    """Process pending ERP timeBill inbox items as one batch.
+
+    Every bill with an externalId becomes (or refreshes) a TargetRecord of its connection (an
+    item stored without one belongs to the enabled ERP connection). A bill keyed
+    `KT-TE-<PSA id>` whose time entry Ledgerbridge has links the entry to the bill with an
+    ExternalRef(erp, internal id), written with history (actor = the run); a link that would
+    contradict an existing one is a REFERENCE_CONFLICT for integration ops, an unreadable row
+    MALFORMED_PAYLOAD, a bill with no connection to hold it CONNECTION_UNKNOWN; each parks its
+    item for a replay. The newest payload of a bill in
+    the batch wins; older ones are marked processed.
+
+    Idempotent: the same rows again write nothing. A fixed number of queries per batch. One
+    transaction: a database error rolls the batch back and leaves its items pending.
+    """
+    now = now or timezone.now()
+    counts = TargetCounts()
+    parked: set[int] = set()
+    passed: list[str] = []
+    with transaction.atomic(), acting_as(run.actor):
+        items = list(
+            InboxItem.objects.select_for_update()
+            .filter(id__any=list(inbox_ids), status=InboxItem.Status.PENDING)
+            .order_by("id")
+        )
+        # An item stored without its connection (not a pull) belongs to the enabled ERP.
+        default_connection = (
+            _erp_connection_id() if any(i.connection_id is None for i in items) else None
+        )
+        by_id: dict[tuple[int, str], tuple[InboxItem, TimeBill]] = {}
+        for item in items:
+            try:
+                bill = time_bill_parse(item.payload)
+            except TimeBillUnreadable as exc:
+                counts.failures.append(_malformed(item, str(exc)))
+                parked.add(item.id)
+                continue
+            connection_id = item.connection_id or default_connection
+            if connection_id is None:
+                counts.failures.append(_no_connection(item, bill))
+                parked.add(item.id)
+                continue
+            by_id[connection_id, bill.internal_id] = (item, bill)
+        # One ERP record per key: should two bills of a batch claim one key, the later wins.
+        by_key: dict[tuple[int, str], tuple[InboxItem, TimeBill]] = {}
+        for (connection_id, _), (item, bill) in by_id.items():
+            if bill.external_id is None:
+                counts.unchanged += 1  # not ours to track
+                passed.append(_record_key(bill.internal_id))
+                continue
+            by_key[connection_id, bill.external_id] = (item, bill)
+        if by_key:
+            _apply(by_key, run=run, now=now, counts=counts, parked=parked, passed=passed)
+        exception_items_raise(failures=counts.failures, run_id=run.id, now=now)
+        if passed:
+            for stage in (Stage.PARSE, Stage.VALIDATE):
+                exception_items_close_for(record_keys=passed, stage=stage,
+                                          reason="Processed on replay.")
+        if parked:
+            InboxItem.objects.filter(id__any=sorted(parked)).update(
+                status=InboxItem.Status.PARKED, processed_at=now
+            )
+        done = [i.id for i in items if i.id not in parked]
+        if done:
+            InboxItem.objects.filter(id__any=done).update(
+                status=InboxItem.Status.PROCESSED, processed_at=now
+            )
+    counts.failed = len(counts.failures) - counts.refused
+    return counts
+
+
+def _apply(
+    by_key: dict[tuple[int, str], tuple[InboxItem, TimeBill]], *, run: SyncRun,
+    now: dt.datetime, counts: TargetCounts, parked: set[int], passed: list[str],
+) -> None:
+    """Upsert the batch's TargetRecords and link time entries (see time_bills_process)."""
+    stored = {
+        (connection_id, external_id): (target_id, source)
+        for connection_id, external_id, target_id, source in TargetRecord.objects.filter(
+            connection_id__in={c for c, _ in by_key}, record_type=TIME_BILL,
+            external_id__any=sorted({e for _, e in by_key}),
+        ).values_list("connection_id", "external_id", "target_id", "source")
+    }
+    to_write: dict[int, dict[str, str]] = defaultdict(dict)
+    changed: set[tuple[int, str]] = set()
+    for key, (_, bill) in by_key.items():
+        before = stored.get(key)
+        if before != (bill.internal_id, TargetRecord.Source.PULLED):
+            to_write[key[0]][key[1]] = bill.internal_id
+            changed.add(key)
+            if before is None:
+                counts.created += 1
+            else:
+                counts.updated += 1
+    for connection_id, known in to_write.items():
+        target_records_upsert(connection=connection_id, record_type=TIME_BILL, known=known,
+                              source=TargetRecord.Source.PULLED, now=now)
+    linked = _links_write(by_key, run=run, now=now, counts=counts, parked=parked)
+    for key, (item, bill) in by_key.items():
+        if key in linked and key not in changed:
+            counts.updated += 1  # newly linked to its time entry
+        elif key not in changed:
+            counts.unchanged += 1
+        if item.id not in parked:
+            passed.append(_record_key(bill.internal_id))
+
+
+def _links_write(
+    by_key: dict[tuple[int, str], tuple[InboxItem, TimeBill]], *, run: SyncRun,
+    now: dt.datetime, counts: TargetCounts, parked: set[int],
+) -> set[tuple[int, str]]:
+    """Link each bill keyed by a known PSA time entry to that entry (ExternalRef erp → the
+    bill's internal id). Returns the keys newly linked. Three queries, plus two to write."""
+    psa_ids = {
+        key: bill.external_id.removeprefix(TIME_BILL_KEY_PREFIX)
+        for key, (_, bill) in by_key.items()
+        if bill.external_id.startswith(TIME_BILL_KEY_PREFIX)
+        and len(bill.external_id) > len(TIME_BILL_KEY_PREFIX)
+    }
+    if not psa_ids:
+        return set()
+    entry_type = ContentType.objects.get_for_model(TimeEntry)
+    entries = dict(
+        ExternalRef.objects.filter(
+            system=System.PSA, content_type=entry_type,
+            external_id__any=sorted(set(psa_ids.values())),
+        ).values_list("external_id", "object_id")
+    )
+    bills = {key: entries[psa_id] for key, psa_id in psa_ids.items() if psa_id in entries}
+    if not bills:
+        return set()
+    bill_of_entry: dict[str, str] = {}
+    entry_of_bill: dict[str, str] = {}
+    for object_id, external_id in ExternalRef.objects.filter(
+        Q(object_id__any=sorted(set(bills.values())))
+        | Q(external_id__any=sorted({by_key[key][1].internal_id for key in bills})),
+        system=SYSTEM, content_type=entry_type,
+    ).values_list("object_id", "external_id"):
+        bill_of_entry[object_id] = external_id
+        entry_of_bill[external_id] = object_id
+    new_refs: list[ExternalRef] = []
+    linked: set[tuple[int, str]] = set()
+    for key, entry_pk in bills.items():
+        item, bill = by_key[key]
+        has = bill_of_entry.get(entry_pk)
+        holder = entry_of_bill.get(bill.internal_id)
+        if has == bill.internal_id and holder == entry_pk:
+            continue  # linked already
+        if has is not None or holder is not None:
+            counts.failures.append(_conflict(item, bill, entry_pk=entry_pk, has=has,
+                                             holder=holder))
+            parked.add(item.id)
+            continue
+        # Claimed now, so a second bill of the batch naming this entry or id conflicts.
+        bill_of_entry[entry_pk] = bill.internal_id
+        entry_of_bill[bill.internal_id] = entry_pk
+        new_refs.append(ExternalRef(system=SYSTEM, content_type=entry_type, object_id=entry_pk,
+                                    external_id=bill.internal_id, last_synced_at=now))
+        linked.add(key)
+    if new_refs:
+        audited_bulk_create(model=ExternalRef, objs=new_refs, actor=run.actor)
+    return linked
+
+
+def _erp_connection_id() -> int | None:
+    """The enabled ERP connection (the first, if several), as `cycle.erp_connection_get` picks
+    it; importing cycle here would be circular."""
+    return (
+        Connection.objects.filter(enabled=True, system=System.ERP)
+        .order_by("id").values_list("id", flat=True).first()
+    )
+
+
+def _record_key(internal_id: str) -> str:
+    return f"{SYSTEM}:{TIME_BILL}:{internal_id}"
+
+
+def _malformed(item: InboxItem, reason: str) -> Failure:
+    return Failure(
+        record_key=_record_key(item.external_id or f"inbox-{item.id}"), stage=Stage.PARSE,
+        queue=Queue.INTEGRATION_OPS, code="MALFORMED_PAYLOAD", category="technical",
+        message=f"The ERP sent a timeBill record Ledgerbridge cannot read: {reason}"[:2000],
+        suggested_fix="Check the record in the ERP (or a schema change on its side), then "
+        "replay.",
+        cause="MALFORMED_PAYLOAD",
+        payload=item.payload if isinstance(item.payload, dict) else {},
+        correlation_id=item.correlation_id, inbox_item_id=item.id,
+    )
+
+
+def _no_connection(item: InboxItem, bill: TimeBill) -> Failure:
+    return Failure(
+        record_key=_record_key(bill.internal_id), stage=Stage.VALIDATE,
+        queue=Queue.INTEGRATION_OPS, code="CONNECTION_UNKNOWN", category="configuration",
+        message="An ERP timeBill reached the inbox without its connection, and no ERP "
+        "connection is enabled to hold it.",
+        suggested_fix="Enable the ERP connection, then replay.",
+        cause="CONNECTION_UNKNOWN", payload=item.payload,
+        correlation_id=item.correlation_id, inbox_item_id=item.id,
+    )
+
+
+def _conflict(item: InboxItem, bill: TimeBill, *, entry_pk: str, has: str | None,
+              holder: str | None) -> Failure:
+    why = []
+    if has is not None and has != bill.internal_id:
+        why.append(f"time entry {entry_pk} is linked to ERP timeBill {has}")
+    if holder is not None and holder != entry_pk:
+        why.append(f"timeBill {bill.internal_id} is linked to time entry {holder}")
+    return Failure(
+        record_key=_record_key(bill.internal_id), stage=Stage.VALIDATE,
+        queue=Queue.INTEGRATION_OPS, code="REFERENCE_CONFLICT", category="technical",
+        message=f"ERP timeBill {bill.internal_id} ({bill.external_id}) cannot be linked to "
+        f"time entry {entry_pk}: {' and '.join(why)}.",
+        suggested_fix="Find which bill in the ERP is the entry's posting (one may have been "
+        "deleted and posted again), correct the cross-reference, then replay.",
+        cause=f"{SYSTEM}:TimeEntry:{entry_pk}",
+        detail={"time_entry": entry_pk, "linked_bill": has, "bill_linked_to": holder},
+        payload=item.payload, correlation_id=item.correlation_id, inbox_item_id=item.id,
+    )
