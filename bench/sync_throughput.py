@@ -17,10 +17,12 @@ Stages:
 - pull     N Kantata time entries in the sandbox (bulk-inserted, not measured) served on a
            loopback port, pulled with KantataConnector (per_page 200) and stored page by
            page with `inbox_store`.
-- delivery deliveries of the engine stage sent by `deliveries_send_due` to the NetSuite
-           sandbox with 50 ms latency and a concurrency limit of 10; deliveries/s against the
-           200/s that limit allows, and the 429s provoked.
-- latency  approval events at 20/s through pull → process → deliver, p50/p95/p99.
+- delivery n timeBill deliveries sent by 1, 2 and 4 sender processes (`deliveries_send_due`)
+           to the NetSuite sandbox, served in its own process with 50 ms latency and a
+           concurrency limit of 10; deliveries/s against the 200/s that limit allows, and the
+           429s provoked (bench/stages/delivery.py).
+- latency  time approvals at 20/s in the Kantata sandbox → signed webhook → portal → Celery
+           task → ERP posting, p50/p95/p99, each part its own process (bench/stages/latency.py).
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ import random
 import resource
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -44,14 +45,6 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 NAIVE_N = 20_000
-LATENCY_NOT_MEASURED = (
-    "an honest approval → posting time needs the sandbox firm's workspaces, stories and users "
-    "imported as canonical projects, tasks and workers with their NetSuite ids (the master-data "
-    "cycle, sync/pipeline/cycle.py, is being built alongside and not committed), and a "
-    "continuous pull → process → deliver loop; stitching a private imitation here would "
-    "measure the imitation"
-)
-LATENCY = 0.05  # the NetSuite sandbox's injected latency in the delivery stage
 SCAN_N = 20_000
 WORK_MONTH = dt.date(2026, 10, 1)
 PROJECTS = 200
@@ -409,156 +402,7 @@ def _kantata_entry(i: int, rng: random.Random) -> dict:
     }
 
 
-def child_serve(port: int) -> None:
-    """Serve the sandbox (NetSuite: 50 ms latency, 10 requests in flight at most) in its own
-    process, so that the sender's process does not share its interpreter; GET /_bench/statuses
-    answers the count of every status it has sent (the 429s it provoked)."""
-    from sync.sandbox.core.app import SandboxApp
-    from sync.sandbox.core.faults import FaultBook
-    from sync.sandbox.core.server import sandbox_serve
 
-    statuses: dict[int, int] = {}
-    busy = [0.0]
-    lock = threading.Lock()
-
-    class CountingSandbox(SandboxApp):
-        def __call__(self, environ, start_response):
-            if environ.get("PATH_INFO") == "/_bench/statuses":
-                with lock:
-                    body = json.dumps({str(k): v for k, v in sorted(statuses.items())}
-                                      | {"busy": round(busy[0], 3)}).encode()
-                start_response("200 OK", [("Content-Type", "application/json")])
-                return [body]
-
-            def counted(status, headers, *exc):
-                with lock:
-                    code = int(status.split()[0])
-                    statuses[code] = statuses.get(code, 0) + 1
-                return start_response(status, headers, *exc)
-
-            started = time.perf_counter()
-            try:
-                return super().__call__(environ, counted)
-            finally:
-                # Time spent answering beyond the injected latency: the emulator's own cost.
-                with lock:
-                    busy[0] += max(0.0, time.perf_counter() - started - LATENCY)
-
-    faults = FaultBook(seed=1)
-    faults.configure(system="netsuite",
-                     changes={"latency_seconds": LATENCY, "concurrency_limit": 10})
-    sandbox_serve(app=CountingSandbox(faults=faults), port=port, threads=32)
-
-
-def child_delivery(n: int, workers: int, limit: int, base: str) -> dict:
-    """n timeBill deliveries sent to the served NetSuite sandbox by `workers` threads, each
-    looping `deliveries_send_due(limit=…)` until none is left."""
-    from django.contrib.contenttypes.models import ContentType
-    from django.db import close_old_connections, connection
-    from django.utils import timezone
-
-    from sync.pipeline.delivery import deliveries_send_due
-    from sync.pipeline.models import Connection, Delivery
-    from sync.sandbox.netsuite import views as netsuite
-
-    books = _netsuite_books(base, netsuite)
-    Connection.objects.filter(dialect="netsuite").update(enabled=False)
-    erp = Connection(name=f"bench-ns-{uuid.uuid4().hex[:6]}", system="erp",
-                     dialect="netsuite", base_url=base, max_concurrency=10)
-    erp.credentials_set({"client_id": netsuite.CLIENT_ID, "client_secret": netsuite.CLIENT_SECRET})
-    erp.save()
-    ct = ContentType.objects.get_for_model(Connection)
-    now = timezone.now()
-    tag = uuid.uuid4().hex[:6]
-    Delivery.objects.bulk_create([
-        Delivery(
-            connection=erp, operation="erp.time_bill.upsert", content_type=ct,
-            object_id=str(i), record_version=1, idempotency_key=f"bench:{tag}:{i}:v1",
-            external_id=f"BENCH-{tag}-{i}", next_attempt_at=now, correlation_id=f"c-{i}",
-            payload={"record_type": "timeBill", "amount": "900.00", "currency": "GBP",
-                     "body": {"tranDate": "2026-10-14", "hours": "7.50", "rate": "120.00",
-                              "isBillable": True, "employee": {"id": books["employee"]},
-                              "customer": {"id": books["job"]},
-                              "caseTaskEvent": {"id": books["task"]},
-                              "subsidiary": {"id": books["uk"]}}},
-        ) for i in range(n)
-    ], batch_size=2000)
-    connection.close()
-    before = _sandbox_get(base.split("/netsuite")[0], "/_bench/statuses")
-    totals = {"delivered": 0, "retrying": 0, "failed": 0}
-    lock = threading.Lock()
-    open_states = ["pending", "in_flight"]
-
-    def loop() -> None:
-        try:
-            while Delivery.objects.filter(connection=erp, state__in=open_states).exists():
-                counts = deliveries_send_due(limit=limit)
-                with lock:
-                    for name in totals:
-                        totals[name] += getattr(counts, name)
-                if not counts.claimed:
-                    time.sleep(0.05)  # only retries (429 backoff) or others' claims left
-        finally:
-            close_old_connections()
-            connection.close()
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=loop) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
-    after = _sandbox_get(base.split("/netsuite")[0], "/_bench/statuses")
-    statuses = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
-    statuses["busy"] = round(statuses.get("busy", 0), 1)  # seconds of emulator work
-    delivered = Delivery.objects.filter(connection=erp, state="delivered").count()
-    return {"rows": delivered, "seconds": seconds, "rss_mib": rss_mib(), "statuses": statuses,
-            "too_many": statuses.get("429", 0), **totals}
-
-
-def _sandbox_get(root: str, path: str) -> dict:
-    """A JSON GET on the served sandbox, through the one HTTP module (sync/connectors/http.py)."""
-    from sync.connectors.base import ConnectionConfig
-    from sync.connectors.http import VendorHttp
-
-    client = VendorHttp(ConnectionConfig(system="bench", base_url=root, timeout_seconds=30))
-    try:
-        return client.request("GET", path).json()
-    finally:
-        client.close()
-
-
-def _netsuite_books(base: str, netsuite) -> dict[str, str]:
-    """An ERP ledger to post into (as tests/pipeline/test_delivery.py builds it), written with
-    the NetSuite connector itself."""
-    from sync.connectors.base import ConnectionConfig
-    from sync.connectors.netsuite import NetSuiteConnector
-
-    ns = NetSuiteConnector(ConnectionConfig(
-        system="netsuite", base_url=base, timeout_seconds=30,
-        credentials={"client_id": netsuite.CLIENT_ID, "client_secret": netsuite.CLIENT_SECRET},
-    ))
-    try:
-        def create(record_type: str, body: dict) -> str:
-            return ns.create(record_type=record_type, body=body)
-
-        ids = {"gbp": create("currency", {"name": "Pound", "symbol": "GBP"})}
-        ids["uk"] = create("subsidiary", {"name": "LB UK", "currency": {"id": ids["gbp"]}})
-        ids["dept"] = create("department", {"name": "Consulting"})
-        ids["customer"] = create("customer", {"companyName": "Acme",
-                                              "subsidiary": {"id": ids["uk"]}})
-        ids["employee"] = create("employee", {
-            "firstName": "Ada", "lastName": "L", "subsidiary": {"id": ids["uk"]},
-            "department": {"id": ids["dept"]},
-        })
-        ids["job"] = create("job", {"companyName": "Rollout", "parent": {"id": ids["customer"]}})
-        ids["task"] = create("projectTask", {"title": "Design", "company": {"id": ids["job"]}})
-        create("accountingPeriod", {"periodName": "Oct 2026", "startDate": "2026-10-01",
-                                    "endDate": "2026-10-31", "subsidiary": {"id": ids["uk"]}})
-    finally:
-        ns.close()
-    return ids
 
 
 # --- the parent: orchestrate, print ---------------------------------------------------------------
@@ -639,30 +483,6 @@ def _row(table: list, stage: str, what: str, result: dict) -> None:
     print(f"  {stage:<9} {what:<34} {rate:>10,.0f} rows/s  ({result})", flush=True)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, timeout: float = 30.0) -> None:
-    from sync.connectors.base import TransportError
-
-    root, path = url.split("/_control", 1)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            _sandbox_get(root, "/_control" + path)
-            return
-        except TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"sandbox not healthy at {url}")
-        time.sleep(0.2)
-
-
 def _delivery_setups(text: str) -> list[tuple[int, int]]:
     return [tuple(int(x) for x in part.split("x")) for part in text.split(",")]
 
@@ -691,11 +511,6 @@ def main(argv: list[str]) -> int:
             result = child_naive(rest[0], int(rest[1]))
         elif kind == "pull":
             result = child_pull(int(rest[0]), int(rest[1]))
-        elif kind == "delivery":
-            result = child_delivery(int(rest[0]), int(rest[1]), int(rest[2]), rest[3])
-        elif kind == "serve":
-            child_serve(int(rest[0]))
-            return 0
         else:
             raise SystemExit(f"unknown child {kind}")
         print(json.dumps(result))
@@ -711,8 +526,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--stages", default="engine,pull,delivery,latency")
     parser.add_argument("--pull-n", type=int, default=None, help="pull stage size (default N)")
     parser.add_argument("--delivery-n", type=int, default=2000, help="deliveries to send")
-    parser.add_argument("--delivery-setups", default="1x200,2x100",
-                        help="sender threads x claim limit, comma-separated")
+    parser.add_argument("--delivery-setups", default="1x200,2x100,4x50",
+                        help="sender processes x claim limit, comma-separated")
+    parser.add_argument("--latency-rate", type=float, default=20.0, help="approvals per second")
+    parser.add_argument("--latency-seconds", type=float, default=30.0,
+                        help="how long the latency stage approves")
     parser.add_argument("--profile", default="", help="write the engine's cProfile stats here")
     args = parser.parse_args(argv)
     django_setup()
@@ -733,29 +551,24 @@ def main(argv: list[str]) -> int:
         _row(table, "pull", f"Kantata → inbox, {pull_n:,}, per_page 200",
              run_child("pull", str(pull_n), "200"))
     if "delivery" in stages:
+        from bench.stages.delivery import delivery_stage
+
         connection.close()
-        port = _free_port()
-        server = subprocess.Popen(  # noqa: S603 - this script, fixed arguments
-            [sys.executable, __file__, "--child", "serve", str(port)], cwd=ROOT,
-        )
-        try:
-            _wait_healthy(f"http://127.0.0.1:{port}/_control/health")
-            base = f"http://127.0.0.1:{port}/netsuite"
-            for workers, limit in _delivery_setups(args.delivery_setups):
-                result = run_child("delivery", str(args.delivery_n), str(workers), str(limit),
-                                   base)
-                _row(table, "delivery",
-                     f"{workers} sender(s), limit {limit}, 50 ms, max 10", result)
-                rate = result["rows"] / result["seconds"]
-                table.append(("delivery", "  share of the 200/s allowed", f"{rate / 200:.0%}",
-                              f"429s: {result['too_many']:,}", ""))
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+        for result in delivery_stage(args.delivery_n, _delivery_setups(args.delivery_setups)):
+            table.append(("delivery", f"{result['setup']}, 50 ms, limit 10",
+                          f"{result['per_second']:,.1f}/s = {result['share']:.0%} of 200/s",
+                          f"{result['delivered']:,} in {result['seconds']:.1f} s",
+                          f"429s: {result['too_many']:,}"))
     if "latency" in stages:
-        print(f"latency: not measured: {LATENCY_NOT_MEASURED}")
-        table.append(("latency", "approval → ERP posting p50/p95/p99", "not measured",
-                      "see below", ""))
+        from bench.stages.latency import latency_stage
+
+        connection.close()
+        result = latency_stage(rate=args.latency_rate, seconds=args.latency_seconds)
+        table.append(("latency", f"approval → ERP posting at {args.latency_rate:g}/s, "
+                      "p50 / p95 / p99",
+                      f"{result['p50_ms']:.0f} / {result['p95_ms']:.0f} / "
+                      f"{result['p99_ms']:.0f} ms",
+                      f"{result['count']:,} posted, {result['never_within_10s']:,} late", ""))
     print(f"load average after: {load_average()}")
     print_table(table)
     return 0

@@ -120,7 +120,9 @@ TEMPLATES = [
 
 
 def _database(url: str) -> dict:
-    config = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
+    # Persistent connections (60 s): a webhook or a posting task must not pay a new database
+    # connection each time (approval → posting p95 864 ms with 0, 462 ms with 60).
+    config = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # WAL lets the web server read while a worker writes; IMMEDIATE transactions take the
         # write lock up front instead of failing with "database is locked" half way through.

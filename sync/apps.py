@@ -7,5 +7,6 @@ class SyncConfig(AppConfig):
 
     def ready(self) -> None:
         # Connects the receiver that stamps every history row with its actor.
-        # `lookups` registers `field__any`; `tasks_cycle` registers sync.cycle_run.
-        from sync import audit, lookups, tasks_cycle  # noqa: F401
+        # `lookups` registers `field__any`; `tasks_cycle` and `tasks_events` register the
+        # sync.cycle_run and sync.approval_event_process tasks.
+        from sync import audit, lookups, tasks_cycle, tasks_events  # noqa: F401

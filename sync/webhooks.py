@@ -6,6 +6,11 @@ encrypted credentials) and its timestamp is within `TOLERANCE_SECONDS`. A verifi
 stored in the inbox BEFORE anything processes it, keyed by its event id: a second delivery of
 the same event id (senders deliver at least once) is acknowledged with 200 and stored once.
 
+A newly stored PSA approval event is handed to the `sync.approval_event_process` Celery task
+once it has committed (`transaction.on_commit`), which posts the approved time to the ERP at
+once (sync/pipeline/approval_events.py); if the broker cannot take it, the event waits pending
+for the next sync cycle. The sender is answered either way: the event is stored.
+
 Answers are JSON: 200 received; 400 a bad signature, a stale timestamp, or a body that is not a
 JSON event; 401 no signature, or no secret configured to check one; 404 no enabled connection
 of that kind by that name. Never a 500 for anything the sender controls.
@@ -24,6 +29,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -32,9 +38,11 @@ from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from sync.connectors.base import CORRELATION_HEADER, correlation_scope
 from sync.connectors.stripe import SignatureInvalid, stripe_signature_verify
+from sync.pipeline.approval_events import ENTITY as PSA_ENTITY
 from sync.pipeline.inbox import inbox_store
 from sync.pipeline.models import Connection, InboxItem
 from sync.pipeline.models.connections import Dialect
@@ -45,7 +53,6 @@ TOLERANCE_SECONDS = 300
 SECRET_KEY = "webhook_secret"  # noqa: S105 - the name of a credentials key, not a secret
 # Stripe's pulled `events` and its webhooks share event ids: one inbox entity dedups both.
 BILLING_ENTITY = "events"
-PSA_ENTITY = "approval_events"
 KANTATA_SIGNATURE = "X-Kantata-Signature"
 KANTATA_TIMESTAMP = "X-Kantata-Timestamp"
 STRIPE_SIGNATURE = "Stripe-Signature"
@@ -143,9 +150,22 @@ def _event(body: bytes, id_field: str) -> tuple[str, dict[str, Any]]:
     return str(event_id), event
 
 
+def approval_event_enqueue(inbox_item_id: int) -> None:
+    """Hand a stored approval event to its Celery task. A broker that cannot take it is logged,
+    not raised: the event is stored and the next sync cycle processes it."""
+    from sync.tasks_events import approval_event_process
+
+    try:
+        approval_event_process.apply_async(kwargs={"inbox_item_id": inbox_item_id})
+    except BrokerUnavailable as exc:
+        logger.warning("approval event %s not enqueued (%s): it waits for the next cycle",
+                       inbox_item_id, exc)
+
+
 def _receive(
     request: HttpRequest, *, name: str, dialect: str, entity: str, id_field: str,
     verify: Callable[[HttpRequest, str], None],
+    on_stored: Callable[[int], None] | None = None,
 ) -> JsonResponse:
     connection = Connection.objects.filter(name=name, dialect=dialect, enabled=True).first()
     if connection is None:
@@ -169,6 +189,9 @@ def _receive(
                                       payload=event, correlation_id=correlation)
         logger.info("webhook %s event %s %s", name, event_id,
                     "stored" if receipt.stored else "already stored")
+        if receipt.stored and on_stored is not None:
+            # After the commit: a worker must find the event it is told about.
+            transaction.on_commit(partial(on_stored, receipt.inbox_item_id))
     return JsonResponse({"received": True, "event_id": event_id, "stored": receipt.stored})
 
 
@@ -185,6 +208,7 @@ def billing_webhook(request: HttpRequest, name: str) -> JsonResponse:
 @login_not_required
 @require_POST
 def psa_webhook(request: HttpRequest, name: str) -> JsonResponse:
-    """POST /hooks/psa/<connection name>: a Kantata approval event."""
+    """POST /hooks/psa/<connection name>: a Kantata approval event, posted on at once."""
     return _receive(request, name=name, dialect=Dialect.KANTATA, entity=PSA_ENTITY,
-                    id_field="event_id", verify=_kantata_verify)
+                    id_field="event_id", verify=_kantata_verify,
+                    on_stored=approval_event_enqueue)

@@ -23,9 +23,11 @@ https://docs.stripe.com/error-low-level#idempotency).
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import socket
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -249,6 +251,13 @@ def json_encode(value: Any) -> bytes:
     return orjson.dumps(value, default=_json_default)
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context per process: building one loads the CA bundle (20-40 ms under load),
+    and a connector is built per batch and per delivery run."""
+    return httpx.create_ssl_context()
+
+
 class VendorHttp:
     """An HTTP client for one connection. Thread-safe; reuse it (it pools connections).
 
@@ -287,6 +296,7 @@ class VendorHttp:
         self._client = httpx.Client(
             base_url=config.base_url,
             transport=transport,
+            verify=_ssl_context(),
             timeout=timeout,
             limits=httpx.Limits(max_connections=config.max_concurrency,
                                 max_keepalive_connections=config.max_concurrency),

@@ -376,14 +376,24 @@ class ProcessTotals:
 def processing_registry(*, erp: Connection | None
                         ) -> tuple[dict[tuple[str, str], Processor], list[tuple[str, str]]]:
     """The processors by (system, entity) and the order to run them in: master data
-    (`sync.pipeline.master_data`'s PROCESSORS and PROCESSING_ORDER) first, PSA time entries
-    last (they need the ERP connection to post to).
+    (`sync.pipeline.master_data`'s PROCESSORS and PROCESSING_ORDER) first, then PSA approval
+    events, PSA time entries last (they need the ERP connection to post to).
     """
+    # Imported here: approval_events reads the PSA through this module's connectors.
+    from sync.pipeline.approval_events import ENTITY as APPROVAL_EVENTS
+    from sync.pipeline.approval_events import approval_events_process
+
     processors: dict[tuple[str, str], Processor] = {}
     order: list[tuple[str, str]] = []
     processors.update(PROCESSORS)
     order.extend(key for key in PROCESSING_ORDER if key != TIME_ENTRIES)
     order.extend(key for key in PROCESSORS if key not in order and key != TIME_ENTRIES)
+    # Approval events left pending by their webhook task: each stores its approved record and
+    # posts it (time entries) at once, so they come before the pulled time entries. Without an
+    # ERP they only store it, and the time entries wait.
+    approval_events = (System.PSA.value, APPROVAL_EVENTS)
+    processors[approval_events] = partial(approval_events_process, erp=erp)
+    order.append(approval_events)
     if erp is not None:
         processors[TIME_ENTRIES] = partial(time_entries_process, erp=erp)
         order.append(TIME_ENTRIES)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,15 +19,17 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from sync.money import to_decimal
 from sync.pipeline.exceptions import Failure, exception_items_raise
-from sync.pipeline.models import Connection, Delivery
+from sync.pipeline.models import Connection, Delivery, TargetRecord
 from sync.pipeline.models.exceptions import Queue, Stage
 from sync.pipeline.retry import MAX_ATTEMPTS, next_attempt_at
+from sync.pipeline.target_records import target_records_upsert
 
 logger = logging.getLogger(__name__)
 
@@ -75,14 +78,16 @@ def deliveries_enqueue(*, deliveries: Sequence[Delivery]) -> int:
 
 
 def deliveries_claim(
-    *, limit: int, now: datetime | None = None, connection_ids: Sequence[int] | None = None
+    *, limit: int, now: datetime | None = None, connection_ids: Sequence[int] | None = None,
+    delivery_ids: Sequence[int] | None = None,
 ) -> list[Delivery]:
     """Claim up to `limit` due deliveries for this worker. Safe under any number of workers.
 
     Rows are locked with `select_for_update(skip_locked=True)` (on SQLite, which has no row
     locks, the IMMEDIATE transaction serialises claimers) and moved to in_flight with their
     attempt counted before the lock is released, so no two workers send the same row.
-    Connections that are disabled or whose circuit is open are skipped.
+    Connections that are disabled or whose circuit is open are skipped. `delivery_ids`
+    narrows the claim to those rows (each still only if pending and due).
     """
     now = now or timezone.now()
     open_circuits = Connection.objects.filter(
@@ -94,6 +99,8 @@ def deliveries_claim(
         ).exclude(connection_id__in=list(open_circuits))
         if connection_ids is not None:
             due = due.filter(connection_id__in=connection_ids)
+        if delivery_ids is not None:
+            due = due.filter(id__in=list(delivery_ids))
         claimed = list(due.order_by("next_attempt_at", "id")[:limit])
         if not claimed:
             return []
@@ -108,6 +115,24 @@ def deliveries_claim(
         delivery.attempts += 1
         delivery.claim_token = token
     return claimed
+
+
+def deliveries_unclaim(*, deliveries: Sequence[Delivery]) -> int:
+    """Give claimed deliveries that were never sent back to pending, their attempt uncounted.
+
+    Only rows still in flight under their own claim token change (a row reclaimed by the
+    sweeper and claimed by another worker meanwhile is left alone). Returns how many changed.
+    """
+    by_token: dict[Any, list[int]] = {}
+    for delivery in deliveries:
+        by_token.setdefault(delivery.claim_token, []).append(delivery.id)
+    changed = 0
+    for token, ids in by_token.items():
+        changed += Delivery.objects.filter(
+            id__in=ids, state=Delivery.State.IN_FLIGHT, claim_token=token
+        ).update(state=Delivery.State.PENDING, in_flight_since=None, claim_token=None,
+                 attempts=F("attempts") - 1)
+    return changed
 
 
 def _finish(delivery: Delivery, **values: Any) -> bool:
@@ -130,7 +155,7 @@ def _current_state(delivery: Delivery) -> str:
 
 def delivery_outcome_record(
     *, delivery: Delivery, outcome: Outcome, now: datetime | None = None,
-    rng: random.Random | None = None,
+    rng: random.Random | None = None, circuit_reset: bool = True,
 ) -> str:
     """Apply one send's outcome; returns the delivery's new state.
 
@@ -138,23 +163,28 @@ def delivery_outcome_record(
     MAX_ATTEMPTS, then failed with an exception item. permanent / configuration: failed with an
     exception item at once. An indeterminate outcome must be resolved by the caller (look the
     record up in the target) before it gets here; if it still arrives, it is retried.
+    A success resets the connection's consecutive-failure count unless `circuit_reset` is
+    False (a sender that recorded a success on this connection a moment ago skips that write).
     """
     now = now or timezone.now()
     if outcome.ok:
         # A success is a fact whoever holds the row now: the target has the record. A late
         # success after a reclaim still marks it delivered, so it is not sent again.
-        changed = Delivery.objects.filter(
-            id=delivery.id, state__in=[Delivery.State.IN_FLIGHT, Delivery.State.PENDING]
-        ).update(state=Delivery.State.DELIVERED, target_id=outcome.target_id, delivered_at=now,
-                 last_status=outcome.status, last_error="", in_flight_since=None,
-                 claim_token=None)
-        if not changed:
-            return _current_state(delivery)
-        delivery.state = Delivery.State.DELIVERED
-        delivery.target_id = outcome.target_id
-        Connection.objects.filter(id=delivery.connection_id, consecutive_failures__gt=0).update(
-            consecutive_failures=0, circuit_open_until=None
-        )
+        with transaction.atomic():
+            changed = Delivery.objects.filter(
+                id=delivery.id, state__in=[Delivery.State.IN_FLIGHT, Delivery.State.PENDING]
+            ).update(state=Delivery.State.DELIVERED, target_id=outcome.target_id,
+                     delivered_at=now, last_status=outcome.status, last_error="",
+                     in_flight_since=None, claim_token=None)
+            if not changed:
+                return _current_state(delivery)
+            delivery.state = Delivery.State.DELIVERED
+            delivery.target_id = outcome.target_id
+            _targets_record([(delivery, outcome.target_id)], now=now)
+        if circuit_reset:
+            Connection.objects.filter(
+                id=delivery.connection_id, consecutive_failures__gt=0
+            ).update(consecutive_failures=0, circuit_open_until=None)
         return Delivery.State.DELIVERED
     error = f"{outcome.kind}: {outcome.message}"[:2000]
     if outcome.kind == CONFIGURATION:
@@ -178,6 +208,74 @@ def delivery_outcome_record(
     if retryable:
         _circuit_note_failure(connection_id=delivery.connection_id, now=now)
     return Delivery.State.FAILED
+
+
+def deliveries_delivered_record(
+    *, results: Sequence[tuple[Delivery, Outcome]], now: datetime | None = None,
+    circuit_reset: bool = True,
+) -> list[str]:
+    """Record successful sends together (one statement on PostgreSQL); returns each delivery's
+    new state, in order. The same as `delivery_outcome_record` for each success: a success is a
+    fact whoever holds the row now, so a row still in flight or pending becomes delivered; a
+    row already delivered or failed keeps its state."""
+    if not results:
+        return []
+    if any(not outcome.ok for _, outcome in results):
+        raise ValueError("deliveries_delivered_record records successes only")
+    if db_connection.vendor != "postgresql":
+        return [
+            delivery_outcome_record(delivery=d, outcome=o, now=now, circuit_reset=circuit_reset)
+            for d, o in results
+        ]
+    now = now or timezone.now()
+    with transaction.atomic(), db_connection.cursor() as cursor:
+        cursor.execute(_DELIVERED_SQL, [
+            now, [d.id for d, _ in results], [o.target_id for _, o in results],
+            [o.status for _, o in results],
+            [Delivery.State.IN_FLIGHT, Delivery.State.PENDING],
+        ])
+        changed = {row[0] for row in cursor.fetchall()}
+        _targets_record([(d, o.target_id) for d, o in results if d.id in changed], now=now)
+    states = []
+    for delivery, outcome in results:
+        if delivery.id in changed:
+            delivery.state = Delivery.State.DELIVERED
+            delivery.target_id = outcome.target_id
+            states.append(Delivery.State.DELIVERED)
+        else:
+            states.append(_current_state(delivery))
+    if changed and circuit_reset:
+        connection_ids = {d.connection_id for d, _ in results}
+        Connection.objects.filter(id__in=connection_ids, consecutive_failures__gt=0).update(
+            consecutive_failures=0, circuit_open_until=None
+        )
+    return states
+
+
+def _targets_record(delivered: Sequence[tuple[Delivery, str]], *, now: datetime) -> None:
+    """Remember what the targets now hold under our keys (TargetRecord, source "delivered"):
+    one upsert per (connection, record type). `delivered`: (delivery, the target's id)."""
+    known: dict[tuple[int, str], dict[str, str]] = defaultdict(dict)
+    for delivery, target_id in delivered:
+        record_type = delivery.payload.get("record_type") if delivery.payload else None
+        if target_id and record_type:
+            known[delivery.connection_id, record_type][delivery.external_id] = target_id
+    for (connection_id, record_type), keys in known.items():
+        target_records_upsert(connection=connection_id, record_type=record_type, known=keys,
+                              source=TargetRecord.Source.DELIVERED, now=now)
+
+
+# What delivery_outcome_record writes for a success, for many rows at once: an array per column
+# instead of a statement per row (the delivery loop records up to a connection's concurrency
+# of successes per turn).
+_DELIVERED_SQL = f"""
+    UPDATE {Delivery._meta.db_table} AS d
+       SET state = 'delivered', target_id = v.target_id, delivered_at = %s,
+           last_status = v.status, last_error = '', in_flight_since = NULL, claim_token = NULL
+      FROM unnest(%s::bigint[], %s::text[], %s::integer[]) AS v(id, target_id, status)
+     WHERE d.id = v.id AND d.state = ANY(%s::text[])
+ RETURNING d.id
+"""  # noqa: S608 - the model's table name
 
 
 def _configuration_failure(

@@ -159,3 +159,31 @@ def test_connecting_to_the_sandbox_publishes_the_demo_legal_entity_mapping_once(
     assert version.status == "published"
     mapped = set(version.entries.values_list("source_value", flat=True))
     assert mapped == {"LB-US", "LB-GB", "LB-DE"}  # LB-NL has no ERP subsidiary: left unmapped
+
+
+@pytest.mark.django_db(databases=DATABASES, transaction=True)
+def test_sync_webhooks_subscribes_the_psa_with_a_secret_the_connection_verifies_with(served):
+    from sync.sandbox.models import SandboxWebhookSubscription
+    from sync.webhooks import SECRET_KEY
+
+    sync("connections", "--from-sandbox", "--base-url", served.base_url)
+
+    output = sync("webhooks", "--portal-url", "http://portal.test:8000/")
+
+    (subscription,) = SandboxWebhookSubscription.objects.using("sandbox").filter(
+        system="kantata")
+    assert subscription.url == "http://portal.test:8000/hooks/psa/kantata"
+    assert set(subscription.event_types) == {"time_entry.approved", "expense.approved"}
+    psa = Connection.objects.get(name="kantata")
+    assert psa.credentials_dict()[SECRET_KEY] == subscription.secret
+    assert "subscribed kantata" in output
+
+
+@pytest.mark.django_db(databases=DATABASES)
+def test_sync_webhooks_says_why_when_there_is_nothing_or_nobody_to_subscribe(served):
+    with pytest.raises(CommandError, match="no enabled Kantata connection"):
+        sync("webhooks")
+    sync("connections", "--from-sandbox", "--base-url", served.base_url)
+    served.stop()  # the PSA is gone: the command fails with the reason, after --wait
+    with pytest.raises(CommandError, match="kantata"):
+        sync("webhooks", "--wait", "0.5")

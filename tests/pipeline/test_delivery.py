@@ -9,7 +9,8 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
-from sync.pipeline.delivery import deliveries_send_due
+from sync.pipeline.delivery import deliveries_send, deliveries_send_due
+from sync.pipeline.delivery_budget import slot_budget_for
 from sync.pipeline.models import Connection, Delivery, ExceptionItem
 from sync.sandbox.core.app import SandboxApp
 from sync.sandbox.core.faults import FaultBook
@@ -162,3 +163,45 @@ def test_an_erp_refusal_parks_the_posting_with_netsuites_reason(erp, books, sand
     assert item.queue == "time_and_expense"
     assert "closed" in item.message
     assert not erp_time_bills()
+
+
+def test_sending_named_deliveries_sends_those_and_leaves_the_rest_for_the_sweep(
+    erp, books, sandbox
+):
+    wanted = [time_bill_delivery(erp, books, n) for n in (1, 2)]
+    other = time_bill_delivery(erp, books, 3)
+    counts = deliveries_send(delivery_ids=[d.id for d in wanted],
+                             connector_options={"transport": httpx.WSGITransport(app=sandbox)})
+    assert (counts.claimed, counts.delivered) == (2, 2)
+    assert sorted(b.external_id for b in erp_time_bills()) == ["LB-TE-1", "LB-TE-2"]
+    other.refresh_from_db()
+    assert (other.state, other.attempts) == ("pending", 0)
+    again = deliveries_send(delivery_ids=[d.id for d in wanted],
+                            connector_options={"transport": httpx.WSGITransport(app=sandbox)})
+    assert again.claimed == 0  # already delivered: nothing to send twice
+
+
+def test_a_refused_login_stops_the_run_and_gives_the_claimed_deliveries_back_uncounted(
+    erp, books, sandbox
+):
+    for n in range(1, 6):
+        time_bill_delivery(erp, books, n)
+    erp.credentials_set({"client_id": netsuite.CLIENT_ID, "client_secret": "wrong"})
+    erp.save()
+    counts = send(sandbox)
+    assert counts.delivered == 0
+    assert counts.released == 4  # the first was refused; the others were never sent
+    assert set(Delivery.objects.values_list("state", "attempts")) == {("pending", 0)}
+    assert ExceptionItem.objects.filter(queue="integration_ops").count() == 1
+    assert not erp_time_bills()
+
+
+def test_a_run_gives_its_in_flight_slot_back_when_it_ends(erp, books, sandbox):
+    for n in range(1, 4):
+        time_bill_delivery(erp, books, n)
+    assert send(sandbox).delivered == 3
+    budget = slot_budget_for(erp)  # the connection's only slot (max_concurrency 1)
+    try:
+        assert budget.try_acquire() is not None
+    finally:
+        budget.close()

@@ -10,13 +10,15 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from sync.pipeline.models import Delivery, ExceptionItem
+from sync.pipeline.models import Delivery, ExceptionItem, TargetRecord
 from sync.pipeline.outbox import (
     CIRCUIT_THRESHOLD,
     Outcome,
     deliveries_claim,
+    deliveries_delivered_record,
     deliveries_enqueue,
     deliveries_reclaim_stuck,
+    deliveries_unclaim,
     delivery_outcome_record,
     delivery_retry,
 )
@@ -213,3 +215,59 @@ def test_concurrent_claimers_never_claim_the_same_delivery(make_delivery):
         t.join()
     assert len(claimed) == 200
     assert len(set(claimed)) == 200
+
+
+def test_claimed_deliveries_given_back_unsent_count_no_attempt(make_delivery):
+    make_delivery()
+    make_delivery()
+    claimed = deliveries_claim(limit=10)
+    assert deliveries_unclaim(deliveries=claimed) == 2
+    assert set(Delivery.objects.values_list("state", "attempts", "claim_token")) == {
+        ("pending", 0, None)
+    }
+    assert len(deliveries_claim(limit=10)) == 2
+
+
+def test_a_give_back_after_a_reclaim_leaves_the_new_claim_alone(make_delivery):
+    make_delivery()
+    (stale,) = deliveries_claim(limit=1)
+    later = timezone.now() + timedelta(hours=1)
+    deliveries_reclaim_stuck(now=later)  # its worker looked dead: another claims it
+    (fresh,) = deliveries_claim(limit=1, now=later)
+    assert deliveries_unclaim(deliveries=[stale]) == 0
+    fresh.refresh_from_db()
+    assert (fresh.state, fresh.claim_token) == ("in_flight", fresh.claim_token)
+
+
+def test_successes_recorded_together_mark_each_delivered_with_its_target_id(make_delivery):
+    first, second, gone = make_delivery(), make_delivery(), make_delivery()
+    claimed = {d.id: d for d in deliveries_claim(limit=10)}
+    delivery_outcome_record(delivery=claimed[gone.id],
+                            outcome=Outcome(ok=False, kind="permanent", message="refused"))
+    states = deliveries_delivered_record(results=[
+        (claimed[first.id], Outcome(ok=True, target_id="71", status=204)),
+        (claimed[second.id], Outcome(ok=True, target_id="72", status=204)),
+        (claimed[gone.id], Outcome(ok=True, target_id="73", status=204)),
+    ])
+    assert states == ["delivered", "delivered", "failed"]
+    assert dict(Delivery.objects.values_list("id", "target_id")) == {
+        first.id: "71", second.id: "72", gone.id: "",
+    }
+
+
+def test_a_delivered_record_is_remembered_as_held_by_the_target_under_our_key(make_delivery):
+    first, second, gone = make_delivery(), make_delivery(), make_delivery()
+    claimed = {d.id: d for d in deliveries_claim(limit=10)}
+    delivery_outcome_record(delivery=claimed[first.id], outcome=Outcome(ok=True, target_id="81"))
+    delivery_outcome_record(delivery=claimed[gone.id],
+                            outcome=Outcome(ok=False, kind="permanent", message="refused"))
+    deliveries_delivered_record(results=[
+        (claimed[second.id], Outcome(ok=True, target_id="82", status=204)),
+        (claimed[gone.id], Outcome(ok=True, target_id="83", status=204)),
+    ])
+    known = {(t.record_type, t.external_id): (t.target_id, t.source)
+             for t in TargetRecord.objects.all()}
+    assert known == {
+        ("timeBill", first.external_id): ("81", "delivered"),
+        ("timeBill", second.external_id): ("82", "delivered"),
+    }

@@ -212,3 +212,23 @@ def test_the_kantata_signature_check(signature, timestamp, now, valid):
         with pytest.raises(SignatureInvalid):
             kantata_signature_verify(payload=body, signature=given, timestamp=timestamp,
                                      secret=SECRET, now=now)
+
+
+def test_a_stored_kantata_approval_is_handed_to_its_task_after_the_commit_and_a_repeat_is_not(
+    client, psa, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as first:
+        post_psa(client, kantata_event("41"))
+    with django_capture_on_commit_callbacks(execute=False) as repeat:
+        post_psa(client, kantata_event("41"))
+    assert len(first) == 1
+    assert first[0].args == (InboxItem.objects.get().pk,)
+    assert repeat == []
+
+
+def test_a_billing_event_is_stored_for_the_cycle_and_enqueues_nothing(
+    client, billing, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        post_billing(client, stripe_event())
+    assert callbacks == []

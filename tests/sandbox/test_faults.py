@@ -106,7 +106,7 @@ def test_dialect_defaults_survive_a_reset():
         {"error_rate": 1.5},
         {"error_rate": "often"},
         {"drop_mode": "explode"},
-        {"error_statuses": [429]},
+        {"error_statuses": [404]},
         {"rename_fields": ["Name"]},
         {"colour": "red"},
     ],

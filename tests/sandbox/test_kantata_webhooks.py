@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
 from sync.sandbox import storage
 from sync.sandbox.kantata import webhooks
-from sync.sandbox.models import SandboxWebhookDelivery
+from sync.sandbox.models import SandboxWebhookDelivery, SandboxWebhookSubscription
 from sync.sandbox.router import SANDBOX_DB
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
@@ -137,3 +138,23 @@ def test_a_subscription_can_be_listed_without_its_secret_and_deleted(kantata, re
     assert "secret" not in listed["webhook_subscriptions"][sub_id]
     assert kantata.delete(f"{API}/webhook_subscriptions/{sub_id}.json").status_code == 204
     assert kantata.get(f"{API}/webhook_subscriptions.json").json()["count"] == 0
+
+
+@pytest.mark.django_db(databases=["default", "sandbox"], transaction=True)
+def test_an_approval_wakes_the_dispatcher_instead_of_waiting_for_its_next_poll(receiver):
+    SandboxWebhookSubscription.objects.using(SANDBOX_DB).create(
+        system="kantata", url=receiver.url, event_types=list(webhooks.EVENT_TYPES),
+        secret="s3cret", created_at=dt.datetime.now(tz=dt.UTC),
+    )
+    dispatcher = webhooks.WebhookDispatcher(interval=3600)  # it would poll once an hour
+    dispatcher.start()
+    try:
+        webhooks.time_entries_approve(ids=[unapproved_entry().pk])
+        deadline = time.monotonic() + 30
+        while not receiver.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        dispatcher.stop()
+        dispatcher.join(10)
+    assert len(receiver.received) == 1
+    assert SandboxWebhookDelivery.objects.using(SANDBOX_DB).get().delivered_at is not None

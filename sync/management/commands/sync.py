@@ -3,16 +3,19 @@
     sync cycle [--connection NAME …]
     sync backfill --connection NAME --entity E --from YYYY-MM-DD [--to YYYY-MM-DD]
     sync connections [--from-sandbox [--base-url http://127.0.0.1:8100]]
+    sync webhooks [--portal-url http://127.0.0.1:8000] [--connection NAME …] [--wait SECONDS]
 
-Thin: parses arguments, calls one service of sync.pipeline.cycle, prints what it did.
+Thin: parses arguments, calls one service of sync.pipeline, prints what it did.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from sync.connectors.base import TransportError
 from sync.pipeline.cycle import (
     ConnectionNotPullable,
     PageProgress,
@@ -21,7 +24,9 @@ from sync.pipeline.cycle import (
     sync_cycle_run,
 )
 from sync.pipeline.models import Connection, SyncRun
+from sync.pipeline.models.connections import Dialect
 from sync.pipeline.sandbox_setup import legal_entity_mapping_from_sandbox
+from sync.pipeline.subscriptions import SubscriptionRefused, psa_webhook_subscribe
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8100"
 COUNTS = ("pulled", "created", "updated", "unchanged", "refused", "failed", "delivered")
@@ -57,6 +62,14 @@ class Command(BaseCommand):
                                  help="Create or update one connection per sandbox system.")
         connections.add_argument("--base-url", default=DEFAULT_SANDBOX_URL,
                                  help="Where the sandbox is served (default %(default)s).")
+        webhooks = subparsers.add_parser(
+            "webhooks", help="Subscribe the PSA connections to push approval events here.")
+        webhooks.add_argument("--portal-url", default="http://127.0.0.1:8000",
+                              help="Where the PSA reaches this portal (default %(default)s).")
+        webhooks.add_argument("--connection", action="append", default=[], metavar="NAME",
+                              help="A Kantata connection (default: every enabled one).")
+        webhooks.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                              help="Keep trying this long while the PSA does not answer.")
 
     def handle(self, *args, subcommand: str, **options):
         handler = getattr(self, f"_{subcommand}")
@@ -110,6 +123,29 @@ class Command(BaseCommand):
         self._summary(run)
         if run.status == SyncRun.Status.FAILED:
             raise CommandError(f"backfill {run.pk} failed:\n{run.error}")
+
+    # -- webhooks ------------------------------------------------------------------------------
+    def _webhooks(self, *, portal_url: str, connection: list[str], wait: float, **_):
+        found = Connection.objects.filter(dialect=Dialect.KANTATA, enabled=True)
+        if connection:
+            found = found.filter(name__in=connection)
+        targets = list(found.order_by("name"))
+        if not targets:
+            raise CommandError("no enabled Kantata connection to subscribe")
+        for psa in targets:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    done = psa_webhook_subscribe(connection=psa, portal_url=portal_url)
+                    break
+                except TransportError as exc:
+                    if time.monotonic() >= deadline:
+                        raise CommandError(f"{psa.name}: {exc}") from exc
+                    time.sleep(0.5)
+                except SubscriptionRefused as exc:
+                    raise CommandError(str(exc)) from exc
+            self.stdout.write(f"subscribed {psa.name}: {', '.join(done.event_types)} "
+                              f"→ {done.url}")
 
     # -- connections ---------------------------------------------------------------------------
     def _connections(self, *, from_sandbox: bool, base_url: str, **_):

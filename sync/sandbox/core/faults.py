@@ -87,8 +87,10 @@ def _coerce(name: str, raw: Any) -> Any:
         if name == "error_statuses":
             items = raw.split(",") if isinstance(raw, str) else raw
             statuses = [int(item) for item in items]
-            if not statuses or any(not 500 <= s <= 599 for s in statuses):
-                raise ValueError("error_statuses must be 5xx codes")
+            # 5xx, or 429: a vendor throttling for reasons of its own (another tenant, a
+            # platform limit), apart from the concurrency and rate budgets below.
+            if not statuses or any(not (500 <= s <= 599 or s == 429) for s in statuses):
+                raise ValueError("error_statuses must be 5xx codes or 429")
             return statuses
         if name in {"rename_fields", "add_fields"}:
             if not isinstance(raw, dict):

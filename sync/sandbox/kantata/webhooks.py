@@ -7,8 +7,14 @@
   approve records, append "approved" change events and queue one delivery per subscription.
 - `webhook_deliveries_send_due` posts due deliveries: body = the event JSON, headers
   `X-Kantata-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>` and
-  `X-Kantata-Timestamp`. A non-2xx answer or a network error is retried with exponential
-  backoff (30 s times 2^attempt) up to MAX_ATTEMPTS. `WebhookDispatcher` runs it in `serve`.
+  `X-Kantata-Timestamp`, up to DELIVERY_CONCURRENCY in flight. A non-2xx answer or a network
+  error is retried with exponential backoff (30 s times 2^attempt) up to MAX_ATTEMPTS.
+  `WebhookDispatcher` runs it in `serve`.
+- The dispatcher wakes as soon as an approval commits, not on its next poll: an approval in
+  the same process sets an event; on PostgreSQL it also sends `NOTIFY sandbox_kantata_webhooks`
+  (delivered at commit), which the dispatcher LISTENs for, so approvals made by another process
+  (`sandbox simulate`, a benchmark) wake it too. Polling every `interval` seconds stays as the
+  fallback (SQLite across processes, retries coming due).
 
 The sandbox must not need an HTTP client library, so delivery uses the standard library's
 http.client (loopback receivers in tests and demos).
@@ -23,11 +29,12 @@ import http.client
 import logging
 import secrets
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from django.db import close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, connections, transaction
 from django.utils import timezone
 
 from sync.sandbox import storage
@@ -48,6 +55,11 @@ EVENT_TYPES = ("time_entry.approved", "expense.approved")
 MAX_ATTEMPTS = 6
 BASE_BACKOFF_SECONDS = 30
 DELIVERY_TIMEOUT_SECONDS = 5
+SEND_BATCH = 100
+DELIVERY_CONCURRENCY = 8  # POSTs in flight at once, as a vendor's sender runs several
+WAKE_CHANNEL = "sandbox_kantata_webhooks"
+# Set when deliveries are queued in this process (and by the NOTIFY listener for the others).
+_wake = threading.Event()
 
 
 def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
@@ -165,7 +177,18 @@ def _approve(object_type: str, event_type: str, ids: list[int], now: dt.datetime
             )
             approved += 1
         SandboxWebhookDelivery.objects.using(SANDBOX_DB).bulk_create(deliveries)
+        if deliveries:
+            _deliveries_announce()
     return approved
+
+
+def _deliveries_announce() -> None:
+    """Wake the dispatcher once the current sandbox transaction commits (see the docstring)."""
+    connection = connections[SANDBOX_DB]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # NOTIFY is transactional: sent at commit
+            cursor.execute("SELECT pg_notify(%s, '')", [WAKE_CHANNEL])
+    transaction.on_commit(_wake.set, using=SANDBOX_DB)
 
 
 def time_entries_approve(*, ids: list[int], now: dt.datetime | None = None) -> int:
@@ -179,7 +202,8 @@ def expenses_approve(*, ids: list[int], now: dt.datetime | None = None) -> int:
 
 
 # -- delivery ----------------------------------------------------------------------------------
-def _payload(event: SandboxEvent) -> bytes:
+def webhook_event_body(event: SandboxEvent) -> bytes:
+    """The JSON body a delivery of `event` carries (what a receiver verifies and stores)."""
     return orjson.dumps(
         {
             "event_id": str(event.pk),
@@ -207,8 +231,20 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
         connection.close()
 
 
-def webhook_deliveries_send_due(*, now: dt.datetime | None = None, limit: int = 100) -> int:
-    """Send the deliveries that are due; returns how many were delivered (2xx)."""
+def _attempt(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
+    """One POST: (status, "") or (None, the network error). No database work: runs in threads."""
+    try:
+        return _post(url, body, headers), ""
+    except (OSError, http.client.HTTPException) as exc:
+        return None, str(exc)[:500]
+
+
+def webhook_deliveries_send_due(
+    *, now: dt.datetime | None = None, limit: int = SEND_BATCH,
+    concurrency: int = DELIVERY_CONCURRENCY,
+) -> int:
+    """Send the deliveries that are due, up to `concurrency` POSTs in flight (senders deliver
+    in parallel and in no promised order); returns how many were delivered (2xx)."""
     moment = now or timezone.now()
     due = list(
         SandboxWebhookDelivery.objects.using(SANDBOX_DB)
@@ -216,10 +252,10 @@ def webhook_deliveries_send_due(*, now: dt.datetime | None = None, limit: int = 
         .filter(delivered_at__isnull=True, attempts__lt=MAX_ATTEMPTS, next_attempt_at__lte=moment)
         .order_by("next_attempt_at", "pk")[:limit]
     )
-    delivered = 0
+    timestamp = str(int(moment.timestamp()))
+    requests = []
     for delivery in due:
-        body = _payload(delivery.event)
-        timestamp = str(int(moment.timestamp()))
+        body = webhook_event_body(delivery.event)
         headers = {
             "Content-Type": "application/json",
             "X-Kantata-Timestamp": timestamp,
@@ -228,13 +264,16 @@ def webhook_deliveries_send_due(*, now: dt.datetime | None = None, limit: int = 
             ),
             "X-Kantata-Delivery": str(delivery.pk),
         }
+        requests.append((delivery.subscription.url, body, headers))
+    if len(requests) > 1 and concurrency > 1:
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(requests))) as pool:
+            outcomes = list(pool.map(lambda r: _attempt(*r), requests))
+    else:
+        outcomes = [_attempt(*r) for r in requests]
+    delivered = 0
+    for delivery, (status, error) in zip(due, outcomes, strict=True):
         delivery.attempts += 1
-        try:
-            status = _post(delivery.subscription.url, body, headers)
-            delivery.last_status, delivery.last_error = status, ""
-        except (OSError, http.client.HTTPException) as exc:
-            status = None
-            delivery.last_status, delivery.last_error = None, str(exc)[:500]
+        delivery.last_status, delivery.last_error = status, error
         if status is not None and 200 <= status < 300:
             delivery.delivered_at = moment
             delivered += 1
@@ -255,21 +294,66 @@ def webhook_deliveries_send_due(*, now: dt.datetime | None = None, limit: int = 
 
 
 class WebhookDispatcher(threading.Thread):
-    """Background loop of `serve`: sends due deliveries every `interval` seconds until stopped."""
+    """Background loop of `serve`: sends due deliveries as soon as an approval queues them, and
+    every `interval` seconds in any case (retries coming due), until stopped."""
 
     def __init__(self, *, interval: float = 1.0) -> None:
         super().__init__(name="sandbox-kantata-webhooks", daemon=True)
         self.interval = interval
         self._stop_event = threading.Event()
+        self._listener: _NotifyListener | None = None
 
     def run(self) -> None:
-        while not self._stop_event.wait(self.interval):
+        if connections[SANDBOX_DB].vendor == "postgresql":
+            self._listener = _NotifyListener(stop=self._stop_event)
+            self._listener.start()
+        while not self._stop_event.is_set():
+            _wake.wait(self.interval)
+            # Cleared before the query: an approval committed after it wakes the next round.
+            _wake.clear()
+            if self._stop_event.is_set():
+                break
             try:
-                webhook_deliveries_send_due()
+                while webhook_deliveries_send_due() >= SEND_BATCH:
+                    pass  # a full batch: more may be due at once
             except Exception:  # the loop must outlive one bad round; the error is logged
                 logger.exception("webhook delivery round failed")
             finally:
                 close_old_connections()
+        if self._listener is not None:
+            self._listener.join(timeout=2 * _NotifyListener.POLL_SECONDS + 1)
+        connections[SANDBOX_DB].close()
 
     def stop(self) -> None:
         self._stop_event.set()
+        _wake.set()
+
+
+class _NotifyListener(threading.Thread):
+    """LISTENs on the sandbox's PostgreSQL for approvals committed by any process and wakes the
+    dispatcher; reconnects after a database error."""
+
+    POLL_SECONDS = 1.0  # how often it checks whether to stop
+
+    def __init__(self, *, stop: threading.Event) -> None:
+        super().__init__(name="sandbox-kantata-webhooks-listen", daemon=True)
+        self._stop_event = stop
+
+    def run(self) -> None:
+        import psycopg  # only on PostgreSQL
+
+        while not self._stop_event.is_set():
+            connection = connections[SANDBOX_DB]
+            try:
+                connection.ensure_connection()
+                raw = connection.connection  # psycopg 3, autocommit outside atomic blocks
+                raw.execute(f"LISTEN {WAKE_CHANNEL}")
+                while not self._stop_event.is_set():
+                    for _ in raw.notifies(timeout=self.POLL_SECONDS):
+                        _wake.set()
+            # The raw connection raises psycopg's own errors, not Django's wrappers.
+            except (DatabaseError, psycopg.Error, OSError) as exc:
+                logger.warning("webhook wake-up listener lost its connection: %s", exc)
+                self._stop_event.wait(self.POLL_SECONDS)
+            finally:
+                connection.close()

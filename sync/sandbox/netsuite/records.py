@@ -9,14 +9,24 @@ the field ("item.items[0].item"); a missing mandatory field is a 400 `USER_ERROR
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from sync.sandbox import storage
 from sync.sandbox.core.protocol import Request, SandboxError
 from sync.sandbox.models import SandboxRecord
-from sync.sandbox.netsuite.schema import SYSTEM, FieldSpec, RecordSpec, record_spec
+from sync.sandbox.netsuite.schema import (
+    RECORDS,
+    SYSTEM,
+    FieldSpec,
+    RecordSpec,
+    record_spec,
+)
 from sync.sandbox.router import SANDBOX_DB
 
 INVALID_CONTENT = "INVALID_CONTENT"
@@ -54,17 +64,125 @@ def required_missing(name: str, path: str) -> SandboxError:
 
 
 # -- references --------------------------------------------------------------------------------
+@dataclass
+class _Memo:
+    """What one write request has read: records by internal id (None: no live record has that
+    id), and the accounting periods covering a date. A timeBill names its employee, project,
+    task and subsidiary, and the rules look at several of them again (the employee's
+    department, the project's customer): each is read once per request."""
+
+    records: dict[int, SandboxRecord | None] = field(default_factory=dict)
+    periods: dict[str, list[dict]] = field(default_factory=dict)
+
+
+_memo: ContextVar[_Memo | None] = ContextVar("netsuite_records_memo", default=None)
+
+# Every field name that holds a reference in some record type: what `upsert_prefetch` follows.
+_REFERENCE_KEYS = sorted({
+    field_spec.name for spec in RECORDS.values() for field_spec in spec.fields
+    if field_spec.kind == "ref"
+})
+
+
+@contextlib.contextmanager
+def records_memo() -> Iterator[None]:
+    """Within the block (one write request), `records_by_id` reads each record at most once.
+
+    Nested blocks share the outer memo. Writes in the block change the memo's instances in
+    place (storage.record_update), so later checks see them.
+    """
+    if _memo.get() is not None:
+        yield
+        return
+    token = _memo.set(_Memo())
+    try:
+        yield
+    finally:
+        _memo.reset(token)
+
+
+def _live(ids: set[int]) -> dict[int, SandboxRecord]:
+    return storage.records_get(system=SYSTEM, ids=ids)
+
+
+def _covering(tran_date: str) -> tuple[str, str, list[str]]:
+    start, end = storage.data_text_sql("startDate"), storage.data_text_sql("endDate")
+    closed = storage.data_text_sql("closed")  # JSON true: 'true' on PostgreSQL, 1 on SQLite
+    return (
+        "accountingPeriod",
+        f"{start} <= %s AND {end} >= %s AND CAST({closed} AS TEXT) IN ('true', '1')",
+        [tran_date, tran_date],
+    )
+
+
+def closed_periods_covering(tran_date: str) -> list[dict]:
+    """The data of the live closed accounting periods whose dates cover `tran_date` (of any
+    subsidiary), in id order."""
+    memo = _memo.get()
+    if memo is not None and tran_date in memo.periods:
+        return memo.periods[tran_date]
+    object_type, where, params = _covering(tran_date)
+    periods = storage.records_data(system=SYSTEM, object_type=object_type, where=where,
+                                   params=params)
+    if memo is not None:
+        memo.periods[tran_date] = periods
+    return periods
+
+
+def upsert_prefetch(*, spec: RecordSpec, external_id: str, body: Any) -> SandboxRecord | None:
+    """Read in one go (one query on PostgreSQL) what an upsert by external id reads: the record
+    with that external id, returned (None if there is none), and, into the active memo, the
+    records the body refers to, the records those refer to, and the periods covering the
+    body's date."""
+    memo = _memo.get()
+    if memo is None:
+        raise RuntimeError("upsert_prefetch needs records_memo()")
+    ids = _body_ref_ids(spec, body) if isinstance(body, dict) else set()
+    tran_date = body.get("tranDate") if isinstance(body, dict) else None
+    dated = spec.in_closed_period_check and isinstance(tran_date, str)
+    related = storage.records_related(
+        system=SYSTEM, ids=ids, object_type=spec.name, external_id=external_id,
+        reference_keys=_REFERENCE_KEYS, extra=_covering(tran_date) if dated else None,
+    )
+    target = None
+    for pk, record in related.records.items():
+        memo.records.setdefault(pk, record)
+        if record.object_type == spec.name and record.external_id == external_id:
+            target = record
+    # What was asked for and not found does not exist (live): no second look.
+    first = [related.records[pk] for pk in ids if pk in related.records]
+    for pk in ids:
+        memo.records.setdefault(pk, None)
+    for record in [*first, *([target] if target is not None else [])]:
+        for key in _REFERENCE_KEYS:
+            value = record.data.get(key)
+            if isinstance(value, str) and value.isdigit() and len(value) <= 18:
+                memo.records.setdefault(int(value), None)
+    if dated:
+        memo.periods[tran_date] = [record.data for record in related.extra]
+    return target
+
+
 def records_by_id(
     ids: Iterable[int], *, types: Iterable[str] | None = None
 ) -> dict[int, SandboxRecord]:
-    """Live NetSuite records by internal id (one query)."""
+    """Live NetSuite records by internal id (one query, none for ids the memo holds)."""
     wanted = {int(i) for i in ids}
     if not wanted:
         return {}
-    qs = SandboxRecord.objects.using(SANDBOX_DB).filter(system=SYSTEM, pk__in=wanted, deleted=False)
-    if types is not None:
-        qs = qs.filter(object_type__in=list(types))
-    return {row.pk: row for row in qs}
+    memo = _memo.get()
+    if memo is None:
+        found = _live(wanted)
+    else:
+        missing = wanted - memo.records.keys()
+        if missing:
+            loaded = _live(missing)
+            memo.records.update({pk: loaded.get(pk) for pk in missing})
+        found = {pk: row for pk in wanted if (row := memo.records[pk]) is not None}
+    if types is None:
+        return found
+    allowed = set(types)
+    return {pk: row for pk, row in found.items() if row.object_type in allowed}
 
 
 def record_find(record_id: Any, *types: str) -> SandboxRecord | None:
@@ -73,6 +191,45 @@ def record_find(record_id: Any, *types: str) -> SandboxRecord | None:
     except (TypeError, ValueError):
         return None
     return records_by_id([pk], types=types).get(pk)
+
+
+def _body_ref_ids(spec: RecordSpec, body: dict[str, Any]) -> set[int]:
+    """The internal ids a request body refers to by {"id": …} (sublist lines included)."""
+    ids: set[int] = set()
+
+    def add(value: Any) -> None:
+        raw = value.get("id") if isinstance(value, dict) else None
+        if isinstance(raw, int | str) and not isinstance(raw, bool) and str(raw).isdigit():
+            ids.add(int(raw))
+
+    for key, value in body.items():
+        field_spec = spec.field(key)
+        if field_spec is None:
+            continue
+        if field_spec.kind == "ref":
+            add(value)
+        elif field_spec.kind == "sublist" and isinstance(value, dict):
+            items = value.get("items")
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, dict):
+                    for line_spec in field_spec.line:
+                        if line_spec.kind == "ref":
+                            add(item.get(line_spec.name))
+    return ids
+
+
+def records_prefetch(*, spec: RecordSpec, body: Any) -> None:
+    """Load into the memo (if one is active) what a write body refers to, and what those
+    records refer to in turn (a project's customer, an employee's department): two queries."""
+    if _memo.get() is None or not isinstance(body, dict):
+        return
+    first = records_by_id(_body_ref_ids(spec, body))
+    second: set[int] = set()
+    for row in first.values():
+        target = record_spec(row.object_type)
+        if target is not None:
+            second |= _referenced_ids(target, row.data)
+    records_by_id(second)
 
 
 def _reference_clean(spec: FieldSpec, value: Any, path: str) -> str:
@@ -204,6 +361,7 @@ def body_clean(*, spec: RecordSpec, body: Any) -> dict[str, Any]:
     """
     if not isinstance(body, dict):
         raise invalid("Invalid content in the request body: a JSON object is expected.", "")
+    records_prefetch(spec=spec, body=body)
     cleaned: dict[str, Any] = {}
     for key, value in body.items():
         if key == "links":

@@ -17,18 +17,16 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q
-
-from sync.sandbox import storage
 from sync.sandbox.models import SandboxRecord
 from sync.sandbox.netsuite.records import (
+    closed_periods_covering,
     invalid_value,
     record_find,
     required_check,
     required_missing,
     user_error,
 )
-from sync.sandbox.netsuite.schema import JOB_STATUS_CLOSED, SYSTEM, RecordSpec
+from sync.sandbox.netsuite.schema import JOB_STATUS_CLOSED, RecordSpec
 
 
 def _name(row: SandboxRecord) -> str:
@@ -42,22 +40,14 @@ def _name(row: SandboxRecord) -> str:
 
 def closed_period_check(*, tran_date: str, subsidiary: str | None) -> None:
     """Refuse a date in a period closed for the transaction's subsidiary (or for all)."""
-    scope = Q(data__subsidiary__isnull=True)
-    if subsidiary:
-        scope |= Q(data__subsidiary=subsidiary)
-    period = (
-        storage.record_queryset(system=SYSTEM, object_type="accountingPeriod")
-        .filter(data__startDate__lte=tran_date, data__endDate__gte=tran_date, data__closed=True)
-        .filter(scope)
-        .order_by("pk")
-        .first()
-    )
-    if period is not None:
-        raise user_error(
-            f"The accounting period {period.data.get('periodName')} is closed: you cannot post "
-            f"a transaction dated {tran_date} to a closed period.",
-            "tranDate",
-        )
+    for period in closed_periods_covering(tran_date):
+        scope = period.get("subsidiary")
+        if period.get("closed") is True and (scope is None or scope == subsidiary):
+            raise user_error(
+                f"The accounting period {period.get('periodName')} is closed: you cannot post "
+                f"a transaction dated {tran_date} to a closed period.",
+                "tranDate",
+            )
 
 
 def _customer_active_check(customer: SandboxRecord, path: str) -> None:

@@ -17,6 +17,7 @@ Internal ids are unique across all types (one table), as a connector must not re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 SYSTEM = "netsuite"
 ASYNC_JOB_TYPE = "asyncJob"  # internal object type of `Prefer: respond-async` jobs
@@ -55,15 +56,18 @@ class RecordSpec:
     in_closed_period_check: bool = False
 
     def field(self, name: str) -> FieldSpec | None:
-        return self._by_name().get(name)
+        return self._by_name.get(name)
 
     def column(self, name: str) -> FieldSpec | None:
         """The field by its SuiteQL column name (case-insensitive)."""
-        return self._by_column().get(name.lower())
+        return self._by_column.get(name.lower())
 
+    # Built once per spec (specs are module constants), not once per field looked up.
+    @cached_property
     def _by_name(self) -> dict[str, FieldSpec]:
         return {spec.name: spec for spec in self.fields}
 
+    @cached_property
     def _by_column(self) -> dict[str, FieldSpec]:
         return {spec.column: spec for spec in self.fields}
 

@@ -7,15 +7,23 @@ an upsert by external id is.
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 
 from sync.sandbox import storage
 from sync.sandbox.core.protocol import SandboxError
 from sync.sandbox.models import SandboxRecord
-from sync.sandbox.netsuite.records import NONEXISTENT_ID, body_clean, record_find, user_error
+from sync.sandbox.netsuite.records import (
+    NONEXISTENT_ID,
+    body_clean,
+    record_find,
+    records_memo,
+    upsert_prefetch,
+    user_error,
+)
 from sync.sandbox.netsuite.rules import record_prepare
 from sync.sandbox.netsuite.schema import SYSTEM, RecordSpec, status_of
 from sync.sandbox.router import SANDBOX_DB
@@ -41,6 +49,15 @@ def _duplicate(external_id: str) -> SandboxError:
     return user_error(f"A record with the external ID {external_id} already exists.", "externalId")
 
 
+def _atomic(several_writes: bool) -> contextlib.AbstractContextManager:
+    """A transaction for a write of several statements, or a savepoint inside a caller's
+    transaction (which must survive this write failing: an upsert that loses the race to
+    create goes round again as an update). A write of one statement needs neither."""
+    if several_writes or connections[SANDBOX_DB].in_atomic_block:
+        return transaction.atomic(using=SANDBOX_DB)
+    return contextlib.nullcontext()
+
+
 def record_get(*, spec: RecordSpec, record_id: str) -> SandboxRecord:
     record = (
         storage.record_get(system=SYSTEM, object_type=spec.name, record_id=int(record_id))
@@ -54,10 +71,16 @@ def record_get(*, spec: RecordSpec, record_id: str) -> SandboxRecord:
 
 def record_create(*, spec: RecordSpec, body: Any, external_id: str | None = None) -> SandboxRecord:
     """Create a record from a REST body; `external_id` (from the URL) wins over the body's."""
+    with records_memo():
+        return _record_create(spec=spec, body=body, external_id=external_id)
+
+
+def _record_create(*, spec: RecordSpec, body: Any, external_id: str | None) -> SandboxRecord:
     cleaned = body_clean(spec=spec, body=body)
     body_external = cleaned.pop("externalId", None)
     external_id = external_id or body_external
-    with transaction.atomic(using=SANDBOX_DB):
+    more = spec.name in _TRAN_ID_PREFIX or spec.name == "customerPayment"
+    with _atomic(more):
         data = record_prepare(spec=spec, data=cleaned)
         columns = _columns(spec, data)
         try:
@@ -68,6 +91,7 @@ def record_create(*, spec: RecordSpec, body: Any, external_id: str | None = None
                 external_id=external_id,
                 parent_id=columns["parent_id"],
                 status=columns["status"],
+                savepoint=False,  # a duplicate abandons this whole transaction
             )
         except IntegrityError as exc:
             raise _duplicate(external_id or "") from exc
@@ -82,11 +106,16 @@ def record_create(*, spec: RecordSpec, body: Any, external_id: str | None = None
 
 def record_patch(*, spec: RecordSpec, record: SandboxRecord, body: Any) -> SandboxRecord:
     """Merge a REST body into a record (null clears a field); re-checks the business rules."""
+    with records_memo():
+        return _record_patch(spec=spec, record=record, body=body)
+
+
+def _record_patch(*, spec: RecordSpec, record: SandboxRecord, body: Any) -> SandboxRecord:
     cleaned = body_clean(spec=spec, body=body)
     if spec.name == "customerPayment" and "apply" in cleaned:
         raise user_error("The sandbox applies payments only when they are created.", "apply")
     external_id = cleaned.pop("externalId", None) if "externalId" in cleaned else record.external_id
-    with transaction.atomic(using=SANDBOX_DB):
+    with _atomic(external_id != record.external_id):
         merged = {**record.data, **cleaned}
         data = record_prepare(spec=spec, data=merged, record_id=record.pk)
         removed = [key for key in record.data if key not in data]
@@ -114,17 +143,16 @@ def record_upsert(*, spec: RecordSpec, external_id: str, body: Any) -> tuple[San
     if isinstance(body, dict):
         body = {key: value for key, value in body.items() if key != "externalId"}
     for _attempt in range(2):
-        record = storage.record_get_by_external_id(
-            system=SYSTEM, object_type=spec.name, external_id=external_id
-        )
-        if record is not None:
-            return record_patch(spec=spec, record=record, body=body), False
-        try:
-            return record_create(spec=spec, body=body, external_id=external_id), True
-        except SandboxError as exc:
-            # A concurrent upsert created it first: go round once more as an update.
-            if exc.fields != ["externalId"]:
-                raise
+        with records_memo():  # afresh each time round: a lost race rolled back what it read
+            record = upsert_prefetch(spec=spec, external_id=external_id, body=body)
+            if record is not None:
+                return record_patch(spec=spec, record=record, body=body), False
+            try:
+                return record_create(spec=spec, body=body, external_id=external_id), True
+            except SandboxError as exc:
+                # A concurrent upsert created it first: go round once more as an update.
+                if exc.fields != ["externalId"]:
+                    raise
     raise _duplicate(external_id)
 
 

@@ -1,0 +1,1 @@
+"""Benchmark stages run by bench/sync_throughput.py, one module each."""

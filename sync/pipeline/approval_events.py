@@ -1,0 +1,405 @@
+"""PSA approval events (signed Kantata webhooks) → the approved record → its ERP posting, at once.
+
+A webhook stores each event in the inbox as (psa, "approval_events") before anything processes
+it (sync/webhooks.py). `approval_events_process` takes a batch of those events in ONE
+transaction:
+
+1. claims the events still pending with row locks, skipping any another worker holds, so
+   concurrent callers take disjoint events and no record is read twice;
+2. parses each strictly; an event it cannot read is parked with a MALFORMED_PAYLOAD exception
+   item for integration ops (nothing is dropped);
+3. gets the approved records: from the event when it carries one (`subject`), else from the PSA
+   through the event's connection and its connector (`only=<ids>&approved=true`, 200 ids a
+   request). A record the PSA no longer shows as approved (approval withdrawn, record deleted)
+   has nothing to post: its event is processed and nothing is stored;
+4. stores the approved records with `inbox_store` as (psa, "time_entries") or (psa,
+   "expenses") items, each carrying the correlation id of the event that approved it (a
+   payload equal to the latest one stored, e.g. by a pull, is skipped), marks the events
+   processed, and runs `time_entries_process` on exactly the time-entry items it stored, so the
+   canonical entries and their outbox deliveries commit with the events.
+
+Anything that raises rolls the whole batch back and its events stay pending for the cycle
+(`sync.pipeline.cycle.processing_registry` runs this processor after master data and before
+time entries). Without an enabled ERP connection the time-entry items are stored and wait,
+pending, for a cycle that has one.
+
+Expense approvals are stored the same way as (psa, "expenses") items and wait there pending:
+Ledgerbridge has no expense posting yet.
+
+`approval_event_post_now` is what the webhook's Celery task runs (sync/tasks_events.py): the
+event, with any others waiting beside it, processed as above in a sync run of its own, then the
+ERP postings they produced sent at once instead of waiting for the delivery sweep.
+
+Idempotent: an event no longer pending is left alone, a record's equal payload is stored once,
+and time posting is idempotent itself (one ERP posting per entry version).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.utils import timezone
+
+from sync.connectors.base import TransportError, correlation_scope
+from sync.errors import DomainError
+from sync.logging import run_scope
+from sync.models import ExternalRef, TimeEntry
+from sync.pipeline.cycle import erp_connection_get, source_connector_for
+from sync.pipeline.delivery import deliveries_send
+from sync.pipeline.exceptions import Failure, exception_items_close_for, exception_items_raise
+from sync.pipeline.inbox import inbox_store
+from sync.pipeline.models import Connection, Delivery, InboxItem, SyncRun
+from sync.pipeline.models.connections import Dialect, System
+from sync.pipeline.models.exceptions import Queue, Stage
+from sync.pipeline.time_posting import time_entries_process
+
+logger = logging.getLogger(__name__)
+
+ENTITY = "approval_events"
+TIME_ENTRIES = "time_entries"
+EXPENSES = "expenses"
+# What each approval event type approves: the PSA entity, which is also the inbox entity the
+# approved record is stored under.
+SUBJECT_ENTITIES = {"time_entry.approved": TIME_ENTRIES, "expense.approved": EXPENSES}
+MAX_ID = 255
+FETCH_CHUNK = 200  # Kantata's per_page maximum: one request reads up to 200 records by id
+# Events one webhook task takes (its own and those waiting beside it): small enough that the
+# batch ends well within the task's time limit, large enough to absorb a burst.
+EVENT_BATCH = 100
+
+ConnectorFor = Callable[[Connection], Any]
+
+
+class EventMalformed(ValueError):
+    """The event is not one we can read; the message says exactly why."""
+
+
+@dataclass(frozen=True)
+class ApprovalEvent:
+    event_id: str
+    event_type: str
+    entity: str  # time_entries / expenses
+    subject_id: str
+    occurred_at: dt.datetime
+    subject: dict[str, Any] | None  # the approved record, when the event carries it
+
+
+def _shown(value: Any) -> str:
+    return repr(value)[:60]
+
+
+def _id(payload: dict[str, Any], name: str, errors: list[str]) -> str | None:
+    value = payload.get(name)
+    if value is None or value == "":
+        errors.append(f"`{name}` is missing.")
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        errors.append(f"`{name}` must be an id (text or integer), got {type(value).__name__}.")
+        return None
+    text = str(value)
+    if len(text) > MAX_ID:
+        errors.append(f"`{name}` is {len(text)} characters long; at most {MAX_ID}.")
+        return None
+    return text
+
+
+def _instant(value: Any, errors: list[str]) -> dt.datetime | None:
+    parsed = None
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        errors.append("`occurred_at` must be an ISO 8601 time with its offset, "
+                      f"got {_shown(value)}.")
+        return None
+    return parsed
+
+
+def approval_event_parse(payload: Any) -> ApprovalEvent:
+    """Read one PSA approval event strictly. Raises EventMalformed naming every field it refuses.
+
+    Shape (sync/sandbox/kantata/webhooks.py): {"event_id", "event_type": "time_entry.approved" |
+    "expense.approved", "subject_type": "time_entries" | "expenses", "subject_id": digits,
+    "occurred_at": ISO 8601 with offset}, optionally "subject": the approved record itself.
+    """
+    if not isinstance(payload, dict):
+        raise EventMalformed("The event is not a JSON object.")
+    errors: list[str] = []
+    event_id = _id(payload, "event_id", errors)
+    event_type = payload.get("event_type")
+    entity = SUBJECT_ENTITIES.get(event_type) if isinstance(event_type, str) else None
+    if entity is None:
+        errors.append(f"`event_type` must be one of {', '.join(SUBJECT_ENTITIES)}, "
+                      f"got {_shown(event_type)}.")
+    subject_type = payload.get("subject_type")
+    if entity is not None and subject_type != entity:
+        errors.append(f"`subject_type` must be {entity!r} for a {event_type} event, "
+                      f"got {_shown(subject_type)}.")
+    subject_id = _id(payload, "subject_id", errors)
+    if subject_id is not None and not (subject_id.isascii() and subject_id.isdigit()):
+        errors.append(f"`subject_id` must be a PSA record id (digits), got {_shown(subject_id)}.")
+    occurred_at = _instant(payload.get("occurred_at"), errors)
+    subject = payload.get("subject")
+    if subject is not None and (
+        not isinstance(subject, dict) or str(subject.get("id")) != str(subject_id)
+    ):
+        errors.append("`subject`, when sent, must be the approved record with the id "
+                      "`subject_id` names.")
+    if errors:
+        raise EventMalformed(" ".join(errors))
+    return ApprovalEvent(event_id=event_id, event_type=event_type, entity=entity,
+                         subject_id=subject_id, occurred_at=occurred_at, subject=subject)
+
+
+@dataclass
+class ApprovalCounts:
+    """What a batch of events came to. `created` … `failed` as the cycle sums them."""
+
+    events: int = 0  # events this call claimed and processed or parked
+    stored: int = 0  # approved records new to the inbox (time entries and expenses)
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    refused: int = 0
+    failed: int = 0
+    deliveries: int = 0
+    delivery_ids: list[int] = field(default_factory=list)  # pending ERP postings to send now
+
+
+def _record_key(event_id: str) -> str:
+    return f"{System.PSA.value}:approval_event:{event_id}"
+
+
+def _malformed(item: InboxItem, reason: str) -> Failure:
+    return Failure(
+        record_key=_record_key(item.external_id or f"inbox-{item.id}"), stage=Stage.PARSE,
+        queue=Queue.INTEGRATION_OPS, code="MALFORMED_PAYLOAD", category="technical",
+        message=f"The PSA sent an approval event Ledgerbridge cannot read: {reason}"[:2000],
+        suggested_fix="Check the PSA's webhook sender (or a change to its event format), then "
+        "replay the event; the approved record also arrives with the next pull.",
+        cause="MALFORMED_PAYLOAD", payload=item.payload if isinstance(item.payload, dict) else {},
+        correlation_id=item.correlation_id, inbox_item_id=item.id,
+    )
+
+
+def _psa_connection_fallback() -> Connection:
+    connection = Connection.objects.filter(
+        enabled=True, system=System.PSA, dialect=Dialect.KANTATA
+    ).order_by("id").first()
+    if connection is None:
+        raise DomainError("An approval event names no connection and no Kantata PSA connection "
+                          "is enabled to read the approved record from.")
+    return connection
+
+
+def approved_records_fetch(
+    *, wanted: dict[tuple[int | None, str], set[str]], connector_for: ConnectorFor | None = None,
+) -> dict[tuple[int | None, str, str], dict[str, Any]]:
+    """The approved PSA records for {(connection id, entity): {record id, …}}, keyed
+    (connection id, entity, record id); a record the PSA does not show as approved is absent.
+
+    One request per 200 ids per (connection, entity). Raises TransportError (classified by the
+    connector) and DomainError (no connection to read from).
+    """
+    connector_for = connector_for or source_connector_for
+    connections = Connection.objects.in_bulk([c for c, _ in wanted if c is not None])
+    found: dict[tuple[int | None, str, str], dict[str, Any]] = {}
+    for (connection_id, entity), ids in wanted.items():
+        connection = connections.get(connection_id) or _psa_connection_fallback()
+        connector = connector_for(connection)
+        try:
+            ordered = sorted(ids, key=int)
+            for start in range(0, len(ordered), FETCH_CHUNK):
+                chunk = ",".join(ordered[start:start + FETCH_CHUNK])
+                for page in connector.pull(entity=entity, filters={"only": chunk}):
+                    for record in page.records:
+                        found[(connection_id, entity, str(record.get("id")))] = record
+        finally:
+            connector.close()
+    return found
+
+
+def approval_events_process(
+    *, inbox_ids: Sequence[int], run: SyncRun, erp: Connection | None,
+    now: dt.datetime | None = None, connector_for: ConnectorFor | None = None,
+) -> ApprovalCounts:
+    """Process the given pending approval-event inbox items (see the module docstring).
+
+    The events are claimed with row locks (skipping any another worker holds) for the whole
+    batch, PSA read included, so concurrent callers take disjoint events and nobody reads the
+    same record twice; the read is bounded by the connection's timeout.
+
+    Raises TransportError (the PSA could not be read) and DomainError; then nothing is written
+    and every event stays pending. Malformed events never raise: they are parked.
+    """
+    now = now or timezone.now()
+    counts = ApprovalCounts()
+    with transaction.atomic():
+        items = list(InboxItem.objects.select_for_update(skip_locked=True).filter(
+            id__in=list(inbox_ids), system=System.PSA, entity=ENTITY,
+            status=InboxItem.Status.PENDING,
+        ).order_by("id"))
+        if not items:
+            return counts
+        counts.events = len(items)
+        connections = Connection.objects.in_bulk({i.connection_id for i in items} - {None})
+        parsed: dict[int, ApprovalEvent] = {}
+        failures: list[Failure] = []
+        for item in items:
+            try:
+                parsed[item.id] = approval_event_parse(item.payload)
+            except EventMalformed as exc:
+                failures.append(_malformed(item, str(exc)))
+        wanted: dict[tuple[int | None, str], set[str]] = defaultdict(set)
+        for item in items:
+            event = parsed.get(item.id)
+            if event is not None and event.subject is None:
+                wanted[(item.connection_id, event.entity)].add(event.subject_id)
+        records = (approved_records_fetch(wanted=wanted, connector_for=connector_for)
+                   if wanted else {})
+
+        read = [item for item in items if item.id in parsed]
+        # The approved records to store, by (entity, connection): {record id: (record, event)}.
+        approved: dict[tuple[str, int | None], dict[str, tuple[dict, InboxItem]]] = (
+            defaultdict(dict)
+        )
+        for item in read:
+            event = parsed[item.id]
+            record = event.subject or records.get(
+                (item.connection_id, event.entity, event.subject_id)
+            )
+            if record is None:
+                counts.unchanged += 1  # no longer approved, or gone: nothing to post
+                continue
+            approved[(event.entity, item.connection_id)][event.subject_id] = (record, item)
+        new_time_items: list[int] = []
+        posted_entries: list[str] = []
+        for (entity, connection_id), by_record in approved.items():
+            stored = inbox_store(
+                system=System.PSA, entity=entity, connection=connections.get(connection_id),
+                run_id=run.id, now=now,
+                records=[(record_id, record) for record_id, (record, _) in by_record.items()],
+            )
+            # Each stored record carries the correlation id of the event that approved it.
+            for new in stored.new:
+                new.correlation_id = by_record[new.external_id][1].correlation_id
+            InboxItem.objects.bulk_update(stored.new, ["correlation_id"], batch_size=1000)
+            counts.stored += len(stored.new)
+            counts.unchanged += len(by_record) - len(stored.new)  # equal payload stored already
+            if entity == TIME_ENTRIES:
+                new_time_items.extend(new.id for new in stored.new)
+                posted_entries.extend(new.external_id for new in stored.new)
+        exception_items_raise(failures=failures, run_id=run.id, now=now)
+        counts.failed += len(failures)
+        if _replayed(read):
+            exception_items_close_for(
+                record_keys=[_record_key(item.external_id) for item in read],
+                stage=Stage.PARSE, reason="Read on replay.",
+            )
+        InboxItem.objects.filter(id__in=[i.id for i in items if i.id not in parsed]).update(
+            status=InboxItem.Status.PARKED, processed_at=now
+        )
+        InboxItem.objects.filter(id__in=[i.id for i in read]).update(
+            status=InboxItem.Status.PROCESSED, processed_at=now
+        )
+        if new_time_items and erp is None:
+            logger.warning("no enabled ERP connection: %d approved time entries wait in the inbox",
+                           len(new_time_items))
+        elif new_time_items:
+            posted = time_entries_process(inbox_ids=new_time_items, run=run, erp=erp, now=now)
+            for name in ("created", "updated", "unchanged", "refused", "failed", "deliveries"):
+                setattr(counts, name, getattr(counts, name) + int(getattr(posted, name, 0)))
+            counts.delivery_ids = _pending_delivery_ids(psa_ids=posted_entries, erp=erp)
+    return counts
+
+
+def _replayed(items: list[InboxItem]) -> bool:
+    """Whether any of these events was parked before and is replayed (a replay resets the
+    status, not `processed_at`): only then can a parse item be open for it. Spares the hot path,
+    where every event is new, the look-up."""
+    return any(item.processed_at is not None for item in items)
+
+
+def _pending_delivery_ids(*, psa_ids: list[str], erp: Connection) -> list[int]:
+    """The pending ERP postings of these PSA time entries (through their cross-references)."""
+    entry_type = ContentType.objects.get_for_model(TimeEntry)
+    entry_pks = list(ExternalRef.objects.filter(
+        system=System.PSA, content_type=entry_type, external_id__in=psa_ids,
+    ).values_list("object_id", flat=True))
+    if not entry_pks:
+        return []
+    return list(Delivery.objects.filter(
+        connection=erp, content_type=entry_type, object_id__in=entry_pks,
+        state=Delivery.State.PENDING,
+    ).order_by("id").values_list("id", flat=True))
+
+
+# -- one event, now (the webhook's task) -------------------------------------------------------
+def approval_event_post_now(
+    *, inbox_item_id: int, batch: int = EVENT_BATCH
+) -> dict[str, Any] | None:
+    """Process a stored approval event in a sync run of its own and send the ERP postings it
+    produced right away. Returns the run's id, status, counts and deliveries sent; None when the
+    event is gone or no longer pending (processed by the cycle, by another task's batch, or by
+    an earlier delivery of the same task message).
+
+    Events that wait pending beside it are processed with it, oldest first, up to `batch` in
+    all: one PSA read, one time-posting batch and one send for all of them. A burst of
+    approvals then costs a few batches instead of one full pass per event (what keeps 20
+    approvals a second within reach of two worker processes); the tasks of the events taken
+    along find them processed and return at once.
+
+    A failure to read the PSA (TransportError) or a DomainError is recorded on the run (status
+    failed) and leaves the event pending for the cycle; other errors mark the run failed and
+    propagate. Idempotent: see the module docstring.
+    """
+    item = InboxItem.objects.filter(pk=inbox_item_id, system=System.PSA, entity=ENTITY).only(
+        "id", "status", "correlation_id", "connection_id"
+    ).first()
+    if item is None or item.status != InboxItem.Status.PENDING:
+        return None
+    waiting = list(InboxItem.objects.filter(
+        system=System.PSA, entity=ENTITY, status=InboxItem.Status.PENDING,
+    ).exclude(pk=item.pk).order_by("id").values_list("id", flat=True)[:max(0, batch - 1)])
+    run = SyncRun.objects.create(
+        kind=SyncRun.Kind.PROCESS, status=SyncRun.Status.RUNNING, started_at=timezone.now(),
+        connection_id=item.connection_id, entity=ENTITY,
+    )
+    counts = ApprovalCounts()
+    error = ""
+    delivered = 0
+    finished = False
+    with run_scope(run.id), correlation_scope(item.correlation_id):
+        try:
+            try:
+                counts = approval_events_process(inbox_ids=[item.id, *waiting], run=run,
+                                                 erp=erp_connection_get())
+            except (DomainError, TransportError) as exc:
+                error = f"process {ENTITY}: {exc}"
+                logger.warning("approval event %s waits for the cycle: %s", item.pk, exc)
+            if counts.delivery_ids:
+                delivered = deliveries_send(delivery_ids=counts.delivery_ids).delivered
+            finished = True
+        finally:
+            if not finished:
+                error = error or "stopped on an unexpected error (see the worker log)"
+            run.status = SyncRun.Status.FAILED if error else SyncRun.Status.SUCCEEDED
+            run.error = error[:10_000]
+            run.finished_at = timezone.now()
+            for name in ("created", "updated", "unchanged", "refused", "failed"):
+                setattr(run, name, getattr(counts, name))
+            run.delivered = delivered
+            run.save(update_fields=["status", "error", "finished_at", "created", "updated",
+                                    "unchanged", "refused", "failed", "delivered"])
+    result = asdict(counts)
+    result.update(run_id=run.pk, status=run.status, delivered=delivered)
+    return result
