@@ -483,7 +483,7 @@ def _row(table: list, stage: str, what: str, result: dict) -> None:
     print(f"  {stage:<9} {what:<34} {rate:>10,.0f} rows/s  ({result})", flush=True)
 
 
-def _delivery_setups(text: str) -> list[tuple[int, int]]:
+def _delivery_setups(text: str) -> list[tuple[int, ...]]:
     return [tuple(int(x) for x in part.split("x")) for part in text.split(",")]
 
 

@@ -171,8 +171,9 @@ def _sandbox_get(root: str, path: str) -> dict:
         client.close()
 
 
-def _deliveries_make(*, n: int, base: str, books: dict[str, str]) -> tuple[int, str]:
-    """A fresh ERP connection (max_concurrency 10) with n due timeBill deliveries; every other
+def _deliveries_make(*, n: int, base: str, books: dict[str, str],
+                     budget: int = CONCURRENCY) -> tuple[int, str]:
+    """A fresh ERP connection (max_concurrency `budget`) with n due timeBill deliveries; every other
     NetSuite connection is disabled, so that the senders claim these only."""
     from django.contrib.contenttypes.models import ContentType
     from django.utils import timezone
@@ -183,7 +184,7 @@ def _deliveries_make(*, n: int, base: str, books: dict[str, str]) -> tuple[int, 
     Connection.objects.filter(dialect="netsuite").update(enabled=False)
     tag = uuid.uuid4().hex[:6]
     erp = Connection(name=f"bench-ns-{tag}", system="erp", dialect="netsuite", base_url=base,
-                     max_concurrency=CONCURRENCY)
+                     max_concurrency=budget)
     erp.credentials_set({"client_id": netsuite.CLIENT_ID, "client_secret": netsuite.CLIENT_SECRET})
     erp.save()
     content_type = ContentType.objects.get_for_model(Connection)
@@ -257,13 +258,13 @@ def _child(*args: str) -> subprocess.Popen:
 
 
 def _setup_run(*, n: int, senders: int, limit: int, mode: str, base: str, root: str,
-               books: dict[str, str], server_pid: int) -> dict:
+               books: dict[str, str], server_pid: int, budget: int = CONCURRENCY) -> dict:
     from django.db import connection
 
     from sync.pipeline.models import Delivery
     from sync.sandbox.models import SandboxRecord
 
-    connection_id, tag = _deliveries_make(n=n, base=base, books=books)
+    connection_id, tag = _deliveries_make(n=n, base=base, books=books, budget=budget)
     connection.close()
     processes = senders if mode == "process" else 1
     threads = 1 if mode == "process" else senders
@@ -303,8 +304,9 @@ def _setup_run(*, n: int, senders: int, limit: int, mode: str, base: str, root: 
     rate = delivered / seconds if seconds else 0.0
     return {
         "setup": f"{senders} sender {mode}{'es' if mode == 'process' and senders > 1 else ''}"
-                 f"{'s' if mode == 'thread' and senders > 1 else ''}, claim limit {limit}",
-        "senders": senders, "mode": mode, "limit": limit, "n": n,
+                 f"{'s' if mode == 'thread' and senders > 1 else ''}, claim limit {limit}"
+                 f"{f', budget {budget}' if budget != CONCURRENCY else ''}",
+        "senders": senders, "budget": budget, "mode": mode, "limit": limit, "n": n,
         "delivered": delivered, "erp_records": erp_records, "seconds": round(seconds, 2),
         "per_second": round(rate, 1), "share": round(rate / ALLOWED_PER_SECOND, 3),
         "too_many": int(statuses.get("429", 0)), "statuses": statuses,
@@ -319,7 +321,7 @@ def _setup_run(*, n: int, senders: int, limit: int, mode: str, base: str, root: 
     }
 
 
-def delivery_stage(n: int, setups: list[tuple[int, int]] | None = None, *,
+def delivery_stage(n: int, setups: list[tuple[int, ...]] | None = None, *,
                    mode: str = "process") -> list[dict]:
     """Run each (senders, claim limit) setup on n fresh deliveries; one row per setup with
     deliveries/s, the share of the 200/s the ERP's limit allows, the 429s provoked and the
@@ -343,9 +345,10 @@ def delivery_stage(n: int, setups: list[tuple[int, int]] | None = None, *,
     try:
         _wait_healthy(root)
         books = _books(base)
-        for senders, limit in setups or DEFAULT_SETUPS:
+        for senders, limit, *budget in setups or DEFAULT_SETUPS:
             row = _setup_run(n=n, senders=senders, limit=limit, mode=mode, base=base,
-                             root=root, books=books, server_pid=server.pid)
+                             root=root, books=books, server_pid=server.pid,
+                             budget=budget[0] if budget else CONCURRENCY)
             print(f"  delivery  {row['setup']:<36} {row['per_second']:>7,.1f}/s "
                   f"= {row['share']:.0%} of {ALLOWED_PER_SECOND:.0f}/s, "
                   f"429s: {row['too_many']:,}  ({row})", flush=True)
@@ -370,7 +373,7 @@ def _wait_healthy(root: str, timeout: float = 30.0) -> None:
             time.sleep(0.2)
 
 
-def _setups(text: str) -> list[tuple[int, int]]:
+def _setups(text: str) -> list[tuple[int, ...]]:
     return [tuple(int(x) for x in part.split("x")) for part in text.split(",")]
 
 
@@ -388,7 +391,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="deliveries per setup")
     parser.add_argument("--setups", default=",".join(f"{s}x{lim}" for s, lim in DEFAULT_SETUPS),
-                        help="senders x claim limit, comma-separated")
+                        help="senders x claim limit [x connection budget, default 10], "
+                             "comma-separated")
     parser.add_argument("--mode", choices=["process", "thread"], default="process",
                         help="senders as processes (as Celery workers) or threads of one")
     args = parser.parse_args(argv)
