@@ -19,11 +19,15 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from sync.audit import audited_bulk_create, audited_bulk_update
+from sync.models import ExternalRef, TimeEntry
+from sync.models.transactions import ApprovalStatus
 from sync.money import to_decimal
 from sync.pipeline.exceptions import Failure, exception_items_raise
 from sync.pipeline.models import Connection, Delivery, TargetRecord
@@ -263,6 +267,45 @@ def _targets_record(delivered: Sequence[tuple[Delivery, str]], *, now: datetime)
     for (connection_id, record_type), keys in known.items():
         target_records_upsert(connection=connection_id, record_type=record_type, known=keys,
                               source=TargetRecord.Source.DELIVERED, now=now)
+    _time_entries_posted(delivered, now=now)
+
+
+POSTING_ACTOR = "system:outbox"
+
+
+def _time_entries_posted(delivered: Sequence[tuple[Delivery, str]], *, now: datetime) -> None:
+    """Time entries whose timeBill the ERP now holds are posted: status approved → posted (with
+    history, actor `system:outbox`) and their ERP ref (the timeBill's id). Only when the
+    delivered version is the entry's current one: a newer version is still on its way."""
+    entry_type = ContentType.objects.get_for_model(TimeEntry).pk
+    delivered_versions = {
+        int(d.object_id): (d.record_version, target_id)
+        for d, target_id in delivered
+        if target_id and d.content_type_id == entry_type
+        and (d.payload or {}).get("record_type") == "timeBill"
+    }
+    if not delivered_versions:
+        return
+    entries = [
+        entry for entry in TimeEntry.objects.filter(
+            pk__any=list(delivered_versions), status=ApprovalStatus.APPROVED)
+        if entry.version == delivered_versions[entry.pk][0]
+    ]
+    if not entries:
+        return
+    for entry in entries:
+        entry.status = ApprovalStatus.POSTED
+    audited_bulk_update(model=TimeEntry, objs=entries, fields=["status"], actor=POSTING_ACTOR)
+    linked = set(ExternalRef.objects.filter(
+        system=ExternalRef.System.ERP, content_type_id=entry_type,
+        object_id__any=[str(e.pk) for e in entries],
+    ).values_list("object_id", flat=True))
+    audited_bulk_create(model=ExternalRef, actor=POSTING_ACTOR, objs=[
+        ExternalRef(system=ExternalRef.System.ERP, content_type_id=entry_type,
+                    object_id=str(e.pk), external_id=delivered_versions[e.pk][1],
+                    last_synced_at=now)
+        for e in entries if str(e.pk) not in linked
+    ])
 
 
 # What delivery_outcome_record writes for a success, for many rows at once: an array per column

@@ -341,3 +341,31 @@ def test_a_person_replays_a_whole_root_cause_group_after_fixing_the_reference_da
     assert Delivery.objects.count() == 2
     actors = set(items[0].history.values_list("history_actor", flat=True))
     assert "user:fin" in actors
+
+
+def test_a_delivered_entry_is_posted_with_its_erp_ref_and_a_stale_version_is_not(firm):
+    from sync.pipeline.outbox import Outcome, deliveries_claim, delivery_outcome_record
+
+    process(firm, [entry(1), entry(2)])
+    process(firm, [entry(2, time_in_minutes=480)])  # entry 2 is at version 2 now
+    claimed = {(d.external_id, d.record_version): d for d in deliveries_claim(limit=10)}
+    assert set(claimed) == {("KT-TE-1", 1), ("KT-TE-2", 1), ("KT-TE-2", 2)}
+    for (key, version), delivery in claimed.items():
+        if version == 1:
+            delivery_outcome_record(delivery=delivery,
+                                    outcome=Outcome(ok=True, target_id=f"{key}-{version}"))
+
+    entry_type = ContentType.objects.get_for_model(TimeEntry)
+    by_psa = {r.external_id: TimeEntry.objects.get(pk=r.object_id) for r in
+              ExternalRef.objects.filter(system="psa", content_type=entry_type)}
+    first, second = by_psa["1"], by_psa["2"]
+    assert first.status == "posted"
+    assert first.history.first().history_actor == "system:outbox"
+    assert ExternalRef.objects.get(system="erp", content_type=entry_type,
+                                   object_id=str(first.pk)).external_id == "KT-TE-1-1"
+    # Version 1 of entry 2 reached the ERP, but version 2 is on its way: not posted yet.
+    assert second.status == "approved"
+    delivery_outcome_record(delivery=claimed["KT-TE-2", 2],
+                            outcome=Outcome(ok=True, target_id="KT-TE-2-2"))
+    second.refresh_from_db()
+    assert second.status == "posted"
