@@ -38,6 +38,7 @@ from sync.sandbox.netsuite import views as netsuite_views
 from sync.sandbox.router import SANDBOX_DB
 from sync.tasks_events import approval_event_process
 from tests import factories as f
+from tests.pipeline.test_cycle import ledger_build
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
@@ -90,37 +91,6 @@ def erp() -> Connection:
                           "client_secret": netsuite_views.CLIENT_SECRET})
     conn.save()
     return conn
-
-
-def ledger_build(sandbox: SandboxApp) -> dict[str, str]:
-    """A NetSuite ledger to post into, written through its REST API."""
-    with httpx.Client(transport=httpx.WSGITransport(app=sandbox),
-                      base_url="http://sandbox.test") as ns:
-        token = ns.post(f"{NS_REST}/auth/oauth2/v1/token", data={
-            "grant_type": "client_credentials", "client_id": netsuite_views.CLIENT_ID,
-            "client_secret": netsuite_views.CLIENT_SECRET,
-        }).json()["access_token"]
-        ns.headers["Authorization"] = f"Bearer {token}"
-
-        def create(record_type: str, body: dict) -> str:
-            answer = ns.post(f"{NS_REST}/record/v1/{record_type}", json=body)
-            assert answer.status_code == 204, answer.text
-            return answer.headers["Location"].rsplit("/", 1)[-1]
-
-        ids = {"gbp": create("currency", {"name": "Pound", "symbol": "GBP"})}
-        ids["uk"] = create("subsidiary", {"name": "LB UK", "currency": {"id": ids["gbp"]}})
-        ids["customer"] = create("customer", {"companyName": "Acme",
-                                              "subsidiary": {"id": ids["uk"]}})
-        ids["dept"] = create("department", {"name": "Consulting"})
-        ids["employee"] = create("employee", {"firstName": "Ada", "lastName": "L",
-                                              "subsidiary": {"id": ids["uk"]}})
-        ids["job"] = create("job", {"companyName": "Rollout", "externalId": "P-100",
-                                    "parent": {"id": ids["customer"]}})
-        ids["task"] = create("projectTask", {"title": "Design", "externalId": "T-1",
-                                             "company": {"id": ids["job"]}})
-        create("accountingPeriod", {"periodName": "Oct 2026", "startDate": "2026-10-01",
-                                    "endDate": "2026-10-31", "subsidiary": {"id": ids["uk"]}})
-    return ids
 
 
 @pytest.fixture

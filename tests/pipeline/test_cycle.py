@@ -383,10 +383,9 @@ def test_a_pull_position_round_trips_and_a_complete_one_is_the_plain_mark():
 NS_REST = "/netsuite/services/rest"
 
 
-@pytest.fixture
-def ledger(sandbox) -> dict[str, str]:
-    """A NetSuite ledger to post into (as in test_delivery), with the project and task keyed by
-    the external ids Ledgerbridge sends."""
+def ledger_build(sandbox: SandboxApp) -> dict[str, str]:
+    """A NetSuite ledger to post into (as in test_delivery), written through its REST API, with
+    the project and task keyed by the external ids Ledgerbridge sends."""
     with httpx.Client(transport=httpx.WSGITransport(app=sandbox),
                       base_url="http://sandbox.test") as ns:
         token = ns.post(f"{NS_REST}/auth/oauth2/v1/token", data={
@@ -414,6 +413,11 @@ def ledger(sandbox) -> dict[str, str]:
         create("accountingPeriod", {"periodName": "Oct 2026", "startDate": "2026-10-01",
                                     "endDate": "2026-10-31", "subsidiary": {"id": ids["uk"]}})
     return ids
+
+
+@pytest.fixture
+def ledger(sandbox) -> dict[str, str]:
+    return ledger_build(sandbox)
 
 
 @pytest.fixture
