@@ -97,7 +97,9 @@ def _postgres_bin(name: str) -> str:
     return found
 
 
-def start_postgres(workdir: Path, port: int | None = None) -> Service:
+def start_postgres(
+    workdir: Path, port: int | None = None, *, shared_buffers: str = "256MB"
+) -> Service:
     """initdb into workdir and start a server on loopback with durability off (tests only).
 
     initdb refuses to run as root, so as root the server runs as the `postgres` system user.
@@ -119,7 +121,7 @@ def start_postgres(workdir: Path, port: int | None = None) -> Service:
         [_postgres_bin("postgres"), "-D", str(data), "-p", str(port),
          "-k", str(workdir), "-c", "listen_addresses=127.0.0.1",
          "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-         "-c", "max_connections=200", "-c", "shared_buffers=256MB",
+         "-c", "max_connections=200", "-c", f"shared_buffers={shared_buffers}",
          "-c", f"log_directory={workdir}", "-c", "logging_collector=off"],
         stdout=open(workdir / "postgres.log", "ab"),  # noqa: SIM115 - lives as long as the server
         stderr=subprocess.STDOUT,

@@ -16,9 +16,14 @@ from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
-# Deliveries one send task claims. Small enough that a batch ends well inside the soft time
-# limit even when several sends in it time out; the sweep fans out more tasks for a backlog.
-SEND_BATCH = 50
+# One send task claims deliveries for up to SEND_SECONDS (and SEND_BATCH at most), a few dozen
+# at a time, while the ones claimed before are in flight: a backlog flows at the target's limit
+# without the pause a task's start and end would put between small batches (the OAuth token is
+# cached per process, see sync/connectors/auth.py). It ends well inside the soft time limit:
+# SEND_SECONDS plus the slowest request in hand (its timeout). The sweep fans out more tasks,
+# one per SEND_BATCH due, and tasks on one connection share its in-flight budget.
+SEND_BATCH = 5000
+SEND_SECONDS = 15.0
 # Send tasks one sweep enqueues at most (a beat tick every DELIVERY_SWEEP_SECONDS).
 SWEEP_FAN_OUT = 10
 DELIVERY_SWEEP_SECONDS = 2.0
@@ -47,12 +52,13 @@ SEND_TIME_LIMIT = min(150, settings.CELERY_TASK_TIME_LIMIT)
     soft_time_limit=SEND_SOFT_TIME_LIMIT,
     time_limit=SEND_TIME_LIMIT,
 )
-def deliveries_send_due(*, limit: int = SEND_BATCH) -> dict[str, int]:
-    """Claim up to `limit` due deliveries and send them; returns the counts
-    (claimed, delivered, retrying, failed). Idempotent; safe in any number of workers."""
+def deliveries_send_due(*, limit: int = SEND_BATCH, seconds: float = SEND_SECONDS
+                        ) -> dict[str, int]:
+    """Claim up to `limit` due deliveries, for `seconds` at most, and send them; returns the
+    counts (claimed, delivered, retrying, failed). Idempotent; safe in any number of workers."""
     from sync.pipeline.delivery import deliveries_send_due as deliveries_send_due_service
 
-    return asdict(deliveries_send_due_service(limit=limit))
+    return asdict(deliveries_send_due_service(limit=limit, seconds=seconds))
 
 
 @shared_task(

@@ -26,6 +26,16 @@ def pytest_runtest_setup(item):
         )
 
 
+@pytest.fixture(autouse=True)
+def _shared_oauth_tokens_forgotten():
+    """Each test starts with no client-credentials token cached in the process."""
+    from sync.connectors.auth import _shared_tokens
+
+    _shared_tokens.clear()
+    yield
+    _shared_tokens.clear()
+
+
 def pytest_report_header(config):
     vendor = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     return f"ledgerbridge database: {vendor}"

@@ -1,18 +1,19 @@
 """Delivery stage: timeBill deliveries sent to the served NetSuite sandbox (50 ms latency, at most
 10 requests in flight) by 1, 2 or 4 senders, as Celery workers would send them.
 
-    python scripts/bench.py stages/delivery --n 2000 --setups 1x200,2x100,4x50
+    python scripts/bench.py stages/delivery --n 2000 --setups 1x0,2x0,4x0
     python scripts/bench.py stages/delivery --n 2000 --mode thread
 
 `bench/sync_throughput.py` calls `delivery_stage(n, setups)`; run alone, this module prints the
 same rows. PostgreSQL only (the connection-wide in-flight budget is PostgreSQL's advisory
 locks). Each setup gets a fresh connection (`max_concurrency=10`) and n deliveries; every
-sender (a process of its own by default, or a thread of one process) loops
-`deliveries_send_due(limit=L)` until none of them is open. The sandbox runs in its own process
-with its default thread count; it counts every status it answers (the 429s provoked), the
-seconds it spends beyond the injected latency ("busy", its own work, GIL waits included), and
-the parent reads its CPU time from /proc. Nothing is asserted; every row says whether exactly n
-ERP records exist for its n deliveries.
+sender (a process of its own by default, or a thread of one process) runs the Celery task
+`sync.deliveries_send_due` in a loop (with the task's own limit and time per call when L is
+0, as the sweep enqueues it; else claim limit L) until none of them is open. The sandbox runs
+in its own process with its default thread count; it counts every status it answers (the 429s
+provoked), the seconds it spends beyond the injected latency ("busy", its own work, GIL waits
+included), and the parent reads its CPU time from /proc. Nothing is asserted; every row says
+whether exactly n ERP records exist for its n deliveries.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 LATENCY = 0.05  # seconds the NetSuite sandbox sleeps in every request
 CONCURRENCY = 10  # requests NetSuite allows in flight (429 beyond), and the connection's budget
 ALLOWED_PER_SECOND = CONCURRENCY / LATENCY  # 200/s: what that limit allows at best
-DEFAULT_SETUPS = ((1, 200), (2, 100), (4, 50))
+# (sender processes, claim limit): 0 is the send task's own limit and time (sync.tasks).
+DEFAULT_SETUPS = ((1, 0), (2, 0), (4, 0))
 OPEN_STATES = ("pending", "in_flight")
 
 
@@ -91,12 +93,13 @@ def child_serve(port: int) -> None:
 
 
 def child_send(connection_id: int, threads: int, limit: int) -> dict:
-    """`threads` senders in this process, each looping deliveries_send_due(limit) while the
-    connection has open deliveries. Prints "ready", waits for a line on stdin, then sends."""
+    """`threads` senders in this process, each running the send task (in-process, as a worker
+    runs it: `limit` 0 for the task's defaults) while the connection has open deliveries.
+    Prints "ready", waits for a line on stdin, then sends."""
     from django.db import connection
 
-    from sync.pipeline.delivery import deliveries_send_due
     from sync.pipeline.models import Delivery
+    from sync.tasks import deliveries_send_due
 
     totals = {"claimed": 0, "delivered": 0, "retrying": 0, "failed": 0, "released": 0}
     lock = threading.Lock()
@@ -105,11 +108,11 @@ def child_send(connection_id: int, threads: int, limit: int) -> dict:
         try:
             while Delivery.objects.filter(connection_id=connection_id,
                                           state__in=OPEN_STATES).exists():
-                counts = deliveries_send_due(limit=limit)
+                counts = deliveries_send_due(**({"limit": limit} if limit else {}))
                 with lock:
                     for name in totals:
-                        totals[name] += getattr(counts, name)
-                if not counts.claimed:
+                        totals[name] += counts[name]
+                if not counts["claimed"]:
                     time.sleep(0.05)  # only retries, or other senders' claims, left
         finally:
             connection.close()
@@ -304,7 +307,8 @@ def _setup_run(*, n: int, senders: int, limit: int, mode: str, base: str, root: 
     rate = delivered / seconds if seconds else 0.0
     return {
         "setup": f"{senders} sender {mode}{'es' if mode == 'process' and senders > 1 else ''}"
-                 f"{'s' if mode == 'thread' and senders > 1 else ''}, claim limit {limit}"
+                 f"{'s' if mode == 'thread' and senders > 1 else ''}, "
+                 f"{f'claim limit {limit}' if limit else _task_defaults()}"
                  f"{f', budget {budget}' if budget != CONCURRENCY else ''}",
         "senders": senders, "budget": budget, "mode": mode, "limit": limit, "n": n,
         "delivered": delivered, "erp_records": erp_records, "seconds": round(seconds, 2),
@@ -319,6 +323,12 @@ def _setup_run(*, n: int, senders: int, limit: int, mode: str, base: str, root: 
         "released": sum(r["released"] for r in results),
         "load_average": f"{load_before:.2f} → {os.getloadavg()[0]:.2f}",
     }
+
+
+def _task_defaults() -> str:
+    from sync.tasks import SEND_BATCH, SEND_SECONDS
+
+    return f"send task ({SEND_BATCH:,} or {SEND_SECONDS:.0f} s a call)"
 
 
 def delivery_stage(n: int, setups: list[tuple[int, ...]] | None = None, *,
@@ -391,8 +401,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="deliveries per setup")
     parser.add_argument("--setups", default=",".join(f"{s}x{lim}" for s, lim in DEFAULT_SETUPS),
-                        help="senders x claim limit [x connection budget, default 10], "
-                             "comma-separated")
+                        help="senders x claim limit (0: the send task's own) [x connection "
+                             "budget, default 10], comma-separated")
     parser.add_argument("--mode", choices=["process", "thread"], default="process",
                         help="senders as processes (as Celery workers) or threads of one")
     args = parser.parse_args(argv)

@@ -3,7 +3,9 @@
 - `BearerAuth`: a static token (Kantata OAuth token, SCIM bearer token).
 - `OAuth2ClientCredentials`: RFC 6749 §4.4 client credentials; the token is fetched through the
   same `VendorHttp` (so timeouts and error classes apply), cached until `expires_in` or a 401,
-  and shared by threads. Salesforce's token answer has no `expires_in`: cached until a 401.
+  and shared by threads and by every connector of the process with the same token URL and
+  client credentials (a send task builds its connector afresh; it does not fetch a token
+  afresh). Salesforce's token answer has no `expires_in`: cached until a 401.
   https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_client_credentials_flow.htm
 - `StripeKeyAuth`: the secret key as a bearer token, optional `Stripe-Version`.
   https://docs.stripe.com/api/authentication
@@ -72,8 +74,49 @@ class StripeKeyAuth(BearerAuth):
         return headers
 
 
+class _SharedTokens:
+    """Client-credentials tokens of this process, by token URL and credentials (hashed), on the
+    monotonic clock: what one connector fetched, the next one with the same client uses."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tokens: dict[str, tuple[str, float | None, dict[str, Any]]] = {}
+
+    @staticmethod
+    def key(token_url: str, form: Mapping[str, str]) -> str:
+        material = "\0".join([token_url, *(f"{k}={form[k]}" for k in sorted(form))])
+        return hashlib.sha256(material.encode()).hexdigest()
+
+    def get(self, key: str) -> tuple[str, float | None, dict[str, Any]] | None:
+        with self._lock:
+            entry = self._tokens.get(key)
+        if entry is not None and entry[1] is not None and time.monotonic() >= entry[1]:
+            return None
+        return entry
+
+    def put(self, key: str, entry: tuple[str, float | None, dict[str, Any]]) -> None:
+        with self._lock:
+            self._tokens[key] = entry
+
+    def drop(self, key: str, token: str | None) -> None:
+        """Forget the token (refused with a 401), unless another connector has renewed it."""
+        with self._lock:
+            if token is not None and self._tokens.get(key, ("",))[0] == token:
+                del self._tokens[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+
+_shared_tokens = _SharedTokens()
+
+
 class OAuth2ClientCredentials:
     """Client-credentials token, fetched lazily, cached, refreshed once after a 401.
+
+    On the real (monotonic) clock the token is shared through `_shared_tokens` with the other
+    connectors of the process that use the same client; a test's own clock keeps it private.
 
     Token endpoint failures are CONFIGURATION (bad client id/secret, wrong URL) or TRANSIENT
     (the endpoint is down), as `VendorHttp` classifies them.
@@ -99,6 +142,8 @@ class OAuth2ClientCredentials:
         if scope:
             self._form["scope"] = scope
         self._clock = clock
+        self._shared_key = _SharedTokens.key(token_url, self._form) if clock is time.monotonic \
+            else None
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at: float | None = None
@@ -109,8 +154,14 @@ class OAuth2ClientCredentials:
 
     def _current(self, http: VendorHttp) -> str:
         with self._lock:
-            fresh = self._expires_at is None or self._clock() < self._expires_at
-            if self._token is not None and fresh:
+            if self._shared_key:  # the process's token for this client, renewed by any
+                shared = _shared_tokens.get(self._shared_key)
+                if shared is not None:
+                    self._token, self._expires_at, self.token_answer = shared
+                    return self._token
+            elif self._token is not None and (
+                self._expires_at is None or self._clock() < self._expires_at
+            ):
                 return self._token
             # One attempt: the request that needs the token owns the retries (no nesting).
             answer = http.request("POST", self.token_url, data=self._form, authenticate=False,
@@ -126,11 +177,15 @@ class OAuth2ClientCredentials:
             )
             self._token = str(token)
             self.token_answer = answer
+            if self._shared_key:
+                _shared_tokens.put(self._shared_key, (self._token, self._expires_at, answer))
             return self._token
 
     def invalidate(self) -> bool:
         with self._lock:
             had_token = self._token is not None
+            if self._shared_key:
+                _shared_tokens.drop(self._shared_key, self._token)
             self._token = None
             self._expires_at = None
             return had_token

@@ -39,10 +39,11 @@ _NOT_CONTENT = frozenset({"created_at", "updated_at", "version", "correlation_id
 
 
 def lifecycle_status_field(choices: type[models.TextChoices], *, default: str, **kwargs) -> Any:
-    """The CharField that holds a model's lifecycle status (indexed: queues filter on it)."""
-    return models.CharField(
-        max_length=32, choices=choices.choices, default=default, db_index=True, **kwargs
-    )
+    """The CharField that holds a model's lifecycle status (indexed: queues filter on it; a
+    high-volume model passes db_index=False and declares a plain index of its own, without the
+    `varchar_pattern_ops` twin PostgreSQL gets for an indexed CharField)."""
+    kwargs.setdefault("db_index", True)
+    return models.CharField(max_length=32, choices=choices.choices, default=default, **kwargs)
 
 
 class CanonicalModel(models.Model):

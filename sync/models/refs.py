@@ -37,13 +37,19 @@ class ExternalRef(CanonicalModel):
         ORPHANED = "orphaned", "Orphaned (gone in the system)"
 
     system = models.CharField(max_length=20, choices=System.choices)
-    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
+    # Reference data: no database constraint or index of its own (both unique constraints lead
+    # with system and include it), PROTECT is enforced by Django (docs/decisions.md #21).
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.PROTECT, related_name="+", db_constraint=False,
+        db_index=False,
+    )
     # Text, not an integer: Currency's primary key is its ISO code.
     object_id = models.CharField(max_length=64)
     record = GenericForeignKey("content_type", "object_id")
     external_id = models.CharField(max_length=255)
     last_synced_at = models.DateTimeField(null=True, blank=True)
-    status = lifecycle_status_field(Status, default=Status.ACTIVE)
+    # Not indexed: references are found by their unique keys, never by status alone.
+    status = lifecycle_status_field(Status, default=Status.ACTIVE, db_index=False)
 
     objects = ExternalRefQuerySet.as_manager()
 

@@ -57,10 +57,13 @@ class TimeEntry(CanonicalModel):
     billable = models.BooleanField(default=True)
     bill_rate = RateField()
     # Not indexed: a handful of currencies, never a filter on its own (2 index entries a row).
+    # Reference data: PROTECT is enforced by Django, an unknown code by the CURRENCY_UNKNOWN
+    # rule; no per-row constraint check (docs/decisions.md #21).
     currency = models.ForeignKey(
-        Currency, on_delete=models.PROTECT, related_name="+", db_index=False
+        Currency, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
     )
-    status = lifecycle_status_field(ApprovalStatus, default=ApprovalStatus.DRAFT)
+    # Indexed below by a plain index (no varchar_pattern_ops twin).
+    status = lifecycle_status_field(ApprovalStatus, default=ApprovalStatus.DRAFT, db_index=False)
     approved_at = models.DateTimeField(null=True, blank=True)
 
     bill_rate_money = MoneyProperty(amount="bill_rate", currency="currency")
@@ -74,7 +77,10 @@ class TimeEntry(CanonicalModel):
         constraints = [
             models.CheckConstraint(condition=Q(hours__gt=0), name="timeentry_hours_positive"),
         ]
-        indexes = [models.Index(fields=["project", "work_date"])]
+        indexes = [
+            models.Index(fields=["project", "work_date"]),
+            models.Index(fields=["status"], name="timeentry_status"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.worker_id} {self.work_date} {self.hours} h"

@@ -121,7 +121,7 @@ CLAIM_CHUNK = 50
 # A sender that holds claimed deliveries but gets no slot of the budget (other senders hold it
 # all) asks again after this long, backing off to the maximum while it keeps failing.
 SLOT_RETRY_SECONDS = 0.01
-SLOT_RETRY_MAX_SECONDS = 0.08
+SLOT_RETRY_MAX_SECONDS = 0.02
 # ... and gives its claimed deliveries back after waiting this long with none in flight.
 SLOT_WAIT_SECONDS = 30.0
 # A sender that recorded a success on a connection resets its consecutive-failure count (one
@@ -223,9 +223,12 @@ class _Sender:
     record outcomes as they come."""
 
     def __init__(self, *, claim: Callable[[int], list[Delivery]], limit: int,
-                 connector_options: dict[str, Any] | None) -> None:
+                 connector_options: dict[str, Any] | None,
+                 seconds: float | None = None) -> None:
         self.claim = claim
         self.limit = limit
+        # Claim no more once this monotonic time has passed (what is claimed is still sent).
+        self.claim_until = math.inf if seconds is None else time.monotonic() + seconds
         # A worker never sleeps out a target's long Retry-After: the outbox's next_attempt_at
         # does.
         self.options = {
@@ -249,7 +252,7 @@ class _Sender:
                 self._senders_start(now)
                 if not self.senders:
                     if not any(t.queue for t in self.targets.values() if not t.stopped):
-                        if self.more and self.counts.claimed < self.limit:
+                        if self._may_claim():
                             continue
                         break
                     # Deliveries claimed, no slot: other senders hold this target's budget.
@@ -279,9 +282,13 @@ class _Sender:
                     if t.queue and not t.stopped
                     and t.senders < t.connection.max_concurrency), default=math.inf)
 
+    def _may_claim(self) -> bool:
+        return (self.more and self.counts.claimed < self.limit
+                and time.monotonic() < self.claim_until)
+
     def _refill(self) -> None:
         """Claim the next deliveries while the ones claimed before are being sent."""
-        if not self.more or self.counts.claimed >= self.limit:
+        if not self._may_claim():
             return
         low_water = 2 * sum(t.connection.max_concurrency for t in self.targets.values()
                             if not t.stopped) or CLAIM_CHUNK
@@ -434,15 +441,17 @@ def _drain(queue: deque[Delivery]) -> list[Delivery]:
 
 
 def deliveries_send_due(
-    *, limit: int = 200, connector_options: dict[str, Any] | None = None
+    *, limit: int = 200, seconds: float | None = None,
+    connector_options: dict[str, Any] | None = None,
 ) -> SendCounts:
-    """Claim up to `limit` due deliveries and send them, keeping up to each connection's
-    `max_concurrency` requests in flight across every sender (the connection-wide budget);
-    outcomes are recorded on the calling thread as each request completes, and the next
-    deliveries are claimed while others are in flight. Safe to run in many workers at once.
+    """Claim up to `limit` due deliveries (and none after `seconds`, when given) and send them,
+    keeping up to each connection's `max_concurrency` requests in flight across every sender
+    (the connection-wide budget); outcomes are recorded on the calling thread as each request
+    completes, and the next deliveries are claimed while others are in flight, so a backlog
+    flows without a pause for as long as the call lasts. Safe to run in many workers at once.
     """
     return _Sender(
-        claim=lambda n: deliveries_claim(limit=n), limit=limit,
+        claim=lambda n: deliveries_claim(limit=n), limit=limit, seconds=seconds,
         connector_options=connector_options,
     ).run()
 

@@ -43,7 +43,7 @@ def inbox_store(
     Idempotent: storing the same page twice adds nothing the second time. One query to read
     the latest hash per record and one bulk insert. Two concurrent writers of the same new
     payload may both store it: processing is idempotent, so the duplicate changes nothing.
-    Returns exactly the rows this call wrote (by its batch id).
+    Returns exactly the rows this call wrote, in id order.
     """
     now = now or timezone.now()
     batch_id = uuid.uuid4()
@@ -65,8 +65,8 @@ def inbox_store(
     ):
         latest[external_id] = digest
     fresh = [item for ext, item in rows.items() if latest.get(ext) != item.payload_hash]
-    InboxItem.objects.bulk_create(fresh, batch_size=1000)
-    stored = list(InboxItem.objects.filter(batch_id=batch_id).order_by("id")) if fresh else []
+    # PostgreSQL and SQLite (3.35+) return the new ids: the stored rows need no read-back.
+    stored = sorted(InboxItem.objects.bulk_create(fresh, batch_size=1000), key=lambda i: i.pk)
     return InboxStored(new=stored, skipped=len(rows) - len(stored))
 
 

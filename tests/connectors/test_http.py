@@ -383,6 +383,40 @@ def test_an_oauth_token_is_fetched_once_cached_and_refreshed_once_after_a_401():
     assert seen == ["Bearer tok-1", "Bearer tok-1", "Bearer tok-1", "Bearer tok-2"]
 
 
+def test_connectors_of_one_client_share_its_token_and_a_401_renews_it_for_all():
+    """A send task builds its connector afresh: it must not fetch a token afresh."""
+    tokens = iter(["tok-1", "tok-2", "tok-3"])
+    fetched, seen = [], []
+
+    def answer(request):
+        if request.url.path.endswith("/token"):
+            fetched.append(1)
+            return json_answer(200, {"access_token": next(tokens), "expires_in": 3600})
+        seen.append(request.headers.get("Authorization"))
+        if len(seen) == 3:
+            return json_answer(401, [{"errorCode": "INVALID_SESSION_ID", "message": "expired"}])
+        return json_answer(200, {})
+
+    def connector_http():
+        auth = OAuth2ClientCredentials(token_url="https://vendor.example/api/token",
+                                       client_id="id", client_secret="secret")
+        return client(FakeVendor(answer), auth=auth)
+
+    first, second = connector_http(), connector_http()
+    first.request("GET", "records")
+    second.request("GET", "records")
+    assert len(fetched) == 1
+    second.request("GET", "records")  # refused: the second fetches tok-2, for both
+    first.request("GET", "records")
+    assert len(fetched) == 2
+    assert seen == ["Bearer tok-1", "Bearer tok-1", "Bearer tok-1", "Bearer tok-2",
+                    "Bearer tok-2"]
+    other = OAuth2ClientCredentials(token_url="https://vendor.example/api/token",
+                                    client_id="id", client_secret="another secret")
+    client(FakeVendor(answer), auth=other).request("GET", "records")
+    assert len(fetched) == 3  # another client's credentials never reuse that token
+
+
 def test_a_refused_client_secret_is_a_configuration_failure():
     vendor = FakeVendor(json_answer(400, {"error": "invalid_client", "error_description": "no"}))
     auth = OAuth2ClientCredentials(token_url="https://vendor.example/api/token",

@@ -121,6 +121,21 @@ def test_a_new_version_updates_the_same_erp_record(erp, books, sandbox):
     assert Delivery.objects.filter(state="delivered").count() == 2
 
 
+def test_a_send_claims_nothing_once_its_time_is_up_and_everything_within_it(erp, books,
+                                                                            sandbox):
+    """The send task claims for SEND_SECONDS, not a fixed batch: past its time it leaves the
+    rest pending for the next task; within it, it sends the whole backlog in one call."""
+    for n in range(3):
+        time_bill_delivery(erp, books, n)
+    transport = {"transport": httpx.WSGITransport(app=sandbox)}
+    late = deliveries_send_due(limit=100, seconds=0, connector_options=transport)
+    assert (late.claimed, late.delivered) == (0, 0)
+    assert Delivery.objects.filter(state="pending").count() == 3
+    counts = deliveries_send_due(limit=100, seconds=60, connector_options=transport)
+    assert (counts.claimed, counts.delivered) == (3, 3)
+    assert len(erp_time_bills()) == 3
+
+
 @pytest.fixture
 def live_erp(erp):
     """The sandbox on a real loopback port (only a real socket can be dropped)."""

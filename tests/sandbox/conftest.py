@@ -13,13 +13,22 @@ SANDBOX_DATABASES = ["default", "sandbox"]
 
 
 class SleepRecorder:
-    """Stands in for time.sleep so that injected delays are observed, not waited for."""
+    """Stands in for time.sleep so that injected delays are observed, not waited for; `clock`
+    is the app's clock, advanced by the sleeps and by `work_seconds` on every reading (the
+    time the app's own work takes)."""
 
     def __init__(self) -> None:
         self.calls: list[float] = []
+        self.now = 0.0
+        self.work_seconds = 0.0
 
     def __call__(self, seconds: float) -> None:
         self.calls.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        self.now += self.work_seconds
+        return self.now
 
 
 @pytest.fixture
@@ -30,7 +39,8 @@ def sleeps() -> SleepRecorder:
 @pytest.fixture
 def sandbox_app(sleeps) -> SandboxApp:
     """The sandbox in-process; requests share the test's transaction on the sandbox alias."""
-    return SandboxApp(faults=FaultBook(seed=1), manage_connections=False, sleep=sleeps)
+    return SandboxApp(faults=FaultBook(seed=1), manage_connections=False, sleep=sleeps,
+                      clock=sleeps.clock)
 
 
 @pytest.fixture

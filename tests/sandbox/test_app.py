@@ -60,7 +60,27 @@ def test_slow_responses_wait_the_configured_delay(client, sleeps):
     )
     answer = client.get("/scim/v2/Users", headers={"Authorization": "Bearer sandbox-scim-token"})
     assert answer.status_code == 200
-    assert sleeps.calls == [2.6]
+    assert sleeps.calls == [2.5, pytest.approx(0.1)]  # slow first, then the latency
+
+
+def test_latency_is_the_time_to_answer_the_systems_own_work_included(client, sleeps):
+    """With 50 ms latency an answer takes 50 ms whatever the emulator's own work took (up to
+    50 ms): 10 requests in flight then serve 200/s, as the bench's premise says."""
+    client.put("/_control/faults", json={"systems": {"scim": {"latency_seconds": 0.05}}})
+    sleeps.work_seconds = 0.01  # each clock reading is 10 ms of work later
+    answer = client.get("/scim/v2/Users", headers={"Authorization": "Bearer sandbox-scim-token"})
+    assert answer.status_code == 200
+    assert len(sleeps.calls) == 1
+    assert sleeps.calls[0] == pytest.approx(0.04)  # started at t, padded at t + 10 ms
+    assert sleeps.now == pytest.approx(0.06)  # 10 ms work + 40 ms pad + the last reading
+
+
+def test_work_slower_than_the_latency_is_not_padded(client, sleeps):
+    client.put("/_control/faults", json={"systems": {"scim": {"latency_seconds": 0.005}}})
+    sleeps.work_seconds = 0.01
+    answer = client.get("/scim/v2/Users", headers={"Authorization": "Bearer sandbox-scim-token"})
+    assert answer.status_code == 200
+    assert sleeps.calls == []
 
 
 def test_over_the_concurrency_limit_the_answer_is_429(client, sandbox_app):

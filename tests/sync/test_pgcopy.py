@@ -375,7 +375,7 @@ def test_a_worker_cost_rate_written_by_copy_is_encrypted_and_reads_back(postgres
 def refs(db) -> dict[str, ExternalRef]:
     """Refs with awkward external ids, keyed by external id."""
     ids = ["A-1", "A-2", "a,b", "a", "b", "{x}", "NULL", "quote\"d", "tab\tbed", "Zoë",
-           "x" * 255]
+           "back\\slash\\", " spaced ", "", "x" * 255]
     return {external_id: f.ExternalRefFactory(external_id=external_id) for external_id in ids}
 
 
@@ -389,7 +389,9 @@ def test_any_returns_exactly_the_rows_with_one_of_the_integers(refs):
 
 
 def test_any_returns_exactly_the_rows_with_one_of_the_strings(refs):
-    wanted = ["a,b", "{x}", "NULL", "quote\"d", "tab\tbed", "Zoë", "not there"]
+    # Sent as one array literal on PostgreSQL: every element quoted and escaped.
+    wanted = ["a,b", "{x}", "NULL", "quote\"d", "tab\tbed", "Zoë", "back\\slash\\",
+              " spaced ", "", "not there"]
     found = ExternalRef.objects.filter(external_id__any=wanted)
     assert sorted(found.values_list("external_id", flat=True)) == sorted(wanted[:-1])
     # The same as `__in`, whatever the values.

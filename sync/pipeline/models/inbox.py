@@ -11,6 +11,13 @@ class InboxItem(models.Model):
     A payload equal to the latest one stored for the same record is skipped cheaply; a changed
     payload is a new row, and so is one that changes back to an earlier value.
     `batch_id` names the `inbox_store` call that wrote the row.
+
+    Indexed for how the inbox is read: pending items in order, the latest payload of a record,
+    a correlation id. Marking an item processed rewrites its row and enters it again in every
+    index (the status is in `inbox_pending`'s condition, so the update is never HOT), so the
+    connection, run and batch are not indexed: nothing looks items up by them (runs and
+    connections are never deleted, only disabled or kept as history), and each index would
+    cost an entry per processed item (docs/decisions.md #21).
     """
 
     class Status(models.TextChoices):
@@ -19,17 +26,19 @@ class InboxItem(models.Model):
         PARKED = "parked", "Parked as an exception"
 
     connection = models.ForeignKey(
-        "pipeline.Connection", on_delete=models.PROTECT, null=True, blank=True
+        "pipeline.Connection", on_delete=models.PROTECT, null=True, blank=True, db_index=False
     )
     system = models.CharField(max_length=16)
     entity = models.CharField(max_length=48)
     external_id = models.CharField(max_length=255)
     payload = models.JSONField()
     payload_hash = models.CharField(max_length=64)
-    batch_id = models.UUIDField(db_index=True, null=True, blank=True)
+    batch_id = models.UUIDField(null=True, blank=True)
     received_at = models.DateTimeField()
     correlation_id = models.CharField(max_length=64)
-    run = models.ForeignKey("pipeline.SyncRun", on_delete=models.SET_NULL, null=True, blank=True)
+    run = models.ForeignKey(
+        "pipeline.SyncRun", on_delete=models.SET_NULL, null=True, blank=True, db_index=False
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     processed_at = models.DateTimeField(null=True, blank=True)
     # Mapping versions the record was processed with: {mapping set slug: version number}.

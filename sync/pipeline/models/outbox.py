@@ -22,11 +22,16 @@ class Delivery(models.Model):
         DELIVERED = "delivered", "Delivered"
         FAILED = "failed", "Failed (exception item)"
 
-    connection = models.ForeignKey("pipeline.Connection", on_delete=models.PROTECT)
+    # Configuration and reference data: PROTECT is enforced by Django, with no per-row database
+    # constraint check on a table that takes a row per posting (docs/decisions.md #21).
+    connection = models.ForeignKey(
+        "pipeline.Connection", on_delete=models.PROTECT, db_constraint=False
+    )
     operation = models.CharField(max_length=64)
     # Indexed by `delivery_record` (content type, object id), which serves this key alone too.
     content_type = models.ForeignKey(
-        ContentType, on_delete=models.PROTECT, related_name="+", db_index=False
+        ContentType, on_delete=models.PROTECT, related_name="+", db_index=False,
+        db_constraint=False,
     )
     object_id = models.CharField(max_length=64)
     record_version = models.PositiveIntegerField()

@@ -32,7 +32,13 @@ import orjson
 from django.db import close_old_connections, connections
 
 from sync.sandbox.core.dialects import Dialect, Route, dialects_load
-from sync.sandbox.core.faults import Busy, FaultBook, OverBudget, fault_config_merge
+from sync.sandbox.core.faults import (
+    Busy,
+    FaultBook,
+    FaultDecision,
+    OverBudget,
+    fault_config_merge,
+)
 from sync.sandbox.core.protocol import (
     CONCURRENCY_LIMITED,
     INJECTED_FAULT,
@@ -74,6 +80,7 @@ class SandboxApp:
         faults: FaultBook | None = None,
         manage_connections: bool = True,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.dialects = dialects if dialects is not None else dialects_load()
         self.faults = faults or FaultBook()
@@ -82,6 +89,7 @@ class SandboxApp:
         )
         self.manage_connections = manage_connections
         self.sleep = sleep
+        self.clock = clock
         self._held_lock = threading.Lock()
         self._held: set[Any] = set()  # each server thread's sandbox DatabaseWrapper
         # Longest prefix first so that "/scim/v2" could coexist with "/scim".
@@ -188,6 +196,7 @@ class SandboxApp:
         self, dialect: Dialect, route: Route, params: dict[str, str], request: Request
     ) -> tuple[Response, str | None]:
         system = dialect.system
+        started = self.clock()
         if route.counted:
             try:
                 used, limit = self.faults.spend(system=system)
@@ -207,6 +216,7 @@ class SandboxApp:
         if decision.delay_seconds:
             self.sleep(decision.delay_seconds)
         if decision.error_status is not None:
+            self._latency_pad(started, decision)
             raise SandboxError(
                 decision.error_status, INJECTED_FAULT, "Injected fault: the service is unavailable"
             )
@@ -219,9 +229,18 @@ class SandboxApp:
             raise SandboxError(500, INTERNAL, "An unexpected error occurred") from None
         if dialect.after_response is not None:
             dialect.after_response(request, response)
+        self._latency_pad(started, decision)
         if decision.drop and route.is_write and response.status < 400:
             return response, self.faults.config(system).drop_mode
         return response, None
+
+    def _latency_pad(self, started: float, decision: FaultDecision) -> None:
+        """Hold the answer until the system's latency has passed since the request began:
+        its own work counts towards the latency, as a real system's does."""
+        if decision.latency_seconds:
+            remaining = started + decision.delay_seconds + decision.latency_seconds - self.clock()
+            if remaining > 0:
+                self.sleep(remaining)
 
     # -- control ------------------------------------------------------------------------------
     def _control(self, environ: dict[str, Any], method: str, path: str) -> Response:

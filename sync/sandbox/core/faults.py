@@ -5,6 +5,10 @@ asks it, once per request, for a `FaultDecision`:
 
 - `error_status`   answer with an injected 5xx (vendor-shaped) before the handler runs
 - `delay_seconds`  sleep first (slow responses; a delay beyond the client's timeout is a timeout)
+- `latency_seconds` the least time the answer takes, the system's own work included: the app
+                   pads the request to it after the work (a real system's latency is its time
+                   to answer, so with 50 ms and 10 requests in flight it serves 200/s, not
+                   10 / (50 ms + the emulator's own work))
 - `drop`           run the handler (the write commits), then break the connection instead of
                    answering: the indeterminate case a connector must resolve by lookup
 
@@ -108,6 +112,7 @@ class FaultDecision:
     error_status: int | None = None
     delay_seconds: float = 0.0
     drop: bool = False
+    latency_seconds: float = 0.0
 
 
 @dataclass
@@ -229,9 +234,10 @@ class FaultBook:
         if u_error < config.error_rate:
             statuses = config.error_statuses
             error_status = statuses[int(u_status * len(statuses))]
-        delay = config.latency_seconds + (config.slow_seconds if u_slow < config.slow_rate else 0.0)
+        delay = config.slow_seconds if u_slow < config.slow_rate else 0.0
         drop = error_status is None and u_drop < config.drop_rate
-        return FaultDecision(error_status=error_status, delay_seconds=delay, drop=drop)
+        return FaultDecision(error_status=error_status, delay_seconds=delay, drop=drop,
+                             latency_seconds=config.latency_seconds)
 
     def spend(self, *, system: str) -> tuple[int, int | None]:
         """Count one request against the system's budget. Returns (used, limit).
