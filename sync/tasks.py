@@ -89,7 +89,7 @@ def deliveries_sweep(*, fan_out: int = SWEEP_FAN_OUT, limit: int = SEND_BATCH) -
 
 
 def _deliveries_due_count(*, cap: int) -> int:
-    """Pending deliveries whose next attempt is due, counted up to `cap` (index delivery_due).
+    """Pending deliveries whose next attempt is due, counted up to `cap` (index delivery_pending).
 
     A read the sweep needs to size its fan-out; it belongs with the outbox selectors once
     sync.pipeline has a selectors module.

@@ -92,20 +92,29 @@ def deliveries_claim(
     attempt counted before the lock is released, so no two workers send the same row.
     Connections that are disabled or whose circuit is open are skipped. `delivery_ids`
     narrows the claim to those rows (each still only if pending and due).
+
+    Each active connection's due rows are read from its own range of the `delivery_pending`
+    index, up to `limit` each, and the earliest due of them all are claimed (the others'
+    locks end with the transaction): a backlog held for a disabled connection costs a claim
+    nothing (reading past it in one due-ordered index took ~0.1 s a claim at 200,000 rows).
     """
     now = now or timezone.now()
-    open_circuits = Connection.objects.filter(
-        Q(enabled=False) | Q(circuit_open_until__gt=now)
-    ).values_list("id", flat=True)
+    active = list(Connection.objects.filter(enabled=True).exclude(
+        circuit_open_until__gt=now).order_by("id").values_list("id", flat=True))
+    if connection_ids is not None:
+        wanted = set(connection_ids)
+        active = [c for c in active if c in wanted]
     with transaction.atomic():
-        due = Delivery.objects.select_for_update(skip_locked=True).filter(
-            state=Delivery.State.PENDING, next_attempt_at__lte=now
-        ).exclude(connection_id__in=list(open_circuits))
-        if connection_ids is not None:
-            due = due.filter(connection_id__in=connection_ids)
-        if delivery_ids is not None:
-            due = due.filter(id__in=list(delivery_ids))
-        claimed = list(due.order_by("next_attempt_at", "id")[:limit])
+        candidates: list[Delivery] = []
+        for connection_id in active:
+            due = Delivery.objects.select_for_update(skip_locked=True).filter(
+                connection_id=connection_id, state=Delivery.State.PENDING,
+                next_attempt_at__lte=now,
+            )
+            if delivery_ids is not None:
+                due = due.filter(id__in=list(delivery_ids))
+            candidates += due.order_by("next_attempt_at", "id")[:limit]
+        claimed = sorted(candidates, key=lambda d: (d.next_attempt_at, d.id))[:limit]
         if not claimed:
             return []
         token = uuid.uuid4()

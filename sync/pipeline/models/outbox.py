@@ -58,7 +58,12 @@ class Delivery(models.Model):
     class Meta:
         verbose_name_plural = "deliveries"
         indexes = [
-            models.Index(fields=["state", "next_attempt_at"], name="delivery_due"),
+            # Claims read the pending rows of each active connection in due order: a backlog
+            # of a disabled connection (or one whose circuit is open) is never walked through.
+            models.Index(fields=["connection", "next_attempt_at", "id"], name="delivery_pending",
+                         condition=models.Q(state="pending")),
+            models.Index(fields=["in_flight_since"], name="delivery_in_flight",
+                         condition=models.Q(state="in_flight")),
             models.Index(fields=["content_type", "object_id"], name="delivery_record"),
             models.Index(fields=["correlation_id"], name="delivery_correlation"),
         ]
