@@ -252,7 +252,7 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
         # One INFO line per HTTP request is noise at delivery rates (and CPU on the sender):
-        # requests are counted per connection in /metrics; failures are logged by
+        # deliveries are counted by state in /metrics; failures are logged by
         # sync/connectors/http.py with their correlation id.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import asdict
 
 from celery import shared_task
@@ -20,8 +21,10 @@ logger = logging.getLogger(__name__)
 # at a time, while the ones claimed before are in flight: a backlog flows at the target's limit
 # without the pause a task's start and end would put between small batches (the OAuth token is
 # cached per process, see sync/connectors/auth.py). It ends well inside the soft time limit:
-# SEND_SECONDS plus the slowest request in hand (its timeout). The sweep fans out more tasks,
-# one per SEND_BATCH due, and tasks on one connection share its in-flight budget.
+# SEND_SECONDS plus the slowest request in hand (its timeout). A task that ran out of time with
+# work left enqueues its successor at once (no gap until the next sweep); the sweep fans out
+# more tasks, one per SEND_BATCH due, and tasks on one connection share its in-flight budget
+# (a task that gets no slot gives its claims back within a second, freeing its worker).
 SEND_BATCH = 5000
 SEND_SECONDS = 15.0
 # Send tasks one sweep enqueues at most (a beat tick every DELIVERY_SWEEP_SECONDS).
@@ -58,7 +61,13 @@ def deliveries_send_due(*, limit: int = SEND_BATCH, seconds: float = SEND_SECOND
     counts (claimed, delivered, retrying, failed). Idempotent; safe in any number of workers."""
     from sync.pipeline.delivery import deliveries_send_due as deliveries_send_due_service
 
-    return asdict(deliveries_send_due_service(limit=limit, seconds=seconds))
+    started = time.monotonic()
+    counts = deliveries_send_due_service(limit=limit, seconds=seconds)
+    if (counts.claimed and counts.claimed < limit and time.monotonic() - started >= seconds
+            and _deliveries_due_count(cap=1)):
+        deliveries_send_due.apply_async(kwargs={"limit": limit, "seconds": seconds},
+                                        expires=SEND_EXPIRES_SECONDS)
+    return asdict(counts)
 
 
 @shared_task(
@@ -94,10 +103,14 @@ def _deliveries_due_count(*, cap: int) -> int:
     A read the sweep needs to size its fan-out; it belongs with the outbox selectors once
     sync.pipeline has a selectors module.
     """
-    from sync.pipeline.models import Delivery
+    from sync.pipeline.models import Connection, Delivery
 
+    now = timezone.now()
+    active = Connection.objects.filter(enabled=True).exclude(
+        circuit_open_until__gt=now).values_list("id", flat=True)
+    # Active connections only: a disabled connection's backlog enqueues no task.
     due = Delivery.objects.filter(
-        state=Delivery.State.PENDING, next_attempt_at__lte=timezone.now()
+        connection_id__in=list(active), state=Delivery.State.PENDING, next_attempt_at__lte=now
     ).values("id")[:cap]
     return Delivery.objects.filter(id__in=due).count()
 

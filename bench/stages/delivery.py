@@ -11,9 +11,10 @@ sender (a process of its own by default, or a thread of one process) runs the Ce
 `sync.deliveries_send_due` in a loop (with the task's own limit and time per call when L is
 0, as the sweep enqueues it; else claim limit L) until none of them is open. The sandbox runs
 in its own process with its default thread count; it counts every status it answers (the 429s
-provoked), the seconds it spends beyond the injected latency ("busy", its own work, GIL waits
-included), and the parent reads its CPU time from /proc. Nothing is asserted; every row says
-whether exactly n ERP records exist for its n deliveries.
+provoked), the seconds its answers take beyond the injected latency ("busy": its own work
+beyond the 50 ms it pads to, HTTP handling, GIL waits), and the parent reads its CPU time
+from /proc. Nothing is asserted; every row says whether exactly n ERP records exist for its n
+deliveries.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def child_serve(port: int) -> None:
     from sync.sandbox.core.server import sandbox_serve
 
     statuses: dict[int, int] = {}
-    busy = [0.0, 0.0]  # seconds beyond the injected latency; CPU seconds of the app itself
+    busy = [0.0, 0.0]  # seconds answers took beyond the latency; CPU seconds of the app itself
     lock = threading.Lock()
 
     class CountingSandbox(SandboxApp):

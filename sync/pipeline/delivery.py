@@ -122,8 +122,12 @@ CLAIM_CHUNK = 50
 # all) asks again after this long, backing off to the maximum while it keeps failing.
 SLOT_RETRY_SECONDS = 0.01
 SLOT_RETRY_MAX_SECONDS = 0.02
-# ... and gives its claimed deliveries back after waiting this long with none in flight.
+# ... and gives its claimed deliveries back after waiting this long with none in flight; after
+# SLOT_WAIT_IDLE_SECONDS if it has sent nothing yet: another sender (a send task with a
+# backlog) holds the whole budget and claims these rows itself, so this worker is freed for
+# other tasks at once.
 SLOT_WAIT_SECONDS = 30.0
+SLOT_WAIT_IDLE_SECONDS = 1.0
 # A sender that recorded a success on a connection resets its consecutive-failure count (one
 # UPDATE) at most this often, or at once after a failure of its own.
 CIRCUIT_RESET_EVERY_SECONDS = 1.0
@@ -257,9 +261,12 @@ class _Sender:
                         break
                     # Deliveries claimed, no slot: other senders hold this target's budget.
                     waiting_since = waiting_since or now
-                    if now - waiting_since > SLOT_WAIT_SECONDS:
-                        logger.warning("no in-flight slot for %.0f s: giving %d deliveries back",
-                                       SLOT_WAIT_SECONDS, self._queued())
+                    started = self.threaded or self._sent_any()
+                    wait = SLOT_WAIT_SECONDS if started else SLOT_WAIT_IDLE_SECONDS
+                    if now - waiting_since > wait:
+                        logger.log(logging.WARNING if started else logging.INFO,
+                                   "no in-flight slot for %.0f s: giving %d deliveries back",
+                                   wait, self._queued())
                         break
                     time.sleep(max(self._retry_at() - now, SLOT_RETRY_SECONDS / 10))
                     continue
@@ -272,6 +279,10 @@ class _Sender:
         if self.error is not None:
             raise self.error
         return self.counts
+
+    def _sent_any(self) -> bool:
+        c = self.counts
+        return bool(c.delivered or c.retrying or c.failed)
 
     def _queued(self) -> int:
         return sum(len(t.queue) for t in self.targets.values() if not t.stopped)
@@ -297,7 +308,9 @@ class _Sender:
         want = min(self.limit - self.counts.claimed, max(CLAIM_CHUNK, low_water))
         batch = self.claim(want)
         self.counts.claimed += len(batch)
-        self.more = len(batch) == want
+        # A short batch may only mean that other claimers hold some due rows (skip locked):
+        # the outbox is drained when a claim finds nothing.
+        self.more = bool(batch)
         unknown = {d.connection_id for d in batch} - self.targets.keys()
         if unknown:
             for connection in Connection.objects.filter(id__in=unknown):

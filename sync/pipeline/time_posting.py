@@ -529,7 +529,8 @@ def _post(
     for item, p in approved:
         resolved = _resolve(p, pre)
         if (p.external_id in pre.posted and p.external_id not in pre.existing
-                and resolved.project and resolved.task and resolved.worker):
+                and resolved.project and resolved.task and resolved.worker
+                and p.currency in pre.currencies):
             to_link.append((item, p, resolved))
             passed_keys.append(_record_key(p.external_id))
             continue

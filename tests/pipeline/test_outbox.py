@@ -50,6 +50,31 @@ def test_a_delivery_due_later_is_not_claimed_now(make_delivery):
     assert deliveries_claim(limit=10) == []
 
 
+def test_a_claim_takes_the_earliest_due_across_connections_up_to_its_limit(
+    make_delivery, erp_connection
+):
+    """Read per connection, claimed in one due order: the limit holds in total, and a
+    disabled connection's backlog, however old, is neither claimed nor in the way."""
+    from sync.pipeline.models import Connection
+
+    other = Connection.objects.create(name="second ERP", system="erp", dialect="netsuite",
+                                      base_url="https://erp2.example")
+    off = Connection.objects.create(name="switched off", system="erp", dialect="netsuite",
+                                    base_url="https://erp3.example", enabled=False)
+    now = timezone.now()
+    for minutes in range(5):
+        make_delivery(connection=off, next_attempt_at=now - timedelta(hours=1, minutes=minutes))
+    a1 = make_delivery(next_attempt_at=now - timedelta(minutes=3))
+    b1 = make_delivery(connection=other, next_attempt_at=now - timedelta(minutes=2))
+    a2 = make_delivery(next_attempt_at=now - timedelta(minutes=1))
+    make_delivery(connection=other, next_attempt_at=now)
+    claimed = deliveries_claim(limit=3, now=now)
+    assert [d.id for d in claimed] == [a1.id, b1.id, a2.id]
+    assert Delivery.objects.filter(state="in_flight").count() == 3
+    assert not Delivery.objects.filter(connection=off).exclude(state="pending").exists()
+    assert [d.connection_id for d in deliveries_claim(limit=10, now=now)] == [other.id]
+
+
 def test_success_records_the_target_id(make_delivery):
     make_delivery()
     (claimed,) = deliveries_claim(limit=1)

@@ -176,6 +176,20 @@ def test_an_unknown_currency_parks_that_entry_and_the_rest_of_the_batch_posts(fi
     assert counts.created == 1
 
 
+def test_time_the_erp_holds_is_linked_only_with_a_known_currency(firm):
+    """Time already in the ERP skips the posting rules, not the currency check: an unknown
+    code must never reach a time entry (its foreign key has no database constraint)."""
+    from sync.pipeline.target_records import target_records_upsert
+
+    target_records_upsert(connection=firm["erp"], record_type="timeBill", source="pull",
+                          known={"KT-TE-1": "901", "KT-TE-2": "902"})
+    counts, _ = process(firm, [entry(1, currency="XYZ"), entry(2)])
+    assert ExceptionItem.objects.get().code == "CURRENCY_UNKNOWN"
+    assert list(TimeEntry.objects.values_list("currency_id", "status")) == [("GBP", "posted")]
+    assert (counts.created, counts.linked) == (1, 1)
+    assert not Delivery.objects.exists()
+
+
 def test_a_worker_without_a_cost_centre_is_parked_for_time_and_expense(firm):
     firm["worker"].cost_centre = None
     firm["worker"].save()

@@ -222,7 +222,8 @@ class SandboxApp:
             )
         try:
             response = route.handler(request, **params)
-        except SandboxError:
+        except SandboxError:  # a refusal (404, 400, …) takes the system's latency too
+            self._latency_pad(started, decision)
             raise
         except Exception:
             logger.exception("sandbox %s handler failed on %s", system, request.path)
