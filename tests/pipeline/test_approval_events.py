@@ -401,4 +401,7 @@ def _through_a_worker(client, base_url: str) -> None:
     (bill,) = time_bills()
     assert bill.external_id == f"KT-TE-{entry.pk}"
     assert event_items().get().status == "processed"
+    # The ERP holds the bill from its commit on; the worker records the answer once it lands.
+    while Delivery.objects.get().state != "delivered" and time.monotonic() < deadline + 10:
+        time.sleep(0.1)
     assert Delivery.objects.get().state == "delivered"
