@@ -2,8 +2,9 @@
 
 Starts a private Redis on loopback (unless REDIS_URL is set), migrates both databases, creates
 the demo users, seeds the sandbox's demo firm, then runs the sandbox systems on
-http://127.0.0.1:8100, a Celery worker, Celery beat and the web server (waitress) on
-http://127.0.0.1:8000. If any of them dies, everything is stopped and the exit code is non-zero.
+http://127.0.0.1:8100, one full sync cycle, a Celery worker, Celery beat and the web server
+(waitress) on http://127.0.0.1:8000. If any of them dies, everything is stopped and the exit
+code is non-zero.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from services import start_redis
+from services import start_redis, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -92,6 +93,12 @@ def main() -> int:
                "--base-url", f"http://127.0.0.1:{SANDBOX_PORT}")
         supervisor.start("sandbox", [sys.executable, "manage.py", "sandbox", "serve",
                                      "--port", str(SANDBOX_PORT)])
+        wait_for_port(SANDBOX_PORT, supervisor.processes[-1][1], "sandbox")
+        # One full cycle first, every connection in dependency order (legal entities before
+        # the workers that belong to them, projects and workers before their time): beat's
+        # per-connection cycles, which run side by side, then start from complete master
+        # data, and approvals pushed by webhook find their project, task and worker.
+        manage(env, "sync", "cycle")
         supervisor.start("worker", [str(BIN / "celery"), "-A", "portal", "worker",
                                     "--loglevel", "INFO", "--concurrency", "2",
                                     "--hostname", "worker@%h"])

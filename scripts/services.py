@@ -45,7 +45,7 @@ class Service:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _wait_for_port(port: int, process: subprocess.Popen, name: str, timeout: float = 30.0) -> None:
+def wait_for_port(port: int, process: subprocess.Popen, name: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -82,7 +82,7 @@ def start_redis(workdir: Path, port: int | None = None) -> Service:
         ],
         start_new_session=True,
     )
-    _wait_for_port(port, process, "redis-server")
+    wait_for_port(port, process, "redis-server")
     return Service("redis", process, f"redis://127.0.0.1:{port}/0", workdir)
 
 
@@ -129,7 +129,7 @@ def start_postgres(
         cwd=workdir,
         **as_user,
     )
-    _wait_for_port(port, process, "postgres")
+    wait_for_port(port, process, "postgres")
     _wait_for_postgres_ready(port, process)
     return Service("postgres", process, f"postgres://postgres@127.0.0.1:{port}", workdir)
 
