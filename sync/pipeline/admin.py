@@ -79,6 +79,11 @@ class ConnectionAdmin(SimpleHistoryAdmin):
     def has_credentials(self, obj: Connection) -> bool:
         return bool(obj.credentials)
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Disabled, never deleted: its inbox rows, deliveries and runs keep pointing at it
+        # (and the inbox is not indexed by connection: decision 21).
+        return False
+
 
 @admin.register(InboxItem)
 class InboxItemAdmin(admin.ModelAdmin):
@@ -130,6 +135,9 @@ class SyncRunAdmin(admin.ModelAdmin):
                     "pulled", "created", "updated", "unchanged", "refused", "failed", "delivered"]
     list_filter = ["kind", "status"]
     readonly_fields = [f.name for f in SyncRun._meta.fields]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # a run is the audit trail of what it wrote (history actor `run:<id>`)
 
 
 @admin.register(ExceptionItem)

@@ -63,3 +63,21 @@ def test_the_admin_form_never_shows_credentials_and_keeps_them_when_left_blank(
     bad = client.post(url, {**form, "new_credentials": "[1, 2"})
     assert bad.status_code == 200
     assert "Not valid JSON" in bad.content.decode()
+
+
+def test_the_admin_disables_connections_and_keeps_runs_never_deletes_them(
+    client, django_user_model
+):
+    from django.utils import timezone
+
+    from sync.pipeline.models import SyncRun
+
+    client.force_login(django_user_model.objects.create_superuser("root", password="pw-123456"))
+    conn = Connection.objects.create(name="erp", system="erp", dialect="netsuite",
+                                     base_url="http://127.0.0.1:8100/netsuite")
+    run = SyncRun.objects.create(kind="cycle", started_at=timezone.now(), connection=conn)
+    for name, pk in (("connection", conn.pk), ("syncrun", run.pk)):
+        page = client.post(reverse(f"admin:pipeline_{name}_delete", args=[pk]), {"post": "yes"})
+        assert page.status_code == 403, name
+    assert Connection.objects.filter(pk=conn.pk).exists()
+    assert SyncRun.objects.filter(pk=run.pk).exists()
