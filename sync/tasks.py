@@ -103,14 +103,14 @@ def _deliveries_due_count(*, cap: int) -> int:
     A read the sweep needs to size its fan-out; it belongs with the outbox selectors once
     sync.pipeline has a selectors module.
     """
-    from sync.pipeline.models import Connection, Delivery
+    from sync.pipeline.models import Delivery
+    from sync.pipeline.outbox import connections_sending_ids
 
     now = timezone.now()
-    active = Connection.objects.filter(enabled=True).exclude(
-        circuit_open_until__gt=now).values_list("id", flat=True)
     # Active connections only: a disabled connection's backlog enqueues no task.
     due = Delivery.objects.filter(
-        connection_id__in=list(active), state=Delivery.State.PENDING, next_attempt_at__lte=now
+        connection_id__in=connections_sending_ids(now=now), state=Delivery.State.PENDING,
+        next_attempt_at__lte=now,
     ).values("id")[:cap]
     return Delivery.objects.filter(id__in=due).count()
 

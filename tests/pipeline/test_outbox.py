@@ -296,3 +296,17 @@ def test_a_delivered_record_is_remembered_as_held_by_the_target_under_our_key(ma
         ("timeBill", first.external_id): ("81", "delivered"),
         ("timeBill", second.external_id): ("82", "delivered"),
     }
+
+
+def test_the_sweep_counts_due_deliveries_of_sending_connections_only(make_delivery):
+    """A disabled connection's backlog must not keep the sweep enqueueing send tasks."""
+    from sync.pipeline.models import Connection
+    from sync.tasks import _deliveries_due_count
+
+    off = Connection.objects.create(name="switched off", system="erp", dialect="netsuite",
+                                    base_url="https://erp3.example", enabled=False)
+    for _ in range(3):
+        make_delivery(connection=off)
+    assert _deliveries_due_count(cap=100) == 0
+    make_delivery()
+    assert _deliveries_due_count(cap=100) == 1
