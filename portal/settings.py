@@ -227,6 +227,10 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 HEARTBEAT_INTERVAL_SECONDS = env_int("HEARTBEAT_INTERVAL_SECONDS", 15)
 # Bearer token a Prometheus scraper presents at /metrics (empty: only signed-in ops users).
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# /metrics counts active work exactly at every scrape; the whole-table totals (delivered,
+# retries, processed inbox items, sync runs) are recomputed at most this often, in seconds, and
+# cached per process (Django's local-memory cache: no CACHES is configured).
+METRICS_TOTALS_SECONDS = env_int("METRICS_TOTALS_SECONDS", 300)
 # Which system owns the project master: "erp" or "psa", by operating model (DESIGN.md).
 PROJECT_MASTER_OWNER = env_str("PROJECT_MASTER_OWNER", "erp")
 

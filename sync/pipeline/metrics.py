@@ -1,60 +1,149 @@
 """Prometheus metrics read from the database at scrape time.
 
 Gauges come from the tables every worker writes, so the figures agree across any number of
-worker processes without Prometheus' multiprocess mode.
+worker processes without Prometheus' multiprocess mode. The work an operator acts on (pending,
+in-flight and failed deliveries, pending and parked inbox items, open exception items) is
+counted exactly at every scrape, each through a partial index that holds only that work. The
+totals that need a whole-table aggregate (delivered deliveries, retries, processed inbox items,
+sync runs) are computed at most once per `METRICS_TOTALS_SECONDS` and kept in Django's cache,
+and their age is a gauge of its own (docs/decisions.md #24).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Sum
+from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from sync.pipeline.models import Delivery, ExceptionItem, InboxItem, SyncRun
 
+# Each has a partial index of its own (`delivery_<state>`, `inbox_<status>`): counting them
+# reads the active work only, however many rows the tables hold.
+ACTIVE_DELIVERY_STATES = (Delivery.State.PENDING, Delivery.State.IN_FLIGHT, Delivery.State.FAILED)
+ACTIVE_INBOX_STATUSES = (InboxItem.Status.PENDING, InboxItem.Status.PARKED)
+TOTALS_CACHE_KEY = "ledgerbridge:metrics:totals"
+
+
+def metrics_totals_compute(*, now: datetime) -> dict[str, Any]:
+    """The whole-table aggregates: one scan of each of the delivery, inbox and sync run
+    tables. Plain lists and ints, so any cache backend can store them."""
+    deliveries = list(
+        Delivery.objects.values_list("state", "operation")
+        .annotate(n=Count("id"), attempts=Sum("attempts")).order_by()
+    )
+    attempts = sum(row[3] for row in deliveries)
+    return {
+        "computed_at": now,
+        "deliveries": [
+            (state, operation, n) for state, operation, n, _ in deliveries
+            if state not in ACTIVE_DELIVERY_STATES
+        ],
+        "retries": max(0, attempts - sum(row[2] for row in deliveries)),
+        "inbox": list(
+            InboxItem.objects.exclude(status__in=ACTIVE_INBOX_STATUSES)
+            .values_list("status").annotate(n=Count("id")).order_by()
+        ),
+        "runs": list(
+            SyncRun.objects.values_list("kind", "status").annotate(n=Count("id")).order_by()
+        ),
+    }
+
+
+def metrics_totals_get(*, now: datetime) -> dict[str, Any]:
+    """The cached totals, computed again once they are `METRICS_TOTALS_SECONDS` old.
+
+    Without a CACHES setting the cache is Django's per-process local memory: each web process
+    computes its own totals at most once per interval.
+    """
+    totals = cache.get(TOTALS_CACHE_KEY)
+    if totals is None or (
+        (now - totals["computed_at"]).total_seconds() >= settings.METRICS_TOTALS_SECONDS
+    ):
+        totals = metrics_totals_compute(now=now)
+        # No expiry: the age check above decides, so a changed setting applies at once.
+        cache.set(TOTALS_CACHE_KEY, totals, timeout=None)
+    return totals
+
 
 class PipelineCollector:
+    def __init__(self, *, now: datetime) -> None:
+        self.now = now
+
     def collect(self):
+        totals = metrics_totals_get(now=self.now)
+
         deliveries = GaugeMetricFamily(
-            "ledgerbridge_deliveries", "Outbox deliveries by state and operation.",
+            "ledgerbridge_deliveries",
+            "Outbox deliveries by state and operation (delivered: as of the totals' age).",
             labels=["state", "operation"],
         )
-        for row in Delivery.objects.values("state", "operation").annotate(n=Count("id")):
-            deliveries.add_metric([row["state"], row["operation"]], row["n"])
+        for state in ACTIVE_DELIVERY_STATES:
+            for operation, n in (
+                Delivery.objects.filter(state=state).values_list("operation")
+                .annotate(n=Count("id")).order_by()
+            ):
+                deliveries.add_metric([state, operation], n)
+        for state, operation, n in totals["deliveries"]:
+            deliveries.add_metric([state, operation], n)
         yield deliveries
 
         retries = GaugeMetricFamily(
-            "ledgerbridge_delivery_retries", "Attempts beyond the first, over all deliveries.",
+            "ledgerbridge_delivery_retries",
+            "Attempts beyond the first, over all deliveries (as of the totals' age).",
         )
-        total = Delivery.objects.aggregate(a=Sum("attempts"), n=Count("id"))
-        retries.add_metric([], max(0, (total["a"] or 0) - (total["n"] or 0)))
+        retries.add_metric([], totals["retries"])
         yield retries
 
         open_items = GaugeMetricFamily(
             "ledgerbridge_open_exceptions", "Open exception items by queue.", labels=["queue"],
         )
-        for row in ExceptionItem.objects.filter(
-            status__in=ExceptionItem.OPEN_STATUSES
-        ).values("queue").annotate(n=Count("id")):
-            open_items.add_metric([row["queue"]], row["n"])
+        # Read through `exception_one_open_per_record_stage`, whose condition is this filter.
+        for queue, n in (
+            ExceptionItem.objects.filter(status__in=ExceptionItem.OPEN_STATUSES)
+            .values_list("queue").annotate(n=Count("id")).order_by()
+        ):
+            open_items.add_metric([queue], n)
         yield open_items
 
         inbox = GaugeMetricFamily(
-            "ledgerbridge_inbox_items", "Inbox items by status.", labels=["status"]
+            "ledgerbridge_inbox_items",
+            "Inbox items by status (processed: as of the totals' age).", labels=["status"],
         )
-        for row in InboxItem.objects.values("status").annotate(n=Count("id")):
-            inbox.add_metric([row["status"]], row["n"])
+        for status in ACTIVE_INBOX_STATUSES:
+            n = InboxItem.objects.filter(status=status).count()
+            if n:
+                inbox.add_metric([status], n)
+        for status, n in totals["inbox"]:
+            inbox.add_metric([status], n)
         yield inbox
 
         runs = GaugeMetricFamily(
-            "ledgerbridge_sync_runs", "Sync runs by kind and status.", labels=["kind", "status"]
+            "ledgerbridge_sync_runs", "Sync runs by kind and status (as of the totals' age).",
+            labels=["kind", "status"],
         )
-        for row in SyncRun.objects.values("kind", "status").annotate(n=Count("id")):
-            runs.add_metric([row["kind"], row["status"]], row["n"])
+        for kind, status, n in totals["runs"]:
+            runs.add_metric([kind, status], n)
         yield runs
 
+        age = GaugeMetricFamily(
+            "ledgerbridge_metrics_totals_age_seconds",
+            "Seconds since the whole-table totals (delivered deliveries, retries, processed "
+            "inbox items, sync runs) were computed; they are recomputed every "
+            "METRICS_TOTALS_SECONDS.",
+        )
+        age.add_metric([], (self.now - totals["computed_at"]).total_seconds())
+        yield age
 
-def metrics_render() -> bytes:
+
+def metrics_render(*, now: datetime | None = None) -> bytes:
+    """The exposition text. Read-only; at most one scrape per `METRICS_TOTALS_SECONDS` (per
+    process) pays for the whole-table totals, the others read active work only."""
     registry = CollectorRegistry()
-    registry.register(PipelineCollector())
+    registry.register(PipelineCollector(now=now or timezone.now()))
     return generate_latest(registry)

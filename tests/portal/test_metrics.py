@@ -1,12 +1,25 @@
-"""/metrics answers a scraper with the token or an ops user, and nobody else."""
+"""/metrics answers a scraper with the token or an ops user, and nobody else; active work is
+counted afresh at every scrape, whole-table totals at most once per METRICS_TOTALS_SECONDS."""
 
 from __future__ import annotations
 
+import itertools
+from datetime import datetime, timedelta
+
 import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 
 from sync.pipeline.exceptions import Failure, exception_items_raise
+from sync.pipeline.inbox import inbox_store
+from sync.pipeline.metrics import metrics_render
+from sync.pipeline.models import Connection, Delivery, ExceptionItem, InboxItem, SyncRun
+from sync.pipeline.outbox import Outcome, deliveries_claim, delivery_outcome_record
 
 pytestmark = pytest.mark.django_db
 
@@ -37,3 +50,162 @@ def test_without_a_token_configured_only_ops_users_read_metrics(client, settings
     assert client.get(reverse("metrics")).status_code == 403
     client.force_login(role_user("integration_ops", username="ops"))
     assert client.get(reverse("metrics")).status_code == 200
+
+
+# --- what a scrape costs and how fresh each figure is (docs/decisions.md #24) ---
+
+PENDING = 'ledgerbridge_deliveries{operation="erp.time_bill.upsert",state="pending"}'
+IN_FLIGHT = 'ledgerbridge_deliveries{operation="erp.time_bill.upsert",state="in_flight"}'
+FAILED = 'ledgerbridge_deliveries{operation="erp.time_bill.upsert",state="failed"}'
+DELIVERED = 'ledgerbridge_deliveries{operation="erp.time_bill.upsert",state="delivered"}'
+RETRIES = "ledgerbridge_delivery_retries"
+AGE = "ledgerbridge_metrics_totals_age_seconds"
+
+
+@pytest.fixture(autouse=True)
+def _no_cached_totals():
+    """Each test computes its own totals: the local-memory cache outlives a test's database."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def make_delivery(db):
+    erp = Connection.objects.create(
+        name="erp", system="erp", dialect="netsuite", base_url="http://127.0.0.1:9/netsuite"
+    )
+    keys = itertools.count(1)
+
+    def make(**values) -> Delivery:
+        n = next(keys)
+        return Delivery.objects.create(**{
+            "connection": erp, "operation": "erp.time_bill.upsert",
+            "content_type": ContentType.objects.get_for_model(Connection),
+            "object_id": str(n), "record_version": 1, "idempotency_key": f"erp:time_bill:{n}:v1",
+            "external_id": f"LB-TE-{n}", "payload": {"body": {"hours": "7.50"}},
+            "next_attempt_at": timezone.now(), "correlation_id": f"corr-{n}", **values,
+        })
+
+    return make
+
+
+def figures(*, now: datetime | None = None) -> dict[str, float]:
+    """One scrape as {'name{label="value",…}': value}, labels in name order."""
+    found = {}
+    for family in text_string_to_metric_families(metrics_render(now=now).decode()):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            found[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return found
+
+
+def test_pending_in_flight_and_failed_deliveries_change_on_the_very_next_scrape(
+    settings, make_delivery
+):
+    settings.METRICS_TOTALS_SECONDS = 3600
+    make_delivery()
+    make_delivery()
+    assert figures()[PENDING] == 2
+    (claimed,) = deliveries_claim(limit=1)
+    after_claim = figures()
+    assert (after_claim[PENDING], after_claim[IN_FLIGHT]) == (1, 1)
+    delivery_outcome_record(delivery=claimed, outcome=Outcome(
+        ok=False, kind="permanent", status=400, vendor_code="PERIOD_CLOSED", message="closed",
+    ))
+    after_failure = figures()
+    assert (after_failure[PENDING], after_failure[FAILED]) == (1, 1)
+    assert IN_FLIGHT not in after_failure
+    assert sum(v for k, v in after_failure.items() if k.startswith("ledgerbridge_open_exc")) == 1
+
+
+def test_pending_and_parked_inbox_items_are_exact_and_processed_ones_follow_the_totals(settings):
+    settings.METRICS_TOTALS_SECONDS = 300
+    stored = inbox_store(system="psa", entity="time_entries",
+                         records=[(str(n), {"hours": str(n)}) for n in range(3)]).new
+    start = timezone.now()
+    first = figures(now=start)
+    assert first['ledgerbridge_inbox_items{status="pending"}'] == 3
+    InboxItem.objects.filter(pk=stored[0].pk).update(status="processed", processed_at=start)
+    InboxItem.objects.filter(pk=stored[1].pk).update(status="parked", processed_at=start)
+    soon = figures(now=start + timedelta(seconds=60))
+    assert soon['ledgerbridge_inbox_items{status="pending"}'] == 1
+    assert soon['ledgerbridge_inbox_items{status="parked"}'] == 1
+    assert 'ledgerbridge_inbox_items{status="processed"}' not in soon  # as of `start`
+    later = figures(now=start + timedelta(seconds=300))
+    assert later['ledgerbridge_inbox_items{status="processed"}'] == 1
+
+
+def test_delivered_totals_and_retries_come_from_the_cache_until_the_interval_has_passed(
+    settings, make_delivery
+):
+    settings.METRICS_TOTALS_SECONDS = 300
+    make_delivery(state="delivered", attempts=1)
+    start = timezone.now()
+    first = figures(now=start)
+    assert (first[DELIVERED], first[RETRIES], first[AGE]) == (1, 0, 0)
+    make_delivery(state="delivered", attempts=3)
+    cached = figures(now=start + timedelta(seconds=299))
+    assert (cached[DELIVERED], cached[RETRIES], cached[AGE]) == (1, 0, 299)
+    fresh = figures(now=start + timedelta(seconds=300))
+    assert (fresh[DELIVERED], fresh[RETRIES], fresh[AGE]) == (2, 2, 0)
+
+
+def test_with_the_interval_at_zero_every_scrape_computes_the_totals(settings):
+    settings.METRICS_TOTALS_SECONDS = 0
+    succeeded = 'ledgerbridge_sync_runs{kind="cycle",status="succeeded"}'
+    SyncRun.objects.create(kind="cycle", status="succeeded", started_at=timezone.now())
+    assert figures()[succeeded] == 1
+    SyncRun.objects.create(kind="cycle", status="succeeded", started_at=timezone.now())
+    assert figures()[succeeded] == 2
+
+
+@pytest.mark.integration
+def test_a_scrape_with_cached_totals_reads_only_partial_indexes_of_active_work(settings):
+    """Finished work is most of each table, as in production; with fresh statistics the
+    planner must reach the active rows through their partial indexes, never a table scan."""
+    if connection.vendor != "postgresql":
+        pytest.fail("Needs PostgreSQL's planner: run through `make test`.")
+    erp = Connection.objects.create(
+        name="erp", system="erp", dialect="netsuite", base_url="http://127.0.0.1:9/netsuite"
+    )
+    now = timezone.now()
+    content_type = ContentType.objects.get_for_model(Connection)
+    states = ["delivered"] * 5000 + ["pending", "in_flight", "failed"] * 5
+    Delivery.objects.bulk_create([
+        Delivery(connection=erp, operation="erp.time_bill.upsert", content_type=content_type,
+                 object_id=str(n), record_version=1, idempotency_key=f"k{n}",
+                 external_id=f"LB-TE-{n}", payload={"hours": "7.50"}, state=state,
+                 next_attempt_at=now, correlation_id=f"c{n}")
+        for n, state in enumerate(states)
+    ], batch_size=1000)
+    statuses = ["processed"] * 5000 + ["pending", "parked"] * 5
+    InboxItem.objects.bulk_create([
+        InboxItem(system="psa", entity="time_entries", external_id=str(n),
+                  payload={"note": "x" * 600}, payload_hash=str(n), received_at=now,
+                  correlation_id=f"c{n}", status=status)
+        for n, status in enumerate(statuses)
+    ], batch_size=1000)
+    ExceptionItem.objects.bulk_create([
+        ExceptionItem(queue="time_and_expense", stage="validate", code="PERIOD_CLOSED",
+                      category="business", message="closed", record_key=f"psa:te:{n}",
+                      root_cause="period", status=status, first_failed_at=now,
+                      last_failed_at=now, sla_due_at=now)
+        for n, status in enumerate(["resolved"] * 5000 + ["open"] * 5)
+    ], batch_size=1000)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE pipeline_delivery, pipeline_inboxitem, pipeline_exceptionitem")
+    settings.METRICS_TOTALS_SECONDS = 3600
+    metrics_render()  # computes and caches the totals
+    with CaptureQueriesContext(connection) as scrape:
+        metrics_render()
+    plans = []
+    with connection.cursor() as cursor:
+        for query in scrape.captured_queries:
+            cursor.execute("EXPLAIN " + query["sql"])
+            plans.append("\n".join(row[0] for row in cursor.fetchall()))
+    assert len(plans) == 6, plans
+    assert not [plan for plan in plans if "Seq Scan" in plan], plans
+    for index in ("delivery_pending", "delivery_in_flight", "delivery_failed", "inbox_pending",
+                  "inbox_parked", "exception_one_open_per_record_stage"):
+        assert any(index in plan for plan in plans), (index, plans)

@@ -13,7 +13,7 @@ class InboxItem(models.Model):
     `batch_id` names the `inbox_store` call that wrote the row.
 
     Indexed for how the inbox is read: pending items in order, the latest payload of a record,
-    a correlation id. Marking an item processed rewrites its row and enters it again in every
+    a correlation id, parked items (counted by /metrics: #24). Marking an item processed rewrites its row and enters it again in every
     index (the status is in `inbox_pending`'s condition, so the update is never HOT), so the
     connection, run and batch are not indexed: nothing looks items up by them (runs and
     connections are never deleted, only disabled or kept as history), and each index would
@@ -49,6 +49,8 @@ class InboxItem(models.Model):
             # Only pending items: a processed item leaves this index instead of moving in it.
             models.Index(fields=["system", "entity", "id"], name="inbox_pending",
                          condition=models.Q(status="pending")),
+            # Parked items, counted by /metrics: a stored or processed item never enters it.
+            models.Index(fields=["id"], name="inbox_parked", condition=models.Q(status="parked")),
             models.Index(fields=["correlation_id"], name="inbox_correlation"),
             models.Index(fields=["system", "entity", "external_id", "id"], name="inbox_latest"),
         ]

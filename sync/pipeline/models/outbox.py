@@ -64,6 +64,10 @@ class Delivery(models.Model):
                          condition=models.Q(state="pending")),
             models.Index(fields=["in_flight_since"], name="delivery_in_flight",
                          condition=models.Q(state="in_flight")),
+            # Failed deliveries by operation, counted by /metrics; a new delivery is never
+            # failed, so the posting path does not pay for this index.
+            models.Index(fields=["operation"], name="delivery_failed",
+                         condition=models.Q(state="failed")),
             models.Index(fields=["content_type", "object_id"], name="delivery_record"),
             models.Index(fields=["correlation_id"], name="delivery_correlation"),
         ]
