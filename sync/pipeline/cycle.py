@@ -55,6 +55,7 @@ from sync.pipeline.inbox import inbox_store, payload_hash, watermark_advance, wa
 from sync.pipeline.master_data import ERP_COLUMNS, PROCESSING_ORDER, PROCESSORS
 from sync.pipeline.models import Connection, InboxItem, SyncRun
 from sync.pipeline.models.connections import Dialect, System
+from sync.pipeline.reoffer import parked_items_reoffer
 from sync.pipeline.time_posting import time_entries_process
 
 logger = logging.getLogger(__name__)
@@ -509,6 +510,7 @@ def sync_cycle_run(
     errors: list[str] = []
     stages: dict[str, float] = {}
     run.stage_seconds = stages
+    run.reoffered = 0  # parked items put back to pending before processing (not stored)
     finished = False
     with run_scope(run.id):
         try:
@@ -520,6 +522,8 @@ def sync_cycle_run(
 
             clock = time.monotonic()
             erp = erp_connection_get()
+            if processors is None:
+                run.reoffered = parked_items_reoffer()
             totals = inbox_process(run=run, processors=processors, order=order, erp=erp)
             errors.extend(totals.errors)
             for name in ("created", "updated", "unchanged", "refused", "failed"):
@@ -541,8 +545,8 @@ def sync_cycle_run(
             _run_finish(run, errors=errors, finished=finished)
     logger.info(
         "cycle %s %s: pulled=%s created=%s updated=%s unchanged=%s refused=%s failed=%s "
-        "delivered=%s stages=%s", run.pk, run.status, run.pulled, run.created, run.updated,
-        run.unchanged, run.refused, run.failed, run.delivered, stages,
+        "delivered=%s reoffered=%s stages=%s", run.pk, run.status, run.pulled, run.created,
+        run.updated, run.unchanged, run.refused, run.failed, run.delivered, run.reoffered, stages,
     )
     return run
 

@@ -673,3 +673,78 @@ def test_a_seeded_firm_syncs_master_data_and_every_approved_entry_posts_or_waits
                    if i.payload["workspace_id"] in unmapped_workspaces}
     assert on_unmapped
     assert on_unmapped <= set(parked)
+
+
+# --- re-offer: a record parked for data another system brings is processed once it comes -----
+
+
+def _hours_later(hours: float) -> None:
+    """As if `hours` had passed since every open item last failed."""
+    for item in ExceptionItem.objects.filter(status="open"):
+        ExceptionItem.objects.filter(pk=item.pk).update(
+            last_failed_at=item.last_failed_at - dt.timedelta(hours=hours))
+
+
+def test_hr_workers_processed_before_the_erps_legal_entities_are_created_by_a_later_cycle():
+    from sync.pipeline.cycle import sync_cycle_run
+
+    process("hr", "Users", [scim_user(1), scim_user(2)])  # HR's cycle ran first
+    assert {i.code for i in open_items()} == {"LEGAL_ENTITY_UNKNOWN"}
+    erp_reference_data()  # then the ERP's
+    first = sync_cycle_run(connections=[])  # within the minute: not yet re-offered
+    assert first.reoffered == 0
+    assert not Worker.objects.exists()
+
+    _hours_later(1 / 60)
+    run = sync_cycle_run(connections=[])
+
+    assert run.reoffered == 2
+    assert sorted(Worker.objects.values_list("employee_number", flat=True)) == [
+        "E-00001", "E-00002"]
+    assert not open_items()
+    assert set(ExceptionItem.objects.values_list("status", flat=True)) == {"resolved"}
+
+
+def test_a_record_that_fails_again_waits_twice_as_long_before_the_next_offer():
+    from sync.pipeline.reoffer import parked_items_reoffer
+
+    process("hr", "Users", [scim_user(1)])
+    _hours_later(2 / 60)
+    assert parked_items_reoffer() == 1
+    run = SyncRun.objects.create(kind="process", started_at=timezone.now())
+    PROCESSORS["hr", "Users"](inbox_ids=list(InboxItem.objects.values_list("id", flat=True)),
+                              run=run)  # still no legal entity: fails again
+    (item,) = open_items()
+    assert item.occurrences == 2
+    _hours_later(1.5 / 60)
+    assert parked_items_reoffer() == 0  # 2 minutes after a second failure, not 1.5
+    _hours_later(1 / 60)
+    assert parked_items_reoffer() == 1
+
+
+def test_what_only_a_person_can_fix_is_never_re_offered():
+    from sync.pipeline.reoffer import parked_items_reoffer
+
+    erp_reference_data()
+    process("hr", "Users", [scim_user(1, active="yes")])  # malformed
+    (item,) = open_items()
+    assert item.code == "MALFORMED_PAYLOAD"
+    _hours_later(48)
+    assert parked_items_reoffer() == 0
+    assert InboxItem.objects.get(entity="Users").status == "parked"
+
+
+def test_re_offers_go_oldest_failure_first_up_to_the_limit():
+    from sync.pipeline.reoffer import parked_items_reoffer
+
+    process("hr", "Users", [scim_user(1)])
+    process("hr", "Users", [scim_user(2)])
+    _hours_later(1)
+    older = ExceptionItem.objects.get(record_key__endswith="scim-2")
+    ExceptionItem.objects.filter(pk=older.pk).update(
+        last_failed_at=older.last_failed_at - dt.timedelta(minutes=5))
+
+    assert parked_items_reoffer(limit=1) == 1
+    assert InboxItem.objects.get(status="pending").external_id == "scim-2"
+    assert parked_items_reoffer(limit=1) == 1  # the other one; pending ones are not counted
+    assert parked_items_reoffer() == 0

@@ -383,3 +383,23 @@ def test_a_delivered_entry_is_posted_with_its_erp_ref_and_a_stale_version_is_not
                             outcome=Outcome(ok=True, target_id="KT-TE-2-2"))
     second.refresh_from_db()
     assert second.status == "posted"
+
+
+def test_time_parked_for_a_closed_period_posts_on_the_next_cycle_after_the_period_reopens(firm):
+    from sync.pipeline.cycle import sync_cycle_run
+
+    process(firm, [entry(1, date_performed="2026-09-15"), entry(2, user_id="u-ph")])
+    assert sorted(ExceptionItem.objects.values_list("code", flat=True)) == [
+        "PERIOD_CLOSED", "WORKER_IS_PLACEHOLDER"]
+    AccountingPeriod.objects.filter(start_date=dt.date(2026, 9, 1)).update(status="open")
+    ExceptionItem.objects.update(last_failed_at=timezone.now() - dt.timedelta(minutes=5))
+
+    run = sync_cycle_run(connections=[], deliver=False)
+
+    assert run.reoffered == 1  # a placeholder's booking needs a person in the PSA, not a replay
+    te = TimeEntry.objects.get()
+    assert te.work_date == dt.date(2026, 9, 15)
+    assert Delivery.objects.get().external_id == "KT-TE-1"
+    closed = ExceptionItem.objects.get(code="PERIOD_CLOSED")
+    assert closed.status == "resolved"
+    assert ExceptionItem.objects.get(code="WORKER_IS_PLACEHOLDER").status == "open"

@@ -98,6 +98,9 @@ class Command(BaseCommand):
         self.stdout.write(f"  {'count':<{width}}  {'records':>9}")
         for name in COUNTS:
             self.stdout.write(f"  {name:<{width}}  {getattr(run, name):>9}")
+        reoffered = getattr(run, "reoffered", 0)
+        if reoffered:
+            self.stdout.write(f"  {reoffered} parked records re-offered (their cause may be fixed)")
 
     # -- backfill ------------------------------------------------------------------------------
     def _backfill(self, *, connection: str, entity: str, date_from: str, date_to: str | None, **_):

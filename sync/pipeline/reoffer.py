@@ -1,0 +1,88 @@
+"""Re-offer parked records whose cause other records may have removed since.
+
+A record parked because something it refers to was missing or not ready (a worker whose legal
+entity the ERP had not sent yet, time on a project not provisioned yet, a closed period) is
+fixed by data that arrives from another system, usually within a cycle or two: connections are
+pulled on their own schedules, so a worker can be processed before its legal entity. Nothing
+would pull that record again (the source has not changed it), so without a re-offer it would
+wait for a person to press replay.
+
+Each cycle, before processing, the inbox items of open exception items with such a cause go
+back to pending and are processed with everything else, in dependency order. One that passes
+resolves its item ("Processed on replay" / "Passed validation on replay"); one that fails again
+adds an occurrence. An item is re-offered once its backoff has passed since its last failure
+(1 minute, doubling with each occurrence, at most a day), so a cause nobody fixes costs one
+attempt a day, and at most `REOFFER_LIMIT` items per cycle, oldest failure first.
+
+Causes a person must fix in the source (a malformed payload, a role placeholder booking time,
+an ownership refusal, a posted entry changed) are never re-offered: replaying them changes
+nothing. See docs/decisions.md (#25).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from sync.pipeline.models import ExceptionItem, InboxItem
+
+logger = logging.getLogger(__name__)
+
+REOFFER_LIMIT = 5000
+REOFFER_FIRST_SECONDS = 60
+REOFFER_MAX_SECONDS = 24 * 60 * 60
+
+# Codes whose cause is missing or not-ready reference data that a sync may bring: master data
+# (sync.pipeline.master_data) and the time-posting rules (sync.pipeline.rules).
+WAITING_FOR_REFERENCE_DATA = frozenset({
+    # master data
+    "LEGAL_ENTITY_UNKNOWN", "LEGAL_ENTITY_UNMAPPED", "CUSTOMER_UNKNOWN", "PROJECT_UNKNOWN",
+    "PROJECT_NOT_PROVISIONED", "TASK_NOT_PROVISIONED", "PLACEHOLDER_UNASSIGNED",
+    "WORKER_NOT_IN_HR",
+    # time posting
+    "PROJECT_NOT_OPEN", "TASK_UNKNOWN", "TASK_CLOSED", "WORKER_UNKNOWN", "WORKER_NOT_ACTIVE",
+    "COST_CENTRE_MISSING", "CURRENCY_UNKNOWN", "CURRENCY_UNMAPPED", "SERVICE_ITEM_UNMAPPED",
+    "PERIOD_MISSING", "PERIOD_CLOSED", "CUSTOMER_NOT_APPROVED",
+})
+
+
+def reoffer_backoff(occurrences: int) -> dt.timedelta:
+    """How long after its last failure an item is re-offered: 1 min, 2, 4, … at most a day."""
+    seconds = REOFFER_FIRST_SECONDS * 2 ** min(max(occurrences, 1) - 1, 20)
+    return dt.timedelta(seconds=min(seconds, REOFFER_MAX_SECONDS))
+
+
+def parked_items_reoffer(*, now: dt.datetime | None = None, limit: int = REOFFER_LIMIT) -> int:
+    """Put the parked inbox items of due open items with a reference-data cause back to
+    pending; returns how many. Idempotent: an item already pending or processed is left alone
+    (two cycles at once re-offer it once)."""
+    now = now or timezone.now()
+    candidates = (
+        ExceptionItem.objects.filter(
+            status__in=ExceptionItem.OPEN_STATUSES,
+            code__in=WAITING_FOR_REFERENCE_DATA,
+            inbox_item__isnull=False,
+            inbox_item__status=InboxItem.Status.PARKED,
+            last_failed_at__lte=now - reoffer_backoff(1),
+        )
+        .order_by("last_failed_at", "pk")
+        .values_list("inbox_item_id", "occurrences", "last_failed_at")
+        .iterator(chunk_size=2000)
+    )
+    due: list[int] = []
+    for inbox_id, occurrences, last_failed_at in candidates:
+        if last_failed_at + reoffer_backoff(occurrences) <= now:
+            due.append(inbox_id)
+            if len(due) >= limit:
+                break
+    if not due:
+        return 0
+    with transaction.atomic():
+        reoffered = InboxItem.objects.filter(
+            id__in=due, status=InboxItem.Status.PARKED
+        ).update(status=InboxItem.Status.PENDING)
+    logger.info("re-offered %s parked inbox items whose cause may have been fixed", reoffered)
+    return reoffered
