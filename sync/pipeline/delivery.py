@@ -128,6 +128,10 @@ SLOT_RETRY_MAX_SECONDS = 0.02
 # other tasks at once.
 SLOT_WAIT_SECONDS = 30.0
 SLOT_WAIT_IDLE_SECONDS = 1.0
+# How often a sender working through a backlog asks whether a priority sender (deliveries a
+# person is waiting for: an approval posted now) waits for one of the connection's slots; while
+# one does, its senders stop after the request in hand and hand their slots back.
+PRIORITY_CHECK_SECONDS = 0.05
 # A sender that recorded a success on a connection resets its consecutive-failure count (one
 # UPDATE) at most this often, or at once after a failure of its own.
 CIRCUIT_RESET_EVERY_SECONDS = 1.0
@@ -162,6 +166,8 @@ class _Target:
     free: list[int] = field(default_factory=list)  # slots held with no sender using them
     senders: int = 0  # sender loops running, each holding one slot
     stopped: bool = False  # circuit opened or configuration refused: send nothing more now
+    yielding: bool = False  # a priority sender waits for a slot: hand ours back
+    priority_check_at: float = 0.0
     retry_at: float = 0.0
     retry_wait: float = SLOT_RETRY_SECONDS
     reset_at: float = 0.0  # monotonic time of the last consecutive-failure reset
@@ -169,6 +175,9 @@ class _Target:
 
     def slot(self, now: float) -> int | None:
         """A slot for one more sender: a free one held, else one more from the budget."""
+        if self.yielding:
+            self.retry_at = max(self.retry_at, self.priority_check_at)
+            return None
         if self.free:
             return self.free.pop()
         if now < self.retry_at or self.senders >= self.connection.max_concurrency:
@@ -207,7 +216,7 @@ def _sender_loop(target: _Target, slot: int, results: SimpleQueue) -> None:
     whether to go on)."""
     error = None
     try:
-        while not target.stopped:
+        while not target.stopped and not target.yielding:
             try:
                 delivery = target.queue.popleft()
             except IndexError:
@@ -228,9 +237,12 @@ class _Sender:
 
     def __init__(self, *, claim: Callable[[int], list[Delivery]], limit: int,
                  connector_options: dict[str, Any] | None,
-                 seconds: float | None = None) -> None:
+                 seconds: float | None = None, priority: bool = False) -> None:
         self.claim = claim
         self.limit = limit
+        # A priority sender's deliveries are awaited by someone (an approval posted now): when
+        # it gets no slot it says so, and backlog senders hand theirs back.
+        self.priority = priority
         # Claim no more once this monotonic time has passed (what is claimed is still sent).
         self.claim_until = math.inf if seconds is None else time.monotonic() + seconds
         # A worker never sleeps out a target's long Retry-After: the outbox's next_attempt_at
@@ -337,15 +349,30 @@ class _Sender:
         for target in self.targets.values():
             if not target.queue or target.stopped:
                 target.release_free()  # nothing to send here: others may use the slots
+                target.budget.priority_withdraw()
                 continue
+            self._yield_check(target, now)
             while len(target.queue) > target.senders and not target.stopped:
                 slot = target.slot(now)
                 if slot is None:
+                    if self.priority:
+                        target.budget.priority_announce()
                     break
                 target.senders += 1
                 self.senders += 1
                 target.executor.submit(_sender_loop, target, slot, self.results)
                 self.threaded = self.threaded or not isinstance(target.executor, _Inline)
+
+    def _yield_check(self, target: _Target, now: float) -> None:
+        """A backlog sender: every PRIORITY_CHECK_SECONDS, whether a priority sender waits for
+        this connection's slots; while one does, the free slots go back to the budget and the
+        sender loops end after the request in hand (their slots follow as they end)."""
+        if self.priority or now < target.priority_check_at:
+            return
+        target.priority_check_at = now + PRIORITY_CHECK_SECONDS
+        target.yielding = target.budget.priority_waiting()
+        if target.yielding:
+            target.release_free()
 
     def _results_take(self, *, timeout: float | None) -> None:
         """Wait for the next outcomes (or a retry time), then record all that have come."""
@@ -367,7 +394,10 @@ class _Sender:
             if isinstance(item, _SenderDone):
                 target.senders -= 1
                 self.senders -= 1
-                target.free.append(item.slot)
+                if target.yielding:
+                    target.budget.release(item.slot)
+                else:
+                    target.free.append(item.slot)
                 self.error = self.error or item.error
             else:
                 outcomes.append((target, delivery, item))
@@ -474,7 +504,9 @@ def deliveries_send(
 ) -> SendCounts:
     """Send exactly these deliveries now, those of them that are pending and due (a delivery
     another worker holds, or one waiting for its retry time, is left alone), through the same
-    connection-wide budget. Idempotent: a second call claims nothing already sent."""
+    connection-wide budget, ahead of any backlog: senders working through one hand their slots
+    back while this call waits for one (PRIORITY_CHECK_SECONDS). Idempotent: a second call
+    claims nothing already sent."""
     ids = list(dict.fromkeys(delivery_ids))
     if not ids:
         return SendCounts()
@@ -485,4 +517,5 @@ def deliveries_send(
             return []
         return deliveries_claim(limit=len(ids), delivery_ids=pending.pop())
 
-    return _Sender(claim=claim, limit=len(ids), connector_options=connector_options).run()
+    return _Sender(claim=claim, limit=len(ids), connector_options=connector_options,
+                   priority=True).run()

@@ -21,11 +21,23 @@ SLOT_KEY_NAMESPACE = 0x4C43
 MAX_SLOTS = 1 << 16
 
 
+# The key a sender of event deliveries (an approval posted now) holds, shared, while it waits
+# for a slot: ("LB" + 2) << 48 | connection id.
+PRIORITY_KEY_NAMESPACE = 0x4C44
+
+
 def delivery_slot_key(*, connection_id: int, slot: int) -> int:
     """The PostgreSQL advisory-lock key of one in-flight slot of a connection."""
     if not 0 <= slot < MAX_SLOTS or not 0 < connection_id < 1 << 32:
         raise ValueError(f"no slot key for connection {connection_id}, slot {slot}")
     return (SLOT_KEY_NAMESPACE << 48) | (connection_id << 16) | slot
+
+
+def delivery_priority_key(*, connection_id: int) -> int:
+    """The advisory-lock key by which priority senders say they are waiting for a slot."""
+    if not 0 < connection_id < 1 << 32:
+        raise ValueError(f"no priority key for connection {connection_id}")
+    return (PRIORITY_KEY_NAMESPACE << 48) | connection_id
 
 
 class SlotBudget(Protocol):
@@ -36,6 +48,14 @@ class SlotBudget(Protocol):
     def release(self, slot: int) -> None: ...
 
     def close(self) -> None: ...
+
+    # Priority: a sender of deliveries someone is waiting for (an approval posted now) says
+    # it waits for a slot; senders working through a backlog give theirs up while one does.
+    def priority_announce(self) -> None: ...
+
+    def priority_withdraw(self) -> None: ...
+
+    def priority_waiting(self) -> bool: ...
 
 
 class AdvisoryLockBudget:
@@ -58,6 +78,8 @@ class AdvisoryLockBudget:
         self.mine: set[int] = set()
         start = (rng or random).randrange(self.limit)  # spread senders over the slots
         self._order = [(start + i) % self.limit for i in range(self.limit)]
+        self._priority_key = delivery_priority_key(connection_id=connection_id)
+        self.announced = False
 
     def _thread_held(self) -> set[int]:
         held = getattr(self._held, "keys", None)
@@ -92,7 +114,29 @@ class AdvisoryLockBudget:
         self._unlock([slot])
 
     def close(self) -> None:
+        self.priority_withdraw()
         self._unlock(list(self.mine))
+
+    # The priority key is held shared by every waiting priority sender; a backlog sender asks
+    # whether anyone holds it by taking it exclusively for an instant (one round trip; a false
+    # "waiting" when two backlog senders ask at once only delays one of them a moment).
+    def priority_announce(self) -> None:
+        if not self.announced:
+            with db_connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock_shared(%s)", [self._priority_key])
+            self.announced = True
+
+    def priority_withdraw(self) -> None:
+        if self.announced:
+            self.announced = False
+            with db_connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock_shared(%s)", [self._priority_key])
+
+    def priority_waiting(self) -> bool:
+        with db_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s) AND pg_advisory_unlock(%s)",
+                           [self._priority_key, self._priority_key])
+            return not cursor.fetchone()[0]
 
     def _unlock(self, slots: list[int]) -> None:
         # Forgotten first: if the session is gone, so are its locks.
@@ -112,10 +156,12 @@ class ProcessBudget:
 
     _lock = threading.Lock()
     _free: ClassVar[dict[int, tuple[int, list[int]]]] = {}  # connection id -> (limit, free)
+    _waiting: ClassVar[dict[int, int]] = {}  # connection id -> priority senders waiting
 
     def __init__(self, *, connection_id: int, limit: int) -> None:
         self.connection_id = connection_id
         self.mine: set[int] = set()
+        self.announced = False
         with self._lock:
             known = self._free.get(connection_id)
             if known is None or known[0] != limit:  # first use, or the limit was changed
@@ -137,8 +183,24 @@ class ProcessBudget:
                 self._slots.append(slot)
 
     def close(self) -> None:
+        self.priority_withdraw()
         for slot in list(self.mine):
             self.release(slot)
+
+    def priority_announce(self) -> None:
+        if not self.announced:
+            self.announced = True
+            with self._lock:
+                self._waiting[self.connection_id] = self._waiting.get(self.connection_id, 0) + 1
+
+    def priority_withdraw(self) -> None:
+        if self.announced:
+            self.announced = False
+            with self._lock:
+                self._waiting[self.connection_id] -= 1
+
+    def priority_waiting(self) -> bool:
+        return self._waiting.get(self.connection_id, 0) > 0
 
 
 def slot_budget_for(connection: Connection) -> SlotBudget:

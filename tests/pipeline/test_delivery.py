@@ -10,7 +10,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
 from sync.pipeline.delivery import deliveries_send, deliveries_send_due
-from sync.pipeline.delivery_budget import slot_budget_for
+from sync.pipeline.delivery_budget import ProcessBudget, slot_budget_for
 from sync.pipeline.models import Connection, Delivery, ExceptionItem
 from sync.sandbox.core.app import SandboxApp
 from sync.sandbox.core.faults import FaultBook
@@ -220,3 +220,18 @@ def test_a_run_gives_its_in_flight_slot_back_when_it_ends(erp, books, sandbox):
         assert budget.try_acquire() is not None
     finally:
         budget.close()
+
+
+def test_a_priority_sender_waiting_is_seen_by_the_other_senders_of_its_connection_only():
+    waiting = ProcessBudget(connection_id=9_871, limit=2)
+    backlog = ProcessBudget(connection_id=9_871, limit=2)
+    elsewhere = ProcessBudget(connection_id=9_872, limit=2)
+    assert not backlog.priority_waiting()
+
+    waiting.priority_announce()
+    waiting.priority_announce()  # said once per sender, however often it asks
+    assert backlog.priority_waiting()
+    assert not elsewhere.priority_waiting()
+
+    waiting.close()  # a sender that ends stops waiting
+    assert not backlog.priority_waiting()

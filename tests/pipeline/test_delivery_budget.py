@@ -18,7 +18,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections
 from django.utils import timezone
 
-from sync.pipeline.delivery import connector_for, deliveries_send_due
+from sync.pipeline.delivery import connector_for, deliveries_send, deliveries_send_due
 from sync.pipeline.delivery_budget import AdvisoryLockBudget, delivery_slot_key
 from sync.pipeline.models import Connection, Delivery
 from sync.sandbox.core.app import SandboxApp
@@ -212,3 +212,39 @@ def test_outcomes_recorded_as_they_complete_leave_one_erp_record_per_delivery(se
     assert sorted(bills) == sorted(f"LB-TE-{n}" for n in range(1, 31))
     for delivery in Delivery.objects.all():
         assert delivery.target_id == str(bills[delivery.external_id].id)
+
+
+def test_an_approval_sent_now_goes_ahead_of_a_backlog_holding_every_slot(served):
+    erp = erp_connect(served, max_concurrency=2)
+    books = books_create(erp)
+    served.app.faults.configure(system="netsuite",
+                                changes={"concurrency_limit": 2, "latency_seconds": 0.05})
+    time_bills_enqueue(erp, books, range(1, 201))  # ~5 s of backlog at 2 x 20/s
+    errors: list[BaseException] = []
+
+    def backlog() -> None:
+        try:
+            deliveries_send_due(limit=200, seconds=30)
+        except BaseException as exc:  # reported by the test, not swallowed
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    sender = threading.Thread(target=backlog)
+    sender.start()
+    try:
+        while Delivery.objects.filter(state="delivered").count() < 10:
+            time.sleep(0.02)  # the backlog sender holds both slots now
+        time_bills_enqueue(erp, books, [9001])
+        approval = Delivery.objects.get(object_id="9001")
+
+        counts = deliveries_send(delivery_ids=[approval.id])
+
+        backlog_left = Delivery.objects.filter(state__in=["pending", "in_flight"]).count()
+    finally:
+        sender.join(timeout=60)
+    assert not errors, errors
+    assert counts.delivered == 1  # not given back for want of a slot
+    assert backlog_left > 50  # sent while most of the backlog still waited
+    assert served.app.statuses[429] == 0
+    assert Delivery.objects.filter(state="delivered").count() == 201

@@ -13,8 +13,9 @@ class InboxItem(models.Model):
     `batch_id` names the `inbox_store` call that wrote the row.
 
     Indexed for how the inbox is read: pending items in order, the latest payload of a record,
-    a correlation id, parked items (counted by /metrics: #24). Marking an item processed rewrites its row and enters it again in every
-    index (the status is in `inbox_pending`'s condition, so the update is never HOT), so the
+    a correlation id, parked items (counted by /metrics: #24). Marking an item processed
+    rewrites its row and enters it again in every index whose condition it meets (the status is
+    in `inbox_pending`'s condition, so the update is never HOT), so the
     connection, run and batch are not indexed: nothing looks items up by them (runs and
     connections are never deleted, only disabled or kept as history), and each index would
     cost an entry per processed item (docs/decisions.md #21).
