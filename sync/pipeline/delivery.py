@@ -273,7 +273,9 @@ class _Sender:
                         break
                     # Deliveries claimed, no slot: other senders hold this target's budget.
                     waiting_since = waiting_since or now
-                    started = self.threaded or self._sent_any()
+                    # A priority sender waits for the backlog senders to hand a slot back
+                    # (after the requests they have in hand).
+                    started = self.threaded or self._sent_any() or self.priority
                     wait = SLOT_WAIT_SECONDS if started else SLOT_WAIT_IDLE_SECONDS
                     if now - waiting_since > wait:
                         logger.log(logging.WARNING if started else logging.INFO,
@@ -362,6 +364,8 @@ class _Sender:
                 self.senders += 1
                 target.executor.submit(_sender_loop, target, slot, self.results)
                 self.threaded = self.threaded or not isinstance(target.executor, _Inline)
+            if len(target.queue) <= target.senders:
+                target.budget.priority_withdraw()  # every delivery has its slot: stop waiting
 
     def _yield_check(self, target: _Target, now: float) -> None:
         """A backlog sender: every PRIORITY_CHECK_SECONDS, whether a priority sender waits for
@@ -461,6 +465,11 @@ class _Sender:
                 self.counts.released += deliveries_unclaim(deliveries=queued)
         finally:
             for target in self.targets.values():
+                try:  # first and on its own: an announcement left held would stall backlogs
+                    target.budget.priority_withdraw()
+                except DatabaseError:  # the session is gone, and its lock with it
+                    logger.warning("could not withdraw the priority wait on %s",
+                                   target.connection)
                 try:
                     target.release_free()
                     target.budget.close()

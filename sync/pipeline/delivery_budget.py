@@ -128,14 +128,17 @@ class AdvisoryLockBudget:
 
     def priority_withdraw(self) -> None:
         if self.announced:
-            self.announced = False
             with db_connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock_shared(%s)", [self._priority_key])
+            self.announced = False  # only once unlocked (a lost session unlocked it anyway)
 
     def priority_waiting(self) -> bool:
+        # CASE fixes the order (AND does not): the lock is only ever released once taken.
         with db_connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s) AND pg_advisory_unlock(%s)",
-                           [self._priority_key, self._priority_key])
+            cursor.execute(
+                "SELECT CASE WHEN pg_try_advisory_lock(%s) THEN pg_advisory_unlock(%s) "
+                "ELSE false END", [self._priority_key, self._priority_key],
+            )
             return not cursor.fetchone()[0]
 
     def _unlock(self, slots: list[int]) -> None:

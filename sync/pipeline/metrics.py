@@ -16,7 +16,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Sum
+from django.db.models import Count, F, Sum, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -33,18 +34,18 @@ TOTALS_CACHE_KEY = "ledgerbridge:metrics:totals"
 def metrics_totals_compute(*, now: datetime) -> dict[str, Any]:
     """The whole-table aggregates: one scan of each of the delivery, inbox and sync run
     tables. Plain lists and ints, so any cache backend can store them."""
+    # Attempts beyond the first: a delivery not sent yet (0 attempts) counts none, not -1.
     deliveries = list(
         Delivery.objects.values_list("state", "operation")
-        .annotate(n=Count("id"), attempts=Sum("attempts")).order_by()
+        .annotate(n=Count("id"), retries=Sum(Greatest(F("attempts") - 1, Value(0)))).order_by()
     )
-    attempts = sum(row[3] for row in deliveries)
     return {
         "computed_at": now,
         "deliveries": [
             (state, operation, n) for state, operation, n, _ in deliveries
             if state not in ACTIVE_DELIVERY_STATES
         ],
-        "retries": max(0, attempts - sum(row[2] for row in deliveries)),
+        "retries": sum(row[3] or 0 for row in deliveries),
         "inbox": list(
             InboxItem.objects.exclude(status__in=ACTIVE_INBOX_STATUSES)
             .values_list("status").annotate(n=Count("id")).order_by()

@@ -1,7 +1,7 @@
 """Re-offer parked records whose cause other records may have removed since.
 
 A record parked because something it refers to was missing or not ready (a worker whose legal
-entity the ERP had not sent yet, time on a project not provisioned yet, a closed period) is
+entity the ERP had not sent yet, time on a project or in a period not there yet) is
 fixed by data that arrives from another system, usually within a cycle or two: connections are
 pulled on their own schedules, so a worker can be processed before its legal entity. Nothing
 would pull that record again (the source has not changed it), so without a re-offer it would
@@ -16,7 +16,8 @@ attempt a day, and at most `REOFFER_LIMIT` items per cycle, oldest failure first
 
 Causes a person must fix in the source (a malformed payload, a role placeholder booking time,
 an ownership refusal, a posted entry changed) are never re-offered: replaying them changes
-nothing. See docs/decisions.md (#25).
+nothing; nor are those whose fix may be new time in the PSA (a closed period or task), which a
+re-offer could post twice. See docs/decisions.md (#25).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import datetime as dt
 import logging
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from sync.pipeline.models import ExceptionItem, InboxItem
@@ -39,13 +41,16 @@ REOFFER_MAX_SECONDS = 24 * 60 * 60
 # (sync.pipeline.master_data) and the time-posting rules (sync.pipeline.rules).
 WAITING_FOR_REFERENCE_DATA = frozenset({
     # master data
-    "LEGAL_ENTITY_UNKNOWN", "LEGAL_ENTITY_UNMAPPED", "CUSTOMER_UNKNOWN", "PROJECT_UNKNOWN",
-    "PROJECT_NOT_PROVISIONED", "TASK_NOT_PROVISIONED", "PLACEHOLDER_UNASSIGNED",
-    "WORKER_NOT_IN_HR",
-    # time posting
-    "PROJECT_NOT_OPEN", "TASK_UNKNOWN", "TASK_CLOSED", "WORKER_UNKNOWN", "WORKER_NOT_ACTIVE",
-    "COST_CENTRE_MISSING", "CURRENCY_UNKNOWN", "CURRENCY_UNMAPPED", "SERVICE_ITEM_UNMAPPED",
-    "PERIOD_MISSING", "PERIOD_CLOSED", "CUSTOMER_NOT_APPROVED",
+    "REFERENCE_MISSING", "LEGAL_ENTITY_UNKNOWN", "LEGAL_ENTITY_UNMAPPED", "CUSTOMER_UNKNOWN",
+    "PROJECT_UNKNOWN", "PROJECT_NOT_PROVISIONED", "TASK_NOT_PROVISIONED",
+    "PLACEHOLDER_UNASSIGNED", "WORKER_NOT_IN_HR",
+    # time posting: data that had not arrived yet. Not the causes whose fix may be a new entry
+    # in the PSA (a closed period or task, a project not open, a worker who left: "repost the
+    # time in the current period"): re-offering the old entry after the period reopens would
+    # post that time twice, and Ledgerbridge cannot see the PSA withdraw it. A person replays
+    # those (one click per root-cause group).
+    "TASK_UNKNOWN", "WORKER_UNKNOWN", "COST_CENTRE_MISSING", "CURRENCY_UNKNOWN",
+    "CURRENCY_UNMAPPED", "SERVICE_ITEM_UNMAPPED", "PERIOD_MISSING", "CUSTOMER_NOT_APPROVED",
 })
 
 
@@ -60,6 +65,12 @@ def parked_items_reoffer(*, now: dt.datetime | None = None, limit: int = REOFFER
     pending; returns how many. Idempotent: an item already pending or processed is left alone
     (two cycles at once re-offer it once)."""
     now = now or timezone.now()
+    # A newer payload of the same record stored since (changed, or parked at another stage)
+    # supersedes the parked one: only the latest payload of a record is re-offered.
+    newer = InboxItem.objects.filter(
+        system=OuterRef("inbox_item__system"), entity=OuterRef("inbox_item__entity"),
+        external_id=OuterRef("inbox_item__external_id"), id__gt=OuterRef("inbox_item_id"),
+    )
     candidates = (
         ExceptionItem.objects.filter(
             status__in=ExceptionItem.OPEN_STATUSES,
@@ -68,6 +79,7 @@ def parked_items_reoffer(*, now: dt.datetime | None = None, limit: int = REOFFER
             inbox_item__status=InboxItem.Status.PARKED,
             last_failed_at__lte=now - reoffer_backoff(1),
         )
+        .exclude(Exists(newer))
         .order_by("last_failed_at", "pk")
         .values_list("inbox_item_id", "occurrences", "last_failed_at")
         .iterator(chunk_size=2000)

@@ -233,7 +233,9 @@ def test_an_approval_sent_now_goes_ahead_of_a_backlog_holding_every_slot(served)
     sender = threading.Thread(target=backlog)
     sender.start()
     try:
+        deadline = time.monotonic() + 30
         while Delivery.objects.filter(state="delivered").count() < 10:
+            assert time.monotonic() < deadline, errors or "the backlog sender sent nothing"
             time.sleep(0.02)  # the backlog sender holds both slots now
         time_bills_enqueue(erp, books, [9001])
         approval = Delivery.objects.get(object_id="9001")

@@ -385,21 +385,38 @@ def test_a_delivered_entry_is_posted_with_its_erp_ref_and_a_stale_version_is_not
     assert second.status == "posted"
 
 
-def test_time_parked_for_a_closed_period_posts_on_the_next_cycle_after_the_period_reopens(firm):
+def test_time_in_a_period_the_erp_had_not_sent_yet_posts_on_a_later_cycle_without_a_replay(firm):
     from sync.pipeline.cycle import sync_cycle_run
 
-    process(firm, [entry(1, date_performed="2026-09-15"), entry(2, user_id="u-ph")])
+    process(firm, [entry(1, date_performed="2026-11-03"), entry(2, user_id="u-ph"),
+                   entry(3, date_performed="2026-09-15")])
     assert sorted(ExceptionItem.objects.values_list("code", flat=True)) == [
-        "PERIOD_CLOSED", "WORKER_IS_PLACEHOLDER"]
+        "PERIOD_CLOSED", "PERIOD_MISSING", "WORKER_IS_PLACEHOLDER"]
+    AccountingPeriod.objects.create(  # the ERP's November arrives with its next sync
+        legal_entity=firm["project"].legal_entity, start_date=dt.date(2026, 11, 1),
+        end_date=dt.date(2026, 11, 30), status="open")
     AccountingPeriod.objects.filter(start_date=dt.date(2026, 9, 1)).update(status="open")
     ExceptionItem.objects.update(last_failed_at=timezone.now() - dt.timedelta(minutes=5))
 
     run = sync_cycle_run(connections=[], deliver=False)
 
-    assert run.reoffered == 1  # a placeholder's booking needs a person in the PSA, not a replay
+    # A placeholder's booking needs a person in the PSA; time in a closed period may have been
+    # reposted there as a new entry since, so a person replays it, not the cycle.
+    assert run.reoffered == 1
     te = TimeEntry.objects.get()
-    assert te.work_date == dt.date(2026, 9, 15)
+    assert te.work_date == dt.date(2026, 11, 3)
     assert Delivery.objects.get().external_id == "KT-TE-1"
-    closed = ExceptionItem.objects.get(code="PERIOD_CLOSED")
-    assert closed.status == "resolved"
-    assert ExceptionItem.objects.get(code="WORKER_IS_PLACEHOLDER").status == "open"
+    assert ExceptionItem.objects.get(code="PERIOD_MISSING").status == "resolved"
+    assert set(ExceptionItem.objects.exclude(code="PERIOD_MISSING").values_list(
+        "status", flat=True)) == {"open"}
+
+
+def test_only_the_latest_payload_of_a_parked_entry_is_re_offered(firm):
+    from sync.pipeline.reoffer import parked_items_reoffer
+
+    process(firm, [entry(1, date_performed="2026-11-03")])  # PERIOD_MISSING
+    process(firm, [entry(1, date_performed="2026-11-03", time_in_minutes="lots")])  # malformed
+    ExceptionItem.objects.update(last_failed_at=timezone.now() - dt.timedelta(minutes=5))
+
+    assert parked_items_reoffer() == 0  # the stale first payload must not be posted
+    assert set(InboxItem.objects.values_list("status", flat=True)) == {"parked"}
