@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -130,7 +131,8 @@ SLOT_WAIT_SECONDS = 30.0
 SLOT_WAIT_IDLE_SECONDS = 1.0
 # How often a sender working through a backlog asks whether a priority sender (deliveries a
 # person is waiting for: an approval posted now) waits for one of the connection's slots; while
-# one does, its senders stop after the request in hand and hand their slots back.
+# one does, it hands one slot back per check (the first sender loop to finish its request in
+# hand ends) and takes no new one.
 PRIORITY_CHECK_SECONDS = 0.05
 # A sender that recorded a success on a connection resets its consecutive-failure count (one
 # UPDATE) at most this often, or at once after a failure of its own.
@@ -166,12 +168,16 @@ class _Target:
     free: list[int] = field(default_factory=list)  # slots held with no sender using them
     senders: int = 0  # sender loops running, each holding one slot
     stopped: bool = False  # circuit opened or configuration refused: send nothing more now
-    yielding: bool = False  # a priority sender waits for a slot: hand ours back
+    priority: bool = False  # this call's deliveries go ahead of backlogs (deliveries_send)
+    yielding: bool = False  # a priority sender waits for a slot (as of the last check)
     priority_check_at: float = 0.0
+    hand_back: int = 0  # slots sender loops are to hand back to the budget as they end
+    hand_back_lock: threading.Lock = field(default_factory=threading.Lock)
     retry_at: float = 0.0
     retry_wait: float = SLOT_RETRY_SECONDS
     reset_at: float = 0.0  # monotonic time of the last consecutive-failure reset
     failed_since_reset: bool = True
+    owner_thread: int = field(default_factory=threading.get_ident)  # the calling thread
 
     def slot(self, now: float) -> int | None:
         """A slot for one more sender: a free one held, else one more from the budget."""
@@ -194,6 +200,33 @@ class _Target:
         while self.free:
             self.budget.release(self.free.pop())
 
+    def priority_check(self, now: float) -> None:
+        """A backlog sender, every PRIORITY_CHECK_SECONDS: whether a priority sender waits for
+        this connection's slots, and if so one slot goes back to the budget — a free one, else
+        the next sender loop to finish its request hands its own back. Runs on the thread that
+        owns the budget's database session."""
+        if self.priority or now < self.priority_check_at:
+            return
+        self.priority_check_at = now + PRIORITY_CHECK_SECONDS
+        self.yielding = self.budget.priority_waiting()
+        if not self.yielding:
+            self.hand_back = 0
+        elif self.free:
+            self.budget.release(self.free.pop())
+        else:
+            with self.hand_back_lock:
+                self.hand_back = min(self.hand_back + 1, self.senders)
+
+    def hand_back_taken(self) -> bool:
+        """Whether the calling sender loop is to end and hand its slot back."""
+        if self.hand_back <= 0:
+            return False
+        with self.hand_back_lock:
+            if self.hand_back <= 0:
+                return False
+            self.hand_back -= 1
+            return True
+
     def circuit_reset_due(self, now: float) -> bool:
         due = self.failed_since_reset or now - self.reset_at >= CIRCUIT_RESET_EVERY_SECONDS
         if due:
@@ -207,16 +240,26 @@ class _SenderDone:
 
     slot: int
     error: BaseException | None = None  # an unexpected error (a bug), raised by the caller
+    handed_back: bool = False  # for a priority sender: back to the budget, not kept free
 
 
 def _sender_loop(target: _Target, slot: int, results: SimpleQueue) -> None:
     """One sender thread holding one slot: sends the target's queued deliveries back to back,
     handing each outcome to the calling thread, until the queue is empty, the target is
-    stopped, or a failure that may concern the whole connection (the calling thread decides
-    whether to go on)."""
+    stopped, its slot is to go to a priority sender, or a failure that may concern the whole
+    connection (the calling thread decides whether to go on)."""
     error = None
+    handed_back = False
+    # Run inline (max_concurrency 1), this loop is on the calling thread: it makes the
+    # priority checks itself, between requests, or a chunk would run to its end first.
+    inline = threading.get_ident() == target.owner_thread
     try:
-        while not target.stopped and not target.yielding:
+        while not target.stopped:
+            if inline:
+                target.priority_check(time.monotonic())
+            if target.hand_back_taken():
+                handed_back = True
+                break
             try:
                 delivery = target.queue.popleft()
             except IndexError:
@@ -228,7 +271,7 @@ def _sender_loop(target: _Target, slot: int, results: SimpleQueue) -> None:
     except Exception as exc:  # a bug: the calling thread raises it once the run is wound up
         error = exc
     finally:
-        results.put((target, None, _SenderDone(slot=slot, error=error)))
+        results.put((target, None, _SenderDone(slot=slot, error=error, handed_back=handed_back)))
 
 
 class _Sender:
@@ -344,7 +387,7 @@ class _Sender:
                                     thread_name_prefix=f"deliver-{connection.id}")
         )
         return _Target(connection=connection, connector=connector, executor=executor,
-                       budget=slot_budget_for(connection),
+                       budget=slot_budget_for(connection), priority=self.priority,
                        failed_since_reset=connection.consecutive_failures > 0)
 
     def _senders_start(self, now: float) -> None:
@@ -353,7 +396,7 @@ class _Sender:
                 target.release_free()  # nothing to send here: others may use the slots
                 target.budget.priority_withdraw()
                 continue
-            self._yield_check(target, now)
+            target.priority_check(now)
             while len(target.queue) > target.senders and not target.stopped:
                 slot = target.slot(now)
                 if slot is None:
@@ -366,17 +409,6 @@ class _Sender:
                 self.threaded = self.threaded or not isinstance(target.executor, _Inline)
             if len(target.queue) <= target.senders:
                 target.budget.priority_withdraw()  # every delivery has its slot: stop waiting
-
-    def _yield_check(self, target: _Target, now: float) -> None:
-        """A backlog sender: every PRIORITY_CHECK_SECONDS, whether a priority sender waits for
-        this connection's slots; while one does, the free slots go back to the budget and the
-        sender loops end after the request in hand (their slots follow as they end)."""
-        if self.priority or now < target.priority_check_at:
-            return
-        target.priority_check_at = now + PRIORITY_CHECK_SECONDS
-        target.yielding = target.budget.priority_waiting()
-        if target.yielding:
-            target.release_free()
 
     def _results_take(self, *, timeout: float | None) -> None:
         """Wait for the next outcomes (or a retry time), then record all that have come."""
@@ -398,8 +430,8 @@ class _Sender:
             if isinstance(item, _SenderDone):
                 target.senders -= 1
                 self.senders -= 1
-                if target.yielding:
-                    target.budget.release(item.slot)
+                if item.handed_back:
+                    target.budget.release(item.slot)  # a priority sender waits for it
                 else:
                     target.free.append(item.slot)
                 self.error = self.error or item.error
