@@ -523,7 +523,10 @@ def sync_cycle_run(
             clock = time.monotonic()
             erp = erp_connection_get()
             if processors is None:
-                run.reoffered = parked_items_reoffer()
+                processors, default_order = processing_registry(erp=erp)
+                order = default_order if order is None else order
+                # Only what this cycle can process (no ERP: time entries stay parked).
+                run.reoffered = parked_items_reoffer(processable=processors.keys())
             totals = inbox_process(run=run, processors=processors, order=order, erp=erp)
             errors.extend(totals.errors)
             for name in ("created", "updated", "unchanged", "refused", "failed"):

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from sync.pipeline.models import ExceptionItem, InboxItem
@@ -60,36 +61,49 @@ def reoffer_backoff(occurrences: int) -> dt.timedelta:
     return dt.timedelta(seconds=min(seconds, REOFFER_MAX_SECONDS))
 
 
-def parked_items_reoffer(*, now: dt.datetime | None = None, limit: int = REOFFER_LIMIT) -> int:
+def _due(now: dt.datetime) -> Q:
+    """Items whose backoff has passed, in SQL: one term per occurrence count up to the cap."""
+    due = Q()
+    occurrences = 1
+    while reoffer_backoff(occurrences) < reoffer_backoff(occurrences + 1):
+        due |= Q(occurrences=occurrences, last_failed_at__lte=now - reoffer_backoff(occurrences))
+        occurrences += 1
+    return due | Q(occurrences__gte=occurrences,
+                   last_failed_at__lte=now - reoffer_backoff(occurrences))
+
+
+def parked_items_reoffer(
+    *, now: dt.datetime | None = None, limit: int = REOFFER_LIMIT,
+    processable: Iterable[tuple[str, str]] | None = None,
+) -> int:
     """Put the parked inbox items of due open items with a reference-data cause back to
-    pending; returns how many. Idempotent: an item already pending or processed is left alone
-    (two cycles at once re-offer it once)."""
+    pending; returns how many. `processable` (system, entity) pairs, when given, limit it to
+    what this cycle can process (no ERP connection: no time entries). Idempotent: an item
+    already pending or processed is left alone (two cycles at once re-offer it once)."""
     now = now or timezone.now()
+    kinds = Q()
+    for system, entity in processable or ():
+        kinds |= Q(inbox_item__system=system, inbox_item__entity=entity)
+    if processable is not None and not kinds:
+        return 0
     # A newer payload of the same record stored since (changed, or parked at another stage)
     # supersedes the parked one: only the latest payload of a record is re-offered.
     newer = InboxItem.objects.filter(
         system=OuterRef("inbox_item__system"), entity=OuterRef("inbox_item__entity"),
         external_id=OuterRef("inbox_item__external_id"), id__gt=OuterRef("inbox_item_id"),
     )
-    candidates = (
+    due = list(
         ExceptionItem.objects.filter(
+            _due(now), kinds,
             status__in=ExceptionItem.OPEN_STATUSES,
             code__in=WAITING_FOR_REFERENCE_DATA,
             inbox_item__isnull=False,
             inbox_item__status=InboxItem.Status.PARKED,
-            last_failed_at__lte=now - reoffer_backoff(1),
         )
         .exclude(Exists(newer))
         .order_by("last_failed_at", "pk")
-        .values_list("inbox_item_id", "occurrences", "last_failed_at")
-        .iterator(chunk_size=2000)
+        .values_list("inbox_item_id", flat=True)[:limit]
     )
-    due: list[int] = []
-    for inbox_id, occurrences, last_failed_at in candidates:
-        if last_failed_at + reoffer_backoff(occurrences) <= now:
-            due.append(inbox_id)
-            if len(due) >= limit:
-                break
     if not due:
         return 0
     with transaction.atomic():

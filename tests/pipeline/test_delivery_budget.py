@@ -256,3 +256,45 @@ def test_an_approval_sent_now_goes_ahead_of_a_backlog_holding_every_slot(served,
     assert sent_meanwhile < 25
     assert served.app.statuses[429] == 0
     assert Delivery.objects.filter(state="delivered").count() == 201
+
+
+def test_a_priority_wait_is_seen_by_other_sessions_and_ends_with_its_session(served):
+    erp = erp_connect(served, max_concurrency=2)
+    backlog = AdvisoryLockBudget(connection_id=erp.id, limit=2)
+    said: dict[str, bool] = {}
+    steps = {name: threading.Event() for name in ("announced", "checked", "withdrawn",
+                                                  "checked again", "announced again")}
+
+    def priority_sender() -> None:  # its own thread: its own database session
+        try:
+            waiting = AdvisoryLockBudget(connection_id=erp.id, limit=2)
+            waiting.priority_announce()
+            said["sees itself"] = waiting.priority_waiting()
+            steps["announced"].set()
+            steps["checked"].wait(10)
+            waiting.priority_withdraw()
+            steps["withdrawn"].set()
+            steps["checked again"].wait(10)
+            waiting.priority_announce()
+        finally:
+            connections.close_all()  # the session ends with its lock still announced
+            steps["announced again"].set()
+
+    thread = threading.Thread(target=priority_sender)
+    thread.start()
+    assert steps["announced"].wait(10)
+    said["while announced"] = backlog.priority_waiting()
+    steps["checked"].set()
+    assert steps["withdrawn"].wait(10)
+    said["after withdrawal"] = backlog.priority_waiting()
+    steps["checked again"].set()
+    assert steps["announced again"].wait(10)
+    thread.join(10)
+    deadline = time.monotonic() + 5
+    while backlog.priority_waiting() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server ends the closed session's backend
+    said["after its session ended"] = backlog.priority_waiting()
+
+    assert said == {"sees itself": False, "while announced": True,
+                    "after withdrawal": False, "after its session ended": False}
+

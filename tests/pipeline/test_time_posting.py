@@ -420,3 +420,18 @@ def test_only_the_latest_payload_of_a_parked_entry_is_re_offered(firm):
 
     assert parked_items_reoffer() == 0  # the stale first payload must not be posted
     assert set(InboxItem.objects.values_list("status", flat=True)) == {"parked"}
+
+
+def test_without_an_enabled_erp_parked_time_is_not_re_offered(firm):
+    from sync.pipeline.cycle import sync_cycle_run
+
+    process(firm, [entry(1, date_performed="2026-11-03")])  # PERIOD_MISSING
+    ExceptionItem.objects.update(last_failed_at=timezone.now() - dt.timedelta(minutes=5))
+    firm["erp"].enabled = False
+    firm["erp"].save()
+
+    run = sync_cycle_run(connections=[], deliver=False)
+
+    assert run.reoffered == 0  # it could only wait pending: it stays parked, with its item
+    assert InboxItem.objects.get().status == "parked"
+
