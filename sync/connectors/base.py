@@ -52,6 +52,7 @@ class ConnectionConfig:
     max_concurrency: int = 4
     rate_per_second: float | None = None
     correlation_header: str = CORRELATION_HEADER
+    name: str = ""  # the connection's name: how its requests are labelled in /metrics
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
@@ -72,6 +73,7 @@ class ConnectionConfig:
             timeout_seconds=float(connection.timeout_seconds),
             max_concurrency=int(connection.max_concurrency),
             rate_per_second=None if rate is None else float(rate),
+            name=getattr(connection, "name", ""),
         )
 
 

@@ -51,6 +51,7 @@ from sync.connectors.base import (
     correlation_id_var,
 )
 from sync.connectors.limits import ConcurrencyCap, TokenBucket
+from sync.connectors.stats import outcome_of, request_stats
 
 logger = logging.getLogger(__name__)
 
@@ -280,6 +281,7 @@ class VendorHttp:
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
+        self._label = config.name or config.system  # /metrics' connection label
         self.auth: Auth = auth or NoAuth()
         self.rate_limit_backoff = rate_limit_backoff
         self.get_attempts = max(get_attempts, 1)
@@ -396,6 +398,7 @@ class VendorHttp:
         if self.bucket is not None:
             self.bucket.acquire()
         with self.cap:
+            started = time.perf_counter()
             try:
                 response = self._client.send(request)
                 try:
@@ -403,11 +406,17 @@ class VendorHttp:
                 finally:
                     response.close()
             except httpx.HTTPError as exc:
+                request_stats.record(
+                    connection=self._label, seconds=time.perf_counter() - started,
+                    outcome=outcome_of(None, timed_out=isinstance(exc, httpx.TimeoutException)),
+                )
                 kind = exception_classify(exc, idempotent=idempotent)
                 raise TransportError(
                     kind=kind, message=f"{type(exc).__name__}: {exc}", method=method,
                     url=str(request.url),
                 ) from exc
+            request_stats.record(connection=self._label, seconds=time.perf_counter() - started,
+                                 outcome=outcome_of(response.status_code))
         usage = limit_info_parse(response.headers.get("sforce-limit-info"))
         if usage is not None:
             self.api_usage = usage

@@ -11,6 +11,7 @@ and their age is a gauge of its own (docs/decisions.md #24).
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -20,14 +21,16 @@ from django.db.models import Count, F, Sum, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from sync.connectors.stats import redis_client, request_stats, requests_read
 from sync.pipeline.models import Delivery, ExceptionItem, InboxItem, SyncRun
 
 # Each has a partial index of its own (`delivery_<state>`, `inbox_<status>`): counting them
 # reads the active work only, however many rows the tables hold.
 ACTIVE_DELIVERY_STATES = (Delivery.State.PENDING, Delivery.State.IN_FLIGHT, Delivery.State.FAILED)
 ACTIVE_INBOX_STATUSES = (InboxItem.Status.PENDING, InboxItem.Status.PARKED)
+logger = logging.getLogger(__name__)
 TOTALS_CACHE_KEY = "ledgerbridge:metrics:totals"
 
 
@@ -142,9 +145,38 @@ class PipelineCollector:
         yield age
 
 
+class ConnectorRequestsCollector:
+    """Vendor API requests and their latency per connection, as every process summed them in
+    Redis (sync.connectors.stats). Without Redis the two families are left out."""
+
+    def collect(self):
+        request_stats.flush()  # this process's own requests too
+        try:
+            counts, histograms = requests_read(redis_client())
+        except Exception as exc:
+            logger.warning("connector request metrics unavailable: %s", exc)
+            return
+        requests = CounterMetricFamily(
+            "ledgerbridge_connector_requests", "Vendor API requests by connection and outcome.",
+            labels=["connection", "outcome"],
+        )
+        for (connection, outcome), n in sorted(counts.items()):
+            requests.add_metric([connection, outcome], n)
+        yield requests
+        seconds = HistogramMetricFamily(
+            "ledgerbridge_connector_request_seconds",
+            "Vendor API request latency by connection (the vendor's answer, read whole).",
+            labels=["connection"],
+        )
+        for connection, (buckets, total) in sorted(histograms.items()):
+            seconds.add_metric([connection], buckets, sum_value=total)
+        yield seconds
+
+
 def metrics_render(*, now: datetime | None = None) -> bytes:
     """The exposition text. Read-only; at most one scrape per `METRICS_TOTALS_SECONDS` (per
     process) pays for the whole-table totals, the others read active work only."""
     registry = CollectorRegistry()
     registry.register(PipelineCollector(now=now or timezone.now()))
+    registry.register(ConnectorRequestsCollector())
     return generate_latest(registry)

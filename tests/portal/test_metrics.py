@@ -3,6 +3,7 @@ counted afresh at every scrape, whole-table totals at most once per METRICS_TOTA
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from datetime import datetime, timedelta
 
@@ -209,3 +210,58 @@ def test_a_scrape_with_cached_totals_reads_only_partial_indexes_of_active_work(s
     for index in ("delivery_pending", "delivery_in_flight", "delivery_failed", "inbox_pending",
                   "inbox_parked", "exception_one_open_per_record_stage"):
         assert any(index in plan for plan in plans), (index, plans)
+
+
+def test_vendor_requests_and_their_latency_are_counted_per_connection_and_outcome():
+    import uuid
+
+    import httpx
+
+    from sync.connectors.base import ConnectionConfig, TransportError
+    from sync.connectors.http import VendorHttp
+
+    name = f"erp-{uuid.uuid4().hex[:8]}"  # Redis outlives tests: a name of this test's own
+    answers = iter([httpx.Response(200, json={}), httpx.Response(503, json={}),
+                    httpx.Response(429, json={})])
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        answer = next(answers, None)
+        if answer is None:
+            raise httpx.ReadTimeout("no answer", request=request)
+        return answer
+
+    http = VendorHttp(ConnectionConfig(system="netsuite", base_url="http://erp.test",
+                                       name=name), transport=httpx.MockTransport(vendor))
+    for _ in range(4):
+        with contextlib.suppress(TransportError):  # 503, 429 and the timeout raise
+            http.request("POST", "/record", json={})
+
+    found = figures()
+    for outcome in ("2xx", "5xx", "429", "timeout"):
+        key = f'ledgerbridge_connector_requests_total{{connection="{name}",outcome="{outcome}"}}'
+        assert found[key] == 1
+    seconds = "ledgerbridge_connector_request_seconds"
+    assert found[f'{seconds}_count{{connection="{name}"}}'] == 4
+    assert found[f'{seconds}_bucket{{connection="{name}",le="+Inf"}}'] == 4
+
+
+def test_without_redis_the_scrape_still_answers_and_requests_still_go_out(settings):
+    import httpx
+    import redis
+
+    from sync.connectors.base import ConnectionConfig
+    from sync.connectors.http import VendorHttp
+    from sync.connectors.stats import RequestStats
+
+    unreachable = RequestStats(redis_factory=lambda: redis.Redis.from_url(
+        "redis://127.0.0.1:1/0", socket_connect_timeout=0.2))
+    unreachable.record(connection="erp", outcome="2xx", seconds=0.01)
+    unreachable.flush()  # dropped, not raised
+
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    http = VendorHttp(ConnectionConfig(system="netsuite", base_url="http://erp.test"),
+                      transport=httpx.MockTransport(lambda request: httpx.Response(200, json={})))
+    assert http.request("GET", "/record").status == 200
+    found = figures()
+    assert not any(key.startswith("ledgerbridge_connector_") for key in found)
+    assert "ledgerbridge_metrics_totals_age_seconds" in found
