@@ -145,14 +145,16 @@ class PipelineCollector:
         yield age
 
 
-class ConnectorRequestsCollector:
-    """Vendor API requests and their latency per connection, as every process summed them in
-    Redis (sync.connectors.stats). Without Redis the two families are left out."""
+class RedisCollector:
+    """What Redis holds: vendor API requests and their latency per connection, as every
+    process summed them (sync.connectors.stats), and the Celery queue's length. Without Redis
+    these families are left out."""
 
     def collect(self):
         request_stats.flush()  # this process's own requests too
         try:
-            counts, histograms = requests_read(redis_client())
+            redis = redis_client()
+            counts, histograms = requests_read(redis)
         except Exception as exc:
             logger.warning("connector request metrics unavailable: %s", exc)
             return
@@ -171,6 +173,19 @@ class ConnectorRequestsCollector:
         for connection, (buckets, total) in sorted(histograms.items()):
             seconds.add_metric([connection], buckets, sum_value=total)
         yield seconds
+        yield self._task_queue(redis)
+
+    @staticmethod
+    def _task_queue(redis: Any) -> GaugeMetricFamily:
+        """Celery messages waiting in the broker: the default queue's Redis lists (kombu keeps
+        one per priority step: `celery`, `celery\x06\x163`, …)."""
+        queue = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
+        waiting = sum(redis.llen(name) for name in
+                      [queue, *(f"{queue}\x06\x16{step}" for step in (3, 6, 9))])
+        family = GaugeMetricFamily("ledgerbridge_task_queue_length",
+                                   "Celery tasks waiting in the broker.", labels=["queue"])
+        family.add_metric([queue], waiting)
+        return family
 
 
 def metrics_render(*, now: datetime | None = None) -> bytes:
@@ -178,5 +193,5 @@ def metrics_render(*, now: datetime | None = None) -> bytes:
     process) pays for the whole-table totals, the others read active work only."""
     registry = CollectorRegistry()
     registry.register(PipelineCollector(now=now or timezone.now()))
-    registry.register(ConnectorRequestsCollector())
+    registry.register(RedisCollector())
     return generate_latest(registry)

@@ -265,3 +265,18 @@ def test_without_redis_the_scrape_still_answers_and_requests_still_go_out(settin
     found = figures()
     assert not any(key.startswith("ledgerbridge_connector_") for key in found)
     assert "ledgerbridge_metrics_totals_age_seconds" in found
+
+
+def test_the_celery_queue_length_is_read_from_the_broker(settings):
+    import uuid
+
+    from sync.connectors.stats import redis_client
+
+    settings.CELERY_TASK_DEFAULT_QUEUE = queue = f"metrics-test-{uuid.uuid4().hex[:8]}"
+    redis = redis_client()
+    redis.rpush(queue, "a", "b")
+    redis.rpush(f"{queue}\x06\x163", "c")  # a message of priority step 3
+    try:
+        assert figures()[f'ledgerbridge_task_queue_length{{queue="{queue}"}}'] == 3
+    finally:
+        redis.delete(queue, f"{queue}\x06\x163")
