@@ -97,16 +97,25 @@ class RequestStats:
             logger.debug("connector request counts not stored: %s", exc)
 
 
+    def close(self) -> None:
+        """Flush, then close the Redis client (at exit: before the interpreter tears down the
+        modules its destructor needs)."""
+        self.flush()
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
+
+
 request_stats = RequestStats()
-atexit.register(request_stats.flush)
+atexit.register(request_stats.close)
 
 
 def requests_read(redis: Any) -> tuple[dict[tuple[str, str], int],
                                        dict[str, tuple[list[tuple[str, int]], float]]]:
     """({(connection, outcome): count}, {connection: (cumulative [(le, count)], sum)}) as
     summed in Redis by every process."""
-    counts = {
-        tuple(field.decode().split("|", 1)): int(n)
+    counts = {  # rsplit: a connection's name may hold a "|", an outcome never does
+        tuple(field.decode().rsplit("|", 1)): int(n)
         for field, n in redis.hgetall(REQUESTS_KEY).items()
     }
     per_bucket: dict[str, Counter[str]] = {}

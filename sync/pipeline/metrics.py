@@ -152,19 +152,22 @@ class RedisCollector:
 
     def collect(self):
         request_stats.flush()  # this process's own requests too
+        redis = redis_client()
         try:
-            redis = redis_client()
-            counts, histograms = requests_read(redis)
-        except Exception as exc:
-            logger.warning("connector request metrics unavailable: %s", exc)
-            return
+            yield from self._families(redis)
+        except Exception as exc:  # any failure: the rest of the scrape still answers
+            logger.warning("metrics kept in Redis unavailable: %s", exc)
+        finally:
+            redis.close()
+
+    def _families(self, redis: Any):
+        counts, histograms = requests_read(redis)
         requests = CounterMetricFamily(
             "ledgerbridge_connector_requests", "Vendor API requests by connection and outcome.",
             labels=["connection", "outcome"],
         )
         for (connection, outcome), n in sorted(counts.items()):
             requests.add_metric([connection, outcome], n)
-        yield requests
         seconds = HistogramMetricFamily(
             "ledgerbridge_connector_request_seconds",
             "Vendor API request latency by connection (the vendor's answer, read whole).",
@@ -172,8 +175,9 @@ class RedisCollector:
         )
         for connection, (buckets, total) in sorted(histograms.items()):
             seconds.add_metric([connection], buckets, sum_value=total)
-        yield seconds
-        yield self._task_queue(redis)
+        queue = self._task_queue(redis)
+        # Yielded once all three are read: a Redis failure midway leaves all of them out.
+        yield from (requests, seconds, queue)
 
     @staticmethod
     def _task_queue(redis: Any) -> GaugeMetricFamily:
