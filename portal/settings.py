@@ -228,9 +228,19 @@ HEARTBEAT_INTERVAL_SECONDS = env_int("HEARTBEAT_INTERVAL_SECONDS", 15)
 # Bearer token a Prometheus scraper presents at /metrics (empty: only signed-in ops users).
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 # /metrics counts active work exactly at every scrape; the whole-table totals (delivered,
-# retries, processed inbox items, sync runs) are recomputed at most this often, in seconds, and
-# cached per process (Django's local-memory cache: no CACHES is configured).
+# retries, processed inbox items, sync runs) are computed by a beat task every half of this,
+# in seconds, into the cache; a scrape computes them itself only when they are older than this
+# (beat not running).
 METRICS_TOTALS_SECONDS = env_int("METRICS_TOTALS_SECONDS", 300)
+# The cache is the broker's Redis, so every web process reads the same totals.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "ledgerbridge",
+        "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
+    }
+}
 # Which system owns the project master: "erp" or "psa", by operating model (DESIGN.md).
 PROJECT_MASTER_OWNER = env_str("PROJECT_MASTER_OWNER", "erp")
 

@@ -115,6 +115,14 @@ def _deliveries_due_count(*, cap: int) -> int:
     return Delivery.objects.filter(id__in=due).count()
 
 
+@shared_task(name="sync.metrics_totals_refresh", ignore_result=True)
+def metrics_totals_refresh() -> None:
+    """Recompute /metrics' whole-table totals into the cache, so scrapes only read them."""
+    from sync.pipeline.metrics import metrics_totals_refresh as refresh
+
+    refresh()
+
+
 def beat_schedule_delivery() -> dict:
     """Beat entries of the delivery engine, to merge into portal/celery.py's schedule."""
     return {
@@ -123,5 +131,11 @@ def beat_schedule_delivery() -> dict:
             "schedule": DELIVERY_SWEEP_SECONDS,
             # A sweep that waited longer than one tick is superseded by the next one.
             "options": {"expires": DELIVERY_SWEEP_SECONDS},
+        },
+        # Every half interval: a scrape finds totals younger than METRICS_TOTALS_SECONDS.
+        "sync-metrics-totals": {
+            "task": "sync.metrics_totals_refresh",
+            "schedule": settings.METRICS_TOTALS_SECONDS / 2,
+            "options": {"expires": settings.METRICS_TOTALS_SECONDS / 2},
         },
     }

@@ -5,8 +5,9 @@ worker processes without Prometheus' multiprocess mode. The work an operator act
 in-flight and failed deliveries, pending and parked inbox items, open exception items) is
 counted exactly at every scrape, each through a partial index that holds only that work. The
 totals that need a whole-table aggregate (delivered deliveries, retries, processed inbox items,
-sync runs) are computed at most once per `METRICS_TOTALS_SECONDS` and kept in Django's cache,
-and their age is a gauge of its own (docs/decisions.md #24).
+sync runs) are computed by a beat task every half `METRICS_TOTALS_SECONDS` into the cache
+(Redis: one copy for every web process), by a scrape only when they are older than that, and
+their age is a gauge of its own (docs/decisions.md #24).
 """
 
 from __future__ import annotations
@@ -59,19 +60,27 @@ def metrics_totals_compute(*, now: datetime) -> dict[str, Any]:
     }
 
 
-def metrics_totals_get(*, now: datetime) -> dict[str, Any]:
-    """The cached totals, computed again once they are `METRICS_TOTALS_SECONDS` old.
+def metrics_totals_refresh(*, now: datetime | None = None) -> dict[str, Any]:
+    """Compute the totals and keep them in the cache (the beat task
+    `sync.metrics_totals_refresh`, every half `METRICS_TOTALS_SECONDS`)."""
+    totals = metrics_totals_compute(now=now or timezone.now())
+    # No expiry: the age check of metrics_totals_get decides, so a changed setting applies.
+    cache.set(TOTALS_CACHE_KEY, totals, timeout=None)
+    return totals
 
-    Without a CACHES setting the cache is Django's per-process local memory: each web process
-    computes its own totals at most once per interval.
-    """
-    totals = cache.get(TOTALS_CACHE_KEY)
+
+def metrics_totals_get(*, now: datetime) -> dict[str, Any]:
+    """The cached totals; computed here only when they are `METRICS_TOTALS_SECONDS` old (beat
+    is not refreshing them) or the cache cannot be read (then not kept)."""
+    try:
+        totals = cache.get(TOTALS_CACHE_KEY)
+    except Exception as exc:  # the cache's Redis is away: the scrape still answers
+        logger.warning("metrics totals not cached: %s", exc)
+        return metrics_totals_compute(now=now)
     if totals is None or (
         (now - totals["computed_at"]).total_seconds() >= settings.METRICS_TOTALS_SECONDS
     ):
-        totals = metrics_totals_compute(now=now)
-        # No expiry: the age check above decides, so a changed setting applies at once.
-        cache.set(TOTALS_CACHE_KEY, totals, timeout=None)
+        totals = metrics_totals_refresh(now=now)
     return totals
 
 

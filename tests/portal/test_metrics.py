@@ -65,7 +65,7 @@ AGE = "ledgerbridge_metrics_totals_age_seconds"
 
 @pytest.fixture(autouse=True)
 def _no_cached_totals():
-    """Each test computes its own totals: the local-memory cache outlives a test's database."""
+    """Each test computes its own totals: the cache (Redis) outlives a test's database."""
     cache.clear()
     yield
     cache.clear()
@@ -280,3 +280,24 @@ def test_the_celery_queue_length_is_read_from_the_broker(settings):
         assert figures()[f'ledgerbridge_task_queue_length{{queue="{queue}"}}'] == 3
     finally:
         redis.delete(queue, f"{queue}\x06\x163")
+
+
+def test_totals_refreshed_by_beat_are_what_every_scrape_reads(settings, make_delivery):
+    from django.db import connection as db
+
+    from sync.tasks import beat_schedule_delivery, metrics_totals_refresh
+
+    settings.METRICS_TOTALS_SECONDS = 300
+    entry = beat_schedule_delivery()["sync-metrics-totals"]
+    assert (entry["task"], entry["schedule"]) == ("sync.metrics_totals_refresh", 150)
+    make_delivery(state="delivered", attempts=3)
+    metrics_totals_refresh()  # what beat runs
+
+    with CaptureQueriesContext(db) as scrape:
+        found = figures()
+
+    assert found[DELIVERED] == 1
+    assert found[RETRIES] == 2
+    read = " ".join(q["sql"] for q in scrape.captured_queries)
+    assert "attempts" not in read  # no whole-table aggregate in the scrape itself
+
