@@ -147,7 +147,7 @@ class PipelineCollector:
         age = GaugeMetricFamily(
             "ledgerbridge_metrics_totals_age_seconds",
             "Seconds since the whole-table totals (delivered deliveries, retries, processed "
-            "inbox items, sync runs) were computed; they are recomputed every "
+            "inbox items, sync runs) were computed; beat recomputes them every half "
             "METRICS_TOTALS_SECONDS.",
         )
         age.add_metric([], (self.now - totals["computed_at"]).total_seconds())

@@ -26,7 +26,6 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 
-from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -106,9 +105,8 @@ def parked_items_reoffer(
     )
     if not due:
         return 0
-    with transaction.atomic():
-        reoffered = InboxItem.objects.filter(
-            id__in=due, status=InboxItem.Status.PARKED
-        ).update(status=InboxItem.Status.PENDING)
+    reoffered = InboxItem.objects.filter(
+        id__in=due, status=InboxItem.Status.PARKED
+    ).update(status=InboxItem.Status.PENDING)
     logger.info("re-offered %s parked inbox items whose cause may have been fixed", reoffered)
     return reoffered
