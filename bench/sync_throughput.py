@@ -11,7 +11,7 @@ prints one table. Nothing is asserted: the figures go to bench/README.md.
 
 Stages:
 - engine   N approved Kantata time entries already in the inbox (COPY-loaded; not measured) →
-           `time_entries_process` in batches → TimeEntry + history, ExternalRef + history,
+           `time_entries_process` in batches → TimeEntry (with its PSA id) + history,
            one outbox Delivery each, inbox rows marked processed. Also a batch-size scan and
            the naive per-row ORM baseline on a 20,000-row subset, and the speed-up.
 - pull     N Kantata time entries in the sandbox (bulk-inserted, not measured) served on a
@@ -302,15 +302,14 @@ def child_naive(prefix: str, erp_id: int) -> dict:
     """The naive path: the same parse/resolve/validate, then one ORM save per row and table.
 
     References are preloaded per 1,000 items exactly as the engine does (so only the write
-    path differs: this is the conservative baseline); each TimeEntry, ExternalRef and
-    Delivery is saved on its own, history rows come from simple-history's post_save signal.
+    path differs: this is the conservative baseline); each TimeEntry and Delivery is saved on
+    its own, history rows come from simple-history's post_save signal.
     """
-    from django.contrib.contenttypes.models import ContentType
     from django.db import transaction
     from django.utils import timezone
 
     from sync.audit import acting_as
-    from sync.models import ExternalRef, TimeEntry
+    from sync.models import TimeEntry
     from sync.models.transactions import ApprovalStatus
     from sync.pipeline import time_posting as tp
     from sync.pipeline.models import Connection, InboxItem, SyncRun
@@ -318,7 +317,6 @@ def child_naive(prefix: str, erp_id: int) -> dict:
 
     erp = Connection.objects.get(id=erp_id)
     run = SyncRun.objects.create(kind="process", started_at=timezone.now())
-    entry_type = ContentType.objects.get_for_model(TimeEntry)
     created = failed = 0
     started = time.perf_counter()
     for ids in pending_ids(prefix_bounds(prefix), 1000):
@@ -333,16 +331,14 @@ def child_naive(prefix: str, erp_id: int) -> dict:
                     failed += 1
                     continue
                 entry = TimeEntry(
-                    worker_id=resolved.worker.pk, project_id=resolved.project.pk,
-                    task_id=resolved.task.pk,
+                    psa_id=p.external_id, worker_id=resolved.worker.pk,
+                    project_id=resolved.project.pk, task_id=resolved.task.pk,
                     work_date=p.work_date, hours=p.hours, billable=p.billable,
                     bill_rate=p.rate, currency_id=p.currency, status=ApprovalStatus.APPROVED,
                     approved_at=now, mapping_versions=resolved.versions,
                     correlation_id=resolved.project.correlation_id or item.correlation_id,
                 )
                 entry.save()
-                ExternalRef(system="psa", content_type=entry_type, object_id=str(entry.pk),
-                            external_id=p.external_id, last_synced_at=now).save()
                 tp._delivery(entry, resolved, p, item, erp=erp, now=now, pre=pre).save()
                 item.status = InboxItem.Status.PROCESSED
                 item.processed_at = now

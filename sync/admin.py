@@ -328,6 +328,7 @@ class UsageRecordAdmin(CanonicalAdmin):
 @admin.register(m.TimeEntry)
 class TimeEntryAdmin(CanonicalAdmin):
     list_display = (
+        "psa_id",
         "work_date",
         "worker",
         "project",
@@ -340,7 +341,8 @@ class TimeEntryAdmin(CanonicalAdmin):
         "approved_at",
     )
     list_filter = ("status", "billable", "currency")
-    search_fields = ("worker__name", "worker__employee_number", "project__code", "correlation_id")
+    search_fields = ("psa_id", "worker__name", "worker__employee_number", "project__code",
+                     "correlation_id")
     date_hierarchy = "work_date"
     list_select_related = ("worker", "project", "task")
     raw_id_fields = ("worker", "project", "task")

@@ -269,13 +269,9 @@ def _subscribe(portal_url: str) -> None:
 def _posted_psa_ids() -> set[str]:
     """PSA time entries the set-up cycle took in as canonical entries (they passed validation;
     their postings are delivered or on their way)."""
-    from django.contrib.contenttypes.models import ContentType
+    from sync.models import TimeEntry
 
-    from sync.models import ExternalRef, TimeEntry
-
-    return set(ExternalRef.objects.filter(
-        system="psa", content_type=ContentType.objects.get_for_model(TimeEntry)
-    ).values_list("external_id", flat=True))
+    return set(TimeEntry.objects.exclude(psa_id=None).values_list("psa_id", flat=True))
 
 
 def _open_days() -> dict[str, list[tuple[str, str]]]:

@@ -65,6 +65,11 @@ class TimeEntry(CanonicalModel):
     # Indexed below by a plain index (no varchar_pattern_ops twin).
     status = lifecycle_status_field(ApprovalStatus, default=ApprovalStatus.DRAFT, db_index=False)
     approved_at = models.DateTimeField(null=True, blank=True)
+    # The entry's id in the PSA it was booked in: its natural key, kept on the row (unique)
+    # rather than in an ExternalRef, which serves records known to several systems. A time
+    # entry has one source, and an ExternalRef and its history row were two of the five rows
+    # each posting wrote (docs/decisions.md #27). Its ERP id is an ExternalRef, as before.
+    psa_id = models.CharField("PSA id", max_length=255, null=True, blank=True, editable=False)
 
     bill_rate_money = MoneyProperty(amount="bill_rate", currency="currency")
 
@@ -76,6 +81,8 @@ class TimeEntry(CanonicalModel):
         ordering = ["-work_date"]
         constraints = [
             models.CheckConstraint(condition=Q(hours__gt=0), name="timeentry_hours_positive"),
+            # A constraint, not unique=True: no varchar_pattern_ops twin index on PostgreSQL.
+            models.UniqueConstraint(fields=["psa_id"], name="timeentry_psa_id_unique"),
         ]
         indexes = [
             models.Index(fields=["project", "work_date"]),

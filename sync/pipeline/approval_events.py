@@ -50,7 +50,7 @@ from django.utils import timezone
 from sync.connectors.base import TransportError, correlation_scope
 from sync.errors import DomainError
 from sync.logging import run_scope
-from sync.models import ExternalRef, TimeEntry
+from sync.models import TimeEntry
 from sync.pipeline.cycle import erp_connection_get, source_connector_for
 from sync.pipeline.delivery import deliveries_send
 from sync.pipeline.exceptions import Failure, exception_items_close_for, exception_items_raise
@@ -330,11 +330,10 @@ def _replayed(items: list[InboxItem]) -> bool:
 
 
 def _pending_delivery_ids(*, psa_ids: list[str], erp: Connection) -> list[int]:
-    """The pending ERP postings of these PSA time entries (through their cross-references)."""
+    """The pending ERP postings of these PSA time entries."""
     entry_type = ContentType.objects.get_for_model(TimeEntry)
-    entry_pks = list(ExternalRef.objects.filter(
-        system=System.PSA, content_type=entry_type, external_id__in=psa_ids,
-    ).values_list("object_id", flat=True))
+    entry_pks = [str(pk) for pk in TimeEntry.objects.filter(psa_id__in=psa_ids)
+                 .values_list("pk", flat=True)]
     if not entry_pks:
         return []
     return list(Delivery.objects.filter(

@@ -263,12 +263,11 @@ def _links_write(
     if not psa_ids:
         return set()
     entry_type = ContentType.objects.get_for_model(TimeEntry)
-    entries = dict(
-        ExternalRef.objects.filter(
-            system=System.PSA, content_type=entry_type,
-            external_id__any=sorted(set(psa_ids.values())),
-        ).values_list("external_id", "object_id")
-    )
+    entries = {
+        psa_id: str(pk) for psa_id, pk in TimeEntry.objects.filter(
+            psa_id__any=sorted(set(psa_ids.values()))
+        ).values_list("psa_id", "pk")
+    }
     bills = {key: entries[psa_id] for key, psa_id in psa_ids.items() if psa_id in entries}
     if not bills:
         return set()

@@ -290,15 +290,10 @@ def _preload(
     task_refs = _refs(Task, {p.story_id for p in parsed})
     worker_refs = _refs(Worker, {p.user_id for p in parsed})
     placeholder_refs = _refs(RolePlaceholder, {p.user_id for p in parsed})
-    entry_refs = _refs(TimeEntry, {p.external_id for p in parsed})
 
     projects = _rows(Project, _ProjectRow, _PROJECT_COLUMNS, project_refs)
     tasks = _rows(Task, _TaskRow, _TASK_COLUMNS, task_refs)
     workers = _rows(Worker, _WorkerRow, _WORKER_COLUMNS, worker_refs)
-    entries = {
-        entry.pk: entry
-        for entry in TimeEntry.objects.filter(pk__any={int(pk) for pk in entry_refs.values()})
-    }
     periods: dict[int, list[AccountingPeriod]] = defaultdict(list)
     for period in AccountingPeriod.objects.filter(
         legal_entity_id__in={p.legal_entity_id for p in projects.values()}
@@ -322,8 +317,8 @@ def _preload(
         workers=workers,
         placeholders=set(placeholder_refs),
         currencies=set(Currency.objects.values_list("code", flat=True)),
-        existing={ext: entries[int(pk)] for ext, pk in entry_refs.items()
-                  if int(pk) in entries},
+        existing={entry.psa_id: entry for entry in
+                  TimeEntry.objects.filter(psa_id__any={p.external_id for p in parsed})},
         posted={
             key.removeprefix(ERP_KEY_PREFIX): target_id
             for key, target_id in target_records_known(
@@ -637,13 +632,13 @@ def _post(
 
 
 # Columns of a new canonical time entry, in the order `_entry_row` gives them.
-_ENTRY_COLUMNS = ("worker_id", "project_id", "task_id", "work_date", "hours", "billable",
-                  "bill_rate", "currency_id", "mapping_versions", "correlation_id")
+_ENTRY_COLUMNS = ("psa_id", "worker_id", "project_id", "task_id", "work_date", "hours",
+                  "billable", "bill_rate", "currency_id", "mapping_versions", "correlation_id")
 
 
 def _entry_row(item: _Item, p: ParsedTime, resolved: _Resolved) -> tuple:
-    return (resolved.worker.pk, resolved.project.pk, resolved.task.pk, p.work_date, p.hours,
-            p.billable, p.rate, p.currency, resolved.versions,
+    return (p.external_id, resolved.worker.pk, resolved.project.pk, resolved.task.pk,
+            p.work_date, p.hours, p.billable, p.rate, p.currency, resolved.versions,
             resolved.project.correlation_id or item.correlation_id)
 
 
@@ -656,29 +651,22 @@ def _create_by_orm(
     to_create: list[tuple[_Item, ParsedTime, _Resolved]], *, run: SyncRun, erp: Connection,
     now: dt.datetime, pre: _Preload, already_posted: bool = False,
 ) -> int:
-    """New entries through the ORM (databases without COPY): entries and refs with history,
-    then their deliveries, or, `already_posted`, their ERP refs (no delivery). Returns how many
-    deliveries are new."""
+    """New entries through the ORM (databases without COPY): entries with history, then their
+    deliveries, or, `already_posted`, their ERP refs (no delivery). Returns how many deliveries
+    are new."""
     constants = _entry_constants(now, already_posted=already_posted)
     entries = [
         TimeEntry(**dict(zip(_ENTRY_COLUMNS, _entry_row(item, p, r), strict=True)), **constants)
         for item, p, r in to_create
     ]
     created = audited_bulk_create(model=TimeEntry, objs=entries, actor=run.actor)
-    entry_type = ContentType.objects.get_for_model(TimeEntry)
-    refs = [
-        ExternalRef(system=SOURCE_SYSTEM, content_type=entry_type, object_id=str(e.pk),
-                    external_id=p.external_id, last_synced_at=now)
-        for (_, p, _), e in zip(to_create, created, strict=True)
-    ]
     if already_posted:
-        refs += [
+        entry_type = ContentType.objects.get_for_model(TimeEntry)
+        audited_bulk_create(model=ExternalRef, actor=run.actor, objs=[
             ExternalRef(system=ERP_SYSTEM, content_type=entry_type, object_id=str(e.pk),
                         external_id=pre.posted[p.external_id], last_synced_at=now)
             for (_, p, _), e in zip(to_create, created, strict=True)
-        ]
-    audited_bulk_create(model=ExternalRef, objs=refs, actor=run.actor)
-    if already_posted:
+        ])
         return 0
     return deliveries_enqueue(deliveries=[
         _delivery(entry, resolved, p, item, erp=erp, now=now, pre=pre)
@@ -695,10 +683,10 @@ def _create_by_copy(
     now: dt.datetime, pre: _Preload, already_posted: bool = False,
 ) -> int:
     """New entries on PostgreSQL: the rows `_create_by_orm` writes (entry + "+" history row
-    attributed to the run, ref + its history row, one pending delivery each), by COPY and
-    without a model instance per row (sync.audit.audited_copy_create). New primary keys cannot
-    collide with an existing idempotency key; a concurrent creator of the same entry hits the
-    external-ref unique constraint, which rolls this whole batch back (as the ORM path).
+    attributed to the run, one pending delivery each, or the ERP ref + its history row), by
+    COPY and without a model instance per row (sync.audit.audited_copy_create). New primary
+    keys cannot collide with an existing idempotency key; a concurrent creator of the same entry
+    hits the PSA id's unique constraint, which rolls this whole batch back (as the ORM path).
     Returns how many deliveries were written."""
     entry_ids = audited_copy_create(
         model=TimeEntry, columns=_ENTRY_COLUMNS,
@@ -706,17 +694,15 @@ def _create_by_copy(
         rows=[_entry_row(item, p, r) for item, p, r in to_create], actor=run.actor,
     )
     entry_type = ContentType.objects.get_for_model(TimeEntry).pk
-    refs = [(SOURCE_SYSTEM, str(pk), p.external_id)
-            for pk, (_, p, _) in zip(entry_ids, to_create, strict=True)]
     if already_posted:
-        refs += [(ERP_SYSTEM, str(pk), pre.posted[p.external_id])
-                 for pk, (_, p, _) in zip(entry_ids, to_create, strict=True)]
-    audited_copy_create(
-        model=ExternalRef, columns=("system", "object_id", "external_id"),
-        constants={"content_type_id": entry_type, "last_synced_at": now},
-        rows=refs, actor=run.actor,
-    )
-    if already_posted:
+        audited_copy_create(
+            model=ExternalRef, columns=("object_id", "external_id"),
+            constants={"system": ERP_SYSTEM, "content_type_id": entry_type,
+                       "last_synced_at": now},
+            rows=[(str(pk), pre.posted[p.external_id])
+                  for pk, (_, p, _) in zip(entry_ids, to_create, strict=True)],
+            actor=run.actor,
+        )
         return 0
     rows = []
     for pk, (item, p, resolved) in zip(entry_ids, to_create, strict=True):

@@ -589,19 +589,15 @@ def test_a_seeded_firm_syncs_master_data_and_every_approved_entry_posts_or_waits
 
     approved = {str(i.external_id) for i in InboxItem.objects.filter(id__in=time_ids)}
     entry_type = ContentType.objects.get_for_model(TimeEntry)
-    posted = set(ExternalRef.objects.filter(
-        system="psa", content_type=entry_type,
-        object_id__in=[str(pk) for pk in Delivery.objects.filter(
+    posted = set(TimeEntry.objects.filter(
+        pk__in=[int(pk) for pk in Delivery.objects.filter(
             content_type=entry_type).values_list("object_id", flat=True)],
-    ).values_list("external_id", flat=True))
+    ).values_list("psa_id", flat=True))
     # Already in the ERP (posted before Ledgerbridge): recorded as posted with the ERP's id.
     with_erp_ref = set(ExternalRef.objects.filter(
         system="erp", content_type=entry_type).values_list("object_id", flat=True))
-    linked = set(ExternalRef.objects.filter(
-        system="psa", content_type=entry_type,
-        object_id__in=[str(pk) for pk in TimeEntry.objects.filter(status="posted")
-                       .values_list("pk", flat=True) if str(pk) in with_erp_ref],
-    ).values_list("external_id", flat=True))
+    linked = {psa_id for pk, psa_id in TimeEntry.objects.filter(status="posted")
+              .values_list("pk", "psa_id") if str(pk) in with_erp_ref}
     in_erp = {key.removeprefix("KT-TE-") for key in TargetRecord.objects.filter(
         record_type="timeBill", external_id__startswith="KT-TE-"
     ).values_list("external_id", flat=True)}

@@ -87,9 +87,7 @@ def process(payloads: list[dict], *, connection: Connection | None = None):
 
 
 def entry_with_psa_id(psa_id: str) -> TimeEntry:
-    entry = TimeEntryFactory()
-    ExternalRefFactory(record=entry, system="psa", external_id=psa_id)
-    return entry
+    return TimeEntryFactory(psa_id=psa_id)
 
 
 def erp_ref_of(entry: TimeEntry) -> str | None:

@@ -370,8 +370,7 @@ def test_a_delivered_entry_is_posted_with_its_erp_ref_and_a_stale_version_is_not
                                     outcome=Outcome(ok=True, target_id=f"{key}-{version}"))
 
     entry_type = ContentType.objects.get_for_model(TimeEntry)
-    by_psa = {r.external_id: TimeEntry.objects.get(pk=r.object_id) for r in
-              ExternalRef.objects.filter(system="psa", content_type=entry_type)}
+    by_psa = {e.psa_id: e for e in TimeEntry.objects.all()}
     first, second = by_psa["1"], by_psa["2"]
     assert first.status == "posted"
     assert first.history.first().history_actor == "system:outbox"

@@ -19,7 +19,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 
 import sync.pipeline.time_posting as time_posting
-from sync.models import ExternalRef, TimeEntry
+from sync.models import TimeEntry
 from sync.pipeline.inbox import inbox_store
 from sync.pipeline.models import Delivery, SyncRun
 from sync.pipeline.time_posting import OPERATION, time_entries_process
@@ -97,12 +97,9 @@ def renamed(value: Any, prefix: str) -> Any:
 def written(prefix: str, run: SyncRun) -> dict[str, list[dict]]:
     """Every row written for one set's entries, with keys and write moments taken out."""
     entry_type = ContentType.objects.get_for_model(TimeEntry)
-    refs = ExternalRef.objects.filter(
-        system="psa", content_type=entry_type, external_id__startswith=prefix
-    )
     # entry pk -> the entry's PSA id without the set's prefix: the key both sets share.
-    psa = {int(object_id): ext.removeprefix(prefix)
-           for object_id, ext in refs.values_list("object_id", "external_id")}
+    psa = {pk: ext.removeprefix(prefix) for pk, ext in
+           TimeEntry.objects.filter(psa_id__startswith=prefix).values_list("pk", "psa_id")}
 
     def strip(row: dict, *, record_pk: str) -> dict:
         row = {k: v for k, v in row.items() if k not in WRITTEN_AT}
@@ -119,13 +116,6 @@ def written(prefix: str, run: SyncRun) -> dict[str, list[dict]]:
                     for r in TimeEntry.objects.filter(pk__in=psa).values()])
     entry_history = sort([strip(r, record_pk=r["id"])
                           for r in TimeEntry.history.filter(id__in=psa).values()])
-    ref_rows = sort([strip({**r, "object_id": "<pk>"}, record_pk=r["object_id"])
-                     for r in refs.values()])
-    ref_pks = list(refs.values_list("pk", flat=True))
-    ref_history = sort([
-        strip({**r, "object_id": "<pk>"}, record_pk=r["object_id"])
-        for r in ExternalRef.history.filter(id__in=ref_pks).values()
-    ])
     deliveries = []
     for r in Delivery.objects.filter(content_type=entry_type,
                                      object_id__in=[str(pk) for pk in psa]).values():
@@ -133,8 +123,8 @@ def written(prefix: str, run: SyncRun) -> dict[str, list[dict]]:
         assert r["idempotency_key"] == key
         deliveries.append(strip({**r, "object_id": "<pk>", "idempotency_key": "<key>"},
                                 record_pk=r["object_id"]))
-    return {"entries": entries, "entry_history": entry_history, "refs": ref_rows,
-            "ref_history": ref_history, "deliveries": sort(deliveries)}
+    return {"entries": entries, "entry_history": entry_history,
+            "deliveries": sort(deliveries)}
 
 
 def test_copy_writes_column_for_column_what_the_orm_writes(firm, second_project, monkeypatch):
@@ -180,8 +170,7 @@ def test_the_copy_path_writes_the_awkward_psa_id_exactly(firm, second_project):
                     pytrace=False)
     run, _ = run_batch(firm, COPY_IDS)
     psa_id = f"{COPY_IDS}0005\t\\N{{0}}\\ é"
-    te_ref = ExternalRef.objects.get(system="psa", external_id=psa_id)
-    entry_pk = int(te_ref.object_id)
+    entry_pk = TimeEntry.objects.get(psa_id=psa_id).pk
     delivery = Delivery.objects.get(object_id=str(entry_pk))
     assert delivery.external_id == f"KT-TE-{psa_id}"
     assert delivery.payload["body"]["memo"] == f"PSA time entry {psa_id}"
