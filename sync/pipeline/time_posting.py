@@ -15,11 +15,12 @@ delivery that upserts the same ERP record (external id `KT-TE-<PSA id>`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 import orjson
@@ -65,6 +66,9 @@ LEGAL_ENTITY_SET = "legal-entity"
 CURRENCY_SET = "currency"
 MAX_TEXT = 255
 MAX_MINUTES_PER_DAY = 24 * 60
+# The largest rate TimeEntry.bill_rate holds (18 digits, 4 after the point), in cents: a larger
+# one is refused here, not by the database, which would roll back the whole batch.
+MAX_RATE_CENTS = 10**16 - 1
 # Fields the PSA sends that Ledgerbridge keeps on the canonical time entry.
 OWNED_FIELDS = ("work_date", "hours", "billable", "bill_rate", "currency")
 
@@ -103,20 +107,49 @@ def _text(payload: dict[str, Any], name: str) -> str:
     return text
 
 
+def _plain_id(value: Any) -> str | None:
+    """An id that needs no checking beyond its type and length (the common case), else None."""
+    if type(value) is str:
+        return value if 0 < len(value) <= MAX_TEXT else None
+    if type(value) is int:
+        text = str(value)
+        return text if len(text) <= MAX_TEXT else None
+    return None
+
+
+def _plain(payload: dict[str, Any]) -> ParsedTime | None:
+    """The entry when every field has its plain, valid form; None sends it to the careful path
+    (which accepts exactly the same entries and names what is wrong with the others)."""
+    get = payload.get
+    ids = (_plain_id(get("id")), _plain_id(get("workspace_id")), _plain_id(get("story_id")),
+           _plain_id(get("user_id")))
+    minutes, cents = get("time_in_minutes"), get("rate_in_cents")
+    billable, approved = get("billable"), get("approved")
+    currency, day = get("currency"), get("date_performed")
+    if (None in ids or type(minutes) is not int or not 0 < minutes <= MAX_MINUTES_PER_DAY
+            or type(cents) is not int or not 0 <= cents <= MAX_RATE_CENTS
+            or type(billable) is not bool
+            or type(approved) is not bool or type(currency) is not str or len(currency) != 3
+            or not currency.isalpha() or type(day) is not str):
+        return None
+    try:
+        work_date = dt.date.fromisoformat(day)
+    except ValueError:
+        return None
+    return ParsedTime(*ids, work_date, minutes, billable, approved, _rate(cents),
+                      currency.upper(), _hours(minutes))
+
+
 def time_payload_parse(payload: Any) -> ParsedTime:
     """Read a Kantata time entry strictly. Raises PayloadError naming every field it refuses."""
     if not isinstance(payload, dict):
         raise PayloadError("The payload is not a JSON object.")
-    try:  # the common case: every field reads, checked by the same functions as below
-        return _parsed(
-            _text(payload, "id"), _text(payload, "workspace_id"), _text(payload, "story_id"),
-            _text(payload, "user_id"), _date(payload.get("date_performed")),
-            _minutes(payload.get("time_in_minutes")), _bool(payload, "billable"),
-            _bool(payload, "approved"), _cents(payload.get("rate_in_cents")),
-            _currency(payload.get("currency")),
-        )
-    except PayloadError:
-        pass
+    plain = _plain(payload)
+    return plain if plain is not None else _careful(payload)
+
+
+def _careful(payload: dict[str, Any]) -> ParsedTime:
+    """Every field checked on its own, so that the error names each one that is wrong."""
     errors: list[str] = []
 
     def take(fn, *args):
@@ -142,7 +175,19 @@ def time_payload_parse(payload: Any) -> ParsedTime:
 def _parsed(external_id, workspace_id, story_id, user_id, work_date, minutes, billable, approved,
             rate, currency) -> ParsedTime:
     return ParsedTime(external_id, workspace_id, story_id, user_id, work_date, minutes, billable,
-                      approved, rate, currency, (Decimal(minutes) / _SIXTY).quantize(_CENT))
+                      approved, rate, currency, _hours(minutes))
+
+
+@functools.lru_cache(maxsize=MAX_MINUTES_PER_DAY)
+def _hours(minutes: int) -> Decimal:
+    """Minutes as hours to the hundredth (half-even, Decimal's default): 1,440 values at most."""
+    return (Decimal(minutes) / _SIXTY).quantize(_CENT)
+
+
+@functools.lru_cache(maxsize=4096)
+def _rate(cents: int) -> Decimal:
+    """A non-negative whole number of cents as an amount (a firm has a few hundred rates)."""
+    return (Decimal(cents) / 100).quantize(_CENT)
 
 
 def _date(value: Any) -> dt.date:
@@ -174,10 +219,10 @@ def _cents(value: Any) -> Decimal:
         return Decimal("0.00")
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise PayloadError("`rate_in_cents` must be a non-negative whole number of cents.")
-    try:
-        return (Decimal(value) / 100).quantize(_CENT)
-    except InvalidOperation as exc:  # pragma: no cover - ints always convert
-        raise PayloadError("`rate_in_cents` is not a number.") from exc
+    if value > MAX_RATE_CENTS:
+        raise PayloadError(f"`rate_in_cents` {str(value)[:40]} is beyond any bill rate "
+                           f"(at most {MAX_RATE_CENTS}).")
+    return _rate(value)
 
 
 def _currency(value: Any) -> str:
@@ -352,8 +397,8 @@ class _Resolved(NamedTuple):
 
 
 def _day(project: _ProjectRow | None, p: ParsedTime, pre: _Preload) -> tuple:
-    """(subsidiary, ERP currency, mapping versions, period) of an entry of `project` on its
-    date, made once per (legal entity, currency, day) and batch."""
+    """(subsidiary, ERP currency, mapping versions, period name, period status) of an entry of
+    `project` on its date, made once per (legal entity, currency, day) and batch."""
     entity_id = project.legal_entity_id if project else None
     key = (entity_id, p.currency, p.work_date)
     found = pre.days.get(key)
@@ -374,7 +419,10 @@ def _day(project: _ProjectRow | None, p: ParsedTime, pre: _Preload) -> tuple:
         if mapped:
             versions.update(mapped.stamp)
     period = _period_for(pre.periods.get(entity_id, []), p.work_date) if project else None
-    found = pre.days[key] = (subsidiary, erp_currency, versions, period)
+    found = pre.days[key] = (
+        subsidiary, erp_currency, versions,
+        f"{period.start_date:%b %Y}" if period else None, period.status if period else None,
+    )
     return found
 
 
@@ -384,7 +432,7 @@ def _resolve(p: ParsedTime, pre: _Preload) -> _Resolved:
     if task is not None and project is not None and task.project_id != project.pk:
         task = None  # a story of another workspace is as good as unknown here
     worker = pre.workers.get(p.user_id)
-    subsidiary, erp_currency, versions, period = _day(project, p, pre)
+    subsidiary, erp_currency, versions, period_name, period_status = _day(project, p, pre)
     entity_code = project.entity_code if project else None
     facts = Facts(
         work_date=p.work_date, project_ref=p.workspace_id, task_ref=p.story_id,
@@ -403,8 +451,8 @@ def _resolve(p: ParsedTime, pre: _Preload) -> _Resolved:
         currency=p.currency,
         currency_known=p.currency in pre.currencies,
         currency_mapped=erp_currency is not None,
-        period_name=f"{period.start_date:%b %Y}" if period else None,
-        period_status=period.status if period else None,
+        period_name=period_name,
+        period_status=period_status,
         customer_name=project.customer_name if project else None,
         customer_status=project.customer_status if project else None,
         billable=p.billable,

@@ -8,6 +8,8 @@ from decimal import Decimal
 import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sync.mappings.services import (
     mapping_entry_set,
@@ -272,6 +274,10 @@ def test_unapproved_time_is_stored_in_the_inbox_but_not_posted(firm):
         (entry(1, date_performed="14/10/2026")[1], "not a YYYY-MM-DD date"),
         (entry(1, story_id="x" * 10_000)[1], "at most 255"),
         (entry(1, rate_in_cents=12.5)[1], "whole number of cents"),
+        (entry(1, rate_in_cents=10**16)[1], "beyond any bill rate"),
+        (entry(1, rate_in_cents=10**40)[1], "beyond any bill rate"),
+        (entry(1, id=True)[1], "must be an id"),
+        (entry(1, approved=1)[1], "`approved` must be true or false"),
         ([1, 2, 3], "not a JSON object"),
     ],
 )
@@ -434,3 +440,37 @@ def test_without_an_enabled_erp_parked_time_is_not_re_offered(firm):
     assert run.reoffered == 0  # it could only wait pending: it stays parked, with its item
     assert InboxItem.objects.get().status == "parked"
 
+
+
+_good_id = st.one_of(st.text(min_size=1, max_size=255), st.integers(0, 10**30))
+_valid = st.fixed_dictionaries({
+    "id": _good_id, "workspace_id": _good_id, "story_id": _good_id, "user_id": _good_id,
+    "date_performed": st.dates().map(dt.date.isoformat),
+    "time_in_minutes": st.integers(1, 1_440), "billable": st.booleans(),
+    "approved": st.booleans(), "rate_in_cents": st.one_of(st.none(), st.integers(0, 10**16 - 1)),
+    "currency": st.sampled_from(["GBP", "usd", "Eur", "ÉCU"]),
+})
+_wrong = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(),
+                   st.text(max_size=300), st.just(""), st.just("x" * 256), st.just([1]),
+                   st.just("2026-02-30"), st.just("20261014"), st.just("€UR"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(payload=_valid, broken=st.dictionaries(st.sampled_from(
+    ["id", "workspace_id", "story_id", "user_id", "date_performed", "time_in_minutes",
+     "billable", "approved", "rate_in_cents", "currency"]), _wrong, max_size=2))
+def test_the_fast_reading_accepts_exactly_what_the_careful_one_accepts_with_the_same_values(
+    payload, broken,
+):
+    from sync.pipeline.time_posting import _careful, _plain
+
+    payload = {**payload, **broken}
+    fast = _plain(payload)
+    try:
+        careful = _careful(payload)
+    except PayloadError:
+        careful = None
+    if fast is not None:  # the fast reading may pass an entry on, never read it differently
+        assert fast == careful
+    if careful is not None and payload["rate_in_cents"] is not None:
+        assert fast == careful  # only a missing rate (0.00) takes the careful path

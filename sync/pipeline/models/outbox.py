@@ -23,9 +23,11 @@ class Delivery(models.Model):
         FAILED = "failed", "Failed (exception item)"
 
     # Configuration and reference data: PROTECT is enforced by Django, with no per-row database
-    # constraint check on a table that takes a row per posting (docs/decisions.md #21).
+    # constraint check on a table that takes a row per posting (docs/decisions.md #21). No index
+    # of its own: claims read `delivery_pending`, which leads with it, and nothing else asks for
+    # one connection's deliveries of every state (connections are disabled, never deleted).
     connection = models.ForeignKey(
-        "pipeline.Connection", on_delete=models.PROTECT, db_constraint=False
+        "pipeline.Connection", on_delete=models.PROTECT, db_constraint=False, db_index=False
     )
     operation = models.CharField(max_length=64)
     # Indexed by `delivery_record` (content type, object id), which serves this key alone too.
