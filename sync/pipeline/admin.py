@@ -103,6 +103,7 @@ class DeliveryAdmin(admin.ModelAdmin):
                     "next_attempt_at", "target_id"]
     list_filter = ["state", "operation", "connection"]
     search_fields = ["external_id", "idempotency_key", "correlation_id", "target_id"]
+    show_full_result_count = False  # a row per posting: no whole-table count on every page
     readonly_fields = [f.name for f in Delivery._meta.fields]
 
     def has_add_permission(self, request) -> bool:

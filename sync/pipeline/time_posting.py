@@ -3,7 +3,7 @@
 One batch, one transaction: parse every inbox payload, resolve references with a fixed number
 of queries, map with the published versions effective for each entry's date, apply field
 ownership, check the business rules, upsert the canonical records with history (actor = the
-run) and external references, and write one outbox delivery per changed record version. A
+run), each carrying its PSA id, and write one outbox delivery per changed record version. A
 record that fails any step becomes an exception item in its owner's queue; nothing is dropped
 and nothing is half-written.
 
@@ -65,6 +65,9 @@ ERP_RECORD_TYPE = "timeBill"
 LEGAL_ENTITY_SET = "legal-entity"
 CURRENCY_SET = "currency"
 MAX_TEXT = 255
+# The entry's own id is shorter: it is stored prefixed, as the exception items' record key
+# `psa:time_entry:<id>` and the ERP key `KT-TE-<id>`, both at most 255 characters.
+MAX_ENTRY_ID = MAX_TEXT - len("psa:time_entry:")
 MAX_MINUTES_PER_DAY = 24 * 60
 # The largest rate TimeEntry.bill_rate holds (18 digits, 4 after the point), in cents: a larger
 # one is refused here, not by the database, which would roll back the whole batch.
@@ -95,25 +98,25 @@ _CENT = Decimal("0.01")
 _SIXTY = Decimal(60)
 
 
-def _text(payload: dict[str, Any], name: str) -> str:
+def _text(payload: dict[str, Any], name: str, limit: int = MAX_TEXT) -> str:
     value = payload.get(name)
     if value is None or value == "":
         raise PayloadError(f"`{name}` is missing.")
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise PayloadError(f"`{name}` must be an id (text or integer), got {type(value).__name__}.")
     text = str(value)
-    if len(text) > MAX_TEXT:
-        raise PayloadError(f"`{name}` is {len(text)} characters long; at most {MAX_TEXT}.")
+    if len(text) > limit:
+        raise PayloadError(f"`{name}` is {len(text)} characters long; at most {limit}.")
     return text
 
 
-def _plain_id(value: Any) -> str | None:
+def _plain_id(value: Any, limit: int = MAX_TEXT) -> str | None:
     """An id that needs no checking beyond its type and length (the common case), else None."""
     if type(value) is str:
-        return value if 0 < len(value) <= MAX_TEXT else None
+        return value if 0 < len(value) <= limit else None
     if type(value) is int:
         text = str(value)
-        return text if len(text) <= MAX_TEXT else None
+        return text if len(text) <= limit else None
     return None
 
 
@@ -121,8 +124,8 @@ def _plain(payload: dict[str, Any]) -> ParsedTime | None:
     """The entry when every field has its plain, valid form; None sends it to the careful path
     (which accepts exactly the same entries and names what is wrong with the others)."""
     get = payload.get
-    ids = (_plain_id(get("id")), _plain_id(get("workspace_id")), _plain_id(get("story_id")),
-           _plain_id(get("user_id")))
+    ids = (_plain_id(get("id"), MAX_ENTRY_ID), _plain_id(get("workspace_id")),
+           _plain_id(get("story_id")), _plain_id(get("user_id")))
     minutes, cents = get("time_in_minutes"), get("rate_in_cents")
     billable, approved = get("billable"), get("approved")
     currency, day = get("currency"), get("date_performed")
@@ -130,7 +133,7 @@ def _plain(payload: dict[str, Any]) -> ParsedTime | None:
             or type(cents) is not int or not 0 <= cents <= MAX_RATE_CENTS
             or type(billable) is not bool
             or type(approved) is not bool or type(currency) is not str or len(currency) != 3
-            or not currency.isalpha() or type(day) is not str):
+            or not currency.isascii() or not currency.isalpha() or type(day) is not str):
         return None
     try:
         work_date = dt.date.fromisoformat(day)
@@ -160,7 +163,7 @@ def _careful(payload: dict[str, Any]) -> ParsedTime:
             return None
 
     values = (
-        take(_text, payload, "id"), take(_text, payload, "workspace_id"),
+        take(_text, payload, "id", MAX_ENTRY_ID), take(_text, payload, "workspace_id"),
         take(_text, payload, "story_id"), take(_text, payload, "user_id"),
         take(_date, payload.get("date_performed")),
         take(_minutes, payload.get("time_in_minutes")), take(_bool, payload, "billable"),
@@ -226,7 +229,8 @@ def _cents(value: Any) -> Decimal:
 
 
 def _currency(value: Any) -> str:
-    if not isinstance(value, str) or len(value) != 3 or not value.isalpha():
+    # ASCII only: "ß".upper() is "SS", which would no longer be a three-letter code.
+    if not isinstance(value, str) or len(value) != 3 or not value.isascii() or not value.isalpha():
         raise PayloadError("`currency` must be a three-letter ISO 4217 code.")
     return value.upper()
 
@@ -304,8 +308,8 @@ class _Preload:
     erp_refs: dict[tuple[str, str], str]
     mappings: MappingTable
     ownership: OwnershipBook
-    # (legal entity, currency, day) → (subsidiary, ERP currency, versions, period): the
-    # lookups every entry of one entity and day shares, made once per batch.
+    # (legal entity, currency, day) → (subsidiary, ERP currency, versions, period name, period
+    # status): the lookups every entry of one entity and day shares, made once per batch.
     days: dict[tuple[int, str, dt.date], tuple] = field(default_factory=dict)
 
 
@@ -545,7 +549,9 @@ def _items_claim(inbox_ids: Sequence[int], *, now: dt.datetime) -> tuple[list[_I
 
 
 def _parse_failure(item: _Item, reason: str) -> Failure:
-    external_id = item.external_id or f"inbox-{item.id}"
+    # An id too long for the record key (the reason says so) is keyed by its inbox item.
+    external_id = item.external_id if 0 < len(item.external_id or "") <= MAX_ENTRY_ID \
+        else f"inbox-{item.id}"
     return Failure(
         record_key=_record_key(external_id), stage=Stage.PARSE, queue=Queue.INTEGRATION_OPS,
         code="MALFORMED_PAYLOAD", category="technical",

@@ -278,6 +278,9 @@ def test_unapproved_time_is_stored_in_the_inbox_but_not_posted(firm):
         (entry(1, rate_in_cents=10**40)[1], "beyond any bill rate"),
         (entry(1, id=True)[1], "must be an id"),
         (entry(1, approved=1)[1], "`approved` must be true or false"),
+        (entry(1, currency="ßab")[1], "three-letter"),
+        (entry(1, currency="ÉCU")[1], "three-letter"),
+        (entry(1, id="9" * 241)[1], "at most 240"),
         ([1, 2, 3], "not a JSON object"),
     ],
 )
@@ -292,6 +295,17 @@ def test_a_malformed_payload_becomes_an_integration_exception_and_nothing_is_wri
     assert (item.queue, item.stage, item.code) == ("integration_ops", "parse", "MALFORMED_PAYLOAD")
     assert "time_in_minutes" in item.message
     assert TimeEntry.objects.count() == 1  # the good entry of the same batch still posts
+
+
+def test_an_entry_id_too_long_for_its_keys_is_parked_and_the_batch_goes_on(firm):
+    # 250 characters: the inbox takes it, but `psa:time_entry:<id>` would not fit a record key.
+    long_id = "7" * 250
+    process(firm, [(long_id, entry(1, id=long_id)[1]), entry(2)])
+    item = ExceptionItem.objects.get()
+    assert (item.code, item.stage) == ("MALFORMED_PAYLOAD", "parse")
+    assert "at most 240" in item.message
+    assert item.record_key == f"psa:time_entry:inbox-{item.inbox_item_id}"
+    assert list(TimeEntry.objects.values_list("psa_id", flat=True)) == ["2"]
 
 
 def test_the_number_of_queries_does_not_grow_with_the_batch(firm):
@@ -444,15 +458,17 @@ def test_without_an_enabled_erp_parked_time_is_not_re_offered(firm):
 
 _good_id = st.one_of(st.text(min_size=1, max_size=255), st.integers(0, 10**30))
 _valid = st.fixed_dictionaries({
-    "id": _good_id, "workspace_id": _good_id, "story_id": _good_id, "user_id": _good_id,
+    "id": st.one_of(st.text(min_size=1, max_size=240), st.integers(0, 10**30)),
+    "workspace_id": _good_id, "story_id": _good_id, "user_id": _good_id,
     "date_performed": st.dates().map(dt.date.isoformat),
     "time_in_minutes": st.integers(1, 1_440), "billable": st.booleans(),
     "approved": st.booleans(), "rate_in_cents": st.one_of(st.none(), st.integers(0, 10**16 - 1)),
-    "currency": st.sampled_from(["GBP", "usd", "Eur", "ÉCU"]),
+    "currency": st.sampled_from(["GBP", "usd", "Eur"]),
 })
 _wrong = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(),
                    st.text(max_size=300), st.just(""), st.just("x" * 256), st.just([1]),
-                   st.just("2026-02-30"), st.just("20261014"), st.just("€UR"))
+                   st.just("2026-02-30"), st.just("20261014"), st.just("€UR"), st.just("ÉCU"),
+                   st.just("ßab"), st.just("x" * 241))
 
 
 @settings(max_examples=500, deadline=None)

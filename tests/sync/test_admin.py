@@ -205,3 +205,14 @@ def test_every_canonical_admin_form_and_inline_checks_the_lifecycle(model):
     assert issubclass(model_admin.form, CanonicalAdminForm)
     for inline in model_admin.inlines:
         assert issubclass(inline.form, CanonicalAdminForm), inline
+
+
+def test_a_time_entry_shows_its_psa_id_and_is_found_by_it(db, admin_client):
+    wanted = TimeEntryFactory(psa_id="KT-42")
+    TimeEntryFactory(psa_id="KT-4242")  # contains the other: an exact search skips it
+
+    page = admin_client.get(_url(TimeEntry, "change", wanted.pk))
+    assert page.status_code == 200
+    assert "KT-42" in page.content.decode()
+    found = admin_client.get(_url(TimeEntry, "changelist"), {"q": "KT-42"})
+    assert list(found.context["cl"].result_list) == [wanted]

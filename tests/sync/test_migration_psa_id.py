@@ -82,6 +82,14 @@ def test_forward_moves_the_entrys_psa_ref_into_psa_id_and_leaves_other_refs(exec
     project_ref = ExternalRef.objects.create(
         system="psa", content_type=project_type, object_id=str(project.pk), external_id="KP-12"
     )
+    # The entry's existing history row (the historical models write none by themselves).
+    apps.get_model("sync", "HistoricalTimeEntry").objects.create(
+        id=entry.pk, worker_id=entry.worker_id, project_id=entry.project_id,
+        task_id=entry.task_id, currency_id=entry.currency_id, work_date=entry.work_date,
+        hours=entry.hours, bill_rate=entry.bill_rate, created_at=entry.created_at,
+        updated_at=entry.updated_at, history_date=entry.created_at, history_type="+",
+        history_actor="run:1",
+    )
 
     apps = _migrate(executor, AFTER)
 
@@ -93,6 +101,13 @@ def test_forward_moves_the_entrys_psa_ref_into_psa_id_and_leaves_other_refs(exec
         (erp_ref.pk, "erp", entry_type.pk, str(entry.pk), "NS-77"),
         (project_ref.pk, "psa", project_type.pk, str(project.pk), "KP-12"),
     }
+    # The entry's history says which PSA record it came from, and the ref's deletion is audited.
+    history = apps.get_model("sync", "HistoricalTimeEntry").objects.get(id=entry.pk)
+    assert history.psa_id == "KT-9001"
+    gone = apps.get_model("sync", "HistoricalExternalRef").objects.get(id=psa_ref.pk)
+    assert (gone.history_type, gone.history_actor, gone.external_id) == (
+        "-", "system:migration-sync-0005", "KT-9001"
+    )
 
 
 def test_backward_makes_a_psa_ref_of_each_entrys_psa_id(executor):
@@ -112,3 +127,7 @@ def test_backward_makes_a_psa_ref_of_each_entrys_psa_id(executor):
     assert set(refs.values_list("system", "content_type_id", "object_id", "external_id")) == {
         ("psa", entry_type.pk, str(entry.pk), "KT-9001"),
     }
+    created = apps.get_model("sync", "HistoricalExternalRef").objects.get()
+    assert (created.id, created.history_type, created.external_id) == (
+        refs.get().pk, "+", "KT-9001"
+    )
