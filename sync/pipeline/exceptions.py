@@ -34,6 +34,18 @@ SLA_HOURS = {
 }
 
 
+RECORD_KEY_MAX = 255  # ExceptionItem.record_key
+
+
+def record_key_fit(key: str) -> str:
+    """`key` as stored: unchanged up to 255 characters; a longer one (a 255-character external id
+    behind its `system:entity:` prefix) keeps its first 190 characters and the SHA-256 of the
+    whole, so that it still names one record and never fails the batch's insert."""
+    if len(key) <= RECORD_KEY_MAX:
+        return key
+    return f"{key[:190]}#{hashlib.sha256(key.encode()).hexdigest()}"
+
+
 class ExceptionActionRefused(DomainError):
     """The action does not apply to the item in its current state."""
 
@@ -78,7 +90,7 @@ def exception_items_raise(
     for failure in failures:
         # The first failure of a record at a stage is the one to fix first (rules come in
         # fixing order); later ones for the same record and stage do not replace it.
-        by_key.setdefault((failure.record_key, failure.stage), failure)
+        by_key.setdefault((record_key_fit(failure.record_key), failure.stage), failure)
     for attempt in range(RAISE_ATTEMPTS):
         try:
             return _raise_once(by_key, run_id=run_id, now=now)
@@ -143,7 +155,7 @@ _ITEM_FIELDS = (
 
 def _item_values(failure: Failure, *, run_id: int | None) -> dict[str, Any]:
     return {
-        "record_key": failure.record_key,
+        "record_key": record_key_fit(failure.record_key),
         "stage": failure.stage,
         "queue": failure.queue,
         "code": failure.code,
@@ -172,7 +184,8 @@ def exception_items_close_for(*, record_keys: Sequence[str], stage: str, reason:
 
 def _close_for(*, record_keys: Sequence[str], stage: str, reason: str) -> int:
     items = list(ExceptionItem.objects.select_for_update().filter(
-        record_key__any=record_keys, stage=stage, status__in=ExceptionItem.OPEN_STATUSES
+        record_key__any=[record_key_fit(key) for key in record_keys], stage=stage,
+        status__in=ExceptionItem.OPEN_STATUSES,
     ).order_by("pk"))
     now = timezone.now()
     for item in items:

@@ -98,3 +98,17 @@ def test_records_that_pass_a_stage_later_close_their_open_items():
     )
     assert closed == 1
     assert ExceptionItem.objects.get().status == "resolved"
+
+
+def test_a_record_key_longer_than_its_column_names_one_item_and_closes_it():
+    long_key = "delivery:erp.time_bill.upsert:" + "x" * 255
+    other = long_key[:-1] + "y"  # the same first 190 characters, another record
+    exception_items_raise(failures=[closed_period(long_key)])
+    exception_items_raise(failures=[closed_period(long_key), closed_period(other)])
+    items = {item.record_key: item for item in ExceptionItem.objects.all()}
+    assert len(items) == 2
+    assert all(len(key) <= 255 for key in items)
+    assert sorted(item.occurrences for item in items.values()) == [1, 2]
+
+    assert exception_items_close_for(record_keys=[long_key], stage="validate", reason="ok") == 1
+    assert ExceptionItem.objects.filter(status="open").count() == 1
