@@ -549,9 +549,7 @@ def _items_claim(inbox_ids: Sequence[int], *, now: dt.datetime) -> tuple[list[_I
 
 
 def _parse_failure(item: _Item, reason: str) -> Failure:
-    # An id too long for the record key (the reason says so) is keyed by its inbox item.
-    external_id = item.external_id if 0 < len(item.external_id or "") <= MAX_ENTRY_ID \
-        else f"inbox-{item.id}"
+    external_id = item.external_id or f"inbox-{item.id}"
     return Failure(
         record_key=_record_key(external_id), stage=Stage.PARSE, queue=Queue.INTEGRATION_OPS,
         code="MALFORMED_PAYLOAD", category="technical",

@@ -19,6 +19,7 @@ from sync.mappings.services import (
     mapping_version_submit,
 )
 from sync.models import AccountingPeriod, ExternalRef, TimeEntry
+from sync.pipeline.exceptions import record_key_fit
 from sync.pipeline.inbox import inbox_store
 from sync.pipeline.models import Delivery, ExceptionItem, InboxItem, SyncRun
 from sync.pipeline.time_posting import PayloadError, time_entries_process, time_payload_parse
@@ -304,7 +305,8 @@ def test_an_entry_id_too_long_for_its_keys_is_parked_and_the_batch_goes_on(firm)
     item = ExceptionItem.objects.get()
     assert (item.code, item.stage) == ("MALFORMED_PAYLOAD", "parse")
     assert "at most 240" in item.message
-    assert item.record_key == f"psa:time_entry:inbox-{item.inbox_item_id}"
+    assert item.record_key == record_key_fit(f"psa:time_entry:{long_id}")
+    assert len(item.record_key) == 255
     assert list(TimeEntry.objects.values_list("psa_id", flat=True)) == ["2"]
 
 
