@@ -65,9 +65,10 @@ ERP_RECORD_TYPE = "timeBill"
 LEGAL_ENTITY_SET = "legal-entity"
 CURRENCY_SET = "currency"
 MAX_TEXT = 255
+RECORD_KEY_PREFIX = f"{SOURCE_SYSTEM}:{ENTITY}:"
 # The entry's own id is shorter: it is stored prefixed, as the exception items' record key
 # `psa:time_entry:<id>` and the ERP key `KT-TE-<id>`, both at most 255 characters.
-MAX_ENTRY_ID = MAX_TEXT - len("psa:time_entry:")
+MAX_ENTRY_ID = MAX_TEXT - len(RECORD_KEY_PREFIX)
 MAX_MINUTES_PER_DAY = 24 * 60
 # The largest rate TimeEntry.bill_rate holds (18 digits, 4 after the point), in cents: a larger
 # one is refused here, not by the database, which would roll back the whole batch.
@@ -470,7 +471,7 @@ def _attname(name: str) -> str:
 
 
 def _record_key(external_id: str) -> str:
-    return f"{SOURCE_SYSTEM}:{ENTITY}:{external_id}"
+    return f"{RECORD_KEY_PREFIX}{external_id}"
 
 
 def time_entries_process(
