@@ -256,6 +256,7 @@ def child_engine(prefix: str, batch: int, erp_id: int, profile: str | None,
     bounds = prefix_bounds(prefix)
     backend = _backend_cpu_seconds()
     cpu = time.process_time()
+    began = time.time()  # wall clock: the parent spans several workers' work with it
     started = time.perf_counter()
     if profiler:
         profiler.enable()
@@ -276,7 +277,8 @@ def child_engine(prefix: str, batch: int, erp_id: int, profile: str | None,
                        [run.actor])
         history = cursor.fetchone()[0]
     rows = totals["created"] + totals["updated"] + totals["unchanged"] + totals["failed"]
-    return {"rows": rows, "seconds": seconds, "rss_mib": rss_mib(), "batches": batches,
+    return {"rows": rows, "seconds": seconds, "began": began, "ended": began + seconds,
+            "rss_mib": rss_mib(), "batches": batches,
             "history": history, "python_cpu_us_per_row": round(cpu / rows * 1e6),
             "postgres_cpu_us_per_row": round(backend / rows * 1e6) if backend >= 0 else None,
             **totals}
@@ -458,18 +460,23 @@ def stage_engine(args, erp_id: int, table: list) -> dict:
     single = main
     if args.procs > 1:
         # The same work split over several worker processes (as Celery workers would take
-        # batches), on a second inbox of N rows: wall time from the first start to the last end.
+        # batches), on a second inbox of N rows: wall time from the first worker's first batch
+        # to the last worker's last commit (starting a worker process is not processing).
         inbox_fill("para", args.n)
         connection.close()
-        started = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(args.procs) as pool:
             parts = list(pool.map(
                 lambda k: run_child("engine", "para", str(best), str(erp_id), "", str(k),
                                     str(args.procs)),
                 range(args.procs),
             ))
-        para = {"rows": sum(r["rows"] for r in parts), "seconds": time.perf_counter() - started,
+        para = {"rows": sum(r["rows"] for r in parts),
+                "seconds": max(r["ended"] for r in parts) - min(r["began"] for r in parts),
                 "rss_mib": max(r["rss_mib"] for r in parts)}
+        for key in ("python_cpu_us_per_row", "postgres_cpu_us_per_row"):
+            # CPU an entry over all workers (or their backends), each weighted by its rows.
+            if all(r[key] is not None for r in parts) and para["rows"]:
+                para[key] = round(sum(r[key] * r["rows"] for r in parts) / para["rows"])
         _row(table, "engine", f"{args.procs} worker processes, N = {args.n:,}", para)
         if para["rows"] / para["seconds"] > main["rows"] / main["seconds"]:
             main = para
