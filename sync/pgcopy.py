@@ -140,9 +140,11 @@ def copy_write(model: type[models.Model], table: CopyRows, rows: Sequence[Sequen
 
 
 def copy_lines(model: type[models.Model], table: CopyRows, data: str) -> None:
-    """COPY lines already rendered with `table` (its template) into `model`'s table."""
+    """COPY lines already rendered with `table` (its template) into `model`'s table. A database
+    error is Django's, as the ORM raises it (IntegrityError for a violated constraint)."""
     connection = connections[router.db_for_write(model)]
-    with connection.cursor() as cursor, cursor.copy(table.sql) as copy:
+    with connection.wrap_database_errors, connection.cursor() as cursor, \
+            cursor.copy(table.sql) as copy:
         copy.write(data)
 
 

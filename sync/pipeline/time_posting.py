@@ -34,6 +34,7 @@ from sync.audit import (
     audited_bulk_update,
     audited_copy_create,
 )
+from sync.bulk import gc_paused
 from sync.mappings.ownership import OwnershipBook, ownership_merge
 from sync.mappings.resolve import MappingTable
 from sync.mappings.selectors import mapping_tables_load, ownership_book_load
@@ -484,7 +485,7 @@ def time_entries_process(
     """
     now = now or timezone.now()
     counts = ProcessCounts()
-    with transaction.atomic(), acting_as(run.actor):
+    with gc_paused(), transaction.atomic(), acting_as(run.actor):
         items, marked_processed = _items_claim(inbox_ids, now=now)
         # The newest payload of an entry wins; older ones in the same batch are superseded.
         latest: dict[str, tuple[_Item, ParsedTime]] = {}

@@ -1,0 +1,223 @@
+"""A time entry's project, task and worker must exist, on PostgreSQL checked once per statement
+(migration sync 0006, docs/decisions.md #28) instead of by three per-row foreign keys.
+
+The guarantee is the foreign keys': an entry cannot name a missing record, a named record
+cannot be deleted (or its id changed), and neither can happen by racing the other.
+These tests need PostgreSQL (`make test`); on SQLite the foreign keys themselves do the work.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from sync.audit import audited_copy_create
+from sync.models import Project, Task, TimeEntry, Worker
+from tests import factories as f
+
+pytestmark = pytest.mark.integration
+
+MISSING = 987_654_321
+
+
+def _entry_columns(entry: TimeEntry, **override) -> dict:
+    values = {"worker_id": entry.worker_id, "project_id": entry.project_id,
+              "task_id": entry.task_id}
+    return {**values, **override}
+
+
+def _execute_atomically(statements: list[str], params: list) -> None:
+    """Run the statements in one savepoint; the last one takes `params`."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        for statement in statements[:-1]:
+            cursor.execute(statement)
+        cursor.execute(statements[-1], params)
+
+
+@pytest.mark.django_db
+def test_the_time_entry_table_has_no_per_row_foreign_keys_but_the_statement_checks():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'sync_timeentry'::regclass "
+            "AND contype = 'f' AND conkey && (SELECT array_agg(attnum) FROM pg_attribute "
+            "WHERE attrelid = 'sync_timeentry'::regclass "
+            "AND attname IN ('project_id', 'task_id', 'worker_id'))"
+        )
+        assert cursor.fetchone()[0] == 0, "a migration brought a per-row foreign key back"
+        cursor.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE "
+                       "'timeentry_%' ORDER BY 1")
+        assert [name for (name,) in cursor.fetchall()] == [
+            "timeentry_project_referenced", "timeentry_references_insert",
+            "timeentry_references_update", "timeentry_task_referenced",
+            "timeentry_worker_referenced",
+        ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["project_id", "task_id", "worker_id"])
+def test_an_entry_naming_a_missing_record_is_refused(field):
+    template = f.TimeEntryFactory()
+    refused = f"{field.removesuffix('_id')}.id {MISSING} that does not exist"
+    with pytest.raises(IntegrityError, match=refused), transaction.atomic():
+        TimeEntry.objects.create(
+            psa_id="ghost", work_date=template.work_date, hours=template.hours,
+            bill_rate=template.bill_rate, currency_id=template.currency_id,
+            **_entry_columns(template, **{field: MISSING}),
+        )
+    assert not TimeEntry.objects.filter(psa_id="ghost").exists()
+
+
+@pytest.mark.django_db
+def test_one_bad_row_fails_the_whole_bulk_copy_and_nothing_is_written():
+    template = f.TimeEntryFactory()
+    good = (template.worker_id, template.project_id, template.task_id)
+    rows = [(f"bulk-{i}", *good, template.work_date, template.hours, True, template.bill_rate,
+             template.currency_id) for i in range(50)]
+    rows[37] = ("bulk-37", template.worker_id, template.project_id, MISSING, template.work_date,
+                template.hours, True, template.bill_rate, template.currency_id)
+    columns = ("psa_id", "worker_id", "project_id", "task_id", "work_date", "hours", "billable",
+               "bill_rate", "currency_id")
+    with pytest.raises(IntegrityError, match=f"sync_task.id {MISSING}"), transaction.atomic():
+        audited_copy_create(model=TimeEntry, columns=columns, rows=rows, actor="run:test",
+                            constants={"status": "approved"})
+    assert TimeEntry.objects.count() == 1
+    assert TimeEntry.history.filter(psa_id__startswith="bulk-").count() == 0
+
+
+@pytest.mark.django_db
+def test_an_entry_moved_to_a_missing_task_is_refused_and_a_real_move_is_not():
+    entry = f.TimeEntryFactory()
+    other = f.TaskFactory(project=entry.project)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TimeEntry.objects.filter(pk=entry.pk).update(task_id=MISSING)
+    TimeEntry.objects.filter(pk=entry.pk).update(task_id=other.pk)
+    entry.refresh_from_db()
+    assert entry.task_id == other.pk
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("model", [Project, Task, Worker])
+def test_a_named_record_cannot_be_deleted_or_renumbered_behind_djangos_back(model):
+    entry = f.TimeEntryFactory()
+    target = {Project: entry.project_id, Task: entry.task_id, Worker: entry.worker_id}[model]
+    table = model._meta.db_table
+    # Only these checks at once: the project's own foreign keys (its tasks') stay deferred.
+    immediate = ("SET CONSTRAINTS timeentry_project_referenced, timeentry_task_referenced, "
+                 "timeentry_worker_referenced IMMEDIATE")
+    for statement in (f"DELETE FROM {table} WHERE id = %s",  # noqa: S608 - model's table
+                      f"UPDATE {table} SET id = id + 1000000 WHERE id = %s"):  # noqa: S608
+        with pytest.raises(IntegrityError, match="still named by time entries"):
+            _execute_atomically([immediate, statement], [target])
+    assert model.objects.filter(pk=target).exists()
+
+
+@pytest.mark.django_db
+def test_a_record_no_entry_names_can_still_be_deleted():
+    worker = f.WorkerFactory()
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("DELETE FROM sync_worker WHERE id = %s", [worker.pk])
+    assert not Worker.objects.filter(pk=worker.pk).exists()
+
+
+def _connect() -> psycopg.Connection:
+    params = connection.get_connection_params()
+    return psycopg.connect(
+        host=params.get("host"), port=params.get("port"), user=params.get("user"),
+        dbname=params.get("dbname"), password=params.get("password"),
+    )
+
+
+_INSERT = (  # a copy of entry %(template)s, as another PSA entry booked by worker %(worker)s
+    "INSERT INTO sync_timeentry (created_at, updated_at, version, correlation_id, "
+    "mapping_versions, psa_id, worker_id, project_id, task_id, work_date, hours, billable, "
+    "bill_rate, currency_id, status) SELECT now(), now(), 1, '', '{}', %(psa_id)s, "
+    "%(worker)s, project_id, task_id, work_date, hours, billable, bill_rate, currency_id, "
+    "status FROM sync_timeentry WHERE id = %(template)s"
+)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delete_racing_a_new_entry_waits_for_it_and_then_fails():
+    """The entry's statement holds its worker FOR KEY SHARE: the delete waits, then finds it."""
+    template = f.TimeEntryFactory()
+    spare = f.WorkerFactory()  # named by no entry yet
+    outcome: dict = {}
+    with _connect() as writer, _connect() as deleter:
+        writer.execute(_INSERT, {"psa_id": "racer", "worker": spare.pk, "template": template.pk})
+
+        def delete() -> None:
+            try:
+                with deleter.transaction():
+                    deleter.execute("DELETE FROM sync_worker WHERE id = %s", [spare.pk])
+            except psycopg.errors.ForeignKeyViolation as exc:
+                outcome["refused"] = str(exc)
+
+        thread = threading.Thread(target=delete)
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive(), "the delete did not wait for the entry's transaction"
+        writer.commit()
+        thread.join(timeout=10)
+    assert "still named by time entries" in outcome["refused"]
+    assert Worker.objects.filter(pk=spare.pk).exists()
+    assert TimeEntry.objects.filter(psa_id="racer", worker=spare).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_entry_racing_a_delete_waits_for_it_and_then_fails():
+    """The other way round: the delete commits first, so the entry finds its worker gone."""
+    template = f.TimeEntryFactory()
+    spare = f.WorkerFactory()
+    outcome: dict = {}
+    with _connect() as deleter, _connect() as writer:
+        deleter.execute("DELETE FROM sync_worker WHERE id = %s", [spare.pk])  # not committed
+
+        def insert() -> None:
+            try:
+                with writer.transaction():
+                    writer.execute(_INSERT, {"psa_id": "late", "worker": spare.pk,
+                                             "template": template.pk})
+            except psycopg.errors.ForeignKeyViolation as exc:
+                outcome["refused"] = str(exc)
+
+        thread = threading.Thread(target=insert)
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive(), "the entry did not wait for the delete's transaction"
+        deleter.commit()
+        thread.join(timeout=10)
+    assert "that does not exist" in outcome["refused"]
+    assert not Worker.objects.filter(pk=spare.pk).exists()
+    assert not TimeEntry.objects.filter(psa_id="late").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_gives_the_foreign_keys_back_when_reversed():
+    from django.db.migrations.executor import MigrationExecutor
+
+    def foreign_keys() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND "
+                           "conrelid = 'sync_timeentry'::regclass AND confrelid = ANY (ARRAY["
+                           "'sync_project', 'sync_task', 'sync_worker']::regclass[])")
+            return cursor.fetchone()[0]
+
+    executor = MigrationExecutor(connection)
+    try:
+        executor.migrate([("sync", "0005_timeentry_psa_id")])
+        assert foreign_keys() == 3
+        entry = f.TimeEntryFactory()
+        with pytest.raises(IntegrityError, match="violates foreign key constraint"):
+            _execute_atomically(["SET CONSTRAINTS ALL IMMEDIATE",
+                                 "UPDATE sync_timeentry SET task_id = %s WHERE id = %s"],
+                                [MISSING, entry.pk])
+    finally:
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    assert foreign_keys() == 0
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TimeEntry.objects.filter(pk=entry.pk).update(task_id=MISSING)
