@@ -16,6 +16,9 @@ def gc_paused() -> Iterator[None]:
     collection that walks them all again, and the older generations grow with the batch:
     7 µs of the engine's ~50 µs of Python an entry (bench/README.md). Any cycle the batch does
     make is collected by the first collection after it, so memory stays bounded by the batch.
+    The switch is process-wide: threads running beside a batch (eager mode, the test
+    server) go uncollected until it ends, and nested or overlapping batches leave the
+    collector as the first one found it.
     """
     was_enabled = gc.isenabled()
     gc.disable()

@@ -13,8 +13,10 @@ an entry (docs/decisions.md #28). This migration replaces the three foreign keys
   same way at commit (deferred, as Django's foreign keys are).
 
 Other databases keep the foreign keys: the model is unchanged (`db_constraint` stays True),
-so SQLite still builds them, and a later migration that alters these fields on PostgreSQL
-would bring a key back (correct, only slower; tests/sync/test_reference_checks.py says so).
+so SQLite still builds them. On PostgreSQL a later migration that changes the type of a
+referenced primary key (or removes and re-adds one of these fields) would bring a key back
+(correct, only slower; tests/sync/test_reference_checks.py says so). Migration 0007 closes the
+gaps a review found (TRUNCATE, other isolation levels, re-inserted ids, unchanged references).
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ REFERENCES = (("project_id", "sync_project"), ("task_id", "sync_task"),
               ("worker_id", "sync_worker"))
 
 
-def _lock_and_check(column: str, table: str) -> str:
+def _lock_and_check(column: str, table: str, named: str = "") -> str:
+    """PL/pgSQL: lock the `table` rows that `named` (a query of ids) names; raise if one is gone."""
+    named = named or f"SELECT DISTINCT {column} AS id FROM new_entries"
     return f"""
-    WITH named AS (SELECT DISTINCT {column} AS id FROM new_entries),
+    WITH named AS ({named}),
          held AS MATERIALIZED (SELECT t.id FROM {table} t WHERE t.id IN (SELECT id FROM named)
                   FOR KEY SHARE OF t)
     SELECT min(named.id) INTO missing FROM named WHERE named.id NOT IN (SELECT id FROM held);
@@ -38,22 +42,14 @@ def _lock_and_check(column: str, table: str) -> str:
     END IF;"""
 
 
-FORWARD = f"""
-CREATE FUNCTION sync_timeentry_references_check() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    missing bigint;
-BEGIN{''.join(_lock_and_check(column, table) for column, table in REFERENCES)}
-    RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER timeentry_references_insert AFTER INSERT ON {TABLE}
-    REFERENCING NEW TABLE AS new_entries
-    FOR EACH STATEMENT EXECUTE FUNCTION sync_timeentry_references_check();
+# Named parts, so that migration 0007 can put them back when it is reversed.
+UPDATE_TRIGGER = f"""
 CREATE TRIGGER timeentry_references_update AFTER UPDATE ON {TABLE}
     REFERENCING NEW TABLE AS new_entries
     FOR EACH STATEMENT EXECUTE FUNCTION sync_timeentry_references_check();
+"""
 
+REFERENCED_FUNCTION = f"""
 CREATE FUNCTION sync_timeentry_referenced_check() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     named boolean;
@@ -70,7 +66,21 @@ BEGIN
     RETURN NULL;
 END
 $$;
-""" + "".join(f"""
+"""
+
+FORWARD = f"""
+CREATE FUNCTION sync_timeentry_references_check() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    missing bigint;
+BEGIN{''.join(_lock_and_check(column, table) for column, table in REFERENCES)}
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER timeentry_references_insert AFTER INSERT ON {TABLE}
+    REFERENCING NEW TABLE AS new_entries
+    FOR EACH STATEMENT EXECUTE FUNCTION sync_timeentry_references_check();""" + UPDATE_TRIGGER \
+    + REFERENCED_FUNCTION + "".join(f"""
 CREATE CONSTRAINT TRIGGER timeentry_{column.removesuffix('_id')}_referenced
     AFTER DELETE OR UPDATE OF id ON {table} DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION sync_timeentry_referenced_check('{column}');

@@ -1,5 +1,5 @@
 """A time entry's project, task and worker must exist, on PostgreSQL checked once per statement
-(migration sync 0006, docs/decisions.md #28) instead of by three per-row foreign keys.
+(migrations sync 0006 and 0007, docs/decisions.md #28) instead of by three per-row foreign keys.
 
 The guarantee is the foreign keys': an entry cannot name a missing record, a named record
 cannot be deleted (or its id changed), and neither can happen by racing the other.
@@ -50,9 +50,10 @@ def test_the_time_entry_table_has_no_per_row_foreign_keys_but_the_statement_chec
         cursor.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE "
                        "'timeentry_%' ORDER BY 1")
         assert [name for (name,) in cursor.fetchall()] == [
-            "timeentry_project_referenced", "timeentry_references_insert",
-            "timeentry_references_update", "timeentry_task_referenced",
-            "timeentry_worker_referenced",
+            "timeentry_project_referenced", "timeentry_project_truncated",
+            "timeentry_references_insert", "timeentry_references_update",
+            "timeentry_task_referenced", "timeentry_task_truncated",
+            "timeentry_worker_referenced", "timeentry_worker_truncated",
         ]
 
 
@@ -121,6 +122,36 @@ def test_a_record_no_entry_names_can_still_be_deleted():
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("DELETE FROM sync_worker WHERE id = %s", [worker.pk])
     assert not Worker.objects.filter(pk=worker.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)  # TRUNCATE refuses to run with deferred checks pending
+@pytest.mark.parametrize("model", [Project, Task, Worker])
+def test_a_named_record_cannot_be_truncated_away_but_goes_with_the_entries(model):
+    entry = f.TimeEntryFactory()
+    table = model._meta.db_table
+    with _connect() as truncator:
+        with pytest.raises(psycopg.errors.ForeignKeyViolation,
+                           match=f"{table} cannot be truncated while time entries"):
+            truncator.execute(f"TRUNCATE {table} CASCADE")
+        truncator.rollback()
+        truncator.execute(f"TRUNCATE {table}, sync_timeentry CASCADE")
+        emptied = truncator.execute(f"SELECT (SELECT count(*) FROM {table}) + "  # noqa: S608
+                                    "(SELECT count(*) FROM sync_timeentry)").fetchone()[0]
+        truncator.rollback()
+    assert emptied == 0
+    assert TimeEntry.objects.filter(pk=entry.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_record_deleted_and_put_back_under_its_id_keeps_its_entries():
+    entry = f.TimeEntryFactory()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE kept ON COMMIT DROP AS "
+                       "SELECT * FROM sync_worker WHERE id = %s", [entry.worker_id])
+        cursor.execute("DELETE FROM sync_worker WHERE id = %s", [entry.worker_id])
+        cursor.execute("INSERT INTO sync_worker SELECT * FROM kept")
+        cursor.execute("SET CONSTRAINTS timeentry_worker_referenced IMMEDIATE")  # checks now
+    assert TimeEntry.objects.get(pk=entry.pk).worker.pk == entry.worker_id
 
 
 def _connect() -> psycopg.Connection:
@@ -196,6 +227,57 @@ def test_a_new_entry_racing_a_delete_waits_for_it_and_then_fails():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_deleting_a_named_record_fails_at_commit_as_a_deferred_foreign_key_does():
+    entry = f.TimeEntryFactory()
+    with _connect() as deleter:
+        deleter.execute("DELETE FROM sync_worker WHERE id = %s", [entry.worker_id])  # accepted
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match="still named"):
+            deleter.commit()
+    assert Worker.objects.filter(pk=entry.worker_id).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("level", ["REPEATABLE READ", "SERIALIZABLE"])
+def test_a_snapshot_deleter_cannot_miss_an_entry_committed_after_its_snapshot(level):
+    """Its check sees only its snapshot, so it refuses unless READ COMMITTED (decision 28)."""
+    template = f.TimeEntryFactory()
+    spare = f.WorkerFactory()
+    with _connect() as deleter, _connect() as writer:
+        deleter.execute(f"SET TRANSACTION ISOLATION LEVEL {level}")
+        deleter.execute("SELECT count(*) FROM sync_timeentry")  # the snapshot is taken here
+        writer.execute(_INSERT, {"psa_id": "after", "worker": spare.pk, "template": template.pk})
+        writer.commit()
+        deleter.execute("DELETE FROM sync_worker WHERE id = %s", [spare.pk])
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState,
+                           match="needs READ COMMITTED"):
+            deleter.commit()
+    assert Worker.objects.filter(pk=spare.pk).exists()
+    assert TimeEntry.objects.get(psa_id="after").worker_id == spare.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_update_waits_on_a_held_worker_only_when_it_names_a_new_one():
+    """As with a foreign key: a status change leaves the references alone and locks nothing."""
+    entry = f.TimeEntryFactory()
+    other = f.WorkerFactory()
+    with _connect() as holder, _connect() as writer:
+        for worker in (entry.worker_id, other.pk):
+            holder.execute("SELECT 1 FROM sync_worker WHERE id = %s FOR UPDATE", [worker])
+        writer.execute("SET lock_timeout = '2s'")
+        writer.execute("UPDATE sync_timeentry SET hours = hours + 1, status = 'invoiced' "
+                       "WHERE id = %s", [entry.pk])
+        writer.commit()
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            writer.execute("UPDATE sync_timeentry SET worker_id = %s WHERE id = %s",
+                           [other.pk, entry.pk])
+        writer.rollback()
+        holder.rollback()
+    entry_now = TimeEntry.objects.get(pk=entry.pk)
+    assert (entry_now.hours, entry_now.status, entry_now.worker_id) == (
+        entry.hours + 1, "invoiced", entry.worker_id)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_migration_gives_the_foreign_keys_back_when_reversed():
     from django.db.migrations.executor import MigrationExecutor
 
@@ -207,10 +289,10 @@ def test_the_migration_gives_the_foreign_keys_back_when_reversed():
             return cursor.fetchone()[0]
 
     executor = MigrationExecutor(connection)
+    entry = f.TimeEntryFactory()
     try:
         executor.migrate([("sync", "0005_timeentry_psa_id")])
         assert foreign_keys() == 3
-        entry = f.TimeEntryFactory()
         with pytest.raises(IntegrityError, match="violates foreign key constraint"):
             _execute_atomically(["SET CONSTRAINTS ALL IMMEDIATE",
                                  "UPDATE sync_timeentry SET task_id = %s WHERE id = %s"],
