@@ -43,6 +43,8 @@ class ConnectionForm(forms.ModelForm):
             value = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc.msg}.") from exc
+        except ValueError as exc:  # an integer of more digits than Python converts
+            raise forms.ValidationError("Not valid JSON: a number has too many digits.") from exc
         if not isinstance(value, dict):
             raise forms.ValidationError("Credentials must be a JSON object.")
         return value

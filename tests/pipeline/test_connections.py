@@ -60,9 +60,12 @@ def test_the_admin_form_never_shows_credentials_and_keeps_them_when_left_blank(
     conn.refresh_from_db()
     assert conn.base_url == "http://127.0.0.1:8100/netsuite"
 
-    bad = client.post(url, {**form, "new_credentials": "[1, 2"})
-    assert bad.status_code == 200
-    assert "Not valid JSON" in bad.content.decode()
+    for malformed in ("[1, 2", '{"pin": ' + "9" * 5000 + "}"):
+        bad = client.post(url, {**form, "new_credentials": malformed})
+        assert bad.status_code == 200
+        assert "Not valid JSON" in bad.content.decode()
+    conn.refresh_from_db()
+    assert conn.credentials_dict() == {"token": "s3cret-token-value"}
 
 
 def test_the_admin_disables_connections_and_keeps_runs_never_deletes_them(
