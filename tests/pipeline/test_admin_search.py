@@ -1,4 +1,4 @@
-"""Following a trace in the ops admin: a pasted correlation id lists exactly the rows carrying it."""
+"""Following a trace in the ops admin: a pasted correlation id lists the rows carrying it."""
 
 from __future__ import annotations
 
