@@ -10,10 +10,14 @@ Found by review of 0006 and closed here, each tested in tests/sync/test_referenc
   (a foreign key re-checks with a fresh one; PL/pgSQL cannot). Deleting or renumbering a
   project, task or worker that no visible entry names is therefore refused (SQLSTATE 55000)
   unless the transaction runs at READ COMMITTED, Django's default and the only level this
-  product uses. Inserting and updating entries is safe at every level: the FOR KEY SHARE lock
-  fails with a serialization error when the record was deleted after the snapshot.
-- **Deleted and put back.** A record deleted (or renumbered away) and inserted again with the
-  same id in one transaction is not an orphaning: the check passes when the id exists again.
+  product uses (READ UNCOMMITTED is READ COMMITTED in PostgreSQL). TRUNCATE of these tables is
+  refused the same way, even with `sync_timeentry` in the statement (a lock on the entries
+  would not prove that they were emptied). Inserting and updating entries is safe at every
+  level: the FOR KEY SHARE lock fails with a serialization error when the record was deleted
+  after the snapshot.
+- **Deleted and put back.** A record deleted (or renumbered away) and replaced by any record
+  under the same id in one transaction is not an orphaning: the check passes when the id
+  exists again (as PostgreSQL's own NO ACTION foreign key does).
 - **Unchanged references.** An UPDATE now checks and locks only the projects, tasks and workers
   its rows did not name before (as a foreign key skips an unchanged key), so a status change
   never waits on a lock someone holds on the entry's worker.
@@ -28,8 +32,9 @@ from django.db import migrations
 previous = importlib.import_module("sync.migrations.0006_timeentry_set_based_reference_checks")
 TABLE, REFERENCES = previous.TABLE, previous.REFERENCES
 
+# PostgreSQL runs READ UNCOMMITTED as READ COMMITTED.
 READ_COMMITTED_ONLY = """
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
+    IF current_setting('transaction_isolation') NOT IN ('read committed', 'read uncommitted') THEN
         RAISE EXCEPTION '% of %.% needs READ COMMITTED isolation', {what}, TG_TABLE_NAME, {which}
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = 'An entry committed after this transaction''s snapshot would not be '

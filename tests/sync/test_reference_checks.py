@@ -9,6 +9,7 @@ These tests need PostgreSQL (`make test`); on SQLite the foreign keys themselves
 from __future__ import annotations
 
 import threading
+import time
 
 import psycopg
 import pytest
@@ -138,6 +139,12 @@ def test_a_named_record_cannot_be_truncated_away_but_goes_with_the_entries(model
         emptied = truncator.execute(f"SELECT (SELECT count(*) FROM {table}) + "  # noqa: S608
                                     "(SELECT count(*) FROM sync_timeentry)").fetchone()[0]
         truncator.rollback()
+        # Outside READ COMMITTED its snapshot could miss entries: refused (decision 28).
+        truncator.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState,
+                           match="needs READ COMMITTED"):
+            truncator.execute(f"TRUNCATE {table}, sync_timeentry CASCADE")
+        truncator.rollback()
     assert emptied == 0
     assert TimeEntry.objects.filter(pk=entry.pk).exists()
 
@@ -154,11 +161,11 @@ def test_a_record_deleted_and_put_back_under_its_id_keeps_its_entries():
     assert TimeEntry.objects.get(pk=entry.pk).worker.pk == entry.worker_id
 
 
-def _connect() -> psycopg.Connection:
+def _connect(*, autocommit: bool = False) -> psycopg.Connection:
     params = connection.get_connection_params()
     return psycopg.connect(
         host=params.get("host"), port=params.get("port"), user=params.get("user"),
-        dbname=params.get("dbname"), password=params.get("password"),
+        dbname=params.get("dbname"), password=params.get("password"), autocommit=autocommit,
     )
 
 
@@ -171,29 +178,45 @@ _INSERT = (  # a copy of entry %(template)s, as another PSA entry booked by work
 )
 
 
+def _race(first: psycopg.Connection, second: psycopg.Connection, statement: str,
+          params: object) -> BaseException | None:
+    """Run `statement` on `second` in a thread while `first` holds its open transaction; once
+    the statement waits for a lock (seen in pg_stat_activity: no sleeping on a guess), commit
+    `first`. Returns what the statement raised, or None if it went through."""
+    outcome: dict[str, BaseException | None] = {"error": None}
+
+    def run() -> None:
+        try:
+            with second.transaction():
+                second.execute(statement, params)
+        except Exception as exc:  # handed to the test to judge
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    with _connect(autocommit=True) as watcher:
+        deadline = time.monotonic() + 30
+        while watcher.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
+                              [second.info.backend_pid]).fetchone() != ("Lock",):
+            assert thread.is_alive(), f"it did not wait for the other transaction: {outcome}"
+            assert time.monotonic() < deadline, "it never started to wait"
+            time.sleep(0.01)
+    first.commit()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "it still waits after the other transaction committed"
+    return outcome["error"]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_delete_racing_a_new_entry_waits_for_it_and_then_fails():
     """The entry's statement holds its worker FOR KEY SHARE: the delete waits, then finds it."""
     template = f.TimeEntryFactory()
     spare = f.WorkerFactory()  # named by no entry yet
-    outcome: dict = {}
     with _connect() as writer, _connect() as deleter:
         writer.execute(_INSERT, {"psa_id": "racer", "worker": spare.pk, "template": template.pk})
-
-        def delete() -> None:
-            try:
-                with deleter.transaction():
-                    deleter.execute("DELETE FROM sync_worker WHERE id = %s", [spare.pk])
-            except psycopg.errors.ForeignKeyViolation as exc:
-                outcome["refused"] = str(exc)
-
-        thread = threading.Thread(target=delete)
-        thread.start()
-        thread.join(timeout=1.0)
-        assert thread.is_alive(), "the delete did not wait for the entry's transaction"
-        writer.commit()
-        thread.join(timeout=10)
-    assert "still named by time entries" in outcome["refused"]
+        error = _race(writer, deleter, "DELETE FROM sync_worker WHERE id = %s", [spare.pk])
+    assert isinstance(error, psycopg.errors.ForeignKeyViolation), error
+    assert "still named by time entries" in str(error)
     assert Worker.objects.filter(pk=spare.pk).exists()
     assert TimeEntry.objects.filter(psa_id="racer", worker=spare).exists()
 
@@ -203,25 +226,12 @@ def test_a_new_entry_racing_a_delete_waits_for_it_and_then_fails():
     """The other way round: the delete commits first, so the entry finds its worker gone."""
     template = f.TimeEntryFactory()
     spare = f.WorkerFactory()
-    outcome: dict = {}
     with _connect() as deleter, _connect() as writer:
         deleter.execute("DELETE FROM sync_worker WHERE id = %s", [spare.pk])  # not committed
-
-        def insert() -> None:
-            try:
-                with writer.transaction():
-                    writer.execute(_INSERT, {"psa_id": "late", "worker": spare.pk,
-                                             "template": template.pk})
-            except psycopg.errors.ForeignKeyViolation as exc:
-                outcome["refused"] = str(exc)
-
-        thread = threading.Thread(target=insert)
-        thread.start()
-        thread.join(timeout=1.0)
-        assert thread.is_alive(), "the entry did not wait for the delete's transaction"
-        deleter.commit()
-        thread.join(timeout=10)
-    assert "that does not exist" in outcome["refused"]
+        error = _race(deleter, writer, _INSERT,
+                      {"psa_id": "late", "worker": spare.pk, "template": template.pk})
+    assert isinstance(error, psycopg.errors.ForeignKeyViolation), error
+    assert "that does not exist" in str(error)
     assert not Worker.objects.filter(pk=spare.pk).exists()
     assert not TimeEntry.objects.filter(psa_id="late").exists()
 
@@ -257,24 +267,30 @@ def test_a_snapshot_deleter_cannot_miss_an_entry_committed_after_its_snapshot(le
 
 @pytest.mark.django_db(transaction=True)
 def test_an_update_waits_on_a_held_worker_only_when_it_names_a_new_one():
-    """As with a foreign key: a status change leaves the references alone and locks nothing."""
+    """As with a foreign key: a status change, or two entries swapping their workers, names no
+    worker the statement's rows did not name before, so it locks none; a move to a third does."""
     entry = f.TimeEntryFactory()
-    other = f.WorkerFactory()
+    second = f.TimeEntryFactory()
+    third = f.WorkerFactory()
+    workers = (entry.worker_id, second.worker_id, third.pk)
     with _connect() as holder, _connect() as writer:
-        for worker in (entry.worker_id, other.pk):
-            holder.execute("SELECT 1 FROM sync_worker WHERE id = %s FOR UPDATE", [worker])
+        holder.execute("SELECT 1 FROM sync_worker WHERE id = ANY (%s) FOR UPDATE", [list(workers)])
         writer.execute("SET lock_timeout = '2s'")
         writer.execute("UPDATE sync_timeentry SET hours = hours + 1, status = 'invoiced' "
                        "WHERE id = %s", [entry.pk])
+        writer.execute("UPDATE sync_timeentry SET worker_id = CASE id WHEN %s THEN %s ELSE %s "
+                       "END WHERE id IN (%s, %s)",
+                       [entry.pk, second.worker_id, entry.worker_id, entry.pk, second.pk])
         writer.commit()
         with pytest.raises(psycopg.errors.LockNotAvailable):
             writer.execute("UPDATE sync_timeentry SET worker_id = %s WHERE id = %s",
-                           [other.pk, entry.pk])
+                           [third.pk, entry.pk])
         writer.rollback()
         holder.rollback()
     entry_now = TimeEntry.objects.get(pk=entry.pk)
     assert (entry_now.hours, entry_now.status, entry_now.worker_id) == (
-        entry.hours + 1, "invoiced", entry.worker_id)
+        entry.hours + 1, "invoiced", second.worker_id)
+    assert TimeEntry.objects.get(pk=second.pk).worker_id == entry.worker_id
 
 
 @pytest.mark.django_db(transaction=True)
@@ -288,10 +304,21 @@ def test_the_migration_gives_the_foreign_keys_back_when_reversed():
                            "'sync_project', 'sync_task', 'sync_worker']::regclass[])")
             return cursor.fetchone()[0]
 
+    def triggers() -> list[tuple[str, str]]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT tgname, tgfoid::regproc::text FROM pg_trigger WHERE NOT "
+                           "tgisinternal AND tgname LIKE 'timeentry_%' ORDER BY 1")
+            return cursor.fetchall()
+
     executor = MigrationExecutor(connection)
     entry = f.TimeEntryFactory()
     try:
+        executor.migrate([("sync", "0006_timeentry_set_based_reference_checks")])
+        assert ("timeentry_references_update", "sync_timeentry_references_check") in triggers()
+        assert not [name for name, _ in triggers() if name.endswith("_truncated")]
+        executor.loader.build_graph()
         executor.migrate([("sync", "0005_timeentry_psa_id")])
+        assert triggers() == []
         assert foreign_keys() == 3
         with pytest.raises(IntegrityError, match="violates foreign key constraint"):
             _execute_atomically(["SET CONSTRAINTS ALL IMMEDIATE",
