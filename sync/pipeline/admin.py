@@ -5,6 +5,7 @@ is ops tooling."""
 from __future__ import annotations
 
 import json
+import re
 
 from django import forms
 from django.contrib import admin
@@ -19,11 +20,14 @@ from sync.pipeline.models import (
     TargetRecord,
 )
 
+CORRELATION_PREFIX = "correlation:"
+OWN_CORRELATION_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex, as sync.pipeline.inbox makes them
+
 
 class ConnectionForm(forms.ModelForm):
     base_url = forms.URLField(max_length=500, required=False, assume_scheme="https")
     new_credentials = forms.CharField(
-        required=False,
+        required=False, max_length=10_000,
         widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
         help_text="JSON object, e.g. {\"token\": \"…\"}. Stored encrypted and never shown again; "
         "leave blank to keep the current credentials.",
@@ -43,8 +47,9 @@ class ConnectionForm(forms.ModelForm):
             value = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc.msg}.") from exc
-        except ValueError as exc:  # an integer of more digits than Python converts
-            raise forms.ValidationError("Not valid JSON: a number has too many digits.") from exc
+        except (ValueError, RecursionError) as exc:  # a number too long, nesting too deep
+            raise forms.ValidationError("Not valid JSON: a number has too many digits or the "
+                                        "nesting is too deep.") from exc
         if not isinstance(value, dict):
             raise forms.ValidationError("Credentials must be a JSON object.")
         return value
@@ -88,15 +93,23 @@ class ConnectionAdmin(SimpleHistoryAdmin):
 
 
 class CorrelationIdSearch:
-    """A pasted correlation id finds its trace through the table's correlation index.
+    """A correlation id finds its trace through the table's correlation index.
 
-    A search term that is one word and exactly a stored correlation id lists the rows carrying
-    it, found by index on a table of millions; any other term searches as usual (`icontains`
-    over the search fields, a sequential scan)."""
+    `correlation:<id>` lists exactly the rows carrying that id (ids can come from a sender's
+    X-Correlation-ID header, in any form). A bare 32-hex term, the form of the ids this product
+    makes, does the same when some row carries it, and otherwise searches as usual. Any other
+    term searches as usual: `icontains` over the search fields, a sequential scan.
+    """
+
+    search_help_text = "Any part of the fields listed, or a correlation id: pasted whole (32 " \
+        "hex characters) or as correlation:<id>, found exactly."
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
-        if term and len(term) <= 64 and not any(c.isspace() for c in term):
+        prefixed = term.lower().startswith(CORRELATION_PREFIX)
+        if prefixed:
+            return queryset.filter(correlation_id=term[len(CORRELATION_PREFIX):].strip()), False
+        if OWN_CORRELATION_ID.fullmatch(term):
             traced = queryset.filter(correlation_id=term)
             if traced.exists():
                 return traced, False

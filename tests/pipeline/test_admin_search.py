@@ -34,7 +34,17 @@ def test_a_pasted_correlation_id_lists_its_trace_and_other_terms_search_as_befor
                 correlation_id="another-run")
 
     assert _listed(admin_client, f"  {TRACE} ") == {"te-1", "te-2"}
-    assert _listed(admin_client, "another-run") == {f"note-{TRACE}"}
+    assert _listed(admin_client, "correlation:another-run") == {f"note-{TRACE}"}
+    assert _listed(admin_client, "correlation:te-1") == set()  # exact: no row carries "te-1"
     assert _listed(admin_client, TRACE[:12]) == {f"note-{TRACE}", "te-1", "te-2"}  # icontains
     assert _listed(admin_client, "te-1") == {"te-1"}
     assert _listed(admin_client, "no-such-trace") == set()
+
+
+def test_a_hex_term_no_row_carries_as_its_correlation_id_searches_as_usual(admin_client):
+    """Only terms of this product's own id form take the exact path, and only when it finds
+    something: a 32-hex external id is still found by a plain search."""
+    inbox_store(system="psa", entity="time_entry", records=[(TRACE, {"h": "1"})],
+                correlation_id="sender-supplied-id")
+    assert _listed(admin_client, TRACE) == {TRACE}
+    assert _listed(admin_client, "sender-supplied-id") == {TRACE}

@@ -60,7 +60,7 @@ def test_the_admin_form_never_shows_credentials_and_keeps_them_when_left_blank(
     conn.refresh_from_db()
     assert conn.base_url == "http://127.0.0.1:8100/netsuite"
 
-    for malformed in ("[1, 2", '{"pin": ' + "9" * 5000 + "}"):
+    for malformed in ("[1, 2", '{"pin": ' + "9" * 5000 + "}", "[" * 5000):
         bad = client.post(url, {**form, "new_credentials": malformed})
         assert bad.status_code == 200
         assert "Not valid JSON" in bad.content.decode()
