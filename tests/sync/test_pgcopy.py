@@ -400,6 +400,22 @@ def test_any_returns_exactly_the_rows_with_one_of_the_strings(refs):
     )
 
 
+def test_any_converts_values_not_of_the_fields_own_type_as_in_does(refs):
+    """Plain ints and str skip the field's conversion (a fast path); anything else takes it."""
+    a, b = refs["A-1"], refs["Zoë"]
+    cases = [
+        ("pk", [str(a.pk), b.pk]),  # a numeric string among ints
+        ("pk", [str(a.pk), str(b.pk)]),
+        ("object_id", [int(a.object_id), b.object_id]),  # an int for a text field
+    ]
+    for field, values in cases:
+        found = ExternalRef.objects.filter(**{f"{field}__any": values})
+        expected = ExternalRef.objects.filter(**{f"{field}__in": values})
+        assert sorted(found.values_list("pk", flat=True)) == sorted(
+            expected.values_list("pk", flat=True)), (field, values)
+        assert found.exists(), (field, values)
+
+
 def test_any_with_an_empty_list_matches_nothing_and_excludes_nothing(refs):
     assert not ExternalRef.objects.filter(pk__any=[]).exists()
     assert not ExternalRef.objects.filter(external_id__any=[]).exists()
