@@ -106,8 +106,7 @@ class CorrelationIdSearch:
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
-        prefixed = term.lower().startswith(CORRELATION_PREFIX)
-        if prefixed:
+        if term.lower().startswith(CORRELATION_PREFIX):
             return queryset.filter(correlation_id=term[len(CORRELATION_PREFIX):].strip()), False
         if OWN_CORRELATION_ID.fullmatch(term):
             traced = queryset.filter(correlation_id=term)
