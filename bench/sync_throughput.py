@@ -7,7 +7,9 @@
 `make bench` starts a private PostgreSQL and Redis, sets DATABASE_URL / SANDBOX_DATABASE_URL and
 migrates both databases before it runs this. Each measured stage runs in a child process (this
 script with `--child`), so its peak RSS (VmHWM) is that stage's alone, and the parent
-prints one table. Nothing is asserted: the figures go to bench/README.md.
+prints one table. Nothing is asserted: the figures go to bench/README.md. The table opens and
+closes with the machine's speed (bench/stages/machine.py), since this VM's cores vary by a
+third from one hour to the next.
 
 Stages:
 - engine   N approved Kantata time entries already in the inbox (COPY-loaded; not measured) →
@@ -505,6 +507,17 @@ def _delivery_setups(text: str) -> list[tuple[int, ...]]:
     return [tuple(int(x) for x in part.split("x")) for part in text.split(",")]
 
 
+def _machine_row(table: list, when: str) -> None:
+    """The machine's speed now (bench/stages/machine.py): a slow figure beside a slow
+    reference is the machine, not the code."""
+    from bench.stages.machine import machine_speed
+
+    speed = machine_speed()
+    print(f"machine speed {when}: {speed}", flush=True)
+    table.append(("machine", f"reference Python / PostgreSQL, {when}",
+                  f"{speed['python_ms']:.0f} / {speed['postgres_ms']:.0f} ms", "", ""))
+
+
 def print_table(table: list) -> None:
     print()
     head = ("stage", "measurement", "rate", "rows / seconds", "peak RSS")
@@ -543,7 +556,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--naive-n", type=int, default=NAIVE_N, help="naive subset size")
     parser.add_argument("--stages", default="engine,pull,delivery,latency")
     parser.add_argument("--pull-n", type=int, default=None, help="pull stage size (default N)")
-    parser.add_argument("--delivery-n", type=int, default=2000, help="deliveries to send")
+    parser.add_argument("--delivery-n", type=int, default=4000, help="deliveries to send")
     parser.add_argument("--delivery-setups", default="1x0,2x0,4x0",
                         help="sender processes x claim limit, comma-separated")
     parser.add_argument("--latency-rate", type=float, default=20.0, help="approvals per second")
@@ -559,8 +572,9 @@ def main(argv: list[str]) -> int:
         return 2
     stages = args.stages.split(",")
     print(f"{os.cpu_count()} CPUs, load average {load_average()}", flush=True)
-    firm = firm_build()
     table: list = []
+    _machine_row(table, "before")
+    firm = firm_build()
     if "engine" in stages:
         stage_engine(args, firm["erp_id"], table)
     if "pull" in stages:
@@ -574,7 +588,9 @@ def main(argv: list[str]) -> int:
         connection.close()
         for result in delivery_stage(args.delivery_n, _delivery_setups(args.delivery_setups)):
             table.append(("delivery", f"{result['setup']}, 50 ms, limit 10",
-                          f"{result['per_second']:,.1f}/s = {result['share']:.0%} of 200/s",
+                          f"{result['per_second']:,.1f}/s = {result['share']:.0%} of 200/s; "
+                          f"sustained {result['sustained_per_second']:,.1f}/s = "
+                          f"{result['sustained_share']:.0%}",
                           f"{result['delivered']:,} in {result['seconds']:.1f} s",
                           f"429s: {result['too_many']:,}"))
     if "latency" in stages:
@@ -588,6 +604,8 @@ def main(argv: list[str]) -> int:
                       f"{result['p99_ms']:.0f} ms",
                       f"{result['count']:,} posted, {result['never_within_10s']:,} late", ""))
     print(f"load average after: {load_average()}")
+    connection.close()
+    _machine_row(table, "after")
     print_table(table)
     return 0
 

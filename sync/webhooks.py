@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import orjson
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse
@@ -41,6 +40,7 @@ from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from sync.connectors.base import CORRELATION_HEADER, correlation_scope
+from sync.connectors.http import json_decode
 from sync.connectors.stripe import SignatureInvalid, stripe_signature_verify
 from sync.pipeline.approval_events import ENTITY as PSA_ENTITY
 from sync.pipeline.inbox import inbox_store
@@ -137,8 +137,8 @@ def webhook_event_store(
 # -- views (thin) ------------------------------------------------------------------------------
 def _event(body: bytes, id_field: str) -> tuple[str, dict[str, Any]]:
     try:
-        event = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        event = json_decode(body)
+    except ValueError as exc:
         raise WebhookRefused(400, f"the body is not JSON: {exc}") from exc
     if not isinstance(event, dict):
         raise WebhookRefused(400, "the body is not a JSON object")

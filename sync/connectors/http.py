@@ -24,8 +24,10 @@ https://docs.stripe.com/error-low-level#idempotency).
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import random
+import re
 import socket
 import ssl
 import time
@@ -107,8 +109,8 @@ class Answer:
         if not self.content:
             return None
         try:
-            return orjson.loads(self.content)
-        except orjson.JSONDecodeError as exc:
+            return json_decode(self.content)
+        except ValueError as exc:
             raise TransportError(
                 kind=TRANSIENT if self.idempotent else INDETERMINATE, status=self.status,
                 message=f"the answer is not JSON: {exc}", method=self.method, url=self.url,
@@ -250,6 +252,25 @@ def json_encode(value: Any) -> bytes:
     """JSON bytes for a request body; a Decimal becomes a number with exactly its digits
     (never through float)."""
     return orjson.dumps(value, default=_json_default)
+
+
+# orjson reads an integer beyond 64 bits as a float, silently rounded; json reads it exactly.
+# Such a number has 19 digits or more in a row, so only a text with such a run is read by json
+# (a long digit string in a text value costs that document the slower reader, nothing else).
+_LONG_DIGITS = {bytes: re.compile(rb"[0-9]{19}"), str: re.compile(r"[0-9]{19}")}
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def json_decode(data: bytes | str) -> Any:
+    """A JSON document as Python values, every number exactly as written (an integer of any
+    size stays an int). Raises ValueError (json.JSONDecodeError, or orjson's subclass of it)
+    for anything that is not JSON, NaN and Infinity included."""
+    if _LONG_DIGITS[type(data)].search(data) is None:
+        return orjson.loads(data)
+    return json.loads(data, parse_constant=_not_json)
 
 
 @functools.cache
@@ -430,8 +451,8 @@ class VendorHttp:
 
     def _error(self, answer: Answer, *, not_found: str) -> TransportError:
         try:
-            body = orjson.loads(answer.content) if answer.content else None
-        except orjson.JSONDecodeError:
+            body = json_decode(answer.content) if answer.content else None
+        except ValueError:
             body = None
         vendor_code, message = error_details(body)
         if not message:

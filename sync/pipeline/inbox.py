@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,7 +25,12 @@ class InboxStored:
 
 def payload_hash(payload: Any) -> str:
     """A stable hash of a JSON payload (key order does not matter)."""
-    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    try:
+        text = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer beyond 64 bits, which JSON allows and orjson cannot write
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode()
+    return hashlib.sha256(text).hexdigest()
 
 
 def inbox_store(

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-import orjson
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections, router, transaction
 from django.utils import timezone
@@ -35,6 +33,7 @@ from sync.audit import (
     audited_copy_create,
 )
 from sync.bulk import gc_paused
+from sync.connectors.http import json_decode
 from sync.mappings.ownership import OwnershipBook, ownership_merge
 from sync.mappings.resolve import MappingTable
 from sync.mappings.selectors import mapping_tables_load, ownership_book_load
@@ -138,7 +137,7 @@ def _plain(payload: dict[str, Any]) -> ParsedTime | None:
             or not currency.isascii() or not currency.isalpha() or type(day) is not str):
         return None
     try:
-        work_date = dt.date.fromisoformat(day)
+        work_date = _iso_day(day)
     except ValueError:
         return None
     return ParsedTime(*ids, work_date, minutes, billable, approved, _rate(cents),
@@ -195,11 +194,19 @@ def _rate(cents: int) -> Decimal:
     return (Decimal(cents) / 100).quantize(_CENT)
 
 
+def _iso_day(text: str) -> dt.date:
+    """A YYYY-MM-DD date and nothing else: date.fromisoformat also reads 20261014 and ISO week
+    dates (2026-W42-3), which Kantata never sends and a person checking the entry would misread."""
+    if len(text) != 10 or text[4] != "-" or text[7] != "-":
+        raise ValueError(text)
+    return dt.date.fromisoformat(text)
+
+
 def _date(value: Any) -> dt.date:
     if not isinstance(value, str):
         raise PayloadError("`date_performed` must be a YYYY-MM-DD date.")
     try:
-        return dt.date.fromisoformat(value)
+        return _iso_day(value)
     except ValueError as exc:
         raise PayloadError(f"`date_performed` {value[:40]!r} is not a YYYY-MM-DD date.") from exc
 
@@ -516,21 +523,15 @@ def time_entries_process(
     return counts
 
 
-def _payload_load(text: str) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits, which json still reads
-        return json.loads(text)
-
-
 def _items_claim(inbox_ids: Sequence[int], *, now: dt.datetime) -> tuple[list[_Item], bool]:
     """Lock the batch's pending items and read them, oldest first. Returns (items, whether
     they are already marked processed).
 
     On PostgreSQL one `UPDATE … RETURNING` marks them processed, locks them and returns their
-    payloads as text (parsed by orjson): the items a concurrent worker has taken are skipped
-    (it holds their locks; once it commits they are no longer pending), and a rollback leaves
-    them all pending. Elsewhere: SELECT … FOR UPDATE now, the status update at the end.
+    payloads as text (read by json_decode, every number exact): the items a concurrent worker
+    has taken are skipped (it holds their locks; once it commits they are no longer pending),
+    and a rollback leaves them all pending. Elsewhere: SELECT … FOR UPDATE now, the status
+    update at the end.
     """
     if connections[router.db_for_write(InboxItem)].vendor == "postgresql":
         with connections[router.db_for_write(InboxItem)].cursor() as cursor:
@@ -541,7 +542,7 @@ def _items_claim(inbox_ids: Sequence[int], *, now: dt.datetime) -> tuple[list[_I
                 [InboxItem.Status.PROCESSED, now, list(inbox_ids), InboxItem.Status.PENDING],
             )
             rows = sorted(cursor.fetchall())
-        return [_Item(i, ext, corr, _payload_load(text)) for i, ext, corr, text in rows], True
+        return [_Item(i, ext, corr, json_decode(text)) for i, ext, corr, text in rows], True
     rows = (
         InboxItem.objects.select_for_update().filter(
             id__any=inbox_ids, status=InboxItem.Status.PENDING

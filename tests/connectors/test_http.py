@@ -298,6 +298,29 @@ def test_a_non_json_success_body_is_transient_for_a_read_and_indeterminate_for_a
     assert (read.value.kind, write.value.kind) == (TRANSIENT, INDETERMINATE)
 
 
+@pytest.mark.parametrize("body", [
+    b'{"id": "7", "units": 123456789012345678901234567890}',
+    b'{"id": "7", "units": -9223372036854775809, "note": "1234567890123456789"}',
+    b'{"id": "7", "units": 18446744073709551615}',
+])
+def test_an_integer_of_any_size_is_read_exactly_as_the_vendor_wrote_it(body):
+    vendor = FakeVendor(httpx.Response(200, content=body))
+    read = client(vendor).request("GET", "a").json()
+    written = int(body.split(b'"units": ')[1].split(b"}")[0].split(b",")[0])
+    assert read["units"] == written
+    assert type(read["units"]) is int
+
+
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+def test_nan_and_infinity_are_not_json_whichever_reader_reads_the_body(constant):
+    # The second document holds a 19-digit run, so the exact reader reads it.
+    for body in (b'{"units": ' + constant + b"}",
+                 b'{"units": ' + constant + b', "big": 12345678901234567890123}'):
+        vendor = FakeVendor(httpx.Response(200, content=body))
+        with pytest.raises(TransportError, match="not JSON"):
+            client(vendor).request("GET", "a").json()
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 0.0

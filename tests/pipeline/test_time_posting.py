@@ -273,6 +273,8 @@ def test_unapproved_time_is_stored_in_the_inbox_but_not_posted(firm):
         (entry(1, billable="yes")[1], "`billable` must be true or false"),
         (entry(1, currency="POUNDS")[1], "three-letter"),
         (entry(1, date_performed="14/10/2026")[1], "not a YYYY-MM-DD date"),
+        (entry(1, date_performed="20261014")[1], "not a YYYY-MM-DD date"),
+        (entry(1, date_performed="2026-W42-3")[1], "not a YYYY-MM-DD date"),
         (entry(1, story_id="x" * 10_000)[1], "at most 255"),
         (entry(1, rate_in_cents=12.5)[1], "whole number of cents"),
         (entry(1, rate_in_cents=10**16)[1], "beyond any bill rate"),
@@ -296,6 +298,17 @@ def test_a_malformed_payload_becomes_an_integration_exception_and_nothing_is_wri
     assert (item.queue, item.stage, item.code) == ("integration_ops", "parse", "MALFORMED_PAYLOAD")
     assert "time_in_minutes" in item.message
     assert TimeEntry.objects.count() == 1  # the good entry of the same batch still posts
+
+
+def test_an_integer_beyond_64_bits_is_read_back_from_the_inbox_exactly(firm):
+    # The inbox keeps it exactly (jsonb numeric); reading it back as a float would round it
+    # and show the person fixing it another number than the PSA sent.
+    huge = 10**40 + 7
+    process(firm, [entry(1, rate_in_cents=huge), entry(2)])
+    item = ExceptionItem.objects.get()
+    assert "beyond any bill rate" in item.message
+    assert item.payload["rate_in_cents"] == huge
+    assert list(TimeEntry.objects.values_list("psa_id", flat=True)) == ["2"]
 
 
 def test_an_entry_id_too_long_for_its_keys_is_parked_and_the_batch_goes_on(firm):

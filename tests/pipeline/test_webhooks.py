@@ -136,6 +136,13 @@ def test_a_signed_body_that_is_not_json_is_a_400(client, billing):
     assert not InboxItem.objects.exists()
 
 
+def test_an_event_with_an_integer_beyond_64_bits_is_stored_exactly(client, billing):
+    body = stripe_event()[:-1] + b', "sequence": 123456789012345678901234567}'
+    answer = post_billing(client, body)
+    assert answer.status_code in (200, 202), answer.content
+    assert InboxItem.objects.get().payload["sequence"] == 123456789012345678901234567
+
+
 def test_a_signed_event_without_an_id_is_a_400(client, billing):
     answer = post_billing(client, orjson.dumps({"type": "invoice.paid"}))
     assert answer.status_code == 400

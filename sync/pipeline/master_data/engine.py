@@ -101,7 +101,8 @@ class Reader:
                 if re.fullmatch(r"\d{1,2}/\d{1,2}/\d{4}", value):
                     month, day, year = (int(p) for p in value.split("/"))
                     return dt.date(year, month, day)
-                return dt.date.fromisoformat(value)
+                if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):  # not 20261014, nor a week date
+                    return dt.date.fromisoformat(value)
             except ValueError:
                 pass
         self.errors.append(f"`{name}` {str(value)[:40]!r} is not a date.")
