@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 # Failure kinds: how the caller must react (STYLE.md rule 5; sync.pipeline.outbox uses the same).
@@ -194,3 +194,13 @@ def _instant(value: str) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else None
+
+
+def iso_date(text: str) -> date:
+    """A calendar date written YYYY-MM-DD and nothing else. `date.fromisoformat` also reads
+    20261014 and ISO week dates (2026-W42-3), which no connected system sends and a person
+    checking the record would misread. Raises ValueError."""
+    if len(text) != 10 or text[4] != "-" or text[7] != "-":
+        raise ValueError(f"{text[:40]!r} is not a YYYY-MM-DD date")
+    return date.fromisoformat(text)
+

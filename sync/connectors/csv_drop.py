@@ -20,12 +20,11 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator, Mapping
-from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
-from sync.connectors.base import CONFIGURATION, Page, RejectedRow, TransportError
+from sync.connectors.base import CONFIGURATION, Page, RejectedRow, TransportError, iso_date
 from sync.connectors.paging import int_cursor
 
 PAGE_SIZE = 1000
@@ -101,7 +100,7 @@ def time_entry_from_row(row: Mapping[str, str], *, row_number: int) -> dict[str,
             raise RowInvalid(name, f"{name} is required")
     raw_date = row["date_performed"].strip()
     try:
-        performed = date.fromisoformat(raw_date)
+        performed = iso_date(raw_date)
     except ValueError:
         raise RowInvalid("date_performed", f"date_performed must be YYYY-MM-DD, got {raw_date!r}"
                          ) from None

@@ -269,11 +269,16 @@ def _not_json(constant: str) -> Any:
 def json_decode(data: bytes | str) -> Any:
     """A JSON document as Python values, every number exactly as written (an integer of any
     size stays an int). Raises ValueError (json.JSONDecodeError, or orjson's subclass of it)
-    for anything that is not JSON, NaN and Infinity included."""
+    for anything that is not JSON or that orjson refuses: NaN and Infinity, a number beyond a
+    double's range, lone surrogates, a byte-order mark, nesting deeper than 1,024."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if _LONG_DIGIT_RUN not in raw.translate(_DIGITS_TO_ZERO):
         return orjson.loads(data)
-    return json.loads(data, parse_constant=_not_json)
+    orjson.loads(data)  # what orjson refuses is refused whichever reader reads the numbers
+    try:
+        return json.loads(data, parse_constant=_not_json)
+    except RecursionError as exc:  # orjson allows 1,024 levels, json's recursion fewer
+        raise ValueError("the document is nested too deeply") from exc
 
 
 @functools.cache

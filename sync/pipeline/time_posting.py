@@ -33,6 +33,7 @@ from sync.audit import (
     audited_copy_create,
 )
 from sync.bulk import gc_paused
+from sync.connectors.base import iso_date
 from sync.connectors.http import json_decode
 from sync.mappings.ownership import OwnershipBook, ownership_merge
 from sync.mappings.resolve import MappingTable
@@ -137,7 +138,7 @@ def _plain(payload: dict[str, Any]) -> ParsedTime | None:
             or not currency.isascii() or not currency.isalpha() or type(day) is not str):
         return None
     try:
-        work_date = _iso_day(day)
+        work_date = iso_date(day)
     except ValueError:
         return None
     return ParsedTime(*ids, work_date, minutes, billable, approved, _rate(cents),
@@ -194,19 +195,11 @@ def _rate(cents: int) -> Decimal:
     return (Decimal(cents) / 100).quantize(_CENT)
 
 
-def _iso_day(text: str) -> dt.date:
-    """A YYYY-MM-DD date and nothing else: date.fromisoformat also reads 20261014 and ISO week
-    dates (2026-W42-3), which Kantata never sends and a person checking the entry would misread."""
-    if len(text) != 10 or text[4] != "-" or text[7] != "-":
-        raise ValueError(text)
-    return dt.date.fromisoformat(text)
-
-
 def _date(value: Any) -> dt.date:
     if not isinstance(value, str):
         raise PayloadError("`date_performed` must be a YYYY-MM-DD date.")
     try:
-        return _iso_day(value)
+        return iso_date(value)
     except ValueError as exc:
         raise PayloadError(f"`date_performed` {value[:40]!r} is not a YYYY-MM-DD date.") from exc
 

@@ -27,6 +27,8 @@ def test_a_good_row_becomes_a_time_entry_in_kantatas_shape():
     ("row", "column", "message"),
     [
         ("TE-2,u7,w3,,2026-02-30,1,,,,", "date_performed", "YYYY-MM-DD"),
+        ("TE-2,u7,w3,,20260205,1,,,,", "date_performed", "YYYY-MM-DD"),
+        ("TE-2,u7,w3,,2026-W06-4,1,,,,", "date_performed", "YYYY-MM-DD"),
         ("TE-2,u7,w3,,2026-01-05,1.01,,,,", "hours", "whole number of minutes"),
         ("TE-2,u7,w3,,2026-01-05,0,,,,", "hours", "more than 0"),
         ("TE-2,u7,w3,,2026-01-05,25,,,,", "hours", "at most 24 hours"),

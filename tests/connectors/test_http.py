@@ -311,14 +311,21 @@ def test_an_integer_of_any_size_is_read_exactly_as_the_vendor_wrote_it(body):
     assert type(read["units"]) is int
 
 
-@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
-def test_nan_and_infinity_are_not_json_whichever_reader_reads_the_body(constant):
-    # The second document holds a 19-digit run, so the exact reader reads it.
-    for body in (b'{"units": ' + constant + b"}",
-                 b'{"units": ' + constant + b', "big": 12345678901234567890123}'):
-        vendor = FakeVendor(httpx.Response(200, content=body))
-        with pytest.raises(TransportError, match="not JSON"):
-            client(vendor).request("GET", "a").json()
+BIG = b"12345678901234567890123"  # a 19-digit run: the exact reader reads the document
+
+
+@pytest.mark.parametrize("body", [
+    *(b'{"units": ' + value + b', "big": ' + BIG + b"}" for value in (
+        b"NaN", b"Infinity", b"-Infinity", b"1e400", b'"\\ud800"',
+        b"[" * 1000 + b"1" + b"]" * 1000)),
+    b"\xef\xbb\xbf" + b'{"big": ' + BIG + b"}",  # a byte-order mark
+])
+def test_the_exact_reader_refuses_what_orjson_refuses_and_raises_nothing_else(body):
+    # What it let through PostgreSQL's jsonb would refuse, and a RecursionError would escape
+    # the caller: both would fail a pulled page on every retry.
+    vendor = FakeVendor(httpx.Response(200, content=body))
+    with pytest.raises(TransportError, match="not JSON"):
+        client(vendor).request("GET", "a").json()
 
 
 class FakeClock:

@@ -315,12 +315,16 @@ def test_an_hr_termination_moves_the_worker_to_terminated():
 # --- exceptions ------------------------------------------------------------------------------
 
 
+ARABIC_INDIC_10_31_2026 = "\u0661\u0660/\u0663\u0661/\u0662\u0660\u0662\u0666"
+
+
 @pytest.mark.parametrize(
     ("system", "entity", "payload", "reason"),
     [
         ("erp", "subsidiary", {"id": "10", "name": "X", "currency": "1"}, "`country` is missing"),
         ("erp", "accountingPeriod", period(startdate="31/31/2026"), "`startdate`"),
         ("erp", "accountingPeriod", period(enddate="20261031"), "`enddate` '20261031'"),
+        ("erp", "accountingPeriod", period(enddate=ARABIC_INDIC_10_31_2026), "`enddate`"),
         ("erp", "job", job(entitystatus="9"), "`entitystatus` '9' is not one of"),
         ("erp", "customer", customer(companyname="x" * 300), "300 characters"),
         ("hr", "Users", scim_user(1, active="yes"), "`active` must be true or false"),

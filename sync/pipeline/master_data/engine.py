@@ -33,6 +33,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from sync.audit import acting_as, audited_bulk_create, audited_bulk_update
+from sync.connectors.base import iso_date
 from sync.mappings.ownership import OwnershipBook, ownership_merge
 from sync.mappings.selectors import ownership_book_load
 from sync.models import ExternalRef
@@ -98,11 +99,10 @@ class Reader:
             return None
         if isinstance(value, str):
             try:
-                if re.fullmatch(r"\d{1,2}/\d{1,2}/\d{4}", value):
+                if re.fullmatch(r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}", value):
                     month, day, year = (int(p) for p in value.split("/"))
                     return dt.date(year, month, day)
-                if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):  # not 20261014, nor a week date
-                    return dt.date.fromisoformat(value)
+                return iso_date(value)
             except ValueError:
                 pass
         self.errors.append(f"`{name}` {str(value)[:40]!r} is not a date.")
