@@ -342,6 +342,8 @@ def _sustained_rate(delivered_at) -> float:
     start (claiming, connecting) and the drain of the last few requests, which make up a few
     per cent of a run of seconds and none of a backlog of hours."""
     stamps = sorted(t.timestamp() for t in delivered_at)
+    if len(stamps) < 2:
+        return 0.0
     trim = int(len(stamps) * SUSTAINED_TRIM)
     first, last = stamps[trim], stamps[len(stamps) - 1 - trim]
     return (len(stamps) - 1 - 2 * trim) / (last - first) if last > first else 0.0
