@@ -203,4 +203,3 @@ def iso_date(text: str) -> date:
     if len(text) != 10 or text[4] != "-" or text[7] != "-":
         raise ValueError(f"{text[:40]!r} is not a YYYY-MM-DD date")
     return date.fromisoformat(text)
-
