@@ -39,8 +39,6 @@ def _python_once() -> float:
                  "amount": str((hours * rate).quantize(cent, ROUND_HALF_UP))}
         decoded = json.loads(json.dumps(entry, sort_keys=True))
         total += Decimal(decoded["amount"])
-    if total <= 0:  # never: keeps the work from looking unused
-        raise AssertionError(total)
     return (time.process_time() - started) * 1000
 
 

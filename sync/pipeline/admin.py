@@ -4,13 +4,13 @@ is ops tooling."""
 
 from __future__ import annotations
 
-import json
 import re
 
 from django import forms
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
+from sync.connectors.http import json_decode
 from sync.pipeline.models import (
     Connection,
     Delivery,
@@ -44,12 +44,9 @@ class ConnectionForm(forms.ModelForm):
         if not raw:
             return None
         try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg}.") from exc
-        except (ValueError, RecursionError) as exc:  # a number too long, nesting too deep
-            raise forms.ValidationError("Not valid JSON: a number has too many digits or the "
-                                        "nesting is too deep.") from exc
+            value = json_decode(raw)  # the product's one JSON reader: ValueError, never more
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {getattr(exc, 'msg', exc)}.") from exc
         if not isinstance(value, dict):
             raise forms.ValidationError("Credentials must be a JSON object.")
         return value
