@@ -149,7 +149,7 @@ def firm_build() -> dict:
     draft = mapping_version_create_draft(mapping_set=mapping_set, user=user)
     mapping_entry_set(version=draft, source_value="UK01", target_value="3", user=user)
     mapping_version_submit(version=draft, user=user)
-    mapping_version_publish(version=draft, effective_from=dt.date(2026, 1, 1), user=user)
+    mapping_version_publish(version=draft, effective_from=dt.date(2026, 1, 1), user=None)
     erp = Connection.objects.create(name="bench-erp", system="erp", dialect="netsuite",
                                     base_url="http://127.0.0.1:9/netsuite", max_concurrency=10)
     return {"erp_id": erp.id}

@@ -4,6 +4,8 @@ Every status move and every entry change goes through `sync.mappings.services`: 
 actions call them, the entries inline saves through `mapping_entry_set/delete`, and the
 version form saves through `mapping_version_update`. Entries are read-only unless the
 version is a draft; versions are opened from a set ("Open a draft …") or another version.
+Four eyes is the services' rule: publishing a version you authored (a rollback you asked for
+included) is reported as an error message per version, like any other refusal.
 """
 
 from __future__ import annotations
@@ -278,18 +280,23 @@ class MappingVersionAdmin(SimpleHistoryAdmin):
         )
 
     @admin.action(
-        description="Roll back to this version (publishes a new version)…",
+        description="Roll back to this version (submits a copy for review)…",
         permissions=["publish"],
     )
     def rollback(self, request, queryset):
+        # Four eyes: the copy waits in review for another mapping admin to publish it.
         return _with_effective_date(
             self, request, queryset.select_related("mapping_set"),
-            title="Roll back: publish a new version with these entries", action="rollback",
+            title=(
+                "Roll back: submit a new version with these entries for review "
+                "(another mapping admin publishes it)"
+            ),
+            action="rollback",
             initial=None,
             apply=lambda v, day: services.mapping_version_rollback(
                 mapping_set=v.mapping_set, to_version=v, effective_from=day, user=request.user
             ),
-            done="Rolled back (new versions published)",
+            done="Rollbacks submitted for review (another mapping admin publishes them)",
         )
 
 

@@ -31,6 +31,14 @@ class MappingEffectiveDateTaken(MappingError):
     """Another published version of the same set is already effective from that date."""
 
 
+class MappingFourEyesRefused(MappingError):
+    """A person asked to publish a version they authored: another mapping admin must publish it.
+
+    Its authors are whoever created it (`created_by`), submitted it (`submitted_by`) or wrote
+    any of its entries (their history rows). The system (`user=None`) is not refused.
+    """
+
+
 class MappingVersionEmpty(MappingError):
     """A version without entries cannot be submitted for review (it would map nothing)."""
 

@@ -5,6 +5,12 @@ saving, records the acting `user` on the history rows (None means the system: th
 with `sync.audit.acting_as`, else `system:unknown`), and raises a `MappingError` or
 `OwnershipError` (both `sync.errors.DomainError`) with nothing written when it refuses.
 Status moves are not idempotent: repeating one raises MappingTransitionRefused.
+
+Four eyes: a person never publishes a mapping version they authored (created, submitted or
+wrote an entry of); `mapping_version_publish` refuses with MappingFourEyesRefused, so every
+change a person makes, a rollback included, is published by a second mapping admin. The system
+(`user=None`: demo set-up, data migrations) is not a person and publishes alone. The rule is
+here, not in the admin, so that every way in (admin, shell, commands) meets it.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
@@ -22,6 +28,7 @@ from sync.audit import UNKNOWN_ACTOR, actor_for_user, current_actor
 from sync.mappings.errors import (
     MappingEffectiveDateTaken,
     MappingError,
+    MappingFourEyesRefused,
     MappingInvalid,
     MappingTransitionRefused,
     MappingVersionEmpty,
@@ -255,27 +262,14 @@ def mapping_version_send_back(
     return locked
 
 
-@transaction.atomic
-def mapping_version_publish(
-    *, version: MappingVersion, effective_from: dt.date, user: UserOrSystem
-) -> MappingVersion:
-    """In review → published, mapping records dated `effective_from` or later.
-
-    Older published versions stay published: each record resolves with the version effective
-    on its own date; retire a version explicitly. The set row is locked, so two publishes in
-    one set are serialised. Raises MappingEffectiveDateTaken when another published version of
-    the set is effective from the same date, MappingTransitionRefused unless in review.
-    """
-    _day(effective_from, name="effective_from")
-    MappingSet.objects.select_for_update().filter(pk=version.mapping_set_id).first()
-    locked = _version_lock(version)
-    _move(locked, to=Status.PUBLISHED)
+def _effective_date_clash_check(
+    *, mapping_set_id: int, effective_from: dt.date, exclude_pk: int | None = None
+) -> None:
     clash = (
         MappingVersion.objects.filter(
-            mapping_set_id=locked.mapping_set_id, status=Status.PUBLISHED,
-            effective_from=effective_from,
+            mapping_set_id=mapping_set_id, status=Status.PUBLISHED, effective_from=effective_from,
         )
-        .exclude(pk=locked.pk)
+        .exclude(pk=exclude_pk)
         .first()
     )
     if clash is not None:
@@ -283,6 +277,60 @@ def mapping_version_publish(
             f"{clash} is already effective from {effective_from}: choose another date "
             "or retire it first."
         )
+
+
+def _four_eyes_check(version: MappingVersion, *, user: UserOrSystem) -> None:
+    """Raise MappingFourEyesRefused when `user` (a person) authored `version`.
+
+    Authors: its creator, its submitter and whoever wrote any of its entries, deleted ones
+    included. Entry writes are read from the entries' history in one query, by user or by the
+    actor string, which also catches a write made on the user's behalf (`acting_as`).
+    """
+    if user is None:
+        return
+    roles = [
+        role for role, author_id in (
+            ("created", version.created_by_id), ("submitted", version.submitted_by_id)
+        )
+        if author_id == user.pk
+    ]
+    if MappingEntry.history.filter(
+        Q(history_user_id=user.pk) | Q(history_actor=actor_for_user(user)),
+        version_id=version.pk,
+    ).exists():
+        roles.append("edited entries of")
+    if roles:
+        did = " and ".join([", ".join(roles[:-1]), roles[-1]] if len(roles) > 1 else roles)
+        # Not `{version}`: its status already reads "published" here (moved, not saved).
+        raise MappingFourEyesRefused(
+            f"{version.mapping_set} v{version.number}: {actor_for_user(user)} {did} it, so "
+            "another mapping admin must publish it (four eyes)."
+        )
+
+
+@transaction.atomic
+def mapping_version_publish(
+    *, version: MappingVersion, effective_from: dt.date, user: UserOrSystem
+) -> MappingVersion:
+    """In review → published, mapping records dated `effective_from` or later.
+
+    Four eyes: a person (`user` set) may not publish a version they created, submitted or
+    wrote an entry of (MappingFourEyesRefused). `user=None` means the system acts (demo
+    set-up, data migrations) and is allowed to publish alone.
+    Older published versions stay published: each record resolves with the version effective
+    on its own date; retire a version explicitly. The set row is locked, so two publishes in
+    one set are serialised. Raises MappingTransitionRefused unless in review, then
+    MappingFourEyesRefused, then MappingEffectiveDateTaken when another published version of
+    the set is effective from the same date. Nothing is written when it refuses.
+    """
+    _day(effective_from, name="effective_from")
+    MappingSet.objects.select_for_update().filter(pk=version.mapping_set_id).first()
+    locked = _version_lock(version)
+    _move(locked, to=Status.PUBLISHED)
+    _four_eyes_check(locked, user=user)
+    _effective_date_clash_check(
+        mapping_set_id=locked.mapping_set_id, effective_from=effective_from, exclude_pk=locked.pk
+    )
     locked.effective_from = effective_from
     locked.published_by = user
     locked.published_at = timezone.now()
@@ -312,24 +360,38 @@ def mapping_version_rollback(
     effective_from: dt.date,
     user: UserOrSystem,
 ) -> MappingVersion:
-    """Publish a NEW version with `to_version`'s entries, effective from `effective_from`.
+    """Roll back to `to_version`'s entries with a NEW version planned from `effective_from`.
 
-    History stays linear: nothing is un-published or edited; the new version notes what it
-    rolls back to (`based_on`). `to_version` must be a published or retired version of the
-    set. All or nothing: raises MappingEffectiveDateTaken (nothing written) when the date is
-    taken.
+    A person's rollback (`user` set) goes through review like any other change: it opens a
+    draft copy of `to_version` (`based_on` it, notes "Rollback to version N."), plans it from
+    `effective_from`, submits it for review by `user` and returns it IN REVIEW. It maps
+    nothing until another mapping admin publishes it with `mapping_version_publish` (the
+    requester authored it, so four eyes refuses them). The system (`user=None`: data
+    migrations, demo set-up) publishes the copy in the same step and gets it back PUBLISHED.
+
+    History stays linear: nothing is un-published or edited. `to_version` must be a published
+    or retired version of the set. All or nothing: raises MappingError (wrong set, never
+    published), MappingInvalid (not a date) or MappingEffectiveDateTaken (a published version
+    of the set is already effective from that date; checked again on publishing).
     """
     if to_version.mapping_set_id != mapping_set.pk:
         raise MappingError(f"{to_version} is not a version of {mapping_set}.")
     if to_version.status not in MappingVersion.FROZEN_STATUSES:
         raise MappingError(f"{to_version} was never published: there is nothing to roll back to.")
     _day(effective_from, name="effective_from")
+    MappingSet.objects.select_for_update().filter(pk=mapping_set.pk).first()
+    _effective_date_clash_check(mapping_set_id=mapping_set.pk, effective_from=effective_from)
     draft = mapping_version_create_draft(
         mapping_set=mapping_set, based_on=to_version, user=user,
         notes=f"Rollback to version {to_version.number}.",
     )
-    mapping_version_submit(version=draft, user=user)
-    return mapping_version_publish(version=draft, effective_from=effective_from, user=user)
+    draft = mapping_version_update(
+        version=draft, effective_from=effective_from, notes=draft.notes, user=user
+    )
+    submitted = mapping_version_submit(version=draft, user=user)
+    if user is not None:
+        return submitted
+    return mapping_version_publish(version=submitted, effective_from=effective_from, user=None)
 
 
 # --- ownership rules ----------------------------------------------------------------------

@@ -26,6 +26,12 @@ def maria(db, django_user_model):
 
 
 @pytest.fixture
+def reviewer(db, django_user_model):
+    """A second mapping admin, who publishes what maria drafted (four eyes)."""
+    return django_user_model.objects.create_user(username="omar", password=None)
+
+
+@pytest.fixture
 def make_set(db, maria):
     """`make_set(slug, kind=...)`: a mapping set created through the service."""
     from sync.mappings import services
@@ -58,15 +64,16 @@ def make_draft(maria):
 
 
 @pytest.fixture
-def make_published(maria, make_draft):
-    """`make_published(set, {source: target}, effective_from)`: reviewed and published."""
+def make_published(maria, reviewer, make_draft):
+    """`make_published(set, {source: target}, effective_from)`: maria drafts and submits it,
+    the reviewer publishes it."""
     from sync.mappings import services
 
     def make(mapping_set, entries: dict[str, str], effective_from: dt.date, *, based_on=None):
         version = make_draft(mapping_set, entries, based_on=based_on)
         services.mapping_version_submit(version=version, user=maria)
         return services.mapping_version_publish(
-            version=version, effective_from=effective_from, user=maria
+            version=version, effective_from=effective_from, user=reviewer
         )
 
     return make

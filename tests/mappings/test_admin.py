@@ -82,19 +82,48 @@ def _act(client, action: str, versions, **extra):
     )
 
 
-def test_review_and_publish_actions_move_a_draft_to_published(admin_client, make_draft, published):
+@pytest.fixture
+def second_admin_client(client, django_user_model):
+    """Another superuser ("rosa") logged in: the second pair of eyes."""
+    client.force_login(django_user_model.objects.create_superuser("rosa", password=None))
+    return client
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in response.wsgi_request._messages]
+
+
+def test_review_and_publish_actions_move_a_draft_to_published(
+    admin_client, second_admin_client, make_draft, published
+):
     draft = make_draft(published.mapping_set, based_on=published)
 
     _act(admin_client, "submit", [draft])
-    asked = _act(admin_client, "publish", [draft])
-    _act(admin_client, "publish", [draft], apply="1", effective_from="2026-07-01")
+    asked = _act(second_admin_client, "publish", [draft])
+    _act(second_admin_client, "publish", [draft], apply="1", effective_from="2026-07-01")
 
     assert asked.status_code == 200
     assert b"effective_from" in asked.content
     draft.refresh_from_db()
     assert (draft.status, draft.effective_from, draft.published_by.username) == (
-        Status.PUBLISHED, JUL, "admin",
+        Status.PUBLISHED, JUL, "rosa",
     )
+
+
+def test_the_admin_who_drafted_a_version_is_refused_when_publishing_it(admin_client, published):
+    _act(admin_client, "draft_from_selected", [published])
+    draft = published.mapping_set.versions.get(number=2)
+    _act(admin_client, "submit", [draft])
+
+    response = _act(admin_client, "publish", [draft], apply="1", effective_from="2026-07-01")
+
+    draft.refresh_from_db()
+    assert (draft.status, draft.published_by) == (Status.IN_REVIEW, None)
+    assert any(
+        "user:admin created, submitted and edited entries of it" in m
+        and "another mapping admin must publish it (four eyes)" in m
+        for m in _messages(response)
+    ), _messages(response)
 
 
 def test_a_refused_action_is_reported_and_changes_nothing(admin_client, published):
@@ -102,20 +131,29 @@ def test_a_refused_action_is_reported_and_changes_nothing(admin_client, publishe
 
     published.refresh_from_db()
     assert published.status == Status.PUBLISHED
-    messages = [str(m) for m in response.wsgi_request._messages]
-    assert any("may not move" in m for m in messages)
+    assert any("may not move" in m for m in _messages(response))
 
 
-def test_retire_and_rollback_actions(admin_client, published):
-    _act(admin_client, "rollback", [published], apply="1", effective_from="2026-07-01")
+def test_the_rollback_action_submits_a_copy_that_a_second_admin_publishes(
+    admin_client, second_admin_client, published
+):
+    asked = _act(admin_client, "rollback", [published], apply="1", effective_from="2026-07-01")
     _act(admin_client, "retire", [published])
 
     published.refresh_from_db()
     rolled = published.mapping_set.versions.get(number=2)
     assert published.status == Status.RETIRED
     assert (rolled.status, rolled.effective_from, rolled.based_on_id) == (
-        Status.PUBLISHED, JUL, published.pk,
+        Status.IN_REVIEW, JUL, published.pk,
     )
+    assert any("submitted for review" in m for m in _messages(asked))
+
+    planned = _act(second_admin_client, "publish", [rolled])
+    _act(second_admin_client, "publish", [rolled], apply="1", effective_from="2026-07-01")
+
+    assert planned.context_data["form"].initial["effective_from"] == JUL  # the planned date
+    rolled.refresh_from_db()
+    assert (rolled.status, rolled.published_by.username) == (Status.PUBLISHED, "rosa")
 
 
 def test_a_new_owner_added_in_the_admin_hands_over_from_the_open_ended_rule(admin_client):

@@ -1,4 +1,4 @@
-"""Mapping and ownership services: the lifecycle, immutability, rollback and who did what."""
+"""Mapping and ownership services: lifecycle, immutability, four eyes, rollback, who did what."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sync.mappings import services
 from sync.mappings.errors import (
     MappingEffectiveDateTaken,
     MappingError,
+    MappingFourEyesRefused,
     MappingInvalid,
     MappingTransitionRefused,
     MappingVersionEmpty,
@@ -19,6 +20,7 @@ from sync.mappings.errors import (
     OwnershipOverlap,
 )
 from sync.mappings.models import MappingEntry, MappingVersion, OwnershipRule
+from sync.mappings.selectors import mapping_tables_load
 
 JAN = dt.date(2026, 1, 1)
 APR = dt.date(2026, 4, 1)
@@ -33,11 +35,6 @@ def _entries(version) -> dict[str, str]:
 @pytest.fixture
 def legal_entities(make_set):
     return make_set("legal-entities")
-
-
-@pytest.fixture
-def other_user(django_user_model):
-    return django_user_model.objects.create_user(username="omar", password=None)
 
 
 # --- drafts and entries ---------------------------------------------------------------------
@@ -122,8 +119,9 @@ def test_an_entry_without_a_target_is_refused_as_invalid(legal_entities, make_dr
 
 
 @pytest.fixture
-def version_in(legal_entities, make_draft, maria):
-    """`version_in(status)`: a version with entry Acme UK → LE-GB, moved to `status`."""
+def version_in(legal_entities, make_draft, maria, reviewer):
+    """`version_in(status)`: a version with entry Acme UK → LE-GB, moved to `status`
+    (maria drafts and submits it, the reviewer publishes it)."""
 
     def make(status: str) -> MappingVersion:
         version = make_draft(legal_entities, {"Acme UK": "LE-GB"})
@@ -132,7 +130,7 @@ def version_in(legal_entities, make_draft, maria):
         services.mapping_version_submit(version=version, user=maria)
         if status == Status.IN_REVIEW:
             return version
-        services.mapping_version_publish(version=version, effective_from=JAN, user=maria)
+        services.mapping_version_publish(version=version, effective_from=JAN, user=reviewer)
         if status == Status.RETIRED:
             services.mapping_version_retire(version=version, user=maria)
         return version
@@ -167,10 +165,10 @@ def test_entries_of_a_submitted_published_or_retired_version_cannot_change(
     assert _entries(version) == {"Acme UK": "LE-GB"}
 
 
-def test_a_version_sent_back_from_review_is_editable_again(version_in, maria, other_user):
+def test_a_version_sent_back_from_review_is_editable_again(version_in, maria, reviewer):
     version = version_in(Status.IN_REVIEW)
 
-    services.mapping_version_send_back(version=version, user=other_user, reason="UK is wrong")
+    services.mapping_version_send_back(version=version, user=reviewer, reason="UK is wrong")
     services.mapping_entry_set(
         version=version, source_value="Acme UK", target_value="LE-GB2", user=maria
     )
@@ -185,18 +183,18 @@ def test_a_version_sent_back_from_review_is_editable_again(version_in, maria, ot
 
 
 def test_a_version_is_drafted_reviewed_published_and_retired_with_who_did_each_step(
-    version_in, maria, other_user
+    version_in, maria, reviewer
 ):
     version = version_in(Status.DRAFT)
 
     services.mapping_version_submit(version=version, user=maria)
-    services.mapping_version_publish(version=version, effective_from=APR, user=other_user)
-    services.mapping_version_retire(version=version, user=other_user)
+    services.mapping_version_publish(version=version, effective_from=APR, user=reviewer)
+    services.mapping_version_retire(version=version, user=reviewer)
 
     version.refresh_from_db()
     assert version.status == Status.RETIRED
     assert (version.created_by, version.submitted_by, version.published_by) == (
-        maria, maria, other_user,
+        maria, maria, reviewer,
     )
     assert version.effective_from == APR
     assert version.published_at is not None
@@ -263,14 +261,14 @@ def test_an_empty_draft_cannot_be_submitted(legal_entities, make_draft, maria):
 
 
 def test_a_second_published_version_on_the_same_effective_date_is_refused(
-    legal_entities, make_published, make_draft, maria
+    legal_entities, make_published, make_draft, maria, reviewer
 ):
     make_published(legal_entities, {"Acme UK": "LE-GB"}, JAN)
     second = make_draft(legal_entities, {"Acme UK": "LE-GB2"})
     services.mapping_version_submit(version=second, user=maria)
 
     with pytest.raises(MappingEffectiveDateTaken):
-        services.mapping_version_publish(version=second, effective_from=JAN, user=maria)
+        services.mapping_version_publish(version=second, effective_from=JAN, user=reviewer)
 
     second.refresh_from_db()
     assert (second.status, second.effective_from) == (Status.IN_REVIEW, None)
@@ -311,11 +309,105 @@ def test_a_published_version_cannot_be_edited_through_the_update_service(version
         )
 
 
+# --- four eyes ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def eve(django_user_model):
+    """A third mapping admin, so that each way of authoring a version can be tried alone."""
+    return django_user_model.objects.create_user(username="eve", password=None)
+
+
+def _in_review_by_eve(legal_entities, eve):
+    version = services.mapping_version_create_draft(mapping_set=legal_entities, user=eve)
+    for source, target in {"Acme UK": "LE-GB", "Acme DE": "LE-DE"}.items():
+        services.mapping_entry_set(
+            version=version, source_value=source, target_value=target, user=eve
+        )
+    return services.mapping_version_submit(version=version, user=eve)
+
+
+def test_the_person_who_created_a_version_cannot_publish_it(legal_entities, maria, eve):
+    version = services.mapping_version_create_draft(mapping_set=legal_entities, user=maria)
+    services.mapping_entry_set(
+        version=version, source_value="Acme UK", target_value="LE-GB", user=eve
+    )
+    services.mapping_version_submit(version=version, user=eve)
+
+    with pytest.raises(MappingFourEyesRefused, match="user:maria created it"):
+        services.mapping_version_publish(version=version, effective_from=JAN, user=maria)
+
+
+def test_the_person_who_submitted_a_version_cannot_publish_it(legal_entities, maria, eve):
+    version = services.mapping_version_create_draft(mapping_set=legal_entities, user=eve)
+    services.mapping_entry_set(
+        version=version, source_value="Acme UK", target_value="LE-GB", user=eve
+    )
+    services.mapping_version_submit(version=version, user=maria)
+
+    with pytest.raises(MappingFourEyesRefused, match="user:maria submitted it"):
+        services.mapping_version_publish(version=version, effective_from=JAN, user=maria)
+
+
+@pytest.mark.parametrize("write", [*ENTRY_WRITES, "add on their behalf"])
+def test_a_person_who_only_edited_an_entry_cannot_publish_the_version(
+    legal_entities, maria, eve, write
+):
+    version = services.mapping_version_create_draft(mapping_set=legal_entities, user=eve)
+    for source, target in {"Acme UK": "LE-GB", "Acme DE": "LE-DE"}.items():
+        services.mapping_entry_set(
+            version=version, source_value=source, target_value=target, user=eve
+        )
+    if write == "add on their behalf":
+        with acting_as("user:maria"):  # e.g. a job run for maria, with no request user
+            ENTRY_WRITES["add"](version, None)
+    else:
+        ENTRY_WRITES[write](version, maria)
+    services.mapping_version_submit(version=version, user=eve)
+
+    with pytest.raises(MappingFourEyesRefused, match="user:maria edited entries of it"):
+        services.mapping_version_publish(version=version, effective_from=JAN, user=maria)
+
+
+def test_a_second_mapping_admin_can_publish_what_another_drafted_and_submitted(
+    legal_entities, eve, reviewer
+):
+    version = _in_review_by_eve(legal_entities, eve)
+
+    services.mapping_version_publish(version=version, effective_from=JAN, user=reviewer)
+
+    version.refresh_from_db()
+    assert (version.status, version.created_by, version.submitted_by, version.published_by) == (
+        Status.PUBLISHED, eve, eve, reviewer,
+    )
+
+
+def test_a_publish_refused_by_four_eyes_writes_nothing(legal_entities, eve):
+    version = _in_review_by_eve(legal_entities, eve)
+    rows = version.history.count()
+
+    with pytest.raises(MappingFourEyesRefused) as refused:
+        services.mapping_version_publish(version=version, effective_from=JAN, user=eve)
+
+    version.refresh_from_db()
+    assert (version.status, version.effective_from, version.published_by) == (
+        Status.IN_REVIEW, None, None,
+    )
+    assert (version.published_at, version.history.count()) == (None, rows)
+    assert isinstance(refused.value, DomainError)
+    assert "another mapping admin must publish it" in str(refused.value)
+
+
 # --- rollback ---------------------------------------------------------------------------------
 
 
-def test_rollback_publishes_a_new_version_with_the_old_entries(
-    legal_entities, make_published, maria
+def _mapped_on(day: dt.date) -> tuple[str, int]:
+    resolved = mapping_tables_load().lookup("legal-entities", "Acme UK", day)
+    return resolved.target_value, resolved.version_number
+
+
+def test_a_persons_rollback_waits_in_review_until_a_second_admin_publishes_it(
+    legal_entities, make_published, maria, reviewer
 ):
     v1 = make_published(legal_entities, {"Acme UK": "LE-GB", "Acme DE": "LE-DE"}, JAN)
     v2 = make_published(legal_entities, {"Acme UK": "LE-WRONG"}, APR, based_on=None)
@@ -325,17 +417,55 @@ def test_rollback_publishes_a_new_version_with_the_old_entries(
     )
 
     assert (v3.number, v3.status, v3.effective_from, v3.based_on) == (
-        3, Status.PUBLISHED, JUL, v1,
+        3, Status.IN_REVIEW, JUL, v1,
     )
-    assert (v3.published_by, v3.submitted_by) == (maria, maria)
+    assert (v3.created_by, v3.submitted_by, v3.published_by) == (maria, maria, None)
     assert _entries(v3) == {"Acme UK": "LE-GB", "Acme DE": "LE-DE"}
     assert "Rollback to version 1" in v3.notes
+    assert _mapped_on(JUL) == ("LE-WRONG", 2)
+
+    services.mapping_version_publish(version=v3, effective_from=v3.effective_from, user=reviewer)
+
+    assert _mapped_on(JUL) == ("LE-GB", 3)
+    assert _mapped_on(APR) == ("LE-WRONG", 2)
     # Nothing before it was rewritten: history stays linear.
     for version, entries in ((v1, {"Acme UK": "LE-GB", "Acme DE": "LE-DE"}),
                              (v2, {"Acme UK": "LE-WRONG"})):
         version.refresh_from_db()
         assert version.status == Status.PUBLISHED
         assert _entries(version) == entries
+
+
+def test_the_person_who_asked_for_a_rollback_cannot_publish_it(
+    legal_entities, make_published, reviewer
+):
+    v1 = make_published(legal_entities, {"Acme UK": "LE-GB"}, JAN)
+    make_published(legal_entities, {"Acme UK": "LE-WRONG"}, APR)
+    v3 = services.mapping_version_rollback(
+        mapping_set=legal_entities, to_version=v1, effective_from=JUL, user=reviewer
+    )
+
+    with pytest.raises(MappingFourEyesRefused):
+        services.mapping_version_publish(version=v3, effective_from=JUL, user=reviewer)
+
+    v3.refresh_from_db()
+    assert v3.status == Status.IN_REVIEW
+    assert _mapped_on(JUL) == ("LE-WRONG", 2)
+
+
+def test_a_rollback_by_the_system_is_published_at_once(legal_entities, make_published):
+    v1 = make_published(legal_entities, {"Acme UK": "LE-GB"}, JAN)
+    make_published(legal_entities, {"Acme UK": "LE-WRONG"}, APR)
+
+    with acting_as("run:7"):
+        v3 = services.mapping_version_rollback(
+            mapping_set=legal_entities, to_version=v1, effective_from=JUL, user=None
+        )
+
+    assert (v3.status, v3.effective_from, v3.based_on, v3.published_by) == (
+        Status.PUBLISHED, JUL, v1, None,
+    )
+    assert _mapped_on(JUL) == ("LE-GB", 3)
 
 
 def test_a_rollback_onto_a_taken_date_writes_nothing(legal_entities, make_published, maria):

@@ -145,7 +145,7 @@ def firm_build(ledger: dict[str, str]) -> dict:
     draft = mapping_version_create_draft(mapping_set=mapping_set, user=admin)
     mapping_entry_set(version=draft, source_value="UK01", target_value=ledger["uk"], user=admin)
     mapping_version_submit(version=draft, user=admin)
-    mapping_version_publish(version=draft, effective_from=dt.date(2026, 1, 1), user=admin)
+    mapping_version_publish(version=draft, effective_from=dt.date(2026, 1, 1), user=None)
     return {"workspace": workspace, "story": story, "user": user}
 
 

@@ -46,7 +46,7 @@ def publish_legal_entities(user, entries: dict[str, str], effective: dt.date):
     for source, target in entries.items():
         mapping_entry_set(version=draft, source_value=source, target_value=target, user=user)
     mapping_version_submit(version=draft, user=user)
-    return mapping_version_publish(version=draft, effective_from=effective, user=user)
+    return mapping_version_publish(version=draft, effective_from=effective, user=None)
 
 
 @pytest.fixture
