@@ -106,8 +106,9 @@ def main() -> int:
                                   "--schedule", str(VAR / "celerybeat-schedule")])
         supervisor.start("web", [str(BIN / "waitress-serve"), f"--listen=127.0.0.1:{PORT}",
                                  "--threads=8", "portal.wsgi:application"])
-        # Approvals in the PSA are pushed here as signed webhooks and posted within a second;
-        # the beat's cycles still pull whatever a webhook missed.
+        # Approvals in the PSA are pushed here as signed webhooks and posted within a second,
+        # billing's invoice and payment events are pushed to the inbox; the beat's cycles still
+        # pull whatever a webhook missed.
         manage(env, "sync", "webhooks", "--portal-url", f"http://127.0.0.1:{PORT}",
                "--wait", "30")
         print(f"\nLedgerbridge is up: http://127.0.0.1:{PORT}/  (Redis {env['REDIS_URL']})")

@@ -11,9 +11,12 @@ once it has committed (`transaction.on_commit`), which posts the approved time t
 once (sync/pipeline/approval_events.py); if the broker cannot take it, the event waits pending
 for the next sync cycle. The sender is answered either way: the event is stored.
 
-Answers are JSON: 200 received; 400 a bad signature, a stale timestamp, or a body that is not a
-JSON event; 401 no signature, or no secret configured to check one; 404 no enabled connection
-of that kind by that name. Never a 500 for anything the sender controls.
+Answers are JSON (`{"error": …}` for a refusal): 200 received; 400 a bad signature, a stale
+timestamp, or a body that is not a JSON event; 401 no signature; 413 a body larger than
+DATA_UPLOAD_MAX_MEMORY_SIZE. A name that is no enabled connection of that kind, and a connection
+with no webhook secret, are answered exactly as a signature that does not match (the delivery is
+checked against a random secret): the answers do not tell which connection names exist. The log
+says the real reason. Never a 500 for anything the sender controls.
 
 Schemes: Stripe `Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`
 (https://docs.stripe.com/webhooks#verify-manually); the PSA sandbox's Kantata scheme
@@ -26,13 +29,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -162,26 +168,45 @@ def approval_event_enqueue(inbox_item_id: int) -> None:
                        inbox_item_id, exc)
 
 
+def _secret_of(connection: Connection | None, *, name: str, dialect: str) -> str:
+    """The connection's webhook secret, or "" (the reason logged) when there is none to use."""
+    if connection is None:
+        logger.warning("webhook for %r refused: no enabled %s connection by that name "
+                       "(answered as a signature mismatch)", name, dialect)
+        return ""
+    secret = str(connection.credentials_dict().get(SECRET_KEY) or "")
+    if not secret:
+        logger.warning("webhook for %r refused: the connection has no webhook secret "
+                       "configured (`manage.py sync webhooks` sets one; answered as a signature "
+                       "mismatch)", name)
+    return secret
+
+
 def _receive(
     request: HttpRequest, *, name: str, dialect: str, entity: str, id_field: str,
     verify: Callable[[HttpRequest, str], None],
     on_stored: Callable[[int], None] | None = None,
 ) -> JsonResponse:
-    connection = Connection.objects.filter(name=name, dialect=dialect, enabled=True).first()
-    if connection is None:
-        return JsonResponse({"error": f"no enabled {dialect} connection named {name!r}"},
-                            status=404)
     try:
-        secret = str(connection.credentials_dict().get(SECRET_KEY) or "")
-        if not secret:
-            raise WebhookRefused(401, f"connection {name!r} has no webhook secret configured")
+        body = request.body
+    except RequestDataTooBig:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        logger.warning("webhook for %r refused: the body is over %s bytes", name, limit)
+        return JsonResponse({"error": f"the body is larger than {limit} bytes"}, status=413)
+    connection = Connection.objects.filter(name=name, dialect=dialect, enabled=True).first()
+    secret = _secret_of(connection, name=name, dialect=dialect)
+    try:
         try:
-            verify(request, secret)
+            # No connection or no secret: the same check against a secret nobody knows, so
+            # that the answer (and the work done) is that of a wrong signature.
+            verify(request, secret or secrets.token_hex(32))
         except SignatureInvalid as exc:
             raise WebhookRefused(400, f"signature refused: {exc}") from exc
-        event_id, event = _event(request.body, id_field)
+        if connection is None or not secret:  # a random 256-bit secret does not verify
+            raise WebhookRefused(400, "signature refused: the signature does not match")
+        event_id, event = _event(body, id_field)
     except WebhookRefused as refused:
-        logger.warning("webhook for %s refused: %s", name, refused.message)
+        logger.warning("webhook for %r refused: %s", name, refused.message)
         return JsonResponse({"error": refused.message}, status=refused.status)
     correlation = (request.headers.get(CORRELATION_HEADER) or "")[:64] or None
     with correlation_scope(correlation):

@@ -162,7 +162,9 @@ def test_connecting_to_the_sandbox_publishes_the_demo_legal_entity_mapping_once(
 
 
 @pytest.mark.django_db(databases=DATABASES, transaction=True)
-def test_sync_webhooks_subscribes_the_psa_with_a_secret_the_connection_verifies_with(served):
+def test_sync_webhooks_subscribes_the_psa_and_billing_with_secrets_the_connections_verify_with(
+    served,
+):
     from sync.sandbox.models import SandboxWebhookSubscription
     from sync.webhooks import SECRET_KEY
 
@@ -170,20 +172,29 @@ def test_sync_webhooks_subscribes_the_psa_with_a_secret_the_connection_verifies_
 
     output = sync("webhooks", "--portal-url", "http://portal.test:8000/")
 
-    (subscription,) = SandboxWebhookSubscription.objects.using("sandbox").filter(
-        system="kantata")
+    subscriptions = SandboxWebhookSubscription.objects.using("sandbox")
+    (subscription,) = subscriptions.filter(system="kantata")
     assert subscription.url == "http://portal.test:8000/hooks/psa/kantata"
     assert set(subscription.event_types) == {"time_entry.approved", "expense.approved"}
     psa = Connection.objects.get(name="kantata")
     assert psa.credentials_dict()[SECRET_KEY] == subscription.secret
+    (endpoint,) = subscriptions.filter(system="stripe")
+    assert endpoint.url == "http://portal.test:8000/hooks/billing/stripe"
+    assert {"invoice.paid", "invoice.payment_failed"} <= set(endpoint.event_types)
+    billing = Connection.objects.get(name="stripe")
+    assert billing.credentials_dict()[SECRET_KEY] == endpoint.secret
     assert "subscribed kantata" in output
+    assert "subscribed stripe: invoice.created" in output
+    assert "→ http://portal.test:8000/hooks/billing/stripe" in output
 
 
 @pytest.mark.django_db(databases=DATABASES)
 def test_sync_webhooks_says_why_when_there_is_nothing_or_nobody_to_subscribe(served):
-    with pytest.raises(CommandError, match="no enabled Kantata connection"):
+    with pytest.raises(CommandError, match=r"no enabled Kantata \(PSA\) or Stripe"):
         sync("webhooks")
     sync("connections", "--from-sandbox", "--base-url", served.base_url)
     served.stop()  # the PSA is gone: the command fails with the reason, after --wait
     with pytest.raises(CommandError, match="kantata"):
         sync("webhooks", "--wait", "0.5")
+    with pytest.raises(CommandError, match="stripe"):
+        sync("webhooks", "--connection", "stripe", "--wait", "0.5")

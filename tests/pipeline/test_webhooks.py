@@ -59,9 +59,10 @@ def kantata_event(event_id: str = "41") -> bytes:
                          "occurred_at": "2026-10-14T09:00:00+00:00"})
 
 
-def post_psa(client, body: bytes, *, timestamp: int | None = None, secret: str = SECRET):
+def post_psa(client, body: bytes, *, timestamp: int | None = None, secret: str = SECRET,
+             name: str = "kantata"):
     stamp = str(int(time.time()) if timestamp is None else timestamp)
-    return client.post("/hooks/psa/kantata", data=body, content_type="application/json", headers={
+    return client.post(f"/hooks/psa/{name}", data=body, content_type="application/json", headers={
         "X-Kantata-Timestamp": stamp,
         "X-Kantata-Signature": webhook_signature(secret=secret, timestamp=stamp, body=body),
     })
@@ -118,15 +119,65 @@ def test_a_replayed_event_id_is_acknowledged_and_stored_once(client, billing):
     assert InboxItem.objects.filter(external_id="evt_9").count() == 1
 
 
-def test_a_webhook_for_an_unknown_connection_is_404(client, billing):
-    answer = post_billing(client, stripe_event(), name="nobody")
-    assert answer.status_code == 404
-    assert "nobody" in answer.json()["error"]
+def refusal(answer) -> tuple[int, dict]:
+    return answer.status_code, answer.json()
 
 
-def test_a_billing_webhook_names_a_billing_connection_not_another_kind(client, billing, psa):
-    answer = post_billing(client, stripe_event(), name="kantata")
-    assert answer.status_code == 404
+def test_an_unknown_name_is_answered_exactly_like_a_wrong_signature_for_a_known_one(
+    client, billing, psa
+):
+    wrong_billing = post_billing(client, stripe_event(), secret="whsec_guess")
+    wrong_psa = post_psa(client, kantata_event(), secret="guess")
+    assert wrong_billing.status_code == 400
+    assert refusal(post_billing(client, stripe_event(), secret="whsec_guess", name="nobody")) == (
+        refusal(wrong_billing))
+    assert refusal(post_psa(client, kantata_event(), secret="guess", name="nobody")) == (
+        refusal(wrong_psa))
+    # Even signed with the secret of a connection of the other kind.
+    assert refusal(post_billing(client, stripe_event(), name="kantata")) == refusal(wrong_billing)
+    assert not InboxItem.objects.exists()
+
+
+def test_an_unknown_name_without_a_signature_is_unauthorised_like_a_known_one(client, billing):
+    known = post_billing(client, stripe_event(), signature="")
+    unknown = post_billing(client, stripe_event(), signature="", name="nobody")
+    assert known.status_code == 401
+    assert refusal(unknown) == refusal(known)
+
+
+def test_a_disabled_connection_is_answered_like_a_wrong_signature_even_when_signed_well(
+    client, billing
+):
+    wrong = post_billing(client, stripe_event(), secret="whsec_guess")
+    billing.enabled = False
+    billing.save()
+    assert refusal(post_billing(client, stripe_event())) == refusal(wrong)
+    assert not InboxItem.objects.exists()
+
+
+def test_a_connection_without_a_webhook_secret_is_answered_like_a_wrong_signature(
+    client, billing, caplog
+):
+    wrong = post_billing(client, stripe_event(), secret="whsec_guess")
+    billing.credentials_set({"secret_key": "sk_test"})
+    billing.save()
+    assert refusal(post_billing(client, stripe_event(), secret="")) == refusal(wrong)
+    assert "secret" not in refusal(wrong)[1]["error"]
+    assert "no webhook secret configured" in caplog.text  # the operators are told why
+    assert not InboxItem.objects.exists()
+
+
+@pytest.mark.parametrize("hook", ["billing", "psa"])
+def test_a_body_over_the_upload_limit_is_a_413_in_json(client, billing, psa, settings, hook):
+    padding = b" " * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+    if hook == "billing":
+        answer = post_billing(client, stripe_event()[:-1] + padding + b"}")
+    else:
+        answer = post_psa(client, kantata_event()[:-1] + padding + b"}")
+    assert answer.status_code == 413
+    assert answer["Content-Type"] == "application/json"
+    assert set(answer.json()) == {"error"}
+    assert not InboxItem.objects.exists()
 
 
 def test_a_signed_body_that_is_not_json_is_a_400(client, billing):
@@ -147,14 +198,6 @@ def test_a_signed_event_without_an_id_is_a_400(client, billing):
     answer = post_billing(client, orjson.dumps({"type": "invoice.paid"}))
     assert answer.status_code == 400
     assert "`id`" in answer.json()["error"]
-
-
-def test_a_connection_without_a_webhook_secret_accepts_nothing(client, billing):
-    billing.credentials_set({"secret_key": "sk_test"})
-    billing.save()
-    answer = post_billing(client, stripe_event())
-    assert answer.status_code == 401
-    assert "secret" in answer.json()["error"]
 
 
 def test_a_webhook_is_post_only(client, billing):

@@ -26,9 +26,15 @@ from sync.pipeline.cycle import (
 from sync.pipeline.models import Connection, SyncRun
 from sync.pipeline.models.connections import Dialect
 from sync.pipeline.sandbox_setup import legal_entity_mapping_from_sandbox
-from sync.pipeline.subscriptions import SubscriptionRefused, psa_webhook_subscribe
+from sync.pipeline.subscriptions import (
+    SubscriptionRefused,
+    billing_webhook_subscribe,
+    psa_webhook_subscribe,
+)
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8100"
+# What each kind of connection pushes to which hook: /hooks/psa/<name>, /hooks/billing/<name>.
+SUBSCRIBE = {Dialect.KANTATA: psa_webhook_subscribe, Dialect.STRIPE: billing_webhook_subscribe}
 COUNTS = ("pulled", "created", "updated", "unchanged", "refused", "failed", "delivered")
 
 
@@ -63,13 +69,17 @@ class Command(BaseCommand):
         connections.add_argument("--base-url", default=DEFAULT_SANDBOX_URL,
                                  help="Where the sandbox is served (default %(default)s).")
         webhooks = subparsers.add_parser(
-            "webhooks", help="Subscribe the PSA connections to push approval events here.")
+            "webhooks", help="Subscribe the PSA and billing connections to push their events "
+            "here (PSA approvals, billing invoices and payments), each with a fresh signing "
+            "secret.")
         webhooks.add_argument("--portal-url", default="http://127.0.0.1:8000",
-                              help="Where the PSA reaches this portal (default %(default)s).")
+                              help="Where the PSA and the billing system reach this portal "
+                                   "(default %(default)s).")
         webhooks.add_argument("--connection", action="append", default=[], metavar="NAME",
-                              help="A Kantata connection (default: every enabled one).")
+                              help="A Kantata or Stripe connection (repeatable; default: every "
+                                   "enabled one).")
         webhooks.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                              help="Keep trying this long while the PSA does not answer.")
+                              help="Keep trying this long while a system does not answer.")
 
     def handle(self, *args, subcommand: str, **options):
         handler = getattr(self, f"_{subcommand}")
@@ -129,25 +139,27 @@ class Command(BaseCommand):
 
     # -- webhooks ------------------------------------------------------------------------------
     def _webhooks(self, *, portal_url: str, connection: list[str], wait: float, **_):
-        found = Connection.objects.filter(dialect=Dialect.KANTATA, enabled=True)
+        found = Connection.objects.filter(dialect__in=list(SUBSCRIBE), enabled=True)
         if connection:
             found = found.filter(name__in=connection)
         targets = list(found.order_by("name"))
         if not targets:
-            raise CommandError("no enabled Kantata connection to subscribe")
-        for psa in targets:
+            raise CommandError("no enabled Kantata (PSA) or Stripe (billing) connection to "
+                               "subscribe")
+        for target in targets:
+            subscribe = SUBSCRIBE[target.dialect]
             deadline = time.monotonic() + wait
             while True:
                 try:
-                    done = psa_webhook_subscribe(connection=psa, portal_url=portal_url)
+                    done = subscribe(connection=target, portal_url=portal_url)
                     break
                 except TransportError as exc:
                     if time.monotonic() >= deadline:
-                        raise CommandError(f"{psa.name}: {exc}") from exc
+                        raise CommandError(f"{target.name}: {exc}") from exc
                     time.sleep(0.5)
                 except SubscriptionRefused as exc:
                     raise CommandError(str(exc)) from exc
-            self.stdout.write(f"subscribed {psa.name}: {', '.join(done.event_types)} "
+            self.stdout.write(f"subscribed {target.name}: {', '.join(done.event_types)} "
                               f"→ {done.url}")
 
     # -- connections ---------------------------------------------------------------------------

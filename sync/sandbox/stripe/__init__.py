@@ -43,4 +43,5 @@ DIALECT = Dialect(
     authenticate=api.authenticate,
     credentials=api.credentials,
     after_response=api.after_response,
+    workers=(webhooks.WebhookDispatcher,),  # `sandbox serve` pushes due webhook deliveries
 )
