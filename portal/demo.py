@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.roles import INTEGRATION_OPS, MAPPING_ADMIN, ROLES
+from portal.roles import ROLES, STAFF_ROLES
 
 DEMO_LOGINS_FILE = "demo_logins.json"
 
@@ -34,7 +34,7 @@ def demo_users_ensure(*, var_dir: Path | None = None) -> dict[str, str]:
         user.email = f"{username}@example.invalid"
         # Integration ops edit connections and mapping admins edit mappings in the admin (the
         # browser editors of later issues replace the latter).
-        user.is_staff = role in (INTEGRATION_OPS, MAPPING_ADMIN)
+        user.is_staff = role in STAFF_ROLES
         if not user.check_password(password):
             user.set_password(password)
         user.save()

@@ -6,7 +6,8 @@ from django.db import models
 
 
 class PortalArea(models.Model):
-    """Holds no rows: it only carries the permissions that open each area of the portal.
+    """Holds no rows: it only carries the permissions that open each area of the portal
+    (`area_*`) and that let a role act in it (`act_*`).
 
     The areas and which roles see them are listed in portal/roles.py.
     """
@@ -21,6 +22,11 @@ class PortalArea(models.Model):
             ("area_runs", "Open the Runs area"),
             ("area_reconciliation", "Open the Reconciliation area"),
             ("area_dashboards", "Open the Dashboards area"),
+            ("act_exceptions", "Act in the Exceptions area"),
+            ("act_mappings", "Act in the Mappings area"),
+            ("act_ownership", "Act in the Ownership area"),
+            ("act_runs", "Act in the Runs area"),
+            ("act_reconciliation", "Act in the Reconciliation area"),
         ]
 
     def __str__(self) -> str:

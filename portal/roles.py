@@ -19,37 +19,52 @@ INTEGRATION_OPS = "integration_ops"
 EXECUTIVE = "executive"
 AUDITOR = "auditor"
 ROLES = (FINANCE, PMO, MAPPING_ADMIN, INTEGRATION_OPS, EXECUTIVE, AUDITOR)
+# Roles whose people work in the Django admin too (staff): connections, mappings.
+STAFF_ROLES = (MAPPING_ADMIN, INTEGRATION_OPS)
 
 
 @dataclass(frozen=True)
 class Area:
+    """A portal area: `roles` open it (read), `operators` act in it (every POST it serves).
+
+    The auditor reads everywhere and acts nowhere."""
+
     slug: str
     title: str
     url_name: str
     summary: str
     roles: tuple[str, ...]
+    operators: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not set(self.operators) <= set(self.roles) or AUDITOR in self.operators:
+            raise ValueError(f"area {self.slug}: operators must open it, and never the auditor")
 
     @property
     def permission(self) -> str:
         return f"portal.area_{self.slug}"
 
+    @property
+    def act_permission(self) -> str:
+        return f"portal.act_{self.slug}"
+
 
 AREAS: tuple[Area, ...] = (
     Area("exceptions", "Exceptions", "area-exceptions",
          "Failed postings parked by queue, with money at risk, owners and replay.",
-         (FINANCE, PMO, INTEGRATION_OPS, AUDITOR)),
+         (FINANCE, PMO, INTEGRATION_OPS, AUDITOR), (FINANCE, PMO, INTEGRATION_OPS)),
     Area("mappings", "Mappings", "area-mappings",
          "Versioned mappings: legal entities, service items, tax codes, templates, rate cards.",
-         (MAPPING_ADMIN, AUDITOR)),
+         (MAPPING_ADMIN, AUDITOR), (MAPPING_ADMIN,)),
     Area("ownership", "Ownership", "area-ownership",
          "Which system owns which field, effective-dated.",
-         (MAPPING_ADMIN, AUDITOR)),
+         (MAPPING_ADMIN, AUDITOR), (MAPPING_ADMIN,)),
     Area("runs", "Runs", "area-runs",
          "Sync runs, connector health, workers, retries and dead letters.",
-         (INTEGRATION_OPS, AUDITOR)),
+         (INTEGRATION_OPS, AUDITOR), (INTEGRATION_OPS,)),
     Area("reconciliation", "Reconciliation", "area-reconciliation",
          "Source against target after every cycle; revenue leakage by cause.",
-         (FINANCE, EXECUTIVE, AUDITOR)),
+         (FINANCE, EXECUTIVE, AUDITOR), (FINANCE,)),
     Area("dashboards", "Dashboards", "area-dashboards",
          "KPIs: invoice cycle time, approved-to-invoiced lag, unbilled time, DSO, utilisation.",
          (EXECUTIVE, FINANCE, PMO)),
@@ -117,7 +132,8 @@ MODEL_PERMISSIONS: dict[str, list[str]] = {
 def role_permissions(role: str) -> list[str]:
     """Every permission codename (`app.codename`) the role holds: areas plus model permissions."""
     areas = [area.permission for area in AREAS if role in area.roles]
-    return [*areas, *MODEL_PERMISSIONS[role]]
+    acts = [area.act_permission for area in AREAS if role in area.operators]
+    return [*areas, *acts, *MODEL_PERMISSIONS[role]]
 
 
 def roles_sync(*, using: str = "default") -> None:

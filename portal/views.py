@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required, permission_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from portal.health import worker_status_get
 from portal.models import WorkerHeartbeat
@@ -18,6 +18,7 @@ from portal.tasks import heartbeat
 from sync.pipeline.metrics import metrics_render
 
 
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     user = request.user
     roles = [g for g in user.groups.values_list("name", flat=True) if g in ROLES]
@@ -32,6 +33,7 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
+@require_safe
 def area(request: HttpRequest, slug: str) -> HttpResponse:
     found = AREA_BY_SLUG.get(slug)
     if found is None:
@@ -58,7 +60,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@permission_required("portal.area_runs", raise_exception=True)
+@permission_required("portal.act_runs", raise_exception=True)
 def worker_ping(request: HttpRequest) -> HttpResponse:
     """Send one heartbeat through the broker; the Runs page shows it when a worker has run it."""
     result = heartbeat.delay()

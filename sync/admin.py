@@ -5,27 +5,21 @@ status move, an edit of a frozen record, and a form opened before someone else s
 (the form carries the version it was opened at). Nothing is written then.
 
 Worker cost rates are shown as "••••" to anyone without `sync.view_cost_rate`, in lists,
-forms and history alike; history never shows ciphertext because the field decrypts on read.
+forms and history alike, by the guard every admin passes through (portal/admin_site.py).
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.forms.models import construct_instance
 from simple_history.admin import SimpleHistoryAdmin
-from simple_history.template_utils import HistoricalRecordContextHelper
 
 from sync import models as m
 from sync.errors import IllegalTransition, ImmutableRecord, StaleRecord
-
-COST_RATE_MASK = "••••"
-COST_RATE_PERMISSION = "sync.view_cost_rate"
-COST_RATE_FIELDS = frozenset({"cost_rate"})
 
 
 class CanonicalAdminForm(forms.ModelForm):
@@ -213,20 +207,6 @@ class TaskAdmin(CanonicalAdmin):
     list_select_related = ("project", "parent")
 
 
-class _CostRateContextHelper(HistoricalRecordContextHelper):
-    """Masks cost-rate changes in the history list for users without the permission."""
-
-    def __init__(self, *args, masked: bool, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.masked = masked
-
-    def format_delta_change(self, change):
-        formatted = super().format_delta_change(change)
-        if self.masked and change.field in COST_RATE_FIELDS:
-            return dataclasses.replace(formatted, old=COST_RATE_MASK, new=COST_RATE_MASK)
-        return formatted
-
-
 @admin.register(m.Worker)
 class WorkerAdmin(CanonicalAdmin):
     list_display = (
@@ -236,42 +216,12 @@ class WorkerAdmin(CanonicalAdmin):
         "cost_centre",
         "manager",
         "employment_status",
+        "cost_rate",  # masked without sync.view_cost_rate (portal/admin_site.py)
+        "cost_rate_currency",
     )
     list_filter = ("employment_status", "legal_entity", "cost_centre")
     search_fields = ("employee_number", "name", "email")
     list_select_related = ("legal_entity", "cost_centre", "manager")
-
-    @admin.display(description="cost rate")
-    def masked_cost_rate(self, obj) -> str:
-        return COST_RATE_MASK
-
-    def can_see_cost_rate(self, request) -> bool:
-        return request.user.has_perm(COST_RATE_PERMISSION)
-
-    def get_list_display(self, request):
-        extra = (
-            ("cost_rate", "cost_rate_currency")
-            if self.can_see_cost_rate(request)
-            else ("masked_cost_rate",)
-        )
-        return (*super().get_list_display(request), *extra)
-
-    def get_exclude(self, request, obj=None):
-        exclude = list(super().get_exclude(request, obj) or ())
-        if not self.can_see_cost_rate(request):
-            exclude += sorted(COST_RATE_FIELDS)
-        return exclude
-
-    def get_readonly_fields(self, request, obj=None):
-        fields = list(super().get_readonly_fields(request, obj))
-        if not self.can_see_cost_rate(request):
-            fields.append("masked_cost_rate")
-        return fields
-
-    def get_historical_record_context_helper(self, request, historical_record):
-        return _CostRateContextHelper(
-            self.model, historical_record, masked=not self.can_see_cost_rate(request)
-        )
 
 
 @admin.register(m.RolePlaceholder)

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 
 from sync.connectors.base import correlation_id_var
+from sync.redaction import value_redact
 
 run_id_var: ContextVar[int | None] = ContextVar("sync_run_id", default=None)
 
@@ -74,7 +75,18 @@ def _timestamp(record: logging.LogRecord) -> str:
 
 
 def _extras(record: logging.LogRecord) -> dict[str, object]:
-    return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+    """The `extra=` fields, with credentials and cost rates masked (sync.redaction)."""
+    extras = {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+    return value_redact(extras, cost_rates_visible=False)
+
+
+def _message(record: logging.LogRecord) -> str:
+    """The message, its %-arguments masked like extras: a payload logged whole stays safe."""
+    args = record.args
+    if not args:
+        return record.getMessage()
+    masked = value_redact(args, cost_rates_visible=False)
+    return str(record.msg) % (masked if isinstance(args, dict) else tuple(masked))
 
 
 def _logfmt(value: object) -> str:
@@ -97,7 +109,7 @@ class KeyValueFormatter(logging.Formatter):
             "logger": record.name,
             "run_id": run_id,
             "correlation_id": correlation,
-            "msg": record.getMessage(),
+            "msg": _message(record),
             **_extras(record),
         }
         if record.exc_info:
@@ -116,7 +128,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "run_id": run_id,
             "correlation_id": correlation,
-            "msg": record.getMessage(),
+            "msg": _message(record),
             **_extras(record),
         }
         if record.exc_info:

@@ -175,3 +175,6 @@ class ExceptionItemAdmin(CorrelationIdSearch, SimpleHistoryAdmin):
     list_filter = ["queue", "status", "stage", "code"]
     search_fields = ["record_key", "correlation_id", "root_cause"]
     readonly_fields = [f.name for f in ExceptionItem._meta.fields if f.name != "assignee"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # items are raised by the pipeline, never typed in
