@@ -18,7 +18,10 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 run: $(VENV)/.runtime
 	$(PY) scripts/run.py
 
+# Debian packages the suite needs (Chromium for the browser tests): installed when missing, as
+# root, or named in one command to run; nothing to do on a machine that has them.
 test: $(VENV)/.dev
+	bash scripts/system-packages.sh
 	$(PY) scripts/test.py $(ARGS)
 
 lint: $(VENV)/.dev
