@@ -24,8 +24,11 @@ test: $(VENV)/.dev
 	bash scripts/system-packages.sh
 	$(PY) scripts/test.py $(ARGS)
 
+# Style (ruff check, ruff format) and the import direction (import-linter, pyproject.toml).
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: $(VENV)/.dev
 	$(PY) scripts/bench.py $(ARGS)

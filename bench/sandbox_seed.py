@@ -47,16 +47,39 @@ def main(argv: list[str]) -> int:
             env.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'ledgerbridge.sqlite3'}")
             env["LEDGERBRIDGE_VAR_DIR"] = str(workdir / "var")
             subprocess.run(  # noqa: S603 - our own manage.py, fixed arguments
-                [sys.executable, "manage.py", "migrate", "--database", "sandbox", "--noinput",
-                 "-v", "0"],
-                cwd=ROOT, env=env, check=True,
+                [
+                    sys.executable,
+                    "manage.py",
+                    "migrate",
+                    "--database",
+                    "sandbox",
+                    "--noinput",
+                    "-v",
+                    "0",
+                ],
+                cwd=ROOT,
+                env=env,
+                check=True,
             )
         manifest = workdir / "manifest.json"
         started = time.perf_counter()
         completed = subprocess.run(  # noqa: S603 - our own manage.py, fixed arguments
-            [sys.executable, "manage.py", "sandbox", "seed", "--scale", args.scale, "--seed",
-             args.seed, "--reset", "--manifest", str(manifest)],
-            cwd=ROOT, env=env, check=False,
+            [
+                sys.executable,
+                "manage.py",
+                "sandbox",
+                "seed",
+                "--scale",
+                args.scale,
+                "--seed",
+                args.seed,
+                "--reset",
+                "--manifest",
+                str(manifest),
+            ],
+            cwd=ROOT,
+            env=env,
+            check=False,
         )
         seconds = time.perf_counter() - started
         if completed.returncode != 0:
@@ -66,8 +89,16 @@ def main(argv: list[str]) -> int:
         written = json.loads(manifest.read_text())
         rows = sum(count for types in written["records"].values() for count in types.values())
         faults = sum(kind["entries"] for kind in written["fault_counts"].values())
-        header = ("database", "scale", "time entries", "records", "faults", "seconds", "rows/s",
-                  "peak RSS")
+        header = (
+            "database",
+            "scale",
+            "time entries",
+            "records",
+            "faults",
+            "seconds",
+            "rows/s",
+            "peak RSS",
+        )
         values = (
             _vendor(env["SANDBOX_DATABASE_URL"]),
             args.scale,

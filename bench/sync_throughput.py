@@ -101,57 +101,107 @@ def firm_build() -> dict:
     if erp is not None:
         return {"erp_id": erp.id}
     gbp, _ = m.Currency.objects.get_or_create(code="GBP", defaults={"name": "Pound sterling"})
-    uk = m.LegalEntity.objects.create(code="UK01", name="Bench UK", country="GB",
-                                      functional_currency=gbp)
-    customer = m.Customer.objects.create(name="Bench Customer Ltd", legal_entity=uk,
-                                         status="approved")
+    uk = m.LegalEntity.objects.create(
+        code="UK01", name="Bench UK", country="GB", functional_currency=gbp
+    )
+    customer = m.Customer.objects.create(
+        name="Bench Customer Ltd", legal_entity=uk, status="approved"
+    )
     centres = m.CostCentre.objects.bulk_create(
         [m.CostCentre(code=f"CC{i:03d}", name=f"Centre {i}", legal_entity=uk) for i in range(20)]
     )
-    projects = m.Project.objects.bulk_create([
-        m.Project(code=f"P-{i:05d}", name=f"Project {i}", customer=customer, legal_entity=uk,
-                  currency=gbp, status="open", correlation_id=f"corr-p{i}")
-        for i in range(PROJECTS)
-    ])
-    tasks = m.Task.objects.bulk_create([
-        m.Task(project=p, code=f"{p.code}.{t}", name=f"Task {t}")
-        for p in projects for t in range(TASKS_PER_PROJECT)
-    ])
-    workers = m.Worker.objects.bulk_create([
-        m.Worker(employee_number=f"E{i:06d}", name=f"Worker {i}", legal_entity=uk,
-                 cost_centre=centres[i % len(centres)], cost_rate="85.5000",
-                 cost_rate_currency=gbp)
-        for i in range(WORKERS)
-    ])
+    projects = m.Project.objects.bulk_create(
+        [
+            m.Project(
+                code=f"P-{i:05d}",
+                name=f"Project {i}",
+                customer=customer,
+                legal_entity=uk,
+                currency=gbp,
+                status="open",
+                correlation_id=f"corr-p{i}",
+            )
+            for i in range(PROJECTS)
+        ]
+    )
+    tasks = m.Task.objects.bulk_create(
+        [
+            m.Task(project=p, code=f"{p.code}.{t}", name=f"Task {t}")
+            for p in projects
+            for t in range(TASKS_PER_PROJECT)
+        ]
+    )
+    workers = m.Worker.objects.bulk_create(
+        [
+            m.Worker(
+                employee_number=f"E{i:06d}",
+                name=f"Worker {i}",
+                legal_entity=uk,
+                cost_centre=centres[i % len(centres)],
+                cost_rate="85.5000",
+                cost_rate_currency=gbp,
+            )
+            for i in range(WORKERS)
+        ]
+    )
     for month in range(1, 13):
         start = dt.date(2026, month, 1)
-        end = (dt.date(2026 + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1))
-        m.AccountingPeriod.objects.create(legal_entity=uk, start_date=start, end_date=end,
-                                          status="open")
+        end = dt.date(2026 + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
+        m.AccountingPeriod.objects.create(
+            legal_entity=uk, start_date=start, end_date=end, status="open"
+        )
     ct = ContentType.objects.get_for_models(m.Project, m.Task, m.Worker)
-    refs = [m.ExternalRef(system="psa", content_type=ct[m.Project], object_id=str(p.pk),
-                          external_id=f"ws-{i}") for i, p in enumerate(projects)]
-    refs += [m.ExternalRef(system="psa", content_type=ct[m.Task], object_id=str(t.pk),
-                           external_id=f"st-{i}") for i, t in enumerate(tasks)]
-    refs += [m.ExternalRef(system="psa", content_type=ct[m.Worker], object_id=str(w.pk),
-                           external_id=f"u-{i}") for i, w in enumerate(workers)]
+    refs = [
+        m.ExternalRef(
+            system="psa", content_type=ct[m.Project], object_id=str(p.pk), external_id=f"ws-{i}"
+        )
+        for i, p in enumerate(projects)
+    ]
+    refs += [
+        m.ExternalRef(
+            system="psa", content_type=ct[m.Task], object_id=str(t.pk), external_id=f"st-{i}"
+        )
+        for i, t in enumerate(tasks)
+    ]
+    refs += [
+        m.ExternalRef(
+            system="psa", content_type=ct[m.Worker], object_id=str(w.pk), external_id=f"u-{i}"
+        )
+        for i, w in enumerate(workers)
+    ]
     # Half the workers and every project are known to the ERP by internal id.
-    refs += [m.ExternalRef(system="erp", content_type=ct[m.Worker], object_id=str(w.pk),
-                           external_id=str(1000 + i)) for i, w in enumerate(workers) if i % 2]
-    refs += [m.ExternalRef(system="erp", content_type=ct[m.Project], object_id=str(p.pk),
-                           external_id=str(5000 + i)) for i, p in enumerate(projects)]
+    refs += [
+        m.ExternalRef(
+            system="erp", content_type=ct[m.Worker], object_id=str(w.pk), external_id=str(1000 + i)
+        )
+        for i, w in enumerate(workers)
+        if i % 2
+    ]
+    refs += [
+        m.ExternalRef(
+            system="erp", content_type=ct[m.Project], object_id=str(p.pk), external_id=str(5000 + i)
+        )
+        for i, p in enumerate(projects)
+    ]
     m.ExternalRef.objects.bulk_create(refs, batch_size=5000)
     user = get_user_model().objects.create_user("bench-mapper")
     mapping_set = MappingSet.objects.filter(slug="legal-entity").first() or mapping_set_create(
-        slug="legal-entity", name="Legal entity → ERP subsidiary", kind="legal_entity",
+        slug="legal-entity",
+        name="Legal entity → ERP subsidiary",
+        kind="legal_entity",
         user=user,
     )
     draft = mapping_version_create_draft(mapping_set=mapping_set, user=user)
     mapping_entry_set(version=draft, source_value="UK01", target_value="3", user=user)
     mapping_version_submit(version=draft, user=user)
     mapping_version_publish(version=draft, effective_from=dt.date(2026, 1, 1), user=None)
-    erp = Connection.objects.create(name="bench-erp", system="erp", dialect="netsuite",
-                                    base_url="http://127.0.0.1:9/netsuite", max_concurrency=10)
+    erp = Connection.objects.create(
+        name="bench-erp",
+        system="erp",
+        dialect="netsuite",
+        base_url="http://127.0.0.1:9/netsuite",
+        max_concurrency=10,
+    )
     return {"erp_id": erp.id}
 
 
@@ -183,17 +233,38 @@ def inbox_fill(prefix: str, n: int, *, seed: int = 1) -> float:
     now = dt.datetime.now(dt.UTC)
     batch = str(uuid.uuid4())
     started = time.perf_counter()
-    columns = ("system", "entity", "external_id", "payload", "payload_hash", "batch_id",
-               "received_at", "correlation_id", "status", "mapping_versions")
-    with connection.cursor() as cursor, cursor.copy(
-        f"COPY pipeline_inboxitem ({', '.join(columns)}) FROM STDIN"
-    ) as copy:
+    columns = (
+        "system",
+        "entity",
+        "external_id",
+        "payload",
+        "payload_hash",
+        "batch_id",
+        "received_at",
+        "correlation_id",
+        "status",
+        "mapping_versions",
+    )
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY pipeline_inboxitem ({', '.join(columns)}) FROM STDIN") as copy,
+    ):
         for i in range(n):
             payload = time_payload(prefix, i, rng)
-            copy.write_row((
-                "psa", "time_entry", payload["id"], orjson.dumps(payload).decode(),
-                payload_hash(payload), batch, now, uuid.uuid4().hex, "pending", "{}",
-            ))
+            copy.write_row(
+                (
+                    "psa",
+                    "time_entry",
+                    payload["id"],
+                    orjson.dumps(payload).decode(),
+                    payload_hash(payload),
+                    batch,
+                    now,
+                    uuid.uuid4().hex,
+                    "pending",
+                    "{}",
+                )
+            )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE pipeline_inboxitem")
     return time.perf_counter() - started
@@ -207,7 +278,8 @@ def prefix_bounds(prefix: str) -> tuple[int, int]:
     from sync.pipeline.models import InboxItem
 
     bounds = InboxItem.objects.filter(external_id__startswith=f"{prefix}-").aggregate(
-        lo=Min("id"), hi=Max("id"))
+        lo=Min("id"), hi=Max("id")
+    )
     return bounds["lo"] or 0, bounds["hi"] or 0
 
 
@@ -224,8 +296,14 @@ def pending_ids(bounds: tuple[int, int], batch: int, part: tuple[int, int] = (0,
     while True:
         window = list(
             InboxItem.objects.filter(
-                system="psa", entity="time_entry", status="pending", id__gt=last, id__lte=hi,
-            ).order_by("id").values_list("id", flat=True)[:batch * of]
+                system="psa",
+                entity="time_entry",
+                status="pending",
+                id__gt=last,
+                id__lte=hi,
+            )
+            .order_by("id")
+            .values_list("id", flat=True)[: batch * of]
         )
         if not window:
             return
@@ -239,8 +317,9 @@ def pending_ids(bounds: tuple[int, int], batch: int, part: tuple[int, int] = (0,
 # --- children: one measured stage each -----------------------------------------------------------
 
 
-def child_engine(prefix: str, batch: int, erp_id: int, profile: str | None,
-                 part: tuple[int, int] = (0, 1)) -> dict:
+def child_engine(
+    prefix: str, batch: int, erp_id: int, profile: str | None, part: tuple[int, int] = (0, 1)
+) -> dict:
     from django.db import connection
     from django.utils import timezone
 
@@ -275,15 +354,23 @@ def child_engine(prefix: str, batch: int, erp_id: int, profile: str | None,
     cpu = time.process_time() - cpu
     backend = _backend_cpu_seconds() - backend
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM sync_historicaltimeentry WHERE history_actor = %s",
-                       [run.actor])
+        cursor.execute(
+            "SELECT count(*) FROM sync_historicaltimeentry WHERE history_actor = %s", [run.actor]
+        )
         history = cursor.fetchone()[0]
     rows = totals["created"] + totals["updated"] + totals["unchanged"] + totals["failed"]
-    return {"rows": rows, "seconds": seconds, "began": began, "ended": began + seconds,
-            "rss_mib": rss_mib(), "batches": batches,
-            "history": history, "python_cpu_us_per_row": round(cpu / rows * 1e6),
-            "postgres_cpu_us_per_row": round(backend / rows * 1e6) if backend >= 0 else None,
-            **totals}
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "began": began,
+        "ended": began + seconds,
+        "rss_mib": rss_mib(),
+        "batches": batches,
+        "history": history,
+        "python_cpu_us_per_row": round(cpu / rows * 1e6),
+        "postgres_cpu_us_per_row": round(backend / rows * 1e6) if backend >= 0 else None,
+        **totals,
+    }
 
 
 def _backend_cpu_seconds() -> float:
@@ -335,11 +422,18 @@ def child_naive(prefix: str, erp_id: int) -> dict:
                     failed += 1
                     continue
                 entry = TimeEntry(
-                    psa_id=p.external_id, worker_id=resolved.worker.pk,
-                    project_id=resolved.project.pk, task_id=resolved.task.pk,
-                    work_date=p.work_date, hours=p.hours, billable=p.billable,
-                    bill_rate=p.rate, currency_id=p.currency, status=ApprovalStatus.APPROVED,
-                    approved_at=now, mapping_versions=resolved.versions,
+                    psa_id=p.external_id,
+                    worker_id=resolved.worker.pk,
+                    project_id=resolved.project.pk,
+                    task_id=resolved.task.pk,
+                    work_date=p.work_date,
+                    hours=p.hours,
+                    billable=p.billable,
+                    bill_rate=p.rate,
+                    currency_id=p.currency,
+                    status=ApprovalStatus.APPROVED,
+                    approved_at=now,
+                    mapping_versions=resolved.versions,
                     correlation_id=resolved.project.correlation_id or item.correlation_id,
                 )
                 entry.save()
@@ -349,39 +443,55 @@ def child_naive(prefix: str, erp_id: int) -> dict:
                 item.save(update_fields=["status", "processed_at"])
                 created += 1
     seconds = time.perf_counter() - started
-    return {"rows": created + failed, "seconds": seconds, "rss_mib": rss_mib(),
-            "created": created, "failed": failed}
+    return {
+        "rows": created + failed,
+        "seconds": seconds,
+        "rss_mib": rss_mib(),
+        "created": created,
+        "failed": failed,
+    }
 
 
 def child_pull(n: int, per_page: int) -> dict:
     from django.utils import timezone
 
+    from sandbox.core.app import SandboxApp
+    from sandbox.core.faults import FaultBook
+    from sandbox.core.server import sandbox_server_start
+    from sandbox.models import SandboxRecord
+    from sandbox.storage import record_bulk_insert
     from sync.connectors.base import ConnectionConfig
     from sync.connectors.kantata import KantataConnector
     from sync.pipeline.inbox import inbox_store
     from sync.pipeline.models import Connection
-    from sync.sandbox.core.app import SandboxApp
-    from sync.sandbox.core.faults import FaultBook
-    from sync.sandbox.core.server import sandbox_server_start
-    from sync.sandbox.models import SandboxRecord
-    from sync.sandbox.storage import record_bulk_insert
 
     rng = random.Random(7)
     now = timezone.now()
     seeded_at = time.perf_counter()
-    record_bulk_insert(records=(
-        SandboxRecord(system="kantata", object_type="time_entries", status="approved",
-                      data=_kantata_entry(i, rng), created_at=now, updated_at=now)
-        for i in range(n)
-    ), batch_size=5000)
+    record_bulk_insert(
+        records=(
+            SandboxRecord(
+                system="kantata",
+                object_type="time_entries",
+                status="approved",
+                data=_kantata_entry(i, rng),
+                created_at=now,
+                updated_at=now,
+            )
+            for i in range(n)
+        ),
+        batch_size=5000,
+    )
     seed_seconds = time.perf_counter() - seeded_at
     sandbox = sandbox_server_start(app=SandboxApp(faults=FaultBook(seed=1)), threads=4)
     try:
-        from sync.sandbox.kantata import views as kantata
+        from sandbox.kantata import views as kantata
 
         creds = kantata.credentials(sandbox.url("kantata"))
         conn = Connection.objects.create(
-            name=f"bench-psa-{uuid.uuid4().hex[:6]}", system="psa", dialect="kantata",
+            name=f"bench-psa-{uuid.uuid4().hex[:6]}",
+            system="psa",
+            dialect="kantata",
             base_url=creds["base_url"],
         )
         conn.credentials_set({"access_token": creds["access_token"]})
@@ -393,7 +503,9 @@ def child_pull(n: int, per_page: int) -> dict:
             for page in connector.pull(entity="time_entries"):
                 pages += 1
                 result = inbox_store(
-                    system="psa", entity="time_entry", connection=conn,
+                    system="psa",
+                    entity="time_entry",
+                    connection=conn,
                     records=[(str(r["id"]), r) for r in page.records],
                 )
                 stored += len(result.new)
@@ -402,22 +514,30 @@ def child_pull(n: int, per_page: int) -> dict:
         seconds = time.perf_counter() - started
     finally:
         sandbox.stop()
-    return {"rows": stored, "pages": pages, "seconds": seconds, "seed_seconds": seed_seconds,
-            "rss_mib": rss_mib()}
+    return {
+        "rows": stored,
+        "pages": pages,
+        "seconds": seconds,
+        "seed_seconds": seed_seconds,
+        "rss_mib": rss_mib(),
+    }
 
 
 def _kantata_entry(i: int, rng: random.Random) -> dict:
     return {
-        "workspace_id": str(rng.randrange(PROJECTS) + 1), "story_id": str(rng.randrange(1000)),
+        "workspace_id": str(rng.randrange(PROJECTS) + 1),
+        "story_id": str(rng.randrange(1000)),
         "user_id": str(rng.randrange(WORKERS) + 1),
         "date_performed": (WORK_MONTH + dt.timedelta(days=rng.randrange(31))).isoformat(),
-        "time_in_minutes": 15 * rng.randint(1, 40), "billable": True, "approved": True,
-        "status": "approved", "approval_status": "approved", "rate_in_cents": 15000,
-        "currency": "GBP", "notes": "",
+        "time_in_minutes": 15 * rng.randint(1, 40),
+        "billable": True,
+        "approved": True,
+        "status": "approved",
+        "approval_status": "approved",
+        "rate_in_cents": 15000,
+        "currency": "GBP",
+        "notes": "",
     }
-
-
-
 
 
 # --- the parent: orchestrate, print ---------------------------------------------------------------
@@ -425,7 +545,10 @@ def _kantata_entry(i: int, rng: random.Random) -> dict:
 
 def run_child(*args: str) -> dict:
     completed = subprocess.run(  # noqa: S603 - this script, fixed arguments
-        [sys.executable, __file__, "--child", *args], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, __file__, "--child", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         check=False,
     )
     if completed.returncode != 0:
@@ -438,13 +561,18 @@ def stage_engine(args, erp_id: int, table: list) -> dict:
     from django.db import connection
 
     batches = [int(b) for b in args.batches.split(",")]
-    prefixes = {"naive": args.naive_n, **{f"scan{b}": SCAN_N for b in batches if len(batches) > 1},
-                "main": args.n}
+    prefixes = {
+        "naive": args.naive_n,
+        **{f"scan{b}": SCAN_N for b in batches if len(batches) > 1},
+        "main": args.n,
+    }
     fill = 0.0
     for prefix, n in prefixes.items():
         fill += inbox_fill(prefix, n)
-    print(f"inbox filled with {sum(prefixes.values()):,} rows by COPY in {fill:.1f} s "
-          "(not measured)", flush=True)
+    print(
+        f"inbox filled with {sum(prefixes.values()):,} rows by COPY in {fill:.1f} s (not measured)",
+        flush=True,
+    )
     connection.close()
     naive = run_child("naive", "naive", str(erp_id)) if args.naive_n else None
     if naive:
@@ -467,14 +595,19 @@ def stage_engine(args, erp_id: int, table: list) -> dict:
         inbox_fill("para", args.n)
         connection.close()
         with concurrent.futures.ThreadPoolExecutor(args.procs) as pool:
-            parts = list(pool.map(
-                lambda k: run_child("engine", "para", str(best), str(erp_id), "", str(k),
-                                    str(args.procs)),
-                range(args.procs),
-            ))
-        para = {"rows": sum(r["rows"] for r in parts),
-                "seconds": max(r["ended"] for r in parts) - min(r["began"] for r in parts),
-                "rss_mib": max(r["rss_mib"] for r in parts)}
+            parts = list(
+                pool.map(
+                    lambda k: run_child(
+                        "engine", "para", str(best), str(erp_id), "", str(k), str(args.procs)
+                    ),
+                    range(args.procs),
+                )
+            )
+        para = {
+            "rows": sum(r["rows"] for r in parts),
+            "seconds": max(r["ended"] for r in parts) - min(r["began"] for r in parts),
+            "rss_mib": max(r["rss_mib"] for r in parts),
+        }
         for key in ("python_cpu_us_per_row", "postgres_cpu_us_per_row"):
             # CPU an entry over all workers (or their backends), each weighted by its rows.
             if all(r[key] is not None for r in parts) and para["rows"]:
@@ -488,8 +621,15 @@ def stage_engine(args, erp_id: int, table: list) -> dict:
         table.append(("engine", "speed-up over naive, 1 process", f"{speedup:.1f}x", "", ""))
         if main is not single:
             speedup = (main["rows"] / main["seconds"]) / naive_rate
-            table.append(("engine", f"speed-up, {args.procs} processes vs naive in 1",
-                          f"{speedup:.1f}x", "", ""))
+            table.append(
+                (
+                    "engine",
+                    f"speed-up, {args.procs} processes vs naive in 1",
+                    f"{speedup:.1f}x",
+                    "",
+                    "",
+                )
+            )
     projected = 1_000_000 / (main["rows"] / main["seconds"])
     table.append(("engine", "1,000,000 rows at this rate", f"{projected:.0f} s", "", ""))
     return main
@@ -497,9 +637,15 @@ def stage_engine(args, erp_id: int, table: list) -> dict:
 
 def _row(table: list, stage: str, what: str, result: dict) -> None:
     rate = result["rows"] / result["seconds"] if result["seconds"] else 0
-    table.append((stage, what, f"{rate:,.0f} rows/s",
-                  f"{result['rows']:,} in {result['seconds']:.1f} s",
-                  f"{result['rss_mib']:.0f} MiB"))
+    table.append(
+        (
+            stage,
+            what,
+            f"{rate:,.0f} rows/s",
+            f"{result['rows']:,} in {result['seconds']:.1f} s",
+            f"{result['rss_mib']:.0f} MiB",
+        )
+    )
     print(f"  {stage:<9} {what:<34} {rate:>10,.0f} rows/s  ({result})", flush=True)
 
 
@@ -514,8 +660,15 @@ def _machine_row(table: list, when: str) -> None:
 
     speed = machine_speed()
     print(f"machine speed {when}: {speed}", flush=True)
-    table.append(("machine", f"reference Python / PostgreSQL, {when}",
-                  f"{speed['python_ms']:.0f} / {speed['postgres_ms']:.0f} ms", "", ""))
+    table.append(
+        (
+            "machine",
+            f"reference Python / PostgreSQL, {when}",
+            f"{speed['python_ms']:.0f} / {speed['postgres_ms']:.0f} ms",
+            "",
+            "",
+        )
+    )
 
 
 def print_table(table: list) -> None:
@@ -536,8 +689,9 @@ def main(argv: list[str]) -> int:
         kind, *rest = argv[1:]
         if kind == "engine":
             prefix, batch, erp_id, profile, k, of = rest
-            result = child_engine(prefix, int(batch), int(erp_id), profile or None,
-                                  (int(k), int(of)))
+            result = child_engine(
+                prefix, int(batch), int(erp_id), profile or None, (int(k), int(of))
+            )
         elif kind == "naive":
             result = child_naive(rest[0], int(rest[1]))
         elif kind == "pull":
@@ -549,19 +703,30 @@ def main(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="time entries (default 100,000)")
-    parser.add_argument("--batches", default="1000,5000,10000",
-                        help="engine batch sizes to scan on 20,000 rows; the best runs N")
-    parser.add_argument("--procs", type=int, default=2,
-                        help="also run the engine in this many processes side by side")
+    parser.add_argument(
+        "--batches",
+        default="1000,5000,10000",
+        help="engine batch sizes to scan on 20,000 rows; the best runs N",
+    )
+    parser.add_argument(
+        "--procs",
+        type=int,
+        default=2,
+        help="also run the engine in this many processes side by side",
+    )
     parser.add_argument("--naive-n", type=int, default=NAIVE_N, help="naive subset size")
     parser.add_argument("--stages", default="engine,pull,delivery,latency")
     parser.add_argument("--pull-n", type=int, default=None, help="pull stage size (default N)")
     parser.add_argument("--delivery-n", type=int, default=4000, help="deliveries to send")
-    parser.add_argument("--delivery-setups", default="1x0,2x0,4x0",
-                        help="sender processes x claim limit, comma-separated")
+    parser.add_argument(
+        "--delivery-setups",
+        default="1x0,2x0,4x0",
+        help="sender processes x claim limit, comma-separated",
+    )
     parser.add_argument("--latency-rate", type=float, default=20.0, help="approvals per second")
-    parser.add_argument("--latency-seconds", type=float, default=30.0,
-                        help="how long the latency stage approves")
+    parser.add_argument(
+        "--latency-seconds", type=float, default=30.0, help="how long the latency stage approves"
+    )
     parser.add_argument("--profile", default="", help="write the engine's cProfile stats here")
     args = parser.parse_args(argv)
     django_setup()
@@ -580,29 +745,42 @@ def main(argv: list[str]) -> int:
     if "pull" in stages:
         pull_n = args.pull_n or args.n
         connection.close()
-        _row(table, "pull", f"Kantata → inbox, {pull_n:,}, per_page 200",
-             run_child("pull", str(pull_n), "200"))
+        _row(
+            table,
+            "pull",
+            f"Kantata → inbox, {pull_n:,}, per_page 200",
+            run_child("pull", str(pull_n), "200"),
+        )
     if "delivery" in stages:
         from bench.stages.delivery import delivery_stage
 
         connection.close()
         for result in delivery_stage(args.delivery_n, _delivery_setups(args.delivery_setups)):
-            table.append(("delivery", f"{result['setup']}, 50 ms, limit 10",
-                          f"{result['per_second']:,.1f}/s = {result['share']:.0%} of 200/s; "
-                          f"sustained {result['sustained_per_second']:,.1f}/s = "
-                          f"{result['sustained_share']:.0%}",
-                          f"{result['delivered']:,} in {result['seconds']:.1f} s",
-                          f"429s: {result['too_many']:,}"))
+            table.append(
+                (
+                    "delivery",
+                    f"{result['setup']}, 50 ms, limit 10",
+                    f"{result['per_second']:,.1f}/s = {result['share']:.0%} of 200/s; "
+                    f"sustained {result['sustained_per_second']:,.1f}/s = "
+                    f"{result['sustained_share']:.0%}",
+                    f"{result['delivered']:,} in {result['seconds']:.1f} s",
+                    f"429s: {result['too_many']:,}",
+                )
+            )
     if "latency" in stages:
         from bench.stages.latency import latency_stage
 
         connection.close()
         result = latency_stage(rate=args.latency_rate, seconds=args.latency_seconds)
-        table.append(("latency", f"approval → ERP posting at {args.latency_rate:g}/s, "
-                      "p50 / p95 / p99",
-                      f"{result['p50_ms']:.0f} / {result['p95_ms']:.0f} / "
-                      f"{result['p99_ms']:.0f} ms",
-                      f"{result['count']:,} posted, {result['never_within_10s']:,} late", ""))
+        table.append(
+            (
+                "latency",
+                f"approval → ERP posting at {args.latency_rate:g}/s, p50 / p95 / p99",
+                f"{result['p50_ms']:.0f} / {result['p95_ms']:.0f} / {result['p99_ms']:.0f} ms",
+                f"{result['count']:,} posted, {result['never_within_10s']:,} late",
+                "",
+            )
+        )
     print(f"load average after: {load_average()}")
     connection.close()
     _machine_row(table, "after")

@@ -68,7 +68,8 @@ class AdminGuard:
     def _redacted_field_names(self, request) -> set[str]:
         visible = self._cost_rates_visible(request)
         return {
-            f.name for f in self.model._meta.get_fields()
+            f.name
+            for f in self.model._meta.get_fields()
             if field_redacted(f.name, cost_rates_visible=visible)
         }
 
@@ -79,7 +80,8 @@ class AdminGuard:
     def _swapped(self, request, obj) -> set[str]:
         """Names shown through a masking callable instead of the model field itself."""
         json_readonly = {
-            name for name in super().get_readonly_fields(request, obj)
+            name
+            for name in super().get_readonly_fields(request, obj)
             if isinstance(self._model_field(name), models.JSONField)
         }
         return self._redacted_field_names(request) | json_readonly
@@ -98,7 +100,8 @@ class AdminGuard:
     def get_list_display(self, request):
         hidden = self._redacted_field_names(request)
         return [
-            _masked_column(name, self._label(name)) if isinstance(name, str) and name in hidden
+            _masked_column(name, self._label(name))
+            if isinstance(name, str) and name in hidden
             else name
             for name in super().get_list_display(request)
         ]
@@ -120,8 +123,10 @@ class AdminGuard:
                 shown.append(name)
         # An editable field that is masked shows as a masked line instead of an input.
         editable = {f.name for f in self.model._meta.concrete_fields if f.editable}
-        shown += [_masked_column(name, self._label(name))
-                  for name in sorted((hidden & editable) - set(declared))]
+        shown += [
+            _masked_column(name, self._label(name))
+            for name in sorted((hidden & editable) - set(declared))
+        ]
         return shown
 
     def get_fields(self, request, obj=None):
@@ -223,7 +228,8 @@ class HistoryGuard:
 
     def get_historical_record_context_helper(self, request, historical_record):
         return RedactingContextHelper(
-            self.model, historical_record,
+            self.model,
+            historical_record,
             cost_rates_visible=cost_rates_visible_to(request.user),
         )
 
@@ -232,11 +238,14 @@ def guarded(admin_class: type[admin.ModelAdmin]) -> type[admin.ModelAdmin]:
     """`admin_class` with the guards in front of it (once)."""
     if issubclass(admin_class, AdminGuard):
         return admin_class
-    guards = (HistoryGuard, AdminGuard) if issubclass(admin_class, SimpleHistoryAdmin) else (
-        AdminGuard,
+    guards = (
+        (HistoryGuard, AdminGuard) if issubclass(admin_class, SimpleHistoryAdmin) else (AdminGuard,)
     )
-    return type(admin_class.__name__, (*guards, admin_class),
-                {"__module__": admin_class.__module__, "__doc__": admin_class.__doc__})
+    return type(
+        admin_class.__name__,
+        (*guards, admin_class),
+        {"__module__": admin_class.__module__, "__doc__": admin_class.__doc__},
+    )
 
 
 class LedgerbridgeAdminSite(admin.AdminSite):

@@ -39,6 +39,8 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", True)
+# The emulated vendor systems (sandbox/): for the demo, tests and benches, never production.
+SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", DEBUG)
 
 _DEV_SECRET_KEY = "dev-only-not-secret-ledgerbridge"  # noqa: S105 - refused below unless DEBUG
 SECRET_KEY = env_str("SECRET_KEY")
@@ -79,9 +81,9 @@ INSTALLED_APPS = [
     "sync.apps.SyncConfig",
     "sync.mappings.apps.MappingsConfig",
     "sync.pipeline.apps.PipelineConfig",
-    "sync.sandbox.apps.SandboxConfig",
     "reconciliation.apps.ReconciliationConfig",
     "portal.apps.PortalConfig",
+    *(["sandbox.apps.SandboxConfig"] if SANDBOX_ENABLED else []),
 ]
 
 MIDDLEWARE = [
@@ -138,12 +140,14 @@ def _database(url: str) -> dict:
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
     "default": _database(env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'ledgerbridge.sqlite3'}")),
-    # The sandbox's emulated vendor systems keep their records apart from Ledgerbridge's own.
-    "sandbox": _database(
-        env_str("SANDBOX_DATABASE_URL", f"sqlite:///{VAR_DIR / 'sandbox.sqlite3'}")
-    ),
 }
-DATABASE_ROUTERS = ["sync.sandbox.router.SandboxRouter"]
+DATABASE_ROUTERS = []
+if SANDBOX_ENABLED:
+    # The sandbox's emulated vendor systems keep their records apart from Ledgerbridge's own.
+    DATABASES["sandbox"] = _database(
+        env_str("SANDBOX_DATABASE_URL", f"sqlite:///{VAR_DIR / 'sandbox.sqlite3'}")
+    )
+    DATABASE_ROUTERS.append("sandbox.router.SandboxRouter")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
@@ -203,18 +207,20 @@ X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy (portal/middleware.py): scripts from this site only, never inline.
 # The admin's templates carry `style` attributes and htmx injects its indicator style, hence
 # 'unsafe-inline' for styles alone.
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self' 'unsafe-inline'",
-    "img-src 'self' data:",
-    "font-src 'self'",
-    "connect-src 'self'",
-    "object-src 'none'",
-    "base-uri 'self'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-])
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 # History is read-only (portal/admin_site.py): no "Revert" button on a history form.
 SIMPLE_HISTORY_REVERT_DISABLED = True
 
@@ -242,6 +248,11 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# A webhook's approval event goes to a queue of its own, served by its own worker (`make run`),
+# so that a long sync cycle on the default queue never delays its posting.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_EVENTS_QUEUE = "events"
+CELERY_TASK_ROUTES = {"sync.approval_event_process": {"queue": CELERY_EVENTS_QUEUE}}
 HEARTBEAT_INTERVAL_SECONDS = env_int("HEARTBEAT_INTERVAL_SECONDS", 15)
 # Bearer token a Prometheus scraper presents at /metrics (empty: only signed-in ops users).
 METRICS_TOKEN = env_str("METRICS_TOKEN")

@@ -54,8 +54,9 @@ def metrics(request: HttpRequest) -> HttpResponse:
     offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     scraper = bool(token) and hmac.compare_digest(offered.encode(), token.encode())
     if not scraper and not request.user.has_perm("portal.area_runs"):
-        return HttpResponse("Metrics need the scrape token or the Runs area.", status=403,
-                            content_type="text/plain")
+        return HttpResponse(
+            "Metrics need the scrape token or the Runs area.", status=403, content_type="text/plain"
+        )
     return HttpResponse(metrics_render(), content_type="text/plain; version=0.0.4")
 
 

@@ -46,9 +46,19 @@ def main(argv: list[str]) -> int:
         )
         for database in ("default", "sandbox"):
             subprocess.run(
-                [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0",
-                 "--database", database],
-                cwd=ROOT, env=env, check=True,
+                [
+                    sys.executable,
+                    "manage.py",
+                    "migrate",
+                    "--noinput",
+                    "-v",
+                    "0",
+                    "--database",
+                    database,
+                ],
+                cwd=ROOT,
+                env=env,
+                check=True,
             )
         failed = 0
         for script, args in runs:

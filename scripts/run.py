@@ -85,35 +85,97 @@ def main() -> int:
         manage(env, "migrate", "--noinput", "-v", "0", "--database", "sandbox")
         manage(env, "demo_users")
         # The emulated vendor systems, reseeded with the same demo firm on every start.
-        manage(env, "sandbox", "seed", "--scale", "demo", "--seed", "42", "--reset",
-               "--manifest", str(VAR / "sandbox_manifest.json"))
+        manage(
+            env,
+            "sandbox",
+            "seed",
+            "--scale",
+            "demo",
+            "--seed",
+            "42",
+            "--reset",
+            "--manifest",
+            str(VAR / "sandbox_manifest.json"),
+        )
         # One connection per sandbox system (beat schedules a cycle for each) and the first
         # mapping a mapping admin would publish, so the cycles post real time.
-        manage(env, "sync", "connections", "--from-sandbox",
-               "--base-url", f"http://127.0.0.1:{SANDBOX_PORT}")
-        supervisor.start("sandbox", [sys.executable, "manage.py", "sandbox", "serve",
-                                     "--port", str(SANDBOX_PORT)])
+        manage(env, "sandbox", "connect", "--base-url", f"http://127.0.0.1:{SANDBOX_PORT}")
+        supervisor.start(
+            "sandbox",
+            [sys.executable, "manage.py", "sandbox", "serve", "--port", str(SANDBOX_PORT)],
+        )
         wait_for_port(SANDBOX_PORT, supervisor.processes[-1][1], "sandbox")
         # One full cycle first, every connection in dependency order (legal entities before
         # the workers that belong to them, projects and workers before their time): beat's
         # per-connection cycles, which run side by side, then start from complete master
         # data, and approvals pushed by webhook find their project, task and worker.
         manage(env, "sync", "cycle")
-        supervisor.start("worker", [str(BIN / "celery"), "-A", "portal", "worker",
-                                    "--loglevel", "INFO", "--concurrency", "2",
-                                    "--hostname", "worker@%h"])
-        supervisor.start("beat", [str(BIN / "celery"), "-A", "portal", "beat", "--loglevel", "INFO",
-                                  "--schedule", str(VAR / "celerybeat-schedule")])
-        supervisor.start("web", [str(BIN / "waitress-serve"), f"--listen=127.0.0.1:{PORT}",
-                                 "--threads=8", "portal.wsgi:application"])
+        supervisor.start(
+            "worker",
+            [
+                str(BIN / "celery"),
+                "-A",
+                "portal",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--queues",
+                "celery",
+                "--hostname",
+                "worker@%h",
+            ],
+        )
+        # Approval events on a worker of their own: a long cycle never delays a webhook's posting.
+        supervisor.start(
+            "events",
+            [
+                str(BIN / "celery"),
+                "-A",
+                "portal",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "1",
+                "--queues",
+                "events",
+                "--hostname",
+                "events@%h",
+            ],
+        )
+        supervisor.start(
+            "beat",
+            [
+                str(BIN / "celery"),
+                "-A",
+                "portal",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(VAR / "celerybeat-schedule"),
+            ],
+        )
+        supervisor.start(
+            "web",
+            [
+                str(BIN / "waitress-serve"),
+                f"--listen=127.0.0.1:{PORT}",
+                "--threads=8",
+                "portal.wsgi:application",
+            ],
+        )
         # Approvals in the PSA are pushed here as signed webhooks and posted within a second,
         # billing's invoice and payment events are pushed to the inbox; the beat's cycles still
         # pull whatever a webhook missed.
-        manage(env, "sync", "webhooks", "--portal-url", f"http://127.0.0.1:{PORT}",
-               "--wait", "30")
+        manage(env, "sync", "webhooks", "--portal-url", f"http://127.0.0.1:{PORT}", "--wait", "30")
         print(f"\nLedgerbridge is up: http://127.0.0.1:{PORT}/  (Redis {env['REDIS_URL']})")
-        print(f"Sandbox systems: http://127.0.0.1:{SANDBOX_PORT}/  "
-              "(`python manage.py sandbox credentials` prints their logins)")
+        print(
+            f"Sandbox systems: http://127.0.0.1:{SANDBOX_PORT}/  "
+            "(`python manage.py sandbox credentials` prints their logins)"
+        )
         print("Sign in with a demo login above. Ctrl-C stops everything.\n", flush=True)
         while not stopping:
             exited = supervisor.first_exited()

@@ -292,8 +292,13 @@ class TimeEntryAdmin(CanonicalAdmin):
     )
     list_filter = ("status", "billable", "currency")
     # "=psa_id": an exact match, which the unique index answers (a contains-search would scan).
-    search_fields = ("=psa_id", "worker__name", "worker__employee_number", "project__code",
-                     "correlation_id")
+    search_fields = (
+        "=psa_id",
+        "worker__name",
+        "worker__employee_number",
+        "project__code",
+        "correlation_id",
+    )
     readonly_fields = ("psa_id", *CanonicalAdmin.readonly_fields)
     date_hierarchy = "work_date"
     list_select_related = ("worker", "project", "task")

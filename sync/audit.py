@@ -282,9 +282,17 @@ def audited_copy_create(
     variables = ["id", *columns]
     table = CopyRows(model, variables=variables, constants=constants)
     history = CopyRows(
-        model.history.model, variables=variables, omit=["history_id"],
-        constants={**constants, "history_date": clock, "history_change_reason": None,
-                   "history_type": "+", "history_user_id": None, "history_actor": actor},
+        model.history.model,
+        variables=variables,
+        omit=["history_id"],
+        constants={
+            **constants,
+            "history_date": clock,
+            "history_change_reason": None,
+            "history_type": "+",
+            "history_user_id": None,
+            "history_actor": actor,
+        },
     )
     ids = ids_draw(model, len(rows))
     # A history row repeats its record's values: each row is rendered once for both tables.

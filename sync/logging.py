@@ -31,7 +31,10 @@ run_id_var: ContextVar[int | None] = ContextVar("sync_run_id", default=None)
 NONE = "-"
 # LogRecord attributes that are not "extra" fields a caller passed.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-    "message", "asctime", "run_id", "correlation_id",
+    "message",
+    "asctime",
+    "run_id",
+    "correlation_id",
 }
 
 

@@ -29,11 +29,17 @@ def _unchanged_by_field(field: Field, values: list) -> bool:
     Checking costs ~30 ns a value; the two calls cost ~0.5 µs, for thousands of values a
     batch (bench/README.md)."""
     kind = type(field)
-    if (isinstance(field, IntegerField) and kind.get_prep_value is IntegerField.get_prep_value
-            and kind.get_db_prep_value in _INT_DB_PREP):
+    if (
+        isinstance(field, IntegerField)
+        and kind.get_prep_value is IntegerField.get_prep_value
+        and kind.get_db_prep_value in _INT_DB_PREP
+    ):
         return all(type(v) is int for v in values)
-    if (isinstance(field, CharField | TextField) and kind.get_prep_value in _TEXT_PREP
-            and kind.get_db_prep_value is Field.get_db_prep_value):
+    if (
+        isinstance(field, CharField | TextField)
+        and kind.get_prep_value in _TEXT_PREP
+        and kind.get_db_prep_value is Field.get_db_prep_value
+    ):
         return all(type(v) is str for v in values)
     return False
 
@@ -54,9 +60,11 @@ class AnyOf(Lookup):
             return In(self.lhs, list(self.rhs)).as_sql(compiler, connection)
         lhs, lhs_params = self.process_lhs(compiler, connection)
         field = self.lhs.output_field
-        values = self.rhs if self.prepared_as_is else [
-            field.get_db_prep_value(v, connection, prepared=True) for v in self.rhs
-        ]
+        values = (
+            self.rhs
+            if self.prepared_as_is
+            else [field.get_db_prep_value(v, connection, prepared=True) for v in self.rhs]
+        )
         # The element type without its size: `varchar(255)` would truncate a longer value and
         # `numeric(6, 2)` round one, making them match rows `IN` would not.
         db_type = _SIZE.sub("", field.db_type(connection))

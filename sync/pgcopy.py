@@ -88,8 +88,12 @@ class CopyRows:
     """
 
     def __init__(
-        self, model: type[models.Model], *, variables: Sequence[str],
-        constants: Mapping[str, Any] | None = None, omit: Sequence[str] = (),
+        self,
+        model: type[models.Model],
+        *,
+        variables: Sequence[str],
+        constants: Mapping[str, Any] | None = None,
+        omit: Sequence[str] = (),
     ) -> None:
         constants = constants or {}
         connection = connections[router.db_for_write(model)]
@@ -143,8 +147,11 @@ def copy_lines(model: type[models.Model], table: CopyRows, data: str) -> None:
     """COPY lines already rendered with `table` (its template) into `model`'s table. A database
     error is Django's, as the ORM raises it (IntegrityError for a violated constraint)."""
     connection = connections[router.db_for_write(model)]
-    with connection.wrap_database_errors, connection.cursor() as cursor, \
-            cursor.copy(table.sql) as copy:
+    with (
+        connection.wrap_database_errors,
+        connection.cursor() as cursor,
+        cursor.copy(table.sql) as copy,
+    ):
         copy.write(data)
 
 
@@ -161,10 +168,13 @@ def ids_draw(model: type[models.Model], n: int) -> list[int]:
 
 
 def copy_insert(
-    *, model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence[Any]],
-    constants: Mapping[str, Any] | None = None, omit: Sequence[str] = (),
+    *,
+    model: type[models.Model],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    constants: Mapping[str, Any] | None = None,
+    omit: Sequence[str] = (),
 ) -> None:
     """Insert `rows` (values of `columns`, in order) by one COPY; no history, no signals."""
     if rows:
-        copy_write(model, CopyRows(model, variables=columns, constants=constants, omit=omit),
-                   rows)
+        copy_write(model, CopyRows(model, variables=columns, constants=constants, omit=omit), rows)

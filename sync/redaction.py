@@ -24,11 +24,28 @@ COST_RATE_PERMISSION = "sync.view_cost_rate"
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 # Labour cost by any vendor's name for it (SCIM costing extension, NetSuite employee).
 COST_RATE_KEYS = frozenset({"costrate", "laborcost", "labourcost", "hourlycost", "costamount"})
-CREDENTIAL_KEYS = frozenset({
-    "password", "passwd", "secret", "token", "accesstoken", "refreshtoken", "idtoken",
-    "clientsecret", "apikey", "authorization", "privatekey", "signingkey", "webhooksecret",
-    "credentials", "consumersecret", "tokensecret", "sessionid", "cookie",
-})
+CREDENTIAL_KEYS = frozenset(
+    {
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "accesstoken",
+        "refreshtoken",
+        "idtoken",
+        "clientsecret",
+        "apikey",
+        "authorization",
+        "privatekey",
+        "signingkey",
+        "webhooksecret",
+        "credentials",
+        "consumersecret",
+        "tokensecret",
+        "sessionid",
+        "cookie",
+    }
+)
 _CREDENTIAL_SUFFIXES = ("secret", "password", "token", "apikey", "privatekey")
 
 
@@ -59,7 +76,8 @@ def value_redact(value: Any, *, cost_rates_visible: bool) -> Any:
     """
     if isinstance(value, dict):
         return {
-            key: MASK if key_redacted(str(key), cost_rates_visible=cost_rates_visible)
+            key: MASK
+            if key_redacted(str(key), cost_rates_visible=cost_rates_visible)
             else value_redact(item, cost_rates_visible=cost_rates_visible)
             for key, item in value.items()
         }

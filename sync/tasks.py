@@ -55,18 +55,24 @@ SEND_TIME_LIMIT = min(150, settings.CELERY_TASK_TIME_LIMIT)
     soft_time_limit=SEND_SOFT_TIME_LIMIT,
     time_limit=SEND_TIME_LIMIT,
 )
-def deliveries_send_due(*, limit: int = SEND_BATCH, seconds: float = SEND_SECONDS
-                        ) -> dict[str, int]:
+def deliveries_send_due(
+    *, limit: int = SEND_BATCH, seconds: float = SEND_SECONDS
+) -> dict[str, int]:
     """Claim up to `limit` due deliveries, for `seconds` at most, and send them; returns the
     counts (claimed, delivered, retrying, failed). Idempotent; safe in any number of workers."""
     from sync.pipeline.delivery import deliveries_send_due as deliveries_send_due_service
 
     started = time.monotonic()
     counts = deliveries_send_due_service(limit=limit, seconds=seconds)
-    if (counts.claimed and counts.claimed < limit and time.monotonic() - started >= seconds
-            and _deliveries_due_count(cap=1)):
-        deliveries_send_due.apply_async(kwargs={"limit": limit, "seconds": seconds},
-                                        expires=SEND_EXPIRES_SECONDS)
+    if (
+        counts.claimed
+        and counts.claimed < limit
+        and time.monotonic() - started >= seconds
+        and _deliveries_due_count(cap=1)
+    ):
+        deliveries_send_due.apply_async(
+            kwargs={"limit": limit, "seconds": seconds}, expires=SEND_EXPIRES_SECONDS
+        )
     return asdict(counts)
 
 
@@ -109,7 +115,8 @@ def _deliveries_due_count(*, cap: int) -> int:
     now = timezone.now()
     # Active connections only: a disabled connection's backlog enqueues no task.
     due = Delivery.objects.filter(
-        connection_id__in=connections_sending_ids(now=now), state=Delivery.State.PENDING,
+        connection_id__in=connections_sending_ids(now=now),
+        state=Delivery.State.PENDING,
         next_attempt_at__lte=now,
     ).values("id")[:cap]
     return Delivery.objects.filter(id__in=due).count()

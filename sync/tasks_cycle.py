@@ -60,9 +60,15 @@ def cycle_run(self, *, connection_ids: list[int] | None = None) -> dict | None:
             return None
     run = sync_cycle_run(connections=connections)
     return {
-        "run_id": run.pk, "status": run.status, "pulled": run.pulled, "created": run.created,
-        "updated": run.updated, "unchanged": run.unchanged, "refused": run.refused,
-        "failed": run.failed, "delivered": run.delivered,
+        "run_id": run.pk,
+        "status": run.status,
+        "pulled": run.pulled,
+        "created": run.created,
+        "updated": run.updated,
+        "unchanged": run.unchanged,
+        "refused": run.refused,
+        "failed": run.failed,
+        "delivered": run.delivered,
     }
 
 

@@ -53,6 +53,5 @@ def approval_event_process(*, inbox_item_id: int) -> dict | None:
 
     result = approval_event_post_now(inbox_item_id=inbox_item_id)
     if result is None:
-        logger.info("approval_event_process: event %s is gone or already processed",
-                    inbox_item_id)
+        logger.info("approval_event_process: event %s is gone or already processed", inbox_item_id)
     return result

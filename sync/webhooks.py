@@ -21,7 +21,7 @@ says the real reason. Never a 500 for anything the sender controls.
 Schemes: Stripe `Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`
 (https://docs.stripe.com/webhooks#verify-manually); the PSA sandbox's Kantata scheme
 `X-Kantata-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>` with
-`X-Kantata-Timestamp: <unix>` (sync/sandbox/kantata/webhooks.py).
+`X-Kantata-Timestamp: <unix>` (sandbox/kantata/webhooks.py).
 """
 
 from __future__ import annotations
@@ -76,8 +76,13 @@ class WebhookRefused(Exception):
 
 # -- verification (pure) -----------------------------------------------------------------------
 def kantata_signature_verify(
-    *, payload: bytes, signature: str, timestamp: str, secret: str,
-    tolerance_seconds: int = TOLERANCE_SECONDS, now: float | None = None,
+    *,
+    payload: bytes,
+    signature: str,
+    timestamp: str,
+    secret: str,
+    tolerance_seconds: int = TOLERANCE_SECONDS,
+    now: float | None = None,
 ) -> None:
     """Check an `X-Kantata-Signature` against the raw body and `X-Kantata-Timestamp`.
 
@@ -105,10 +110,12 @@ def _kantata_verify(request: HttpRequest, secret: str) -> None:
     signature = request.headers.get(KANTATA_SIGNATURE)
     timestamp = request.headers.get(KANTATA_TIMESTAMP)
     if not signature or not timestamp:
-        raise WebhookRefused(401, f"the {KANTATA_SIGNATURE} and {KANTATA_TIMESTAMP} headers "
-                                  "are required")
-    kantata_signature_verify(payload=request.body, signature=signature, timestamp=timestamp,
-                             secret=secret)
+        raise WebhookRefused(
+            401, f"the {KANTATA_SIGNATURE} and {KANTATA_TIMESTAMP} headers are required"
+        )
+    kantata_signature_verify(
+        payload=request.body, signature=signature, timestamp=timestamp, secret=secret
+    )
 
 
 # -- storing (service) -------------------------------------------------------------------------
@@ -120,7 +127,11 @@ class WebhookReceipt:
 
 
 def webhook_event_store(
-    *, connection: Connection, entity: str, event_id: str, payload: dict[str, Any],
+    *,
+    connection: Connection,
+    entity: str,
+    event_id: str,
+    payload: dict[str, Any],
     correlation_id: str | None = None,
 ) -> WebhookReceipt:
     """Store one verified event in the inbox unless its event id is there already.
@@ -130,13 +141,20 @@ def webhook_event_store(
     """
     with transaction.atomic():
         Connection.objects.select_for_update().filter(pk=connection.pk).exists()
-        known = InboxItem.objects.filter(
-            system=connection.system, entity=entity, external_id=event_id
-        ).values_list("id", flat=True).first()
+        known = (
+            InboxItem.objects.filter(system=connection.system, entity=entity, external_id=event_id)
+            .values_list("id", flat=True)
+            .first()
+        )
         if known is not None:
             return WebhookReceipt(event_id=event_id, stored=False, inbox_item_id=known)
-        stored = inbox_store(system=connection.system, entity=entity, connection=connection,
-                             records=[(event_id, payload)], correlation_id=correlation_id)
+        stored = inbox_store(
+            system=connection.system,
+            entity=entity,
+            connection=connection,
+            records=[(event_id, payload)],
+            correlation_id=correlation_id,
+        )
     return WebhookReceipt(event_id=event_id, stored=True, inbox_item_id=stored.new[0].id)
 
 
@@ -164,26 +182,39 @@ def approval_event_enqueue(inbox_item_id: int) -> None:
     try:
         approval_event_process.apply_async(kwargs={"inbox_item_id": inbox_item_id})
     except BrokerUnavailable as exc:
-        logger.warning("approval event %s not enqueued (%s): it waits for the next cycle",
-                       inbox_item_id, exc)
+        logger.warning(
+            "approval event %s not enqueued (%s): it waits for the next cycle", inbox_item_id, exc
+        )
 
 
 def _secret_of(connection: Connection | None, *, name: str, dialect: str) -> str:
     """The connection's webhook secret, or "" (the reason logged) when there is none to use."""
     if connection is None:
-        logger.warning("webhook for %r refused: no enabled %s connection by that name "
-                       "(answered as a signature mismatch)", name, dialect)
+        logger.warning(
+            "webhook for %r refused: no enabled %s connection by that name "
+            "(answered as a signature mismatch)",
+            name,
+            dialect,
+        )
         return ""
     secret = str(connection.credentials_dict().get(SECRET_KEY) or "")
     if not secret:
-        logger.warning("webhook for %r refused: the connection has no webhook secret "
-                       "configured (`manage.py sync webhooks` sets one; answered as a signature "
-                       "mismatch)", name)
+        logger.warning(
+            "webhook for %r refused: the connection has no webhook secret "
+            "configured (`manage.py sync webhooks` sets one; answered as a signature "
+            "mismatch)",
+            name,
+        )
     return secret
 
 
 def _receive(
-    request: HttpRequest, *, name: str, dialect: str, entity: str, id_field: str,
+    request: HttpRequest,
+    *,
+    name: str,
+    dialect: str,
+    entity: str,
+    id_field: str,
     verify: Callable[[HttpRequest, str], None],
     on_stored: Callable[[int], None] | None = None,
 ) -> JsonResponse:
@@ -210,10 +241,19 @@ def _receive(
         return JsonResponse({"error": refused.message}, status=refused.status)
     correlation = (request.headers.get(CORRELATION_HEADER) or "")[:64] or None
     with correlation_scope(correlation):
-        receipt = webhook_event_store(connection=connection, entity=entity, event_id=event_id,
-                                      payload=event, correlation_id=correlation)
-        logger.info("webhook %s event %s %s", name, event_id,
-                    "stored" if receipt.stored else "already stored")
+        receipt = webhook_event_store(
+            connection=connection,
+            entity=entity,
+            event_id=event_id,
+            payload=event,
+            correlation_id=correlation,
+        )
+        logger.info(
+            "webhook %s event %s %s",
+            name,
+            event_id,
+            "stored" if receipt.stored else "already stored",
+        )
         if receipt.stored and on_stored is not None:
             # After the commit: a worker must find the event it is told about.
             transaction.on_commit(partial(on_stored, receipt.inbox_item_id))
@@ -225,8 +265,14 @@ def _receive(
 @require_POST
 def billing_webhook(request: HttpRequest, name: str) -> JsonResponse:
     """POST /hooks/billing/<connection name>: a Stripe-style signed event."""
-    return _receive(request, name=name, dialect=Dialect.STRIPE, entity=BILLING_ENTITY,
-                    id_field="id", verify=_stripe_verify)
+    return _receive(
+        request,
+        name=name,
+        dialect=Dialect.STRIPE,
+        entity=BILLING_ENTITY,
+        id_field="id",
+        verify=_stripe_verify,
+    )
 
 
 @csrf_exempt
@@ -234,6 +280,12 @@ def billing_webhook(request: HttpRequest, name: str) -> JsonResponse:
 @require_POST
 def psa_webhook(request: HttpRequest, name: str) -> JsonResponse:
     """POST /hooks/psa/<connection name>: a Kantata approval event, posted on at once."""
-    return _receive(request, name=name, dialect=Dialect.KANTATA, entity=PSA_ENTITY,
-                    id_field="event_id", verify=_kantata_verify,
-                    on_stored=approval_event_enqueue)
+    return _receive(
+        request,
+        name=name,
+        dialect=Dialect.KANTATA,
+        entity=PSA_ENTITY,
+        id_field="event_id",
+        verify=_kantata_verify,
+        on_stored=approval_event_enqueue,
+    )

@@ -63,9 +63,7 @@ def _database_url(alias: str) -> str:
     params = connections[alias].settings_dict
     if params["ENGINE"].endswith("sqlite3"):
         raise RuntimeError("A real worker needs PostgreSQL: run the suite with `make test`.")
-    return (
-        f"postgres://{params['USER']}@{params['HOST']}:{params['PORT']}/{params['NAME']}"
-    )
+    return f"postgres://{params['USER']}@{params['HOST']}:{params['PORT']}/{params['NAME']}"
 
 
 @pytest.fixture
@@ -80,10 +78,27 @@ def celery_worker_process(transactional_db) -> Iterator[subprocess.Popen]:
         REDIS_URL=settings.CELERY_BROKER_URL,
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel", "WARNING",
-         "--concurrency", "2", "--hostname", f"test-worker-{os.getpid()}@%h", "--without-mingle",
-         "--without-gossip"],
-        cwd=ROOT, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "--loglevel",
+            "WARNING",
+            "--concurrency",
+            "2",
+            "--queues",
+            "celery,events",
+            "--hostname",
+            f"test-worker-{os.getpid()}@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
     )
     time.sleep(0.5)
     try:

@@ -61,9 +61,9 @@ def child_serve(port: int) -> None:
     """Serve the sandbox (NetSuite: 50 ms latency, 10 requests in flight at most) with the
     default thread count; GET /_bench/statuses answers the count of every status sent and the
     seconds spent beyond the injected latency."""
-    from sync.sandbox.core.app import SandboxApp
-    from sync.sandbox.core.faults import FaultBook
-    from sync.sandbox.core.server import sandbox_serve
+    from sandbox.core.app import SandboxApp
+    from sandbox.core.faults import FaultBook
+    from sandbox.core.server import sandbox_serve
 
     statuses: dict[int, int] = {}
     busy = [0.0, 0.0]  # seconds answers took beyond the latency; CPU seconds of the app itself
@@ -73,9 +73,10 @@ def child_serve(port: int) -> None:
         def __call__(self, environ, start_response):
             if environ.get("PATH_INFO") == "/_bench/statuses":
                 with lock:
-                    body = json.dumps({str(k): v for k, v in sorted(statuses.items())}
-                                      | {"busy": round(busy[0], 3),
-                                         "app_cpu": round(busy[1], 3)}).encode()
+                    body = json.dumps(
+                        {str(k): v for k, v in sorted(statuses.items())}
+                        | {"busy": round(busy[0], 3), "app_cpu": round(busy[1], 3)}
+                    ).encode()
                 start_response("200 OK", [("Content-Type", "application/json")])
                 return [body]
 
@@ -94,8 +95,9 @@ def child_serve(port: int) -> None:
                     busy[1] += time.thread_time() - cpu
 
     faults = FaultBook(seed=1)
-    faults.configure(system="netsuite",
-                     changes={"latency_seconds": LATENCY, "concurrency_limit": CONCURRENCY})
+    faults.configure(
+        system="netsuite", changes={"latency_seconds": LATENCY, "concurrency_limit": CONCURRENCY}
+    )
     sandbox_serve(app=CountingSandbox(faults=faults), port=port)
 
 
@@ -113,8 +115,9 @@ def child_send(connection_id: int, threads: int, limit: int) -> dict:
 
     def loop() -> None:
         try:
-            while Delivery.objects.filter(connection_id=connection_id,
-                                          state__in=OPEN_STATES).exists():
+            while Delivery.objects.filter(
+                connection_id=connection_id, state__in=OPEN_STATES
+            ).exists():
                 counts = deliveries_send_due(**({"limit": limit} if limit else {}))
                 with lock:
                     for name in totals:
@@ -139,31 +142,49 @@ def child_send(connection_id: int, threads: int, limit: int) -> dict:
 # --- the stage --------------------------------------------------------------------------------
 def _books(base: str) -> dict[str, str]:
     """An ERP ledger to post into, written with the NetSuite connector itself."""
+    from sandbox.netsuite import views as netsuite
     from sync.connectors.base import ConnectionConfig
     from sync.connectors.netsuite import NetSuiteConnector
-    from sync.sandbox.netsuite import views as netsuite
 
-    ns = NetSuiteConnector(ConnectionConfig(
-        system="netsuite", base_url=base, timeout_seconds=30,
-        credentials={"client_id": netsuite.CLIENT_ID, "client_secret": netsuite.CLIENT_SECRET},
-    ))
+    ns = NetSuiteConnector(
+        ConnectionConfig(
+            system="netsuite",
+            base_url=base,
+            timeout_seconds=30,
+            credentials={"client_id": netsuite.CLIENT_ID, "client_secret": netsuite.CLIENT_SECRET},
+        )
+    )
     try:
+
         def create(record_type: str, body: dict) -> str:
             return ns.create(record_type=record_type, body=body)
 
         ids = {"gbp": create("currency", {"name": "Pound", "symbol": "GBP"})}
         ids["uk"] = create("subsidiary", {"name": "LB UK", "currency": {"id": ids["gbp"]}})
         ids["dept"] = create("department", {"name": "Consulting"})
-        ids["customer"] = create("customer", {"companyName": "Acme",
-                                              "subsidiary": {"id": ids["uk"]}})
-        ids["employee"] = create("employee", {
-            "firstName": "Ada", "lastName": "L", "subsidiary": {"id": ids["uk"]},
-            "department": {"id": ids["dept"]},
-        })
+        ids["customer"] = create(
+            "customer", {"companyName": "Acme", "subsidiary": {"id": ids["uk"]}}
+        )
+        ids["employee"] = create(
+            "employee",
+            {
+                "firstName": "Ada",
+                "lastName": "L",
+                "subsidiary": {"id": ids["uk"]},
+                "department": {"id": ids["dept"]},
+            },
+        )
         ids["job"] = create("job", {"companyName": "Rollout", "parent": {"id": ids["customer"]}})
         ids["task"] = create("projectTask", {"title": "Design", "company": {"id": ids["job"]}})
-        create("accountingPeriod", {"periodName": "Oct 2026", "startDate": "2026-10-01",
-                                    "endDate": "2026-10-31", "subsidiary": {"id": ids["uk"]}})
+        create(
+            "accountingPeriod",
+            {
+                "periodName": "Oct 2026",
+                "startDate": "2026-10-01",
+                "endDate": "2026-10-31",
+                "subsidiary": {"id": ids["uk"]},
+            },
+        )
     finally:
         ns.close()
     return ids
@@ -181,37 +202,62 @@ def _sandbox_get(root: str, path: str) -> dict:
         client.close()
 
 
-def _deliveries_make(*, n: int, base: str, books: dict[str, str],
-                     budget: int = CONCURRENCY) -> tuple[int, str]:
+def _deliveries_make(
+    *, n: int, base: str, books: dict[str, str], budget: int = CONCURRENCY
+) -> tuple[int, str]:
     """A fresh ERP connection (max_concurrency `budget`) with n due timeBill deliveries; every other
     NetSuite connection is disabled, so that the senders claim these only."""
     from django.contrib.contenttypes.models import ContentType
     from django.utils import timezone
 
+    from sandbox.netsuite import views as netsuite
     from sync.pipeline.models import Connection, Delivery
-    from sync.sandbox.netsuite import views as netsuite
 
     Connection.objects.filter(dialect="netsuite").update(enabled=False)
     tag = uuid.uuid4().hex[:6]
-    erp = Connection(name=f"bench-ns-{tag}", system="erp", dialect="netsuite", base_url=base,
-                     max_concurrency=budget)
+    erp = Connection(
+        name=f"bench-ns-{tag}",
+        system="erp",
+        dialect="netsuite",
+        base_url=base,
+        max_concurrency=budget,
+    )
     erp.credentials_set({"client_id": netsuite.CLIENT_ID, "client_secret": netsuite.CLIENT_SECRET})
     erp.save()
     content_type = ContentType.objects.get_for_model(Connection)
     now = timezone.now()
-    Delivery.objects.bulk_create([
-        Delivery(
-            connection=erp, operation="erp.time_bill.upsert", content_type=content_type,
-            object_id=str(i), record_version=1, idempotency_key=f"bench:{tag}:{i}:v1",
-            external_id=f"BENCH-{tag}-{i}", next_attempt_at=now, correlation_id=f"c-{i}",
-            payload={"record_type": "timeBill", "amount": "900.00", "currency": "GBP",
-                     "body": {"tranDate": "2026-10-14", "hours": "7.50", "rate": "120.00",
-                              "isBillable": True, "employee": {"id": books["employee"]},
-                              "customer": {"id": books["job"]},
-                              "caseTaskEvent": {"id": books["task"]},
-                              "subsidiary": {"id": books["uk"]}}},
-        ) for i in range(n)
-    ], batch_size=2000)
+    Delivery.objects.bulk_create(
+        [
+            Delivery(
+                connection=erp,
+                operation="erp.time_bill.upsert",
+                content_type=content_type,
+                object_id=str(i),
+                record_version=1,
+                idempotency_key=f"bench:{tag}:{i}:v1",
+                external_id=f"BENCH-{tag}-{i}",
+                next_attempt_at=now,
+                correlation_id=f"c-{i}",
+                payload={
+                    "record_type": "timeBill",
+                    "amount": "900.00",
+                    "currency": "GBP",
+                    "body": {
+                        "tranDate": "2026-10-14",
+                        "hours": "7.50",
+                        "rate": "120.00",
+                        "isBillable": True,
+                        "employee": {"id": books["employee"]},
+                        "customer": {"id": books["job"]},
+                        "caseTaskEvent": {"id": books["task"]},
+                        "subsidiary": {"id": books["uk"]},
+                    },
+                },
+            )
+            for i in range(n)
+        ],
+        batch_size=2000,
+    )
     return erp.id, tag
 
 
@@ -262,24 +308,38 @@ def _postgres_cpu_seconds(postmaster: int | None) -> float:
 
 def _child(*args: str) -> subprocess.Popen:
     return subprocess.Popen(  # noqa: S603 - this script, fixed arguments
-        [sys.executable, __file__, "--child", *args], cwd=ROOT, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        [sys.executable, __file__, "--child", *args],
+        cwd=ROOT,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
 
 
-def _setup_run(*, n: int, senders: int, limit: int, mode: str, base: str, root: str,
-               books: dict[str, str], server_pid: int, budget: int = CONCURRENCY) -> dict:
+def _setup_run(
+    *,
+    n: int,
+    senders: int,
+    limit: int,
+    mode: str,
+    base: str,
+    root: str,
+    books: dict[str, str],
+    server_pid: int,
+    budget: int = CONCURRENCY,
+) -> dict:
     from django.db import connection
 
+    from sandbox.models import SandboxRecord
     from sync.pipeline.models import Delivery
-    from sync.sandbox.models import SandboxRecord
 
     connection_id, tag = _deliveries_make(n=n, base=base, books=books, budget=budget)
     connection.close()
     processes = senders if mode == "process" else 1
     threads = 1 if mode == "process" else senders
-    children = [_child("send", str(connection_id), str(threads), str(limit))
-                for _ in range(processes)]
+    children = [
+        _child("send", str(connection_id), str(threads), str(limit)) for _ in range(processes)
+    ]
     try:
         for child in children:
             if child.stdout.readline().strip() != "ready":
@@ -293,8 +353,9 @@ def _setup_run(*, n: int, senders: int, limit: int, mode: str, base: str, root: 
         for child in children:
             child.stdin.write("go\n")
             child.stdin.flush()
-        results = [json.loads(child.communicate()[0].strip().splitlines()[-1])
-                   for child in children]
+        results = [
+            json.loads(child.communicate()[0].strip().splitlines()[-1]) for child in children
+        ]
     finally:
         for child in children:
             if child.poll() is None:
@@ -303,8 +364,7 @@ def _setup_run(*, n: int, senders: int, limit: int, mode: str, base: str, root: 
     server_cpu = _cpu_seconds(server_pid) - server_cpu
     db_cpu = _postgres_cpu_seconds(postmaster) - db_cpu
     after = _sandbox_get(root, "/_bench/statuses")
-    statuses = {k: round(v - before.get(k, 0), 1) for k, v in after.items()
-                if v - before.get(k, 0)}
+    statuses = {k: round(v - before.get(k, 0), 1) for k, v in after.items() if v - before.get(k, 0)}
     requests = sum(v for k, v in statuses.items() if k.isdigit())
     app_cpu = statuses.pop("app_cpu", 0.0)
     delivered = Delivery.objects.filter(connection_id=connection_id, state="delivered").count()
@@ -312,19 +372,30 @@ def _setup_run(*, n: int, senders: int, limit: int, mode: str, base: str, root: 
         system="netsuite", object_type="timeBill", external_id__startswith=f"BENCH-{tag}-"
     ).count()
     rate = delivered / seconds if seconds else 0.0
-    sustained = _sustained_rate(Delivery.objects.filter(
-        connection_id=connection_id, state="delivered").values_list("delivered_at", flat=True))
+    sustained = _sustained_rate(
+        Delivery.objects.filter(connection_id=connection_id, state="delivered").values_list(
+            "delivered_at", flat=True
+        )
+    )
     return {
         "setup": f"{senders} sender {mode}{'es' if mode == 'process' and senders > 1 else ''}"
-                 f"{'s' if mode == 'thread' and senders > 1 else ''}, "
-                 f"{f'claim limit {limit}' if limit else _task_defaults()}"
-                 f"{f', budget {budget}' if budget != CONCURRENCY else ''}",
-        "senders": senders, "budget": budget, "mode": mode, "limit": limit, "n": n,
-        "delivered": delivered, "erp_records": erp_records, "seconds": round(seconds, 2),
-        "per_second": round(rate, 1), "share": round(rate / ALLOWED_PER_SECOND, 3),
+        f"{'s' if mode == 'thread' and senders > 1 else ''}, "
+        f"{f'claim limit {limit}' if limit else _task_defaults()}"
+        f"{f', budget {budget}' if budget != CONCURRENCY else ''}",
+        "senders": senders,
+        "budget": budget,
+        "mode": mode,
+        "limit": limit,
+        "n": n,
+        "delivered": delivered,
+        "erp_records": erp_records,
+        "seconds": round(seconds, 2),
+        "per_second": round(rate, 1),
+        "share": round(rate / ALLOWED_PER_SECOND, 3),
         "sustained_per_second": round(sustained, 1),
         "sustained_share": round(sustained / ALLOWED_PER_SECOND, 3),
-        "too_many": int(statuses.get("429", 0)), "statuses": statuses,
+        "too_many": int(statuses.get("429", 0)),
+        "statuses": statuses,
         "server_busy_s": statuses.get("busy", 0.0),
         "server_cpu_ms_per_request": round(1000 * server_cpu / requests, 2) if requests else None,
         # The emulator's own work (the app, on its request thread), without waitress's HTTP.
@@ -355,8 +426,9 @@ def _task_defaults() -> str:
     return f"send task ({SEND_BATCH:,} or {SEND_SECONDS:.0f} s a call)"
 
 
-def delivery_stage(n: int, setups: list[tuple[int, ...]] | None = None, *,
-                   mode: str = "process") -> list[dict]:
+def delivery_stage(
+    n: int, setups: list[tuple[int, ...]] | None = None, *, mode: str = "process"
+) -> list[dict]:
     """Run each (senders, claim limit) setup on n fresh deliveries; one row per setup with
     deliveries/s, the share of the 200/s the ERP's limit allows, the 429s provoked and the
     seconds. Call with Django set up on PostgreSQL (both databases migrated)."""
@@ -371,7 +443,8 @@ def delivery_stage(n: int, setups: list[tuple[int, ...]] | None = None, *,
         port = sock.getsockname()[1]
     connection.close()
     server = subprocess.Popen(  # noqa: S603 - this script, fixed arguments
-        [sys.executable, __file__, "--child", "serve", str(port)], cwd=ROOT,
+        [sys.executable, __file__, "--child", "serve", str(port)],
+        cwd=ROOT,
     )
     root = f"http://127.0.0.1:{port}"
     base = f"{root}/netsuite"
@@ -380,14 +453,25 @@ def delivery_stage(n: int, setups: list[tuple[int, ...]] | None = None, *,
         _wait_healthy(root)
         books = _books(base)
         for senders, limit, *budget in setups or DEFAULT_SETUPS:
-            row = _setup_run(n=n, senders=senders, limit=limit, mode=mode, base=base,
-                             root=root, books=books, server_pid=server.pid,
-                             budget=budget[0] if budget else CONCURRENCY)
-            print(f"  delivery  {row['setup']:<36} {row['per_second']:>7,.1f}/s "
-                  f"= {row['share']:.0%} of {ALLOWED_PER_SECOND:.0f}/s "
-                  f"(sustained {row['sustained_per_second']:,.1f}/s "
-                  f"= {row['sustained_share']:.0%}), "
-                  f"429s: {row['too_many']:,}  ({row})", flush=True)
+            row = _setup_run(
+                n=n,
+                senders=senders,
+                limit=limit,
+                mode=mode,
+                base=base,
+                root=root,
+                books=books,
+                server_pid=server.pid,
+                budget=budget[0] if budget else CONCURRENCY,
+            )
+            print(
+                f"  delivery  {row['setup']:<36} {row['per_second']:>7,.1f}/s "
+                f"= {row['share']:.0%} of {ALLOWED_PER_SECOND:.0f}/s "
+                f"(sustained {row['sustained_per_second']:,.1f}/s "
+                f"= {row['sustained_share']:.0%}), "
+                f"429s: {row['too_many']:,}  ({row})",
+                flush=True,
+            )
             rows.append(row)
     finally:
         server.terminate()
@@ -426,29 +510,42 @@ def main(argv: list[str]) -> int:
         raise SystemExit(f"unknown child {kind}")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=4000, help="deliveries per setup")
-    parser.add_argument("--setups", default=",".join(f"{s}x{lim}" for s, lim in DEFAULT_SETUPS),
-                        help="senders x claim limit (0: the send task's own) [x connection "
-                             "budget, default 10], comma-separated")
-    parser.add_argument("--mode", choices=["process", "thread"], default="process",
-                        help="senders as processes (as Celery workers) or threads of one")
+    parser.add_argument(
+        "--setups",
+        default=",".join(f"{s}x{lim}" for s, lim in DEFAULT_SETUPS),
+        help="senders x claim limit (0: the send task's own) [x connection "
+        "budget, default 10], comma-separated",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=["process", "thread"],
+        default="process",
+        help="senders as processes (as Celery workers) or threads of one",
+    )
     args = parser.parse_args(argv)
     _django_setup()
-    print(f"{os.cpu_count()} CPUs, load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    print(
+        f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        flush=True,
+    )
     from bench.stages.machine import machine_speed
 
     print(f"machine speed before: {machine_speed()}", flush=True)
     rows = delivery_stage(args.n, _setups(args.setups), mode=args.mode)
     print(f"machine speed after: {machine_speed()}", flush=True)
     print()
-    print("| setup | deliveries/s | share of 200/s | sustained | 429s | seconds | ERP records "
-          "| load |")
+    print(
+        "| setup | deliveries/s | share of 200/s | sustained | 429s | seconds | ERP records "
+        "| load |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
-        print(f"| {row['setup']} | {row['per_second']:,.1f} | {row['share']:.0%} | "
-              f"{row['sustained_per_second']:,.1f} = {row['sustained_share']:.0%} | "
-              f"{row['too_many']:,} | {row['seconds']} | {row['erp_records']:,} / {row['n']:,} | "
-              f"{row['load_average']} |")
+        print(
+            f"| {row['setup']} | {row['per_second']:,.1f} | {row['share']:.0%} | "
+            f"{row['sustained_per_second']:,.1f} = {row['sustained_share']:.0%} | "
+            f"{row['too_many']:,} | {row['seconds']} | {row['erp_records']:,} / {row['n']:,} | "
+            f"{row['load_average']} |"
+        )
     return 0
 
 

@@ -12,7 +12,7 @@ stages' rows cannot leak in):
 - a Celery worker (prefork, concurrency 2, as scripts/run.py starts it).
 
 Set-up (not measured): the sandbox's demo firm (`sandbox seed --scale demo --seed 42`),
-connections from the sandbox (`sync connections --from-sandbox`, which also publishes the demo
+connections from the sandbox (`sandbox connect`, which also publishes the demo
 legal-entity mapping), one `sync cycle` (master data, and the demo's approved time taken in),
 the PSA connection's webhook subscribed with a fresh secret, and a warm-up of a few approvals
 (every process has loaded its code and opened its connections).
@@ -116,16 +116,27 @@ class _Processes:
     def run(self, name: str, argv: list[str]) -> float:
         started = time.perf_counter()
         with open(self.logs / f"{name}.log", "ab") as log:
-            code = subprocess.call(argv, cwd=ROOT, env=self.env, stdout=log,  # noqa: S603
-                                   stderr=subprocess.STDOUT)
+            code = subprocess.call(  # noqa: S603 - our own manage.py commands
+                argv,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         if code != 0:
             raise RuntimeError(f"{' '.join(argv[1:4])} failed:\n{self.tail(name)}")
         return time.perf_counter() - started
 
     def start(self, name: str, argv: list[str]) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
-        process = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log,  # noqa: S603
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(  # noqa: S603 - our own manage.py commands
+            argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.running.append((name, process))
         return process
 
@@ -137,8 +148,9 @@ class _Processes:
     def check(self) -> None:
         for name, process in self.running:
             if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with code {process.returncode}:\n"
-                                   f"{self.tail(name)}")
+                raise RuntimeError(
+                    f"{name} exited with code {process.returncode}:\n{self.tail(name)}"
+                )
 
     def stop(self) -> None:
         for _, process in reversed(self.running):
@@ -175,10 +187,13 @@ def latency_stage(rate: float = 20.0, seconds: float = 30.0, *, conn_max_age: in
     workdir = Path(tempfile.mkdtemp(prefix="ledgerbridge-latency-"))
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=f"{server}/{names[0]}", SANDBOX_DATABASE_URL=f"{server}/{names[1]}",
-        REDIS_URL=redis_url, LEDGERBRIDGE_VAR_DIR=str(workdir / "var"),
+        DATABASE_URL=f"{server}/{names[0]}",
+        SANDBOX_DATABASE_URL=f"{server}/{names[1]}",
+        REDIS_URL=redis_url,
+        LEDGERBRIDGE_VAR_DIR=str(workdir / "var"),
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
-        LOG_LEVEL="WARNING", DB_CONN_MAX_AGE=str(conn_max_age),
+        LOG_LEVEL="WARNING",
+        DB_CONN_MAX_AGE=str(conn_max_age),
     )
     processes = _Processes(env, workdir)
     kept = True  # the logs, unless the stage succeeds
@@ -187,35 +202,75 @@ def latency_stage(rate: float = 20.0, seconds: float = 30.0, *, conn_max_age: in
     _databases_create(server, names)
     try:
         clock = time.perf_counter()
-        migrations = [processes.start(f"migrate-{database}", [
-            *MANAGE, "migrate", "--noinput", "-v", "0", "--database", database,
-        ]) for database in ("default", "sandbox")]
+        migrations = [
+            processes.start(
+                f"migrate-{database}",
+                [
+                    *MANAGE,
+                    "migrate",
+                    "--noinput",
+                    "-v",
+                    "0",
+                    "--database",
+                    database,
+                ],
+            )
+            for database in ("default", "sandbox")
+        ]
         for migration in migrations:
             if migration.wait() != 0:
-                raise RuntimeError(f"migrate failed:\n{processes.tail('migrate-default')}\n"
-                                   f"{processes.tail('migrate-sandbox')}")
+                raise RuntimeError(
+                    f"migrate failed:\n{processes.tail('migrate-default')}\n"
+                    f"{processes.tail('migrate-sandbox')}"
+                )
         processes.running.clear()
         setup["migrate"] = time.perf_counter() - clock
-        setup["seed"] = processes.run("seed", [*MANAGE, "sandbox", "seed", "--scale", "demo",
-                                               "--seed", "42", "--reset"])
+        setup["seed"] = processes.run(
+            "seed", [*MANAGE, "sandbox", "seed", "--scale", "demo", "--seed", "42", "--reset"]
+        )
         sandbox_root = f"http://127.0.0.1:{sandbox_port}"
-        processes.run("connections", [*MANAGE, "sync", "connections", "--from-sandbox",
-                                      "--base-url", sandbox_root])
-        sandbox = processes.start("sandbox", [*MANAGE, "sandbox", "serve",
-                                              "--port", str(sandbox_port)])
+        processes.run("connections", [*MANAGE, "sandbox", "connect", "--base-url", sandbox_root])
+        sandbox = processes.start(
+            "sandbox", [*MANAGE, "sandbox", "serve", "--port", str(sandbox_port)]
+        )
         _wait_port(sandbox_port, sandbox, "the sandbox")
         setup["cycle"] = processes.run("cycle", [*MANAGE, "sync", "cycle"])
-        print(f"latency: set-up {', '.join(f'{k} {v:.1f} s' for k, v in setup.items())}; "
-              f"load average {_load()}", flush=True)
+        print(
+            f"latency: set-up {', '.join(f'{k} {v:.1f} s' for k, v in setup.items())}; "
+            f"load average {_load()}",
+            flush=True,
+        )
         bin_dir = Path(sys.executable).parent
-        portal = processes.start("portal", [str(bin_dir / "waitress-serve"),
-                                            f"--listen=127.0.0.1:{portal_port}", "--threads=8",
-                                            "portal.wsgi:application"])
-        worker = processes.start("worker", [
-            sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel", "WARNING",
-            "--concurrency", str(WORKER_CONCURRENCY), "--hostname", f"latency-{tag}@%h",
-            "--without-mingle", "--without-gossip",
-        ])
+        portal = processes.start(
+            "portal",
+            [
+                str(bin_dir / "waitress-serve"),
+                f"--listen=127.0.0.1:{portal_port}",
+                "--threads=8",
+                "portal.wsgi:application",
+            ],
+        )
+        worker = processes.start(
+            "worker",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "--loglevel",
+                "WARNING",
+                "--concurrency",
+                str(WORKER_CONCURRENCY),
+                "--queues",
+                "celery,events",
+                "--hostname",
+                f"latency-{tag}@%h",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+        )
         _wait_port(portal_port, portal, "the portal")
         deadline = time.monotonic() + 120
         while _pool_size(worker.pid) < WORKER_CONCURRENCY:
@@ -223,11 +278,21 @@ def latency_stage(rate: float = 20.0, seconds: float = 30.0, *, conn_max_age: in
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the worker's pool did not start:\n{processes.tail('worker')}")
             time.sleep(0.2)
-        args = json.dumps({"rate": rate, "seconds": seconds, "sandbox": sandbox_root,
-                           "portal": f"http://127.0.0.1:{portal_port}"})
+        args = json.dumps(
+            {
+                "rate": rate,
+                "seconds": seconds,
+                "sandbox": sandbox_root,
+                "portal": f"http://127.0.0.1:{portal_port}",
+            }
+        )
         driver = subprocess.run(  # noqa: S603 - this file, fixed arguments
-            [sys.executable, __file__, "--child", args], cwd=ROOT, env=env, capture_output=True,
-            text=True, check=False,
+            [sys.executable, __file__, "--child", args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         processes.check()
         if driver.returncode != 0:
@@ -262,8 +327,11 @@ def _subscribe(portal_url: str) -> None:
     from sync.pipeline.models import Connection
     from sync.pipeline.subscriptions import psa_webhook_subscribe
 
-    psa_webhook_subscribe(connection=Connection.objects.get(name="kantata"),
-                          portal_url=portal_url, event_types=("time_entry.approved",))
+    psa_webhook_subscribe(
+        connection=Connection.objects.get(name="kantata"),
+        portal_url=portal_url,
+        event_types=("time_entry.approved",),
+    )
 
 
 def _posted_psa_ids() -> set[str]:
@@ -287,10 +355,13 @@ def _open_days() -> dict[str, list[tuple[str, str]]]:
         periods.setdefault(entity_id, []).append((start.isoformat(), end.isoformat()))
     # Only projects open for time: a closed project's entry is parked (PROJECT_NOT_OPEN).
     entity_of = dict(Project.objects.filter(status="open").values_list("pk", "legal_entity_id"))
-    refs = ExternalRef.objects.filter(system="psa",
-                                      content_type=ContentType.objects.get_for_model(Project))
-    return {workspace: periods.get(entity_of.get(int(pk)), [])
-            for workspace, pk in refs.values_list("external_id", "object_id")}
+    refs = ExternalRef.objects.filter(
+        system="psa", content_type=ContentType.objects.get_for_model(Project)
+    )
+    return {
+        workspace: periods.get(entity_of.get(int(pk)), [])
+        for workspace, pk in refs.values_list("external_id", "object_id")
+    }
 
 
 def _in_open_period(record, open_days: dict[str, list[tuple[str, str]]]) -> bool:
@@ -301,35 +372,54 @@ def _in_open_period(record, open_days: dict[str, list[tuple[str, str]]]) -> bool
 def _entries_pick(needed: int) -> dict:
     """Unapproved entries that will pass validation, topped up with booked copies (see the
     module docstring). Returns {"ids", "unapproved", "picked", "booked"}."""
-    from sync.sandbox import storage
+    from sandbox import storage
 
     entries = storage.record_queryset(system="kantata", object_type="time_entries")
     posted_ids = _posted_psa_ids()
     open_days = _open_days()
-    posted = [r for r in entries.filter(pk__in=[int(i) for i in posted_ids]).order_by("pk")
-              if _in_open_period(r, open_days)]
+    posted = [
+        r
+        for r in entries.filter(pk__in=[int(i) for i in posted_ids]).order_by("pk")
+        if _in_open_period(r, open_days)
+    ]
     good_pairs = {(r.data.get("story_id"), r.data.get("user_id")) for r in posted}
     unapproved = list(entries.filter(status="unapproved").order_by("pk"))
-    picked = [r.pk for r in unapproved
-              if (r.data.get("story_id"), r.data.get("user_id")) in good_pairs
-              and _in_open_period(r, open_days)]
+    picked = [
+        r.pk
+        for r in unapproved
+        if (r.data.get("story_id"), r.data.get("user_id")) in good_pairs
+        and _in_open_period(r, open_days)
+    ]
     booked: list[int] = []
     for n in range(max(0, needed - len(picked))):
         model = posted[n % len(posted)]
-        data = {**model.data, "approval_status": "submitted",
-                "notes": "booked by the latency benchmark"}
+        data = {
+            **model.data,
+            "approval_status": "submitted",
+            "notes": "booked by the latency benchmark",
+        }
         data.pop("approved", None)
-        booked.append(storage.record_create(
-            system="kantata", object_type="time_entries", data=data,
-            parent_id=model.parent_id, status="unapproved",
-        ).pk)
-    return {"ids": (picked + booked)[:needed], "unapproved": len(unapproved),
-            "picked": min(len(picked), needed), "picked_of": len(picked),
-            "booked": len(booked), "posted_in_open_periods": len(posted)}
+        booked.append(
+            storage.record_create(
+                system="kantata",
+                object_type="time_entries",
+                data=data,
+                parent_id=model.parent_id,
+                status="unapproved",
+            ).pk
+        )
+    return {
+        "ids": (picked + booked)[:needed],
+        "unapproved": len(unapproved),
+        "picked": min(len(picked), needed),
+        "picked_of": len(picked),
+        "booked": len(booked),
+        "posted_in_open_periods": len(posted),
+    }
 
 
 def _wait_posted(ids: list[int], timeout: float) -> int:
-    from sync.sandbox import storage
+    from sandbox import storage
 
     keys = [f"KT-TE-{i}" for i in ids]
     bills = storage.record_queryset(system="netsuite", object_type="timeBill")
@@ -355,25 +445,43 @@ def _ms(seconds: float | None) -> float | None:
 
 def _measure(ids: list[int], since) -> dict:
     """Per entry: approval event time → timeBill created_at, and the legs in between."""
+    from sandbox import storage
+    from sandbox.models import SandboxEvent, SandboxWebhookDelivery
+    from sandbox.router import SANDBOX_DB
     from sync.pipeline.models import ExceptionItem, InboxItem, SyncRun
-    from sync.sandbox import storage
-    from sync.sandbox.models import SandboxEvent, SandboxWebhookDelivery
-    from sync.sandbox.router import SANDBOX_DB
 
-    approved = dict(SandboxEvent.objects.using(SANDBOX_DB).filter(
-        system="kantata", object_type="time_entries", action="approved", record_id__in=ids,
-    ).values_list("record_id", "occurred_at"))
-    posted = {int(ext.removeprefix("KT-TE-")): created for ext, created in
-              storage.record_queryset(system="netsuite", object_type="timeBill").filter(
-                  external_id__in=[f"KT-TE-{i}" for i in ids]
-              ).values_list("external_id", "created_at")}
-    events = {int(payload["subject_id"]): (received, processed) for payload, received, processed
-              in InboxItem.objects.filter(system="psa", entity="approval_events").values_list(
-                  "payload", "received_at", "processed_at")}
+    approved = dict(
+        SandboxEvent.objects.using(SANDBOX_DB)
+        .filter(
+            system="kantata",
+            object_type="time_entries",
+            action="approved",
+            record_id__in=ids,
+        )
+        .values_list("record_id", "occurred_at")
+    )
+    posted = {
+        int(ext.removeprefix("KT-TE-")): created
+        for ext, created in storage.record_queryset(system="netsuite", object_type="timeBill")
+        .filter(external_id__in=[f"KT-TE-{i}" for i in ids])
+        .values_list("external_id", "created_at")
+    }
+    events = {
+        int(payload["subject_id"]): (received, processed)
+        for payload, received, processed in InboxItem.objects.filter(
+            system="psa", entity="approval_events"
+        ).values_list("payload", "received_at", "processed_at")
+    }
     # When the dispatcher's round that sent each approval's webhook started.
-    dispatched = dict(SandboxWebhookDelivery.objects.using(SANDBOX_DB).filter(
-        event__record_id__in=ids, event__action="approved", delivered_at__isnull=False,
-    ).values_list("event__record_id", "delivered_at"))
+    dispatched = dict(
+        SandboxWebhookDelivery.objects.using(SANDBOX_DB)
+        .filter(
+            event__record_id__in=ids,
+            event__action="approved",
+            delivered_at__isnull=False,
+        )
+        .values_list("event__record_id", "delivered_at")
+    )
     totals, stored_legs, processed_legs, posted_legs = [], [], [], []
     woken_legs, post_legs = [], []
     late = 0
@@ -393,39 +501,52 @@ def _measure(ids: list[int], since) -> dict:
             processed_legs.append((processed - received).total_seconds())
             posted_legs.append((end - processed).total_seconds())
     totals.sort()
-    parked = Counter(ExceptionItem.objects.filter(
-        record_key__in=[f"psa:time_entry:{i}" for i in ids]
-    ).values_list("code", flat=True))
+    parked = Counter(
+        ExceptionItem.objects.filter(
+            record_key__in=[f"psa:time_entry:{i}" for i in ids]
+        ).values_list("code", flat=True)
+    )
 
     def median(values: list[float]) -> float | None:
         return _ms(_quantile(sorted(values), 0.5))
 
     # The webhook tasks' batches (one sync run each) while the entries were approved.
-    runs = list(SyncRun.objects.filter(entity="approval_events", started_at__gte=since)
-                .values_list("created", "started_at", "finished_at"))
-    batch = {"runs": len(runs),
-             "entries_per_run": round(sum(r[0] for r in runs) / len(runs), 1) if runs else None,
-             "run_p50_ms": median([(r[2] - r[1]).total_seconds() for r in runs if r[2]])}
+    runs = list(
+        SyncRun.objects.filter(entity="approval_events", started_at__gte=since).values_list(
+            "created", "started_at", "finished_at"
+        )
+    )
+    batch = {
+        "runs": len(runs),
+        "entries_per_run": round(sum(r[0] for r in runs) / len(runs), 1) if runs else None,
+        "run_p50_ms": median([(r[2] - r[1]).total_seconds() for r in runs if r[2]]),
+    }
 
     return {
         # Quantiles over every posting that arrived while we waited (10 s and a little).
-        "count": len(totals), "never_within_10s": len(ids) - len(totals) + late,
-        "parked_as_exceptions": sum(parked.values()), "parked_codes": dict(parked),
-        "p50_ms": _ms(_quantile(totals, 0.50)), "p95_ms": _ms(_quantile(totals, 0.95)),
-        "p99_ms": _ms(_quantile(totals, 0.99)), "max_ms": _ms(totals[-1] if totals else None),
+        "count": len(totals),
+        "never_within_10s": len(ids) - len(totals) + late,
+        "parked_as_exceptions": sum(parked.values()),
+        "parked_codes": dict(parked),
+        "p50_ms": _ms(_quantile(totals, 0.50)),
+        "p95_ms": _ms(_quantile(totals, 0.95)),
+        "p99_ms": _ms(_quantile(totals, 0.99)),
+        "max_ms": _ms(totals[-1] if totals else None),
         "batches": batch,
-        "legs_p50_ms": {"approval_to_dispatcher_round": median(woken_legs),
-                        "round_to_webhook_stored": median(post_legs),
-                        "approval_to_webhook_stored": median(stored_legs),
-                        "stored_to_task_processing": median(processed_legs),
-                        "processing_to_erp_stored": median(posted_legs)},
+        "legs_p50_ms": {
+            "approval_to_dispatcher_round": median(woken_legs),
+            "round_to_webhook_stored": median(post_legs),
+            "approval_to_webhook_stored": median(stored_legs),
+            "stored_to_task_processing": median(processed_legs),
+            "processing_to_erp_stored": median(posted_legs),
+        },
     }
 
 
 def child_drive(rate: float, seconds: float, sandbox_root: str, portal_url: str) -> dict:
     from django.utils import timezone
 
-    from sync.sandbox.kantata.webhooks import time_entries_approve
+    from sandbox.kantata.webhooks import time_entries_approve
 
     _subscribe(portal_url)
     total = int(rate * seconds)
@@ -449,8 +570,14 @@ def child_drive(rate: float, seconds: float, sandbox_root: str, portal_url: str)
     _wait_posted(measured, timeout=ARRIVAL_LIMIT_SECONDS + 2)
     result = _measure(measured, since)
     result.update(
-        rate=rate, seconds=round(approving, 1), approved=len(measured), warm_up=warmed,
-        load_before=load_before, load_after=_load(), rows=result["count"], **chosen,
+        rate=rate,
+        seconds=round(approving, 1),
+        approved=len(measured),
+        warm_up=warmed,
+        load_before=load_before,
+        load_after=_load(),
+        rows=result["count"],
+        **chosen,
     )
     return result
 
@@ -459,17 +586,21 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] == "--child":
         _django_setup()
         args = json.loads(argv[1])
-        print(json.dumps(child_drive(args["rate"], args["seconds"], args["sandbox"],
-                                     args["portal"])))
+        print(
+            json.dumps(child_drive(args["rate"], args["seconds"], args["sandbox"], args["portal"]))
+        )
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=20.0, help="approvals per second")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long to approve")
-    parser.add_argument("--conn-max-age", type=int, default=60,
-                        help="DB_CONN_MAX_AGE of the portal and worker (60: the default)")
+    parser.add_argument(
+        "--conn-max-age",
+        type=int,
+        default=60,
+        help="DB_CONN_MAX_AGE of the portal and worker (60: the default)",
+    )
     args = parser.parse_args(argv)
-    result = latency_stage(rate=args.rate, seconds=args.seconds,
-                           conn_max_age=args.conn_max_age)
+    result = latency_stage(rate=args.rate, seconds=args.seconds, conn_max_age=args.conn_max_age)
     print(json.dumps(result, indent=2))
     return 0
 

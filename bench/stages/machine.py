@@ -34,9 +34,14 @@ def _python_once() -> float:
     for i in range(PYTHON_ITEMS):
         hours = Decimal(i % 9 + 1) / 4
         rate = Decimal(100 + i % 50)
-        entry = {"id": f"TE-{i}", "worker": f"W-{i % 1000}", "date": f"2026-10-{i % 28 + 1:02d}",
-                 "hours": str(hours), "rate": str(rate),
-                 "amount": str((hours * rate).quantize(cent, ROUND_HALF_UP))}
+        entry = {
+            "id": f"TE-{i}",
+            "worker": f"W-{i % 1000}",
+            "date": f"2026-10-{i % 28 + 1:02d}",
+            "hours": str(hours),
+            "rate": str(rate),
+            "amount": str((hours * rate).quantize(cent, ROUND_HALF_UP)),
+        }
         decoded = json.loads(json.dumps(entry, sort_keys=True))
         total += Decimal(decoded["amount"])
     return (time.process_time() - started) * 1000
@@ -70,5 +75,7 @@ def machine_speed() -> dict[str, float]:
 
 def machine_line(label: str) -> str:
     speed = machine_speed()
-    return (f"machine speed {label}: reference Python {speed['python_ms']:.0f} ms, "
-            f"PostgreSQL {speed['postgres_ms']:.0f} ms (lower is faster; bench/README.md)")
+    return (
+        f"machine speed {label}: reference Python {speed['python_ms']:.0f} ms, "
+        f"PostgreSQL {speed['postgres_ms']:.0f} ms (lower is faster; bench/README.md)"
+    )

@@ -137,13 +137,18 @@ class OAuth2ClientCredentials:
                 kind=CONFIGURATION, message="token_url, client_id and client_secret are required"
             )
         self.token_url = token_url
-        self._form = {"grant_type": "client_credentials", "client_id": client_id,
-                      "client_secret": client_secret, **(extra or {})}
+        self._form = {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            **(extra or {}),
+        }
         if scope:
             self._form["scope"] = scope
         self._clock = clock
-        self._shared_key = _SharedTokens.key(token_url, self._form) if clock is time.monotonic \
-            else None
+        self._shared_key = (
+            _SharedTokens.key(token_url, self._form) if clock is time.monotonic else None
+        )
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at: float | None = None
@@ -164,12 +169,22 @@ class OAuth2ClientCredentials:
             ):
                 return self._token
             # One attempt: the request that needs the token owns the retries (no nesting).
-            answer = http.request("POST", self.token_url, data=self._form, authenticate=False,
-                                  idempotent=True, not_found=CONFIGURATION, attempts=1).json()
+            answer = http.request(
+                "POST",
+                self.token_url,
+                data=self._form,
+                authenticate=False,
+                idempotent=True,
+                not_found=CONFIGURATION,
+                attempts=1,
+            ).json()
             token = answer.get("access_token") if isinstance(answer, dict) else None
             if not token:
-                raise TransportError(kind=CONFIGURATION, status=200,
-                                     message="the token endpoint answered without access_token")
+                raise TransportError(
+                    kind=CONFIGURATION,
+                    status=200,
+                    message="the token endpoint answered without access_token",
+                )
             expires_in = answer.get("expires_in")
             # Renew a minute early so that a token never expires between check and use.
             self._expires_at = (

@@ -102,8 +102,9 @@ def time_entry_from_row(row: Mapping[str, str], *, row_number: int) -> dict[str,
     try:
         performed = iso_date(raw_date)
     except ValueError:
-        raise RowInvalid("date_performed", f"date_performed must be YYYY-MM-DD, got {raw_date!r}"
-                         ) from None
+        raise RowInvalid(
+            "date_performed", f"date_performed must be YYYY-MM-DD, got {raw_date!r}"
+        ) from None
     rate, currency = _rate(row)
     return {
         "id": row["entry_id"].strip(),
@@ -133,15 +134,20 @@ def time_entries_read(stream: IO[str]) -> Iterator[dict[str, Any] | RejectedRow]
     if "time_in_minutes" not in header and "hours" not in header:
         missing.append("time_in_minutes or hours")
     if missing:
-        raise TransportError(kind=CONFIGURATION,
-                             message=f"the CSV drop lacks the columns: {', '.join(missing)}")
+        raise TransportError(
+            kind=CONFIGURATION, message=f"the CSV drop lacks the columns: {', '.join(missing)}"
+        )
     reader.fieldnames = header
     seen: set[str] = set()
     for index, raw in enumerate(reader):
         row_number = index + 2  # the header is row 1, as in a spreadsheet
         if None in raw:
-            yield RejectedRow(row_number, "the row has more cells than the header", "",
-                              {k: v for k, v in raw.items() if isinstance(v, str)})
+            yield RejectedRow(
+                row_number,
+                "the row has more cells than the header",
+                "",
+                {k: v for k, v in raw.items() if isinstance(v, str)},
+            )
             continue
         row = {k: (v or "") for k, v in raw.items()}
         try:
@@ -150,8 +156,9 @@ def time_entries_read(stream: IO[str]) -> Iterator[dict[str, Any] | RejectedRow]
             yield RejectedRow(row_number, exc.message, exc.field, row)
             continue
         if record["id"] in seen:
-            yield RejectedRow(row_number, f"entry_id {record['id']} appears twice in this drop",
-                              "entry_id", row)
+            yield RejectedRow(
+                row_number, f"entry_id {record['id']} appears twice in this drop", "entry_id", row
+            )
             continue
         seen.add(record["id"])
         yield record
@@ -160,14 +167,16 @@ def time_entries_read(stream: IO[str]) -> Iterator[dict[str, Any] | RejectedRow]
 class CsvDropConnector:
     """Reads one dropped file page by page; `cursor` is the number of data rows already read."""
 
-    def __init__(self, path: str | Path, *, page_size: int = PAGE_SIZE,
-                 encoding: str = "utf-8-sig") -> None:
+    def __init__(
+        self, path: str | Path, *, page_size: int = PAGE_SIZE, encoding: str = "utf-8-sig"
+    ) -> None:
         self.path = Path(path)
         self.page_size = page_size
         self.encoding = encoding
 
-    def pull(self, *, entity: str = "time_entries", since: str | None = None,
-             cursor: str | None = None) -> Iterator[Page]:
+    def pull(
+        self, *, entity: str = "time_entries", since: str | None = None, cursor: str | None = None
+    ) -> Iterator[Page]:
         """Pages of records, each with the rows rejected among them. `since` is ignored (a
         drop is read whole); the watermark is None."""
         if entity != "time_entries":
@@ -177,8 +186,9 @@ class CsvDropConnector:
             yield from pages_from_stream(stream, page_size=self.page_size, skip=skip)
 
 
-def pages_from_stream(stream: IO[str], *, page_size: int = PAGE_SIZE, skip: int = 0
-                      ) -> Iterator[Page]:
+def pages_from_stream(
+    stream: IO[str], *, page_size: int = PAGE_SIZE, skip: int = 0
+) -> Iterator[Page]:
     records: list[dict[str, Any]] = []
     rejected: list[RejectedRow] = []
     consumed = 0
@@ -191,8 +201,9 @@ def pages_from_stream(stream: IO[str], *, page_size: int = PAGE_SIZE, skip: int 
         else:
             records.append(item)
         if len(records) + len(rejected) >= page_size:
-            yield Page(records=records, next_cursor=str(consumed), watermark=None,
-                       rejected=tuple(rejected))
+            yield Page(
+                records=records, next_cursor=str(consumed), watermark=None, rejected=tuple(rejected)
+            )
             records, rejected = [], []
     yield Page(records=records, next_cursor=None, watermark=None, rejected=tuple(rejected))
 

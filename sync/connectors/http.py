@@ -69,24 +69,40 @@ DEFAULT_MAX_RETRY_WAIT = 30.0
 RETRY_BASE_SECONDS = 0.5
 
 # Vendor codes that mean "slow down", whatever the status they come with.
-RATE_LIMIT_CODES = frozenset({
-    "REQUEST_LIMIT_EXCEEDED",  # Salesforce (403, or 429 for concurrent requests)
-    "rate_limit",  # Kantata
-    "CONCURRENCY_LIMIT_EXCEEDED",  # NetSuite
-    "SSS_REQUEST_LIMIT_EXCEEDED",  # NetSuite
-    "rate_limit_error",  # Stripe error type
-})
+RATE_LIMIT_CODES = frozenset(
+    {
+        "REQUEST_LIMIT_EXCEEDED",  # Salesforce (403, or 429 for concurrent requests)
+        "rate_limit",  # Kantata
+        "CONCURRENCY_LIMIT_EXCEEDED",  # NetSuite
+        "SSS_REQUEST_LIMIT_EXCEEDED",  # NetSuite
+        "rate_limit_error",  # Stripe error type
+    }
+)
 # Conflicts that clear by themselves: retry later rather than park the record.
 TRANSIENT_CONFLICT_CODES = frozenset(
     {"idempotency_key_in_use", "lock_timeout", "UNABLE_TO_LOCK_ROW"}
 )
 # 4xx codes that mean our configuration or mapping is wrong, not the record.
-CONFIGURATION_CODES = frozenset({
-    "INVALID_SESSION_ID", "INVALID_AUTH_HEADER", "API_DISABLED_FOR_ORG", "INSUFFICIENT_ACCESS",
-    "INVALID_FIELD", "INVALID_TYPE", "MALFORMED_QUERY", "INVALID_FIELD_FOR_INSERT_UPDATE",
-    "invalidFilter", "invalid_client", "invalid_client_id", "invalid_grant",
-    "unsupported_grant_type", "unauthorized_client", "INVALID_LOGIN", "authentication",
-})
+CONFIGURATION_CODES = frozenset(
+    {
+        "INVALID_SESSION_ID",
+        "INVALID_AUTH_HEADER",
+        "API_DISABLED_FOR_ORG",
+        "INSUFFICIENT_ACCESS",
+        "INVALID_FIELD",
+        "INVALID_TYPE",
+        "MALFORMED_QUERY",
+        "INVALID_FIELD_FOR_INSERT_UPDATE",
+        "invalidFilter",
+        "invalid_client",
+        "invalid_client_id",
+        "invalid_grant",
+        "unsupported_grant_type",
+        "unauthorized_client",
+        "INVALID_LOGIN",
+        "authentication",
+    }
+)
 # A write whose gateway gave up may still have been committed behind it.
 GATEWAY_STATUSES = frozenset({502, 504})
 
@@ -111,8 +127,11 @@ class Answer:
             return json_decode(self.content)
         except ValueError as exc:
             raise TransportError(
-                kind=TRANSIENT if self.idempotent else INDETERMINATE, status=self.status,
-                message=f"the answer is not JSON: {exc}", method=self.method, url=self.url,
+                kind=TRANSIENT if self.idempotent else INDETERMINATE,
+                status=self.status,
+                message=f"the answer is not JSON: {exc}",
+                method=self.method,
+                url=self.url,
             ) from exc
 
 
@@ -177,7 +196,11 @@ def error_details(body: Any) -> tuple[str, str]:
 
 
 def failure_classify(
-    *, status: int, idempotent: bool, vendor_code: str = "", not_found: str = CONFIGURATION,
+    *,
+    status: int,
+    idempotent: bool,
+    vendor_code: str = "",
+    not_found: str = CONFIGURATION,
     should_retry: bool | None = None,
 ) -> str:
     """The kind of an HTTP error answer (status >= 300). Pure: the table tests call it directly.
@@ -211,8 +234,10 @@ def _is_dns_failure(exc: BaseException) -> bool:
         if isinstance(seen, socket.gaierror):
             return True
         text = str(seen).lower()
-        if "name or service not known" in text or "nodename nor servname" in text or (
-            "temporary failure in name resolution" in text
+        if (
+            "name or service not known" in text
+            or "nodename nor servname" in text
+            or ("temporary failure in name resolution" in text)
         ):
             return True
         seen = seen.__cause__ or seen.__context__
@@ -230,8 +255,13 @@ def exception_classify(exc: httpx.HTTPError, *, idempotent: bool) -> str:
         return CONFIGURATION
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return TRANSIENT
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError
-                  | httpx.TooManyRedirects | httpx.InvalidURL):
+    if isinstance(
+        exc,
+        httpx.UnsupportedProtocol
+        | httpx.LocalProtocolError
+        | httpx.TooManyRedirects
+        | httpx.InvalidURL,
+    ):
         return CONFIGURATION
     if isinstance(exc, httpx.TransportError | httpx.DecodingError):
         # ReadTimeout, WriteTimeout, ReadError, WriteError, RemoteProtocolError, proxy errors.
@@ -319,7 +349,8 @@ class VendorHttp:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self.bucket = (
             TokenBucket(rate=config.rate_per_second, clock=clock, sleep=sleep)
-            if config.rate_per_second else None
+            if config.rate_per_second
+            else None
         )
         self.cap = ConcurrencyCap(config.max_concurrency)
         self.api_usage: tuple[int, int] | None = None  # last Sforce-Limit-Info seen
@@ -329,11 +360,16 @@ class VendorHttp:
             transport=transport,
             verify=_ssl_context(),
             timeout=timeout,
-            limits=httpx.Limits(max_connections=config.max_concurrency,
-                                max_keepalive_connections=config.max_concurrency),
+            limits=httpx.Limits(
+                max_connections=config.max_concurrency,
+                max_keepalive_connections=config.max_concurrency,
+            ),
             follow_redirects=False,
-            headers={"User-Agent": "Ledgerbridge/1.0", "Accept": "application/json",
-                     **(default_headers or {})},
+            headers={
+                "User-Agent": "Ledgerbridge/1.0",
+                "Accept": "application/json",
+                **(default_headers or {}),
+            },
         )
 
     def close(self) -> None:
@@ -385,13 +421,24 @@ class VendorHttp:
             attempt += 1
             try:
                 return self._send_once(
-                    method, url, params=params, json=json, data=data, content=content,
-                    headers=headers, idempotent=idempotent, not_found=not_found,
-                    correlation=correlation, authenticate=authenticate,
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    data=data,
+                    content=content,
+                    headers=headers,
+                    idempotent=idempotent,
+                    not_found=not_found,
+                    correlation=correlation,
+                    authenticate=authenticate,
                 )
             except TransportError as error:
-                if error.status == 401 and authenticate and not refreshed and (
-                    self.auth.invalidate()
+                if (
+                    error.status == 401
+                    and authenticate
+                    and not refreshed
+                    and (self.auth.invalidate())
                 ):
                     # An expired token: the request was refused, not applied; retry once.
                     refreshed = True
@@ -408,18 +455,35 @@ class VendorHttp:
         return max(self._rng.uniform(0, ceiling), error.retry_after or 0.0)
 
     def _send_once(
-        self, method: str, url: str, *, params, json, data, content, headers, idempotent: bool,
-        not_found: str, correlation: str, authenticate: bool,
+        self,
+        method: str,
+        url: str,
+        *,
+        params,
+        json,
+        data,
+        content,
+        headers,
+        idempotent: bool,
+        not_found: str,
+        correlation: str,
+        authenticate: bool,
     ) -> Answer:
         outgoing = {self.config.correlation_header: correlation, **(headers or {})}
         try:
             request = self._client.build_request(
-                method, url, params=params, json=json, data=data, content=content,
+                method,
+                url,
+                params=params,
+                json=json,
+                data=data,
+                content=content,
                 headers=outgoing,
             )
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-            raise TransportError(kind=CONFIGURATION, message=f"bad URL: {exc}",
-                                 method=method, url=url) from exc
+            raise TransportError(
+                kind=CONFIGURATION, message=f"bad URL: {exc}", method=method, url=url
+            ) from exc
         if authenticate:
             request.headers.update(
                 self.auth.headers(method=method, url=str(request.url), http=self)
@@ -436,21 +500,33 @@ class VendorHttp:
                     response.close()
             except httpx.HTTPError as exc:
                 request_stats.record(
-                    connection=self._label, seconds=time.perf_counter() - started,
+                    connection=self._label,
+                    seconds=time.perf_counter() - started,
                     outcome=outcome_of(None, timed_out=isinstance(exc, httpx.TimeoutException)),
                 )
                 kind = exception_classify(exc, idempotent=idempotent)
                 raise TransportError(
-                    kind=kind, message=f"{type(exc).__name__}: {exc}", method=method,
+                    kind=kind,
+                    message=f"{type(exc).__name__}: {exc}",
+                    method=method,
                     url=str(request.url),
                 ) from exc
-            request_stats.record(connection=self._label, seconds=time.perf_counter() - started,
-                                 outcome=outcome_of(response.status_code))
+            request_stats.record(
+                connection=self._label,
+                seconds=time.perf_counter() - started,
+                outcome=outcome_of(response.status_code),
+            )
         usage = limit_info_parse(response.headers.get("sforce-limit-info"))
         if usage is not None:
             self.api_usage = usage
-        answer = Answer(status=response.status_code, headers=response.headers, content=body,
-                        method=method, url=str(request.url), idempotent=idempotent)
+        answer = Answer(
+            status=response.status_code,
+            headers=response.headers,
+            content=body,
+            method=method,
+            url=str(request.url),
+            idempotent=idempotent,
+        )
         if 200 <= response.status_code < 300 or (
             response.status_code == 404 and not_found == ABSENT
         ):
@@ -467,12 +543,17 @@ class VendorHttp:
             message = answer.content[:300].decode("utf-8", "replace") or f"HTTP {answer.status}"
         should = answer.headers.get("stripe-should-retry")
         kind = failure_classify(
-            status=answer.status, idempotent=answer.idempotent, vendor_code=vendor_code,
-            not_found=not_found, should_retry=None if should is None else should == "true",
+            status=answer.status,
+            idempotent=answer.idempotent,
+            vendor_code=vendor_code,
+            not_found=not_found,
+            should_retry=None if should is None else should == "true",
         )
         retry_after = retry_after_parse(answer.headers.get("retry-after"))
-        if kind == TRANSIENT and retry_after is None and (
-            answer.status == 429 or vendor_code in RATE_LIMIT_CODES
+        if (
+            kind == TRANSIENT
+            and retry_after is None
+            and (answer.status == 429 or vendor_code in RATE_LIMIT_CODES)
         ):
             retry_after = (
                 SALESFORCE_LIMIT_BACKOFF if answer.status == 403 else self.rate_limit_backoff
@@ -480,6 +561,11 @@ class VendorHttp:
         if vendor_code == "REQUEST_LIMIT_EXCEEDED" and self.api_usage is not None:
             message = f"{message} (api-usage {self.api_usage[0]}/{self.api_usage[1]})"
         return TransportError(
-            kind=kind, status=answer.status, vendor_code=vendor_code, message=message,
-            retry_after=retry_after, method=answer.method, url=answer.url,
+            kind=kind,
+            status=answer.status,
+            vendor_code=vendor_code,
+            message=message,
+            retry_after=retry_after,
+            method=answer.method,
+            url=answer.url,
         )

@@ -50,8 +50,10 @@ class KantataConnector:
         approved_only: bool = True,
     ) -> None:
         self.http = http or VendorHttp(
-            config, auth=BearerAuth(config.credentials.get("access_token", "")),
-            transport=transport, **(http_options or {}),
+            config,
+            auth=BearerAuth(config.credentials.get("access_token", "")),
+            transport=transport,
+            **(http_options or {}),
         )
         self.per_page = max(1, min(per_page, MAX_PER_PAGE))
         self.approved_only = approved_only
@@ -61,7 +63,11 @@ class KantataConnector:
 
     # -- reads -----------------------------------------------------------------------------
     def pull(
-        self, *, entity: str, since: str | None = None, cursor: str | None = None,
+        self,
+        *,
+        entity: str,
+        since: str | None = None,
+        cursor: str | None = None,
         filters: Mapping[str, str] | None = None,
     ) -> Iterator[Page]:
         """Records of `entity` updated after `since`, oldest id first, page by page.
@@ -92,8 +98,9 @@ class KantataConnector:
                 watermark = watermark_max(watermark, record.get("updated_at"))
             page_count = int((body.get("meta") or {}).get("page_count") or 0)
             more = page < page_count and len(records) > 0
-            return Page(records=records, next_cursor=str(page + 1) if more else None,
-                        watermark=watermark)
+            return Page(
+                records=records, next_cursor=str(page + 1) if more else None, watermark=watermark
+            )
 
         return pages_follow(fetch, cursor=cursor)
 
@@ -111,9 +118,11 @@ class KantataConnector:
             meta = body.get("meta") or {}
             next_position = meta.get("next_cursor")
             more = bool(meta.get("has_more")) and next_position not in (None, position)
-            return Page(records=_side_loaded(body, CHANGE_EVENTS),
-                        next_cursor=str(next_position) if more else None,
-                        watermark=None if next_position is None else str(next_position))
+            return Page(
+                records=_side_loaded(body, CHANGE_EVENTS),
+                next_cursor=str(next_position) if more else None,
+                watermark=None if next_position is None else str(next_position),
+            )
 
         return pages_follow(fetch, cursor=cursor)
 
@@ -147,7 +156,9 @@ class KantataConnector:
         existing = self.get_by_external_id(record_type=record_type, external_id=external_id)
         if existing is not None:
             answer = self.http.request(
-                "PUT", f"{record_type}/{existing['id']}.json", json={wrapper: attributes},
+                "PUT",
+                f"{record_type}/{existing['id']}.json",
+                json={wrapper: attributes},
                 not_found=PERMANENT,
             )
         else:
@@ -169,5 +180,8 @@ def _side_loaded(body: Any, key: str) -> list[dict[str, Any]]:
     if not isinstance(body, dict):
         return []
     by_id = body.get(key) or {}
-    return [by_id[r["id"]] for r in body.get("results", [])
-            if r.get("key") == key and r.get("id") in by_id]
+    return [
+        by_id[r["id"]]
+        for r in body.get("results", [])
+        if r.get("key") == key and r.get("id") in by_id
+    ]

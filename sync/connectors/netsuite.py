@@ -40,18 +40,80 @@ WATERMARK_FORMAT = "YYYY-MM-DD HH24:MI:SS"
 
 # What a pull selects per record type (SuiteQL column names); override with `columns=`.
 DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "customer": ("id", "externalid", "companyname", "entityid", "subsidiary", "currency",
-                 "isinactive", "vatregnumber", "creditlimit"),
-    "employee": ("id", "externalid", "firstname", "lastname", "entityid", "email",
-                 "subsidiary", "department", "supervisor", "isinactive", "title"),
-    "job": ("id", "externalid", "companyname", "entityid", "parent", "subsidiary", "currency",
-            "entitystatus", "startdate", "projectedenddate", "isinactive"),
-    "timeBill": ("id", "externalid", "employee", "customer", "casetaskevent", "trandate",
-                 "hours", "rate", "isbillable", "approvalstatus", "memo"),
-    "invoice": ("id", "externalid", "tranid", "entity", "job", "trandate", "duedate",
-                "currency", "status", "total", "amountremaining", "otherrefnum"),
-    "customerPayment": ("id", "externalid", "tranid", "customer", "trandate", "payment",
-                        "currency", "memo"),
+    "customer": (
+        "id",
+        "externalid",
+        "companyname",
+        "entityid",
+        "subsidiary",
+        "currency",
+        "isinactive",
+        "vatregnumber",
+        "creditlimit",
+    ),
+    "employee": (
+        "id",
+        "externalid",
+        "firstname",
+        "lastname",
+        "entityid",
+        "email",
+        "subsidiary",
+        "department",
+        "supervisor",
+        "isinactive",
+        "title",
+    ),
+    "job": (
+        "id",
+        "externalid",
+        "companyname",
+        "entityid",
+        "parent",
+        "subsidiary",
+        "currency",
+        "entitystatus",
+        "startdate",
+        "projectedenddate",
+        "isinactive",
+    ),
+    "timeBill": (
+        "id",
+        "externalid",
+        "employee",
+        "customer",
+        "casetaskevent",
+        "trandate",
+        "hours",
+        "rate",
+        "isbillable",
+        "approvalstatus",
+        "memo",
+    ),
+    "invoice": (
+        "id",
+        "externalid",
+        "tranid",
+        "entity",
+        "job",
+        "trandate",
+        "duedate",
+        "currency",
+        "status",
+        "total",
+        "amountremaining",
+        "otherrefnum",
+    ),
+    "customerPayment": (
+        "id",
+        "externalid",
+        "tranid",
+        "customer",
+        "trandate",
+        "payment",
+        "currency",
+        "memo",
+    ),
     "accountingPeriod": ("id", "periodname", "startdate", "enddate", "closed"),
 }
 
@@ -96,8 +158,9 @@ class NetSuiteConnector:
         columns: Mapping[str, Sequence[str]] | None = None,
         page_size: int = PAGE_SIZE,
     ) -> None:
-        self.http = http or VendorHttp(config, auth=self._auth(config), transport=transport,
-                                       **(http_options or {}))
+        self.http = http or VendorHttp(
+            config, auth=self._auth(config), transport=transport, **(http_options or {})
+        )
         self.columns = {**DEFAULT_COLUMNS, **(columns or {})}
         self.page_size = page_size
 
@@ -106,15 +169,18 @@ class NetSuiteConnector:
         c = config.credentials
         if c.get("token_id"):
             return NetSuiteTokenAuth(
-                account=c.get("account_id", ""), consumer_key=c.get("consumer_key", ""),
-                consumer_secret=c.get("consumer_secret", ""), token_id=c.get("token_id", ""),
+                account=c.get("account_id", ""),
+                consumer_key=c.get("consumer_key", ""),
+                consumer_secret=c.get("consumer_secret", ""),
+                token_id=c.get("token_id", ""),
                 token_secret=c.get("token_secret", ""),
             )
         if c.get("client_id"):
             return OAuth2ClientCredentials(
                 token_url=c.get("token_url")
                 or config.base_url.rstrip("/") + "/services/rest/auth/oauth2/v1/token",
-                client_id=c["client_id"], client_secret=c.get("client_secret", ""),
+                client_id=c["client_id"],
+                client_secret=c.get("client_secret", ""),
             )
         return BearerAuth(c.get("access_token", ""))
 
@@ -122,9 +188,14 @@ class NetSuiteConnector:
         self.http.close()
 
     # -- reads -----------------------------------------------------------------------------
-    def suiteql(self, query: str, *, cursor: str | None = None,
-                watermark_column: str | None = None, since: str | None = None
-                ) -> Iterator[Page]:
+    def suiteql(
+        self,
+        query: str,
+        *,
+        cursor: str | None = None,
+        watermark_column: str | None = None,
+        since: str | None = None,
+    ) -> Iterator[Page]:
         """Any SuiteQL query, page by page (cursor: the offset)."""
         watermark = since
 
@@ -132,18 +203,26 @@ class NetSuiteConnector:
             nonlocal watermark
             offset = int_cursor(position, default=0)
             body = self.http.request(
-                "POST", SUITEQL, params={"limit": self.page_size, "offset": offset},
-                json={"q": query}, headers={"Prefer": "transient"}, idempotent=True,
+                "POST",
+                SUITEQL,
+                params={"limit": self.page_size, "offset": offset},
+                json={"q": query},
+                headers={"Prefer": "transient"},
+                idempotent=True,
             ).json()
-            items = [{k: v for k, v in item.items() if k != "links"}
-                     for item in body.get("items") or []]
+            items = [
+                {k: v for k, v in item.items() if k != "links"} for item in body.get("items") or []
+            ]
             if watermark_column:
                 # A fixed-width "YYYY-MM-DD HH:MM:SS": string order is time order.
                 stamps = [i[watermark_column] for i in items if i.get(watermark_column)]
                 watermark = max([*stamps, *([watermark] if watermark else [])], default=None)
             more = bool(body.get("hasMore")) and len(items) > 0
-            return Page(records=items, next_cursor=str(offset + len(items)) if more else None,
-                        watermark=watermark)
+            return Page(
+                records=items,
+                next_cursor=str(offset + len(items)) if more else None,
+                watermark=watermark,
+            )
 
         return pages_follow(fetch, cursor=cursor)
 
@@ -160,8 +239,10 @@ class NetSuiteConnector:
         if not columns:
             raise ValueError(f"no column list for NetSuite record type {entity!r}; pass columns=")
         items = ", ".join(map(_identifier, columns))
-        query = (f"SELECT {items}, TO_CHAR(lastmodifieddate, '{WATERMARK_FORMAT}') AS "  # noqa: S608
-                 f"{WATERMARK_COLUMN} FROM {_identifier(entity)}")
+        query = (
+            f"SELECT {items}, TO_CHAR(lastmodifieddate, '{WATERMARK_FORMAT}') AS "  # noqa: S608
+            f"{WATERMARK_COLUMN} FROM {_identifier(entity)}"
+        )
         if since is not None:
             query += f" WHERE lastmodifieddate > {suiteql_timestamp(since)}"
         query += " ORDER BY id"
@@ -169,8 +250,9 @@ class NetSuiteConnector:
 
     def get_by_external_id(self, *, record_type: str, external_id: str) -> dict[str, Any] | None:
         """The record with this externalId, or None (a 404 NONEXISTENT_ID)."""
-        answer = self.http.request("GET", self._eid_path(record_type, external_id),
-                                   not_found=ABSENT)
+        answer = self.http.request(
+            "GET", self._eid_path(record_type, external_id), not_found=ABSENT
+        )
         return None if answer.status == 404 else answer.json()
 
     # -- writes ----------------------------------------------------------------------------
@@ -195,8 +277,11 @@ class NetSuiteConnector:
             return record_id
         found = self.get_by_external_id(record_type=record_type, external_id=external_id)
         if found is None:
-            raise TransportError(kind=INDETERMINATE, status=answer.status,
-                                 message=f"{record_type} eid:{external_id} written but not found")
+            raise TransportError(
+                kind=INDETERMINATE,
+                status=answer.status,
+                message=f"{record_type} eid:{external_id} written but not found",
+            )
         return str(found["id"])
 
     def create(self, *, record_type: str, body: Mapping[str, Any]) -> str:
@@ -205,8 +290,11 @@ class NetSuiteConnector:
         answer = self.http.request("POST", f"{RECORD}/{_identifier(record_type)}", json=body)
         record_id = record_id_from_location(answer.headers.get("location"))
         if record_id is None:
-            raise TransportError(kind=INDETERMINATE, status=answer.status,
-                                 message=f"{record_type} created without a Location header")
+            raise TransportError(
+                kind=INDETERMINATE,
+                status=answer.status,
+                message=f"{record_type} created without a Location header",
+            )
         return record_id
 
     @staticmethod

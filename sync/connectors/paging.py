@@ -15,8 +15,9 @@ from sync.connectors.base import PERMANENT, Page, TransportError
 MAX_PAGES = 1_000_000
 
 
-def pages_follow(fetch: Callable[[str | None], Page], *, cursor: str | None = None
-                 ) -> Iterator[Page]:
+def pages_follow(
+    fetch: Callable[[str | None], Page], *, cursor: str | None = None
+) -> Iterator[Page]:
     """Yield pages from `cursor` until one has no `next_cursor`.
 
     Raises TransportError(PERMANENT) when a page hands back the cursor it was fetched with

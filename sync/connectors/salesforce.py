@@ -33,20 +33,57 @@ BATCH_SIZE = 2000
 # What a pull selects per sObject (SOQL has no SELECT *); override with `fields=`.
 DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
     "Account": (
-        "Id", "Name", "AccountNumber", "Type", "Industry", "ParentId", "BillingStreet",
-        "BillingCity", "BillingPostalCode", "BillingCountry", "CurrencyIsoCode",
-        "ERP_Customer_Id__c", "Tax_Registration__c", "Credit_Status__c", EXTERNAL_ID_FIELD,
-        "LastModifiedDate", "IsDeleted",
+        "Id",
+        "Name",
+        "AccountNumber",
+        "Type",
+        "Industry",
+        "ParentId",
+        "BillingStreet",
+        "BillingCity",
+        "BillingPostalCode",
+        "BillingCountry",
+        "CurrencyIsoCode",
+        "ERP_Customer_Id__c",
+        "Tax_Registration__c",
+        "Credit_Status__c",
+        EXTERNAL_ID_FIELD,
+        "LastModifiedDate",
+        "IsDeleted",
     ),
     "Opportunity": (
-        "Id", "Name", "AccountId", "StageName", "CloseDate", "Amount", "CurrencyIsoCode",
-        "Probability", "IsClosed", "IsWon", "Billing_Model__c", "Legal_Entity__c",
-        EXTERNAL_ID_FIELD, "LastModifiedDate", "IsDeleted",
+        "Id",
+        "Name",
+        "AccountId",
+        "StageName",
+        "CloseDate",
+        "Amount",
+        "CurrencyIsoCode",
+        "Probability",
+        "IsClosed",
+        "IsWon",
+        "Billing_Model__c",
+        "Legal_Entity__c",
+        EXTERNAL_ID_FIELD,
+        "LastModifiedDate",
+        "IsDeleted",
     ),
     "Contract": (
-        "Id", "AccountId", "ContractNumber", "Status", "StartDate", "EndDate", "ContractTerm",
-        "Opportunity__c", "Billing_Model__c", "Contract_Value__c", "CurrencyIsoCode",
-        "SOW_Number__c", EXTERNAL_ID_FIELD, "LastModifiedDate", "IsDeleted",
+        "Id",
+        "AccountId",
+        "ContractNumber",
+        "Status",
+        "StartDate",
+        "EndDate",
+        "ContractTerm",
+        "Opportunity__c",
+        "Billing_Model__c",
+        "Contract_Value__c",
+        "CurrencyIsoCode",
+        "SOW_Number__c",
+        EXTERNAL_ID_FIELD,
+        "LastModifiedDate",
+        "IsDeleted",
     ),
 }
 
@@ -96,8 +133,9 @@ class SalesforceConnector:
     ) -> None:
         credentials = config.credentials
         self.api_version = credentials.get("api_version", API_VERSION).lstrip("v")
-        self.http = http or VendorHttp(config, auth=self._auth(config), transport=transport,
-                                       **(http_options or {}))
+        self.http = http or VendorHttp(
+            config, auth=self._auth(config), transport=transport, **(http_options or {})
+        )
         self.fields = {**DEFAULT_FIELDS, **(fields or {})}
         self.external_id_field = _identifier(external_id_field)
         self.batch_size = batch_size
@@ -139,8 +177,9 @@ class SalesforceConnector:
             soql += f" WHERE LastModifiedDate > {soql_datetime(since)}"
         return self.query(soql, cursor=cursor, since=since)
 
-    def query(self, soql: str, *, cursor: str | None = None, since: str | None = None
-              ) -> Iterator[Page]:
+    def query(
+        self, soql: str, *, cursor: str | None = None, since: str | None = None
+    ) -> Iterator[Page]:
         """Any SOQL query, followed through nextRecordsUrl to its last batch."""
         watermark = since
         options = {"Sforce-Query-Options": f"batchSize={self.batch_size}"}
@@ -148,8 +187,9 @@ class SalesforceConnector:
         def fetch(position: str | None) -> Page:
             nonlocal watermark
             if position is None:
-                answer = self.http.request("GET", f"{self._data}/query",
-                                           params={"q": soql}, headers=options)
+                answer = self.http.request(
+                    "GET", f"{self._data}/query", params={"q": soql}, headers=options
+                )
             else:
                 answer = self.http.request("GET", position, headers=options)
             body = answer.json()
@@ -193,11 +233,16 @@ class SalesforceConnector:
         Raises TransportError (PERMANENT with vendor_code MULTIPLE_CHOICES when the value
         matches several records; INDETERMINATE when the answer was lost).
         """
-        path = (f"{self._data}/sobjects/{_identifier(record_type)}/{self.external_id_field}/"
-                f"{quote(external_id, safe='')}")
+        path = (
+            f"{self._data}/sobjects/{_identifier(record_type)}/{self.external_id_field}/"
+            f"{quote(external_id, safe='')}"
+        )
         # The URL names the record; the same field in the body is an error at Salesforce.
-        payload = {k: v for k, v in body.items()
-                   if k.lower() not in {self.external_id_field.lower(), "id", "attributes"}}
+        payload = {
+            k: v
+            for k, v in body.items()
+            if k.lower() not in {self.external_id_field.lower(), "id", "attributes"}
+        }
         answer = self.http.request("PATCH", path, json=payload)
         result = answer.json() if answer.content else None
         if isinstance(result, dict) and result.get("id"):

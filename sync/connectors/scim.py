@@ -43,8 +43,10 @@ class ScimConnector:
         page_size: int = PAGE_SIZE,
     ) -> None:
         self.http = http or VendorHttp(
-            config, auth=BearerAuth(config.credentials.get("access_token", "")),
-            transport=transport, default_headers={"Accept": "application/scim+json"},
+            config,
+            auth=BearerAuth(config.credentials.get("access_token", "")),
+            transport=transport,
+            default_headers={"Accept": "application/scim+json"},
             **(http_options or {}),
         )
         self.page_size = page_size
@@ -78,13 +80,15 @@ class ScimConnector:
             served = int(body.get("itemsPerPage") or len(records))
             following = start + served
             more = served > 0 and following <= total
-            return Page(records=records, next_cursor=str(following) if more else None,
-                        watermark=watermark)
+            return Page(
+                records=records, next_cursor=str(following) if more else None, watermark=watermark
+            )
 
         return pages_follow(fetch, cursor=cursor)
 
-    def get_by_external_id(self, *, record_type: str = "Users", external_id: str
-                           ) -> dict[str, Any] | None:
+    def get_by_external_id(
+        self, *, record_type: str = "Users", external_id: str
+    ) -> dict[str, Any] | None:
         """The user whose externalId (the HR worker key) is `external_id`, or None."""
         body = self.http.request(
             "GET", record_type, params={"filter": f"externalId eq {scim_string(external_id)}"}

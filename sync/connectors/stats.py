@@ -46,15 +46,18 @@ def redis_client() -> Any:
     import redis
     from django.conf import settings
 
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5,
-                                socket_connect_timeout=0.5)
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
 
 
 class RequestStats:
     """This process's counts since its last flush. Thread-safe (sender threads record)."""
 
-    def __init__(self, *, redis_factory: Callable[[], Any] = redis_client,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        redis_factory: Callable[[], Any] = redis_client,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._redis_factory = redis_factory
         self._redis: Any = None
         self._clock = clock
@@ -96,7 +99,6 @@ class RequestStats:
         except Exception as exc:
             logger.debug("connector request counts not stored: %s", exc)
 
-
     def close(self) -> None:
         """Flush, then close the Redis client (at exit: before the interpreter tears down the
         modules its destructor needs)."""
@@ -110,8 +112,9 @@ request_stats = RequestStats()
 atexit.register(request_stats.close)
 
 
-def requests_read(redis: Any) -> tuple[dict[tuple[str, str], int],
-                                       dict[str, tuple[list[tuple[str, int]], float]]]:
+def requests_read(
+    redis: Any,
+) -> tuple[dict[tuple[str, str], int], dict[str, tuple[list[tuple[str, int]], float]]]:
     """({(connection, outcome): count}, {connection: (cumulative [(le, count)], sum)}) as
     summed in Redis by every process."""
     counts = {  # rsplit: a connection's name may hold a "|", an outcome never does

@@ -80,7 +80,11 @@ def stripe_form_encode(values: Mapping[str, Any]) -> str:
 
 
 def stripe_signature_verify(
-    payload: bytes, header: str, secret: str, *, tolerance_seconds: int = 300,
+    payload: bytes,
+    header: str,
+    secret: str,
+    *,
+    tolerance_seconds: int = 300,
     now: float | None = None,
 ) -> None:
     """Check a webhook's `Stripe-Signature` header against the raw request body.
@@ -137,9 +141,12 @@ class StripeConnector:
         credentials = config.credentials
         self.http = http or VendorHttp(
             config,
-            auth=StripeKeyAuth(credentials.get("secret_key") or credentials.get("api_key", ""),
-                               api_version=credentials.get("api_version")),
-            transport=transport, **(http_options or {}),
+            auth=StripeKeyAuth(
+                credentials.get("secret_key") or credentials.get("api_key", ""),
+                api_version=credentials.get("api_version"),
+            ),
+            transport=transport,
+            **(http_options or {}),
         )
         self.page_size = max(1, min(page_size, 100))
 
@@ -171,8 +178,11 @@ class StripeConnector:
             for record in records:
                 watermark = watermark_max(watermark, _iso(record.get("created")))
             more = bool(body.get("has_more")) and bool(records)
-            return Page(records=records, next_cursor=records[-1]["id"] if more else None,
-                        watermark=watermark)
+            return Page(
+                records=records,
+                next_cursor=records[-1]["id"] if more else None,
+                watermark=watermark,
+            )
 
         return pages_follow(fetch, cursor=cursor)
 
@@ -193,12 +203,16 @@ class StripeConnector:
         if record_type not in SEARCHABLE:
             # Not knowable here; a retry of the write with the same Idempotency-Key is safe
             # (Stripe replays the first answer), so the caller should simply retry.
-            raise TransportError(kind=TRANSIENT, vendor_code="search_unsupported",
-                                 message=f"Stripe cannot search {record_type}: retry the write "
-                                         "with the same Idempotency-Key")
+            raise TransportError(
+                kind=TRANSIENT,
+                vendor_code="search_unsupported",
+                message=f"Stripe cannot search {record_type}: retry the write "
+                "with the same Idempotency-Key",
+            )
         escaped = external_id.replace("\\", "\\\\").replace("'", "\\'")
         body = self.http.request(
-            "GET", f"/v1/{record_type}/search",
+            "GET",
+            f"/v1/{record_type}/search",
             params={"query": f"metadata['{EXTERNAL_ID_KEY}']:'{escaped}'", "limit": 2},
         ).json()
         found = body.get("data") or []
@@ -211,7 +225,9 @@ class StripeConnector:
         if not idempotency_key:
             raise ValueError("every Stripe write needs an idempotency key")
         return self.http.request(
-            "POST", path, content=stripe_form_encode(values).encode(),
+            "POST",
+            path,
+            content=stripe_form_encode(values).encode(),
             headers={**FORM, "Idempotency-Key": idempotency_key},
         ).json()
 
@@ -256,5 +272,8 @@ class StripeConnector:
 
     def invoice_finalize(self, *, invoice_id: str, idempotency_key: str) -> dict:
         """POST /v1/invoices/{id}/finalize: the draft gets its number and becomes open."""
-        return self.post(f"/v1/invoices/{quote(invoice_id, safe='')}/finalize", values={},
-                         idempotency_key=idempotency_key)
+        return self.post(
+            f"/v1/invoices/{quote(invoice_id, safe='')}/finalize",
+            values={},
+            idempotency_key=idempotency_key,
+        )

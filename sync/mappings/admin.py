@@ -69,8 +69,9 @@ def _with_effective_date(
     done: str,
 ):
     """An action that first asks for an effective date on an intermediate page."""
-    form = EffectiveDateForm(request.POST if "apply" in request.POST else None,
-                             initial={"effective_from": initial})
+    form = EffectiveDateForm(
+        request.POST if "apply" in request.POST else None, initial={"effective_from": initial}
+    )
     if "apply" in request.POST and form.is_valid():
         day = form.cleaned_data["effective_from"]
         _run_each(admin_view, request, queryset, lambda obj: apply(obj, day), done=done)
@@ -127,7 +128,8 @@ class MappingSetAdmin(SimpleHistoryAdmin):
         def draft(mapping_set: MappingSet) -> MappingVersion:
             base = (
                 mapping_set.versions.filter(status=Status.PUBLISHED)
-                .order_by("-effective_from").first()
+                .order_by("-effective_from")
+                .first()
             )
             return services.mapping_version_create_draft(
                 mapping_set=mapping_set, based_on=base, user=request.user
@@ -162,7 +164,12 @@ class MappingEntryInline(admin.TabularInline):
 @admin.register(MappingVersion)
 class MappingVersionAdmin(SimpleHistoryAdmin):
     list_display = (
-        "mapping_set", "number", "status", "effective_from", "published_at", "published_by",
+        "mapping_set",
+        "number",
+        "status",
+        "effective_from",
+        "published_at",
+        "published_by",
     )
     list_filter = ("status", "mapping_set__kind", "mapping_set")
     list_select_related = ("mapping_set", "published_by")
@@ -172,8 +179,17 @@ class MappingVersionAdmin(SimpleHistoryAdmin):
     history_list_display = ["history_actor"]
     actions = ["submit", "send_back", "publish", "retire", "draft_from_selected", "rollback"]
     _ALWAYS_READ_ONLY = (
-        "mapping_set", "number", "status", "based_on", "created_at", "created_by",
-        "submitted_at", "submitted_by", "published_at", "published_by", "retired_at",
+        "mapping_set",
+        "number",
+        "status",
+        "based_on",
+        "created_at",
+        "created_by",
+        "submitted_at",
+        "submitted_by",
+        "published_at",
+        "published_by",
+        "retired_at",
         "retired_by",
     )
 
@@ -197,8 +213,10 @@ class MappingVersionAdmin(SimpleHistoryAdmin):
     def save_model(self, request, obj, form, change) -> None:
         if form.has_changed():
             services.mapping_version_update(
-                version=obj, effective_from=form.cleaned_data.get("effective_from"),
-                notes=form.cleaned_data.get("notes", ""), user=request.user,
+                version=obj,
+                effective_from=form.cleaned_data.get("effective_from"),
+                notes=form.cleaned_data.get("notes", ""),
+                user=request.user,
             )
 
     def save_formset(self, request, form, formset, change) -> None:
@@ -224,8 +242,10 @@ class MappingVersionAdmin(SimpleHistoryAdmin):
                     version=version, source_value=original, user=request.user
                 )
             entry = services.mapping_entry_set(
-                version=version, source_value=data["source_value"],
-                target_value=data["target_value"], attributes=data.get("attributes") or {},
+                version=version,
+                source_value=data["source_value"],
+                target_value=data["target_value"],
+                attributes=data.get("attributes") or {},
                 user=request.user,
             )
             if original is None:
@@ -236,7 +256,9 @@ class MappingVersionAdmin(SimpleHistoryAdmin):
     @admin.action(description="Submit for review", permissions=["change"])
     def submit(self, request, queryset):
         _run_each(
-            self, request, queryset,
+            self,
+            request,
+            queryset,
             lambda v: services.mapping_version_submit(version=v, user=request.user),
             done="Submitted for review",
         )
@@ -244,7 +266,9 @@ class MappingVersionAdmin(SimpleHistoryAdmin):
     @admin.action(description="Send back to draft", permissions=["publish"])
     def send_back(self, request, queryset):
         _run_each(
-            self, request, queryset,
+            self,
+            request,
+            queryset,
             lambda v: services.mapping_version_send_back(version=v, user=request.user),
             done="Sent back to draft",
         )
@@ -253,7 +277,11 @@ class MappingVersionAdmin(SimpleHistoryAdmin):
     def publish(self, request, queryset):
         planned = {v.effective_from for v in queryset}
         return _with_effective_date(
-            self, request, queryset, title="Publish mapping versions", action="publish",
+            self,
+            request,
+            queryset,
+            title="Publish mapping versions",
+            action="publish",
             initial=planned.pop() if len(planned) == 1 else None,
             apply=lambda v, day: services.mapping_version_publish(
                 version=v, effective_from=day, user=request.user
@@ -264,7 +292,9 @@ class MappingVersionAdmin(SimpleHistoryAdmin):
     @admin.action(description="Retire", permissions=["publish"])
     def retire(self, request, queryset):
         _run_each(
-            self, request, queryset,
+            self,
+            request,
+            queryset,
             lambda v: services.mapping_version_retire(version=v, user=request.user),
             done="Retired",
         )
@@ -272,7 +302,9 @@ class MappingVersionAdmin(SimpleHistoryAdmin):
     @admin.action(description="Open a new draft from this version", permissions=["change"])
     def draft_from_selected(self, request, queryset):
         _run_each(
-            self, request, queryset.select_related("mapping_set"),
+            self,
+            request,
+            queryset.select_related("mapping_set"),
             lambda v: services.mapping_version_create_draft(
                 mapping_set=v.mapping_set, based_on=v, user=request.user
             ),
@@ -286,7 +318,9 @@ class MappingVersionAdmin(SimpleHistoryAdmin):
     def rollback(self, request, queryset):
         # Four eyes: the copy waits in review for another mapping admin to publish it.
         return _with_effective_date(
-            self, request, queryset.select_related("mapping_set"),
+            self,
+            request,
+            queryset.select_related("mapping_set"),
             title=(
                 "Roll back: submit a new version with these entries for review "
                 "(another mapping admin publishes it)"
@@ -333,14 +367,21 @@ class OwnershipRuleAdmin(SimpleHistoryAdmin):
         data = form.cleaned_data
         if change:
             saved = services.ownership_rule_update(
-                rule=obj, owner_system=data["owner_system"],
-                effective_from=data["effective_from"], effective_to=data["effective_to"],
-                notes=data["notes"], user=request.user,
+                rule=obj,
+                owner_system=data["owner_system"],
+                effective_from=data["effective_from"],
+                effective_to=data["effective_to"],
+                notes=data["notes"],
+                user=request.user,
             )
         else:
             saved = services.ownership_rule_set(
-                entity=data["entity"], field=data["field"], owner_system=data["owner_system"],
-                effective_from=data["effective_from"], effective_to=data["effective_to"],
-                notes=data["notes"], user=request.user,
+                entity=data["entity"],
+                field=data["field"],
+                owner_system=data["owner_system"],
+                effective_from=data["effective_from"],
+                effective_to=data["effective_to"],
+                notes=data["notes"],
+                user=request.user,
             )
         obj.pk = saved.pk

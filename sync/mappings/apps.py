@@ -28,9 +28,10 @@ def ownership_defaults_restore(sender, using: str = "default", **kwargs) -> None
     from django.apps import apps
     from django.db import connections
 
-    if using != "default" or apps.get_model("mappings", "OwnershipRule").objects.using(
-        using
-    ).exists():
+    if (
+        using != "default"
+        or apps.get_model("mappings", "OwnershipRule").objects.using(using).exists()
+    ):
         return
     from django.conf import settings
 

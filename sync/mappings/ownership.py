@@ -143,8 +143,11 @@ def ownership_merge(
         else:
             result.refused.append(
                 RefusedChange(
-                    field=name, attempted=value, current=now,
-                    owner_system=owner, source_system=source_system,
+                    field=name,
+                    attempted=value,
+                    current=now,
+                    owner_system=owner,
+                    source_system=source_system,
                 )
             )
     return result

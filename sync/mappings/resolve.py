@@ -100,8 +100,11 @@ class MappingTable:
                 table[source] = (target, frozen)
         return cls(
             TableVersion(
-                set_slug=slug, version_id=version_id, number=number,
-                effective_from=effective_from, entries=tables[version_id],
+                set_slug=slug,
+                version_id=version_id,
+                number=number,
+                effective_from=effective_from,
+                entries=tables[version_id],
             )
             for version_id, slug, number, effective_from in heads
         )
@@ -135,8 +138,11 @@ class MappingTable:
             return None
         target, attributes = hit
         return Resolved(
-            set_slug=set_slug, target_value=target, attributes=attributes,
-            version_id=version.version_id, version_number=version.number,
+            set_slug=set_slug,
+            target_value=target,
+            attributes=attributes,
+            version_id=version.version_id,
+            version_number=version.number,
         )
 
     def versions_on(self, on: dt.date, *, sets: Iterable[str] | None = None) -> dict[str, int]:

@@ -70,8 +70,11 @@ def ownership_book_load(*, on: dt.date | None = None) -> OwnershipBook:
     return OwnershipBook(
         (
             Rule(
-                entity=entity, field=field, owner_system=owner,
-                effective_from=start, effective_to=end,
+                entity=entity,
+                field=field,
+                owner_system=owner,
+                effective_from=start,
+                effective_to=end,
             )
             for entity, field, owner, start, end in rules.values_list(
                 "entity", "field", "owner_system", "effective_from", "effective_to"

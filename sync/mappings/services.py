@@ -82,8 +82,8 @@ def _day(value: Any, *, name: str) -> dt.date:
 
 def _version_lock(version: MappingVersion) -> MappingVersion:
     """The version re-read under a row lock: concurrent moves of one version queue up."""
-    return MappingVersion.objects.select_for_update().select_related("mapping_set").get(
-        pk=version.pk
+    return (
+        MappingVersion.objects.select_for_update().select_related("mapping_set").get(pk=version.pk)
     )
 
 
@@ -92,8 +92,11 @@ def _move(version: MappingVersion, *, to: str) -> None:
         version.status == to
     ):
         raise MappingTransitionRefused(
-            model="MappingVersion", pk=version.pk, field="status",
-            from_status=version.status, to_status=to,
+            model="MappingVersion",
+            pk=version.pk,
+            field="status",
+            from_status=version.status,
+            to_status=to,
         )
     version.status = to
 
@@ -105,7 +108,10 @@ def _entries_copy(*, source: MappingVersion, target: MappingVersion, user: UserO
         for s, t, a in rows
     ]
     bulk_create_with_history(
-        entries, MappingEntry, batch_size=ENTRY_BATCH, default_user=user,
+        entries,
+        MappingEntry,
+        batch_size=ENTRY_BATCH,
+        default_user=user,
         custom_historical_attrs={"history_actor": _actor(user)},
     )
     return len(entries)
@@ -126,7 +132,11 @@ def mapping_set_create(
 ) -> MappingSet:
     """Create a mapping set (no versions yet). Raises MappingInvalid (e.g. slug taken)."""
     mapping_set = MappingSet(
-        slug=slug, name=name, kind=kind, system=system, connector=connector,
+        slug=slug,
+        name=name,
+        kind=kind,
+        system=system,
+        connector=connector,
         description=description,
     )
     with transaction.atomic():
@@ -153,7 +163,10 @@ def mapping_version_create_draft(
         raise MappingError(f"{based_on} is not a version of {locked_set}.")
     last = locked_set.versions.aggregate(last=Max("number"))["last"] or 0
     version = MappingVersion(
-        mapping_set=locked_set, number=last + 1, based_on=based_on, created_by=user,
+        mapping_set=locked_set,
+        number=last + 1,
+        based_on=based_on,
+        created_by=user,
         notes=notes,
     )
     _save(version, user=user)
@@ -267,7 +280,9 @@ def _effective_date_clash_check(
 ) -> None:
     clash = (
         MappingVersion.objects.filter(
-            mapping_set_id=mapping_set_id, status=Status.PUBLISHED, effective_from=effective_from,
+            mapping_set_id=mapping_set_id,
+            status=Status.PUBLISHED,
+            effective_from=effective_from,
         )
         .exclude(pk=exclude_pk)
         .first()
@@ -289,8 +304,10 @@ def _four_eyes_check(version: MappingVersion, *, user: UserOrSystem) -> None:
     if user is None:
         return
     roles = [
-        role for role, author_id in (
-            ("created", version.created_by_id), ("submitted", version.submitted_by_id)
+        role
+        for role, author_id in (
+            ("created", version.created_by_id),
+            ("submitted", version.submitted_by_id),
         )
         if author_id == user.pk
     ]
@@ -382,7 +399,9 @@ def mapping_version_rollback(
     MappingSet.objects.select_for_update().filter(pk=mapping_set.pk).first()
     _effective_date_clash_check(mapping_set_id=mapping_set.pk, effective_from=effective_from)
     draft = mapping_version_create_draft(
-        mapping_set=mapping_set, based_on=to_version, user=user,
+        mapping_set=mapping_set,
+        based_on=to_version,
+        user=user,
         notes=f"Rollback to version {to_version.number}.",
     )
     draft = mapping_version_update(
@@ -433,7 +452,8 @@ def ownership_rule_set(
     if rule is None:
         predecessor = next(
             (
-                r for r in rules
+                r
+                for r in rules
                 if r.effective_to is None
                 and isinstance(effective_from, dt.date)
                 and r.effective_from < effective_from

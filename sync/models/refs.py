@@ -40,7 +40,10 @@ class ExternalRef(CanonicalModel):
     # Reference data: no database constraint or index of its own (both unique constraints lead
     # with system and include it), PROTECT is enforced by Django (docs/decisions.md #21).
     content_type = models.ForeignKey(
-        ContentType, on_delete=models.PROTECT, related_name="+", db_constraint=False,
+        ContentType,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
         db_index=False,
     )
     # Text, not an integer: Currency's primary key is its ISO code.

@@ -27,17 +27,27 @@ OWN_CORRELATION_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex, as sync.pipelin
 class ConnectionForm(forms.ModelForm):
     base_url = forms.URLField(max_length=500, required=False, assume_scheme="https")
     new_credentials = forms.CharField(
-        required=False, max_length=10_000,
+        required=False,
+        max_length=10_000,
         widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
-        help_text="JSON object, e.g. {\"token\": \"…\"}. Stored encrypted and never shown again; "
+        help_text='JSON object, e.g. {"token": "…"}. Stored encrypted and never shown again; '
         "leave blank to keep the current credentials.",
     )
 
     class Meta:
         model = Connection
-        fields = ["name", "system", "dialect", "base_url", "enabled", "rate_per_second",
-                  "max_concurrency", "timeout_seconds", "pull_interval_seconds",
-                  "circuit_open_until"]
+        fields = [
+            "name",
+            "system",
+            "dialect",
+            "base_url",
+            "enabled",
+            "rate_per_second",
+            "max_concurrency",
+            "timeout_seconds",
+            "pull_interval_seconds",
+            "circuit_open_until",
+        ]
 
     def clean_new_credentials(self) -> dict | None:
         raw = self.cleaned_data["new_credentials"].strip()
@@ -73,8 +83,15 @@ class ConnectionForm(forms.ModelForm):
 @admin.register(Connection)
 class ConnectionAdmin(SimpleHistoryAdmin):
     form = ConnectionForm
-    list_display = ["name", "system", "dialect", "base_url", "enabled", "has_credentials",
-                    "circuit_open_until"]
+    list_display = [
+        "name",
+        "system",
+        "dialect",
+        "base_url",
+        "enabled",
+        "has_credentials",
+        "circuit_open_until",
+    ]
     list_filter = ["system", "dialect", "enabled"]
     # The history view would show ciphertext; it is still no place for credentials.
     history_list_display = ["enabled", "base_url"]
@@ -98,13 +115,15 @@ class CorrelationIdSearch:
     term searches as usual: `icontains` over the search fields, a sequential scan.
     """
 
-    search_help_text = "Any part of the fields listed, or a correlation id: pasted whole (32 " \
+    search_help_text = (
+        "Any part of the fields listed, or a correlation id: pasted whole (32 "
         "hex characters) or as correlation:<id>, found exactly."
+    )
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
         if term.lower().startswith(CORRELATION_PREFIX):
-            return queryset.filter(correlation_id=term[len(CORRELATION_PREFIX):].strip()), False
+            return queryset.filter(correlation_id=term[len(CORRELATION_PREFIX) :].strip()), False
         if OWN_CORRELATION_ID.fullmatch(term):
             traced = queryset.filter(correlation_id=term)
             if traced.exists():
@@ -114,8 +133,15 @@ class CorrelationIdSearch:
 
 @admin.register(InboxItem)
 class InboxItemAdmin(CorrelationIdSearch, admin.ModelAdmin):
-    list_display = ["id", "system", "entity", "external_id", "status", "received_at",
-                    "correlation_id"]
+    list_display = [
+        "id",
+        "system",
+        "entity",
+        "external_id",
+        "status",
+        "received_at",
+        "correlation_id",
+    ]
     list_filter = ["system", "entity", "status"]
     search_fields = ["external_id", "correlation_id"]
     readonly_fields = [f.name for f in InboxItem._meta.fields]
@@ -126,8 +152,16 @@ class InboxItemAdmin(CorrelationIdSearch, admin.ModelAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(CorrelationIdSearch, admin.ModelAdmin):
-    list_display = ["id", "operation", "external_id", "record_version", "state", "attempts",
-                    "next_attempt_at", "target_id"]
+    list_display = [
+        "id",
+        "operation",
+        "external_id",
+        "record_version",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "target_id",
+    ]
     list_filter = ["state", "operation", "connection"]
     search_fields = ["external_id", "idempotency_key", "correlation_id", "target_id"]
     show_full_result_count = False  # a row per posting: no whole-table count on every page
@@ -141,8 +175,15 @@ class DeliveryAdmin(CorrelationIdSearch, admin.ModelAdmin):
 class TargetRecordAdmin(admin.ModelAdmin):
     """Read-only: what the targets hold is learned from them, never typed in."""
 
-    list_display = ["id", "connection", "record_type", "external_id", "target_id", "source",
-                    "seen_at"]
+    list_display = [
+        "id",
+        "connection",
+        "record_type",
+        "external_id",
+        "target_id",
+        "source",
+        "seen_at",
+    ]
     list_filter = ["connection", "record_type", "source"]
     search_fields = ["external_id", "target_id"]
     readonly_fields = [f.name for f in TargetRecord._meta.fields]
@@ -159,8 +200,22 @@ class TargetRecordAdmin(admin.ModelAdmin):
 
 @admin.register(SyncRun)
 class SyncRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "connection", "entity", "status", "started_at", "finished_at",
-                    "pulled", "created", "updated", "unchanged", "refused", "failed", "delivered"]
+    list_display = [
+        "id",
+        "kind",
+        "connection",
+        "entity",
+        "status",
+        "started_at",
+        "finished_at",
+        "pulled",
+        "created",
+        "updated",
+        "unchanged",
+        "refused",
+        "failed",
+        "delivered",
+    ]
     list_filter = ["kind", "status"]
     readonly_fields = [f.name for f in SyncRun._meta.fields]
 
@@ -170,8 +225,18 @@ class SyncRunAdmin(admin.ModelAdmin):
 
 @admin.register(ExceptionItem)
 class ExceptionItemAdmin(CorrelationIdSearch, SimpleHistoryAdmin):
-    list_display = ["id", "queue", "code", "record_key", "status", "money_at_risk", "currency",
-                    "occurrences", "sla_due_at", "assignee"]
+    list_display = [
+        "id",
+        "queue",
+        "code",
+        "record_key",
+        "status",
+        "money_at_risk",
+        "currency",
+        "occurrences",
+        "sla_due_at",
+        "assignee",
+    ]
     list_filter = ["queue", "status", "stage", "code"]
     search_fields = ["record_key", "correlation_id", "root_cause"]
     readonly_fields = [f.name for f in ExceptionItem._meta.fields if f.name != "assignee"]

@@ -53,11 +53,11 @@ from sync.logging import run_scope
 from sync.models import TimeEntry
 from sync.pipeline.cycle import erp_connection_get, source_connector_for
 from sync.pipeline.delivery import deliveries_send
-from sync.pipeline.exceptions import Failure, exception_items_close_for, exception_items_raise
+from sync.pipeline.exception_items import Failure, exception_items_close_for, exception_items_raise
 from sync.pipeline.inbox import inbox_store
 from sync.pipeline.models import Connection, Delivery, InboxItem, SyncRun
 from sync.pipeline.models.connections import Dialect, System
-from sync.pipeline.models.exceptions import Queue, Stage
+from sync.pipeline.models.exception_items import Queue, Stage
 from sync.pipeline.time_posting import time_entries_process
 
 logger = logging.getLogger(__name__)
@@ -118,8 +118,9 @@ def _instant(value: Any, errors: list[str]) -> dt.datetime | None:
         except ValueError:
             parsed = None
     if parsed is None or parsed.tzinfo is None:
-        errors.append("`occurred_at` must be an ISO 8601 time with its offset, "
-                      f"got {_shown(value)}.")
+        errors.append(
+            f"`occurred_at` must be an ISO 8601 time with its offset, got {_shown(value)}."
+        )
         return None
     return parsed
 
@@ -127,7 +128,7 @@ def _instant(value: Any, errors: list[str]) -> dt.datetime | None:
 def approval_event_parse(payload: Any) -> ApprovalEvent:
     """Read one PSA approval event strictly. Raises EventMalformed naming every field it refuses.
 
-    Shape (sync/sandbox/kantata/webhooks.py): {"event_id", "event_type": "time_entry.approved" |
+    Shape (sandbox/kantata/webhooks.py): {"event_id", "event_type": "time_entry.approved" |
     "expense.approved", "subject_type": "time_entries" | "expenses", "subject_id": digits,
     "occurred_at": ISO 8601 with offset}, optionally "subject": the approved record itself.
     """
@@ -138,12 +139,15 @@ def approval_event_parse(payload: Any) -> ApprovalEvent:
     event_type = payload.get("event_type")
     entity = SUBJECT_ENTITIES.get(event_type) if isinstance(event_type, str) else None
     if entity is None:
-        errors.append(f"`event_type` must be one of {', '.join(SUBJECT_ENTITIES)}, "
-                      f"got {_shown(event_type)}.")
+        errors.append(
+            f"`event_type` must be one of {', '.join(SUBJECT_ENTITIES)}, got {_shown(event_type)}."
+        )
     subject_type = payload.get("subject_type")
     if entity is not None and subject_type != entity:
-        errors.append(f"`subject_type` must be {entity!r} for a {event_type} event, "
-                      f"got {_shown(subject_type)}.")
+        errors.append(
+            f"`subject_type` must be {entity!r} for a {event_type} event, "
+            f"got {_shown(subject_type)}."
+        )
     subject_id = _id(payload, "subject_id", errors)
     if subject_id is not None and not (subject_id.isascii() and subject_id.isdigit()):
         errors.append(f"`subject_id` must be a PSA record id (digits), got {_shown(subject_id)}.")
@@ -152,12 +156,19 @@ def approval_event_parse(payload: Any) -> ApprovalEvent:
     if subject is not None and (
         not isinstance(subject, dict) or str(subject.get("id")) != str(subject_id)
     ):
-        errors.append("`subject`, when sent, must be the approved record with the id "
-                      "`subject_id` names.")
+        errors.append(
+            "`subject`, when sent, must be the approved record with the id `subject_id` names."
+        )
     if errors:
         raise EventMalformed(" ".join(errors))
-    return ApprovalEvent(event_id=event_id, event_type=event_type, entity=entity,
-                         subject_id=subject_id, occurred_at=occurred_at, subject=subject)
+    return ApprovalEvent(
+        event_id=event_id,
+        event_type=event_type,
+        entity=entity,
+        subject_id=subject_id,
+        occurred_at=occurred_at,
+        subject=subject,
+    )
 
 
 @dataclass
@@ -181,28 +192,39 @@ def _record_key(event_id: str) -> str:
 
 def _malformed(item: InboxItem, reason: str) -> Failure:
     return Failure(
-        record_key=_record_key(item.external_id or f"inbox-{item.id}"), stage=Stage.PARSE,
-        queue=Queue.INTEGRATION_OPS, code="MALFORMED_PAYLOAD", category="technical",
+        record_key=_record_key(item.external_id or f"inbox-{item.id}"),
+        stage=Stage.PARSE,
+        queue=Queue.INTEGRATION_OPS,
+        code="MALFORMED_PAYLOAD",
+        category="technical",
         message=f"The PSA sent an approval event Ledgerbridge cannot read: {reason}"[:2000],
         suggested_fix="Check the PSA's webhook sender (or a change to its event format), then "
         "replay the event; the approved record also arrives with the next pull.",
-        cause="MALFORMED_PAYLOAD", payload=item.payload if isinstance(item.payload, dict) else {},
-        correlation_id=item.correlation_id, inbox_item_id=item.id,
+        cause="MALFORMED_PAYLOAD",
+        payload=item.payload if isinstance(item.payload, dict) else {},
+        correlation_id=item.correlation_id,
+        inbox_item_id=item.id,
     )
 
 
 def _psa_connection_fallback() -> Connection:
-    connection = Connection.objects.filter(
-        enabled=True, system=System.PSA, dialect=Dialect.KANTATA
-    ).order_by("id").first()
+    connection = (
+        Connection.objects.filter(enabled=True, system=System.PSA, dialect=Dialect.KANTATA)
+        .order_by("id")
+        .first()
+    )
     if connection is None:
-        raise DomainError("An approval event names no connection and no Kantata PSA connection "
-                          "is enabled to read the approved record from.")
+        raise DomainError(
+            "An approval event names no connection and no Kantata PSA connection "
+            "is enabled to read the approved record from."
+        )
     return connection
 
 
 def approved_records_fetch(
-    *, wanted: dict[tuple[int | None, str], set[str]], connector_for: ConnectorFor | None = None,
+    *,
+    wanted: dict[tuple[int | None, str], set[str]],
+    connector_for: ConnectorFor | None = None,
 ) -> dict[tuple[int | None, str, str], dict[str, Any]]:
     """The approved PSA records for {(connection id, entity): {record id, …}}, keyed
     (connection id, entity, record id); a record the PSA does not show as approved is absent.
@@ -219,7 +241,7 @@ def approved_records_fetch(
         try:
             ordered = sorted(ids, key=int)
             for start in range(0, len(ordered), FETCH_CHUNK):
-                chunk = ",".join(ordered[start:start + FETCH_CHUNK])
+                chunk = ",".join(ordered[start : start + FETCH_CHUNK])
                 for page in connector.pull(entity=entity, filters={"only": chunk}):
                     for record in page.records:
                         found[(connection_id, entity, str(record.get("id")))] = record
@@ -229,8 +251,12 @@ def approved_records_fetch(
 
 
 def approval_events_process(
-    *, inbox_ids: Sequence[int], run: SyncRun, erp: Connection | None,
-    now: dt.datetime | None = None, connector_for: ConnectorFor | None = None,
+    *,
+    inbox_ids: Sequence[int],
+    run: SyncRun,
+    erp: Connection | None,
+    now: dt.datetime | None = None,
+    connector_for: ConnectorFor | None = None,
 ) -> ApprovalCounts:
     """Process the given pending approval-event inbox items (see the module docstring).
 
@@ -244,10 +270,16 @@ def approval_events_process(
     now = now or timezone.now()
     counts = ApprovalCounts()
     with transaction.atomic():
-        items = list(InboxItem.objects.select_for_update(skip_locked=True).filter(
-            id__in=list(inbox_ids), system=System.PSA, entity=ENTITY,
-            status=InboxItem.Status.PENDING,
-        ).order_by("id"))
+        items = list(
+            InboxItem.objects.select_for_update(skip_locked=True)
+            .filter(
+                id__in=list(inbox_ids),
+                system=System.PSA,
+                entity=ENTITY,
+                status=InboxItem.Status.PENDING,
+            )
+            .order_by("id")
+        )
         if not items:
             return counts
         counts.events = len(items)
@@ -264,13 +296,14 @@ def approval_events_process(
             event = parsed.get(item.id)
             if event is not None and event.subject is None:
                 wanted[(item.connection_id, event.entity)].add(event.subject_id)
-        records = (approved_records_fetch(wanted=wanted, connector_for=connector_for)
-                   if wanted else {})
+        records = (
+            approved_records_fetch(wanted=wanted, connector_for=connector_for) if wanted else {}
+        )
 
         read = [item for item in items if item.id in parsed]
         # The approved records to store, by (entity, connection): {record id: (record, event)}.
-        approved: dict[tuple[str, int | None], dict[str, tuple[dict, InboxItem]]] = (
-            defaultdict(dict)
+        approved: dict[tuple[str, int | None], dict[str, tuple[dict, InboxItem]]] = defaultdict(
+            dict
         )
         for item in read:
             event = parsed[item.id]
@@ -285,8 +318,11 @@ def approval_events_process(
         posted_entries: list[str] = []
         for (entity, connection_id), by_record in approved.items():
             stored = inbox_store(
-                system=System.PSA, entity=entity, connection=connections.get(connection_id),
-                run_id=run.id, now=now,
+                system=System.PSA,
+                entity=entity,
+                connection=connections.get(connection_id),
+                run_id=run.id,
+                now=now,
                 records=[(record_id, record) for record_id, (record, _) in by_record.items()],
             )
             # Each stored record carries the correlation id of the event that approved it.
@@ -303,7 +339,8 @@ def approval_events_process(
         if _replayed(read):
             exception_items_close_for(
                 record_keys=[_record_key(item.external_id) for item in read],
-                stage=Stage.PARSE, reason="Read on replay.",
+                stage=Stage.PARSE,
+                reason="Read on replay.",
             )
         InboxItem.objects.filter(id__in=[i.id for i in items if i.id not in parsed]).update(
             status=InboxItem.Status.PARKED, processed_at=now
@@ -312,8 +349,10 @@ def approval_events_process(
             status=InboxItem.Status.PROCESSED, processed_at=now
         )
         if new_time_items and erp is None:
-            logger.warning("no enabled ERP connection: %d approved time entries wait in the inbox",
-                           len(new_time_items))
+            logger.warning(
+                "no enabled ERP connection: %d approved time entries wait in the inbox",
+                len(new_time_items),
+            )
         elif new_time_items:
             posted = time_entries_process(inbox_ids=new_time_items, run=run, erp=erp, now=now)
             for name in ("created", "updated", "unchanged", "refused", "failed", "deliveries"):
@@ -332,14 +371,21 @@ def _replayed(items: list[InboxItem]) -> bool:
 def _pending_delivery_ids(*, psa_ids: list[str], erp: Connection) -> list[int]:
     """The pending ERP postings of these PSA time entries."""
     entry_type = ContentType.objects.get_for_model(TimeEntry)
-    entry_pks = [str(pk) for pk in TimeEntry.objects.filter(psa_id__in=psa_ids)
-                 .values_list("pk", flat=True)]
+    entry_pks = [
+        str(pk) for pk in TimeEntry.objects.filter(psa_id__in=psa_ids).values_list("pk", flat=True)
+    ]
     if not entry_pks:
         return []
-    return list(Delivery.objects.filter(
-        connection=erp, content_type=entry_type, object_id__in=entry_pks,
-        state=Delivery.State.PENDING,
-    ).order_by("id").values_list("id", flat=True))
+    return list(
+        Delivery.objects.filter(
+            connection=erp,
+            content_type=entry_type,
+            object_id__in=entry_pks,
+            state=Delivery.State.PENDING,
+        )
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
 
 
 # -- one event, now (the webhook's task) -------------------------------------------------------
@@ -361,17 +407,29 @@ def approval_event_post_now(
     failed) and leaves the event pending for the cycle; other errors mark the run failed and
     propagate. Idempotent: see the module docstring.
     """
-    item = InboxItem.objects.filter(pk=inbox_item_id, system=System.PSA, entity=ENTITY).only(
-        "id", "status", "correlation_id", "connection_id"
-    ).first()
+    item = (
+        InboxItem.objects.filter(pk=inbox_item_id, system=System.PSA, entity=ENTITY)
+        .only("id", "status", "correlation_id", "connection_id")
+        .first()
+    )
     if item is None or item.status != InboxItem.Status.PENDING:
         return None
-    waiting = list(InboxItem.objects.filter(
-        system=System.PSA, entity=ENTITY, status=InboxItem.Status.PENDING,
-    ).exclude(pk=item.pk).order_by("id").values_list("id", flat=True)[:max(0, batch - 1)])
+    waiting = list(
+        InboxItem.objects.filter(
+            system=System.PSA,
+            entity=ENTITY,
+            status=InboxItem.Status.PENDING,
+        )
+        .exclude(pk=item.pk)
+        .order_by("id")
+        .values_list("id", flat=True)[: max(0, batch - 1)]
+    )
     run = SyncRun.objects.create(
-        kind=SyncRun.Kind.PROCESS, status=SyncRun.Status.RUNNING, started_at=timezone.now(),
-        connection_id=item.connection_id, entity=ENTITY,
+        kind=SyncRun.Kind.PROCESS,
+        status=SyncRun.Status.RUNNING,
+        started_at=timezone.now(),
+        connection_id=item.connection_id,
+        entity=ENTITY,
     )
     counts = ApprovalCounts()
     error = ""
@@ -380,8 +438,9 @@ def approval_event_post_now(
     with run_scope(run.id), correlation_scope(item.correlation_id):
         try:
             try:
-                counts = approval_events_process(inbox_ids=[item.id, *waiting], run=run,
-                                                 erp=erp_connection_get())
+                counts = approval_events_process(
+                    inbox_ids=[item.id, *waiting], run=run, erp=erp_connection_get()
+                )
             except (DomainError, TransportError) as exc:
                 error = f"process {ENTITY}: {exc}"
                 logger.warning("approval event %s waits for the cycle: %s", item.pk, exc)
@@ -397,8 +456,19 @@ def approval_event_post_now(
             for name in ("created", "updated", "unchanged", "refused", "failed"):
                 setattr(run, name, getattr(counts, name))
             run.delivered = delivered
-            run.save(update_fields=["status", "error", "finished_at", "created", "updated",
-                                    "unchanged", "refused", "failed", "delivered"])
+            run.save(
+                update_fields=[
+                    "status",
+                    "error",
+                    "finished_at",
+                    "created",
+                    "updated",
+                    "unchanged",
+                    "refused",
+                    "failed",
+                    "delivered",
+                ]
+            )
     result = asdict(counts)
     result.update(run_id=run.pk, status=run.status, delivered=delivered)
     return result

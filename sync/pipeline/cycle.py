@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.db.models import F
@@ -63,12 +62,20 @@ logger = logging.getLogger(__name__)
 # What a cycle pulls from each dialect, in this order (reference data before what points at it).
 PULL_PLAN: dict[str, tuple[str, ...]] = {
     # timeBill: what the ERP holds already by our key (target_records.py), for time posting.
-    Dialect.NETSUITE: ("currency", "subsidiary", "accountingPeriod", "department", "customer",
-                       "employee", "job", "projectTask", "timeBill"),
+    Dialect.NETSUITE: (
+        "currency",
+        "subsidiary",
+        "accountingPeriod",
+        "department",
+        "customer",
+        "employee",
+        "job",
+        "projectTask",
+        "timeBill",
+    ),
     Dialect.SCIM: ("Users",),
     # Time entries and expenses: the approved ones (KantataConnector's approved_only).
-    Dialect.KANTATA: ("workspaces", "stories", "assignments", "users", "time_entries",
-                      "expenses"),
+    Dialect.KANTATA: ("workspaces", "stories", "assignments", "users", "time_entries", "expenses"),
     Dialect.SALESFORCE: ("Account", "Opportunity", "Contract"),
     Dialect.STRIPE: ("customers", "invoices"),
     # CSV drops arrive as files, not pulls.
@@ -78,6 +85,7 @@ EXTRA_ENTITIES: dict[str, tuple[str, ...]] = {
     Dialect.KANTATA: ("change_events",),
     Dialect.STRIPE: ("invoiceitems", "events"),
 }
+
 
 def netsuite_connector(config: ConnectionConfig, **options: Any) -> NetSuiteConnector:
     """The NetSuite connector reading the SuiteQL columns the master-data processors need."""
@@ -129,16 +137,27 @@ class PullPosition:
         """The PullWatermark value; None when the cursor is too long to keep."""
         if self.cursor is None:
             return self.since or ""
-        value = json.dumps({"since": self.since, "cursor": self.cursor, "mark": self.mark,
-                            "started": self.started}, separators=(",", ":"))
+        value = json.dumps(
+            {
+                "since": self.since,
+                "cursor": self.cursor,
+                "mark": self.mark,
+                "started": self.started,
+            },
+            separators=(",", ":"),
+        )
         return value if len(value) <= POSITION_MAX_LENGTH else None
 
     @classmethod
     def decode(cls, value: str) -> PullPosition:
         if value.startswith("{"):
             data = json.loads(value)
-            return cls(since=data.get("since"), cursor=data.get("cursor"), mark=data.get("mark"),
-                       started=data.get("started"))
+            return cls(
+                since=data.get("since"),
+                cursor=data.get("cursor"),
+                mark=data.get("mark"),
+                started=data.get("started"),
+            )
         return cls(since=value or None, mark=value or None)
 
 
@@ -238,8 +257,9 @@ def _record_marker(dialect: str, entity: str, record: Mapping[str, Any]) -> dt.d
     return _instant(record.get(MARKER_FIELD.get(dialect, "updated_at")))
 
 
-def _until_filter(dialect: str, entity: str, records: list[dict], until: dt.datetime | None
-                  ) -> list[dict]:
+def _until_filter(
+    dialect: str, entity: str, records: list[dict], until: dt.datetime | None
+) -> list[dict]:
     if until is None:
         return records
     kept = []
@@ -285,8 +305,8 @@ def connection_pull(
     until_at = _instant(until) if until is not None else None
     if until is not None and until_at is None:
         raise ValueError(f"until must be an ISO 8601 date or instant, got {until!r}")
-    position = PullPosition() if backfill else pull_position_get(
-        connection=connection, entity=entity
+    position = (
+        PullPosition() if backfill else pull_position_get(connection=connection, entity=entity)
     )
     start = since if backfill else position.since
     mark = position.mark
@@ -311,36 +331,58 @@ def connection_pull(
                         kept = _until_filter(connection.dialect, entity, page.records, until_at)
                         with transaction.atomic():
                             result = inbox_store(
-                                system=connection.system, entity=entity,
-                                connection=connection, run_id=run.id,
+                                system=connection.system,
+                                entity=entity,
+                                connection=connection,
+                                run_id=run.id,
                                 records=[(_external_id(connection.dialect, r), r) for r in kept],
                             )
                             if not backfill:
                                 mark = marker_later(mark, page.watermark)
                                 _position_advance(
-                                    connection, entity, PullPosition(
-                                        since=start, cursor=page.next_cursor, mark=mark,
+                                    connection,
+                                    entity,
+                                    PullPosition(
+                                        since=start,
+                                        cursor=page.next_cursor,
+                                        mark=mark,
                                         started=started.isoformat(),
                                     ),
                                 )
-                            SyncRun.objects.filter(pk=run.pk).update(
-                                pulled=F("pulled") + len(kept)
-                            )
+                            SyncRun.objects.filter(pk=run.pk).update(pulled=F("pulled") + len(kept))
                         run.pulled += len(kept)
                         pages += 1
                         records += len(kept)
                         stored += len(result.new)
-                        logger.info("pulled %s/%s page %s: %s records, %s new", connection.name,
-                                    entity, pages, len(kept), len(result.new))
+                        logger.info(
+                            "pulled %s/%s page %s: %s records, %s new",
+                            connection.name,
+                            entity,
+                            pages,
+                            len(kept),
+                            len(result.new),
+                        )
                         if on_page is not None:
-                            on_page(PageProgress(connection=connection.name, entity=entity,
-                                                 pages=pages, records=records, stored=stored))
+                            on_page(
+                                PageProgress(
+                                    connection=connection.name,
+                                    entity=entity,
+                                    pages=pages,
+                                    records=records,
+                                    stored=stored,
+                                )
+                            )
                 break
             except TransportError as exc:
                 if pages or exc.kind != PERMANENT or number == len(attempts):
                     raise
-                logger.warning("pull %s/%s cannot resume from %s (%s): starting it again",
-                               connection.name, entity, cursor or start, exc)
+                logger.warning(
+                    "pull %s/%s cannot resume from %s (%s): starting it again",
+                    connection.name,
+                    entity,
+                    cursor or start,
+                    exc,
+                )
     finally:
         if owned:
             connector.close()
@@ -374,8 +416,9 @@ class ProcessTotals:
     errors: list[str] = field(default_factory=list)
 
 
-def processing_registry(*, erp: Connection | None
-                        ) -> tuple[dict[tuple[str, str], Processor], list[tuple[str, str]]]:
+def processing_registry(
+    *, erp: Connection | None
+) -> tuple[dict[tuple[str, str], Processor], list[tuple[str, str]]]:
     """The processors by (system, entity) and the order to run them in: master data
     (`sync.pipeline.master_data`'s PROCESSORS and PROCESSING_ORDER) first, then PSA approval
     events, PSA time entries last (they need the ERP connection to post to).
@@ -439,11 +482,13 @@ def inbox_process(
             ids = list(
                 InboxItem.objects.filter(
                     status=InboxItem.Status.PENDING, system=system, entity=entity
-                ).order_by("id").values_list("id", flat=True)[:remaining]
+                )
+                .order_by("id")
+                .values_list("id", flat=True)[:remaining]
             )
             remaining -= len(ids)
             for offset in range(0, len(ids), batch_size):
-                batch = ids[offset:offset + batch_size]
+                batch = ids[offset : offset + batch_size]
                 try:
                     counts = processor(inbox_ids=batch, run=run)
                 except (DomainError, TransportError) as exc:
@@ -464,8 +509,9 @@ def erp_connection_get() -> Connection | None:
 
 
 # -- the cycle -----------------------------------------------------------------------------------
-def _deliver(*, erp: Connection | None, transport_for: Callable[[Connection], Any] | None
-             ) -> tuple[int, int]:
+def _deliver(
+    *, erp: Connection | None, transport_for: Callable[[Connection], Any] | None
+) -> tuple[int, int]:
     """Send due deliveries in rounds; returns (delivered, failed for good)."""
     options: dict[str, Any] = {}
     if transport_for is not None and erp is not None:
@@ -500,11 +546,15 @@ def sync_cycle_run(
     `transport_for(connection)` replaces the network (tests: the in-process sandbox).
     Idempotent: a second cycle over unchanged sources stores, posts and delivers nothing new.
     """
-    pool = list(Connection.objects.filter(enabled=True)) if connections is None else [
-        c for c in connections if c.enabled
-    ]
+    pool = (
+        list(Connection.objects.filter(enabled=True))
+        if connections is None
+        else [c for c in connections if c.enabled]
+    )
     run = SyncRun.objects.create(
-        kind=SyncRun.Kind.CYCLE, status=SyncRun.Status.RUNNING, started_at=timezone.now(),
+        kind=SyncRun.Kind.CYCLE,
+        status=SyncRun.Status.RUNNING,
+        started_at=timezone.now(),
         connection=pool[0] if len(pool) == 1 else None,
     )
     errors: list[str] = []
@@ -516,8 +566,9 @@ def sync_cycle_run(
         try:
             clock = time.monotonic()
             for connection in pool:
-                _connection_pull_all(connection=connection, run=run, errors=errors,
-                                     transport_for=transport_for)
+                _connection_pull_all(
+                    connection=connection, run=run, errors=errors, transport_for=transport_for
+                )
             stages["pull"] = round(time.monotonic() - clock, 3)
 
             clock = time.monotonic()
@@ -548,14 +599,29 @@ def sync_cycle_run(
             _run_finish(run, errors=errors, finished=finished)
     logger.info(
         "cycle %s %s: pulled=%s created=%s updated=%s unchanged=%s refused=%s failed=%s "
-        "delivered=%s reoffered=%s stages=%s", run.pk, run.status, run.pulled, run.created,
-        run.updated, run.unchanged, run.refused, run.failed, run.delivered, run.reoffered, stages,
+        "delivered=%s reoffered=%s stages=%s",
+        run.pk,
+        run.status,
+        run.pulled,
+        run.created,
+        run.updated,
+        run.unchanged,
+        run.refused,
+        run.failed,
+        run.delivered,
+        run.reoffered,
+        stages,
     )
     return run
 
 
-def _connection_pull_all(*, connection: Connection, run: SyncRun, errors: list[str],
-                         transport_for: Callable[[Connection], Any] | None) -> None:
+def _connection_pull_all(
+    *,
+    connection: Connection,
+    run: SyncRun,
+    errors: list[str],
+    transport_for: Callable[[Connection], Any] | None,
+) -> None:
     entities = pull_entities(connection)
     if not entities:
         return
@@ -568,8 +634,7 @@ def _connection_pull_all(*, connection: Connection, run: SyncRun, errors: list[s
     try:
         for entity in entities:
             try:
-                connection_pull(connection=connection, entity=entity, run=run,
-                                connector=connector)
+                connection_pull(connection=connection, entity=entity, run=run, connector=connector)
             except TransportError as exc:
                 errors.append(f"pull {connection.name}/{entity}: {exc}")
                 logger.warning("pull %s/%s failed: %s", connection.name, entity, exc)
@@ -590,79 +655,57 @@ def _run_finish(run: SyncRun, *, errors: list[str], finished: bool) -> None:
     run.error = "\n".join(errors)[:10_000]
     run.finished_at = timezone.now()
     # `pulled` is kept current page by page in the database; the rest is written here.
-    run.save(update_fields=["status", "error", "finished_at", "pulled", "created", "updated",
-                            "unchanged", "refused", "failed", "delivered"])
+    run.save(
+        update_fields=[
+            "status",
+            "error",
+            "finished_at",
+            "pulled",
+            "created",
+            "updated",
+            "unchanged",
+            "refused",
+            "failed",
+            "delivered",
+        ]
+    )
 
 
 def sync_backfill_run(
-    *, connection: Connection, entity: str, since: str, until: str | None = None,
-    transport: Any = None, on_page: Callable[[PageProgress], None] | None = None,
+    *,
+    connection: Connection,
+    entity: str,
+    since: str,
+    until: str | None = None,
+    transport: Any = None,
+    on_page: Callable[[PageProgress], None] | None = None,
 ) -> SyncRun:
     """Re-read `entity` changed in [since, until] into the inbox, as a BACKFILL run. The stored
     pull position is neither used nor moved. Processing happens in the next cycle."""
     run = SyncRun.objects.create(
-        kind=SyncRun.Kind.BACKFILL, status=SyncRun.Status.RUNNING, started_at=timezone.now(),
-        connection=connection, entity=entity,
+        kind=SyncRun.Kind.BACKFILL,
+        status=SyncRun.Status.RUNNING,
+        started_at=timezone.now(),
+        connection=connection,
+        entity=entity,
     )
     errors: list[str] = []
     finished = False
     with run_scope(run.id):
         try:
             try:
-                connection_pull(connection=connection, entity=entity, run=run, since=since,
-                                until=until, transport=transport, on_page=on_page)
+                connection_pull(
+                    connection=connection,
+                    entity=entity,
+                    run=run,
+                    since=since,
+                    until=until,
+                    transport=transport,
+                    on_page=on_page,
+                )
             except (TransportError, DomainError) as exc:
                 errors.append(f"backfill {connection.name}/{entity}: {exc}")
             finished = True
         finally:
             _run_finish(run, errors=errors, finished=finished)
     return run
-
-
-# -- set-up --------------------------------------------------------------------------------------
-SANDBOX_SYSTEMS: dict[str, str] = {
-    Dialect.SALESFORCE: System.CRM,
-    Dialect.KANTATA: System.PSA,
-    Dialect.SCIM: System.HR,
-    Dialect.NETSUITE: System.ERP,
-    Dialect.STRIPE: System.BILLING,
-}
-# Secrets Ledgerbridge generates or receives itself, kept when the sandbox's are re-applied.
-KEPT_CREDENTIALS = ("webhook_secret",)
-
-
-@dataclass(frozen=True)
-class ConnectionSetUp:
-    connection: Connection
-    created: bool
-
-
-def connections_from_sandbox(*, base_url: str) -> list[ConnectionSetUp]:
-    """Create or update one Connection per sandbox system (named after its dialect) from the
-    sandbox's credentials for a sandbox served at `base_url`. Idempotent; keeps a connection's
-    `enabled` flag and its own `webhook_secret`."""
-    from sync.sandbox.commands.credentials import sandbox_credentials
-
-    parts = urlsplit(base_url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"a sandbox base URL looks like http://127.0.0.1:8100, not {base_url!r}")
-    offered = sandbox_credentials(host=parts.hostname, port=parts.port or 80)
-    done: list[ConnectionSetUp] = []
-    with transaction.atomic():
-        for dialect, values in offered.items():
-            system = SANDBOX_SYSTEMS.get(dialect)
-            if system is None:
-                continue
-            values = dict(values)
-            url = values.pop("base_url")
-            connection = Connection.objects.select_for_update().filter(name=dialect).first()
-            created = connection is None
-            connection = connection or Connection(name=dialect)
-            kept = {k: v for k, v in connection.credentials_dict().items() if k in KEPT_CREDENTIALS}
-            connection.system, connection.dialect, connection.base_url = system, dialect, url
-            connection.credentials_set({**{k: str(v) for k, v in values.items()}, **kept})
-            connection.full_clean()
-            connection.save()
-            done.append(ConnectionSetUp(connection=connection, created=created))
-    return done
-

@@ -89,8 +89,10 @@ def delivery_send_one(*, delivery: Delivery, connector: Any) -> Outcome:
     with correlation_scope(delivery.correlation_id):
         try:
             target_id = connector.upsert_by_external_id(
-                record_type=record_type, external_id=delivery.external_id,
-                body=body, idempotency_key=delivery.idempotency_key,
+                record_type=record_type,
+                external_id=delivery.external_id,
+                body=body,
+                idempotency_key=delivery.idempotency_key,
             )
             return Outcome(ok=True, target_id=str(target_id))
         except TransportError as error:
@@ -110,8 +112,12 @@ def delivery_send_one(*, delivery: Delivery, connector: Any) -> Outcome:
 
 def _failed(error: TransportError, *, kind: str | None = None) -> Outcome:
     return Outcome(
-        ok=False, kind=kind or error.kind, status=error.status, message=error.message,
-        vendor_code=error.vendor_code, retry_after=error.retry_after,
+        ok=False,
+        kind=kind or error.kind,
+        status=error.status,
+        message=error.message,
+        vendor_code=error.vendor_code,
+        retry_after=error.retry_after,
     )
 
 
@@ -278,9 +284,15 @@ class _Sender:
     """The calling thread's loop: claim, start senders within each connection's budget,
     record outcomes as they come."""
 
-    def __init__(self, *, claim: Callable[[int], list[Delivery]], limit: int,
-                 connector_options: dict[str, Any] | None,
-                 seconds: float | None = None, priority: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        claim: Callable[[int], list[Delivery]],
+        limit: int,
+        connector_options: dict[str, Any] | None,
+        seconds: float | None = None,
+        priority: bool = False,
+    ) -> None:
         self.claim = claim
         self.limit = limit
         # A priority sender's deliveries are awaited by someone (an approval posted now): when
@@ -321,16 +333,20 @@ class _Sender:
                     started = self.threaded or self._sent_any() or self.priority
                     wait = SLOT_WAIT_SECONDS if started else SLOT_WAIT_IDLE_SECONDS
                     if now - waiting_since > wait:
-                        logger.log(logging.WARNING if started else logging.INFO,
-                                   "no in-flight slot for %.0f s: giving %d deliveries back",
-                                   wait, self._queued())
+                        logger.log(
+                            logging.WARNING if started else logging.INFO,
+                            "no in-flight slot for %.0f s: giving %d deliveries back",
+                            wait,
+                            self._queued(),
+                        )
                         break
                     time.sleep(max(self._retry_at() - now, SLOT_RETRY_SECONDS / 10))
                     continue
                 waiting_since = None
                 retry_at = self._retry_at()
-                self._results_take(timeout=None if retry_at == math.inf
-                                   else max(retry_at - now, 0.0))
+                self._results_take(
+                    timeout=None if retry_at == math.inf else max(retry_at - now, 0.0)
+                )
         finally:
             self._finish()
         if self.error is not None:
@@ -346,20 +362,28 @@ class _Sender:
 
     def _retry_at(self) -> float:
         """When a target with deliveries waiting may ask its budget for another slot."""
-        return min((t.retry_at for t in self.targets.values()
-                    if t.queue and not t.stopped
-                    and t.senders < t.connection.max_concurrency), default=math.inf)
+        return min(
+            (
+                t.retry_at
+                for t in self.targets.values()
+                if t.queue and not t.stopped and t.senders < t.connection.max_concurrency
+            ),
+            default=math.inf,
+        )
 
     def _may_claim(self) -> bool:
-        return (self.more and self.counts.claimed < self.limit
-                and time.monotonic() < self.claim_until)
+        return (
+            self.more and self.counts.claimed < self.limit and time.monotonic() < self.claim_until
+        )
 
     def _refill(self) -> None:
         """Claim the next deliveries while the ones claimed before are being sent."""
         if not self._may_claim():
             return
-        low_water = 2 * sum(t.connection.max_concurrency for t in self.targets.values()
-                            if not t.stopped) or CLAIM_CHUNK
+        low_water = (
+            2 * sum(t.connection.max_concurrency for t in self.targets.values() if not t.stopped)
+            or CLAIM_CHUNK
+        )
         if self._queued() >= low_water:
             return
         want = min(self.limit - self.counts.claimed, max(CLAIM_CHUNK, low_water))
@@ -382,13 +406,21 @@ class _Sender:
     def _target(self, connection: Connection) -> _Target:
         connector = connector_for(connection, **self.options)
         executor: Executor = (
-            _Inline() if connection.max_concurrency == 1
-            else ThreadPoolExecutor(max_workers=connection.max_concurrency,
-                                    thread_name_prefix=f"deliver-{connection.id}")
+            _Inline()
+            if connection.max_concurrency == 1
+            else ThreadPoolExecutor(
+                max_workers=connection.max_concurrency,
+                thread_name_prefix=f"deliver-{connection.id}",
+            )
         )
-        return _Target(connection=connection, connector=connector, executor=executor,
-                       budget=slot_budget_for(connection), priority=self.priority,
-                       failed_since_reset=connection.consecutive_failures > 0)
+        return _Target(
+            connection=connection,
+            connector=connector,
+            executor=executor,
+            budget=slot_budget_for(connection),
+            priority=self.priority,
+            failed_since_reset=connection.consecutive_failures > 0,
+        )
 
     def _senders_start(self, now: float) -> None:
         for target in self.targets.values():
@@ -472,9 +504,12 @@ class _Sender:
         still queued for it goes back to the outbox, to be sent once the circuit closes."""
         if outcome.kind == PERMANENT or target.stopped:
             return  # a refused record says nothing about the connection
-        if outcome.kind != CONFIGURATION and not Connection.objects.filter(
-            id=target.connection.id, circuit_open_until__gt=timezone.now()
-        ).exists():
+        if (
+            outcome.kind != CONFIGURATION
+            and not Connection.objects.filter(
+                id=target.connection.id, circuit_open_until__gt=timezone.now()
+            ).exists()
+        ):
             return
         target.stopped = True
         self.counts.released += deliveries_unclaim(deliveries=_drain(target.queue))
@@ -490,8 +525,9 @@ class _Sender:
                 try:
                     self._results_take(timeout=None)
                 except DatabaseError:
-                    logger.exception("recording a delivery outcome failed: the sweeper will "
-                                     "reclaim the delivery")
+                    logger.exception(
+                        "recording a delivery outcome failed: the sweeper will reclaim the delivery"
+                    )
             queued = [d for t in self.targets.values() for d in _drain(t.queue)]
             if queued:
                 self.counts.released += deliveries_unclaim(deliveries=queued)
@@ -500,14 +536,12 @@ class _Sender:
                 try:  # first and on its own: an announcement left held would stall backlogs
                     target.budget.priority_withdraw()
                 except DatabaseError:  # the session is gone, and its lock with it
-                    logger.warning("could not withdraw the priority wait on %s",
-                                   target.connection)
+                    logger.warning("could not withdraw the priority wait on %s", target.connection)
                 try:
                     target.release_free()
                     target.budget.close()
                 except DatabaseError:  # the session is gone, and its locks with it
-                    logger.warning("could not release the in-flight slots of %s",
-                                   target.connection)
+                    logger.warning("could not release the in-flight slots of %s", target.connection)
                 target.executor.shutdown(wait=True)
                 close = getattr(target.connector, "close", None)
                 if close:
@@ -525,7 +559,9 @@ def _drain(queue: deque[Delivery]) -> list[Delivery]:
 
 
 def deliveries_send_due(
-    *, limit: int = 200, seconds: float | None = None,
+    *,
+    limit: int = 200,
+    seconds: float | None = None,
     connector_options: dict[str, Any] | None = None,
 ) -> SendCounts:
     """Claim up to `limit` due deliveries (and none after `seconds`, when given) and send them,
@@ -535,7 +571,9 @@ def deliveries_send_due(
     flows without a pause for as long as the call lasts. Safe to run in many workers at once.
     """
     return _Sender(
-        claim=lambda n: deliveries_claim(limit=n), limit=limit, seconds=seconds,
+        claim=lambda n: deliveries_claim(limit=n),
+        limit=limit,
+        seconds=seconds,
         connector_options=connector_options,
     ).run()
 
@@ -558,5 +596,6 @@ def deliveries_send(
             return []
         return deliveries_claim(limit=len(ids), delivery_ids=pending.pop())
 
-    return _Sender(claim=claim, limit=len(ids), connector_options=connector_options,
-                   priority=True).run()
+    return _Sender(
+        claim=claim, limit=len(ids), connector_options=connector_options, priority=True
+    ).run()

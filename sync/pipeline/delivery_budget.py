@@ -89,8 +89,9 @@ class AdvisoryLockBudget:
 
     def try_acquire(self) -> int | None:
         held = self._thread_held()
-        keys = [delivery_slot_key(connection_id=self.connection_id, slot=slot)
-                for slot in self._order]
+        keys = [
+            delivery_slot_key(connection_id=self.connection_id, slot=slot) for slot in self._order
+        ]
         keys = [key for key in keys if key not in held]
         if not keys:
             return None
@@ -137,7 +138,8 @@ class AdvisoryLockBudget:
         with db_connection.cursor() as cursor:
             cursor.execute(
                 "SELECT CASE WHEN pg_try_advisory_lock(%s) THEN pg_advisory_unlock(%s) "
-                "ELSE false END", [self._priority_key, self._priority_key],
+                "ELSE false END",
+                [self._priority_key, self._priority_key],
             )
             return not cursor.fetchone()[0]
 
@@ -148,8 +150,9 @@ class AdvisoryLockBudget:
         self._thread_held().difference_update(keys)
         if keys:
             with db_connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(k) FROM unnest(%s::bigint[]) AS k",
-                               [keys])
+                cursor.execute(
+                    "SELECT pg_advisory_unlock(k) FROM unnest(%s::bigint[]) AS k", [keys]
+                )
 
 
 class ProcessBudget:

@@ -28,8 +28,9 @@ def payload_hash(payload: Any) -> str:
     try:
         text = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # an integer beyond 64 bits, which JSON allows and orjson cannot write
-        text = json.dumps(payload, sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False).encode()
+        text = json.dumps(
+            payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
     return hashlib.sha256(text).hexdigest()
 
 
@@ -58,16 +59,24 @@ def inbox_store(
         digest = payload_hash(payload)
         # Within one page the last payload of a record wins.
         rows[str(external_id)] = InboxItem(
-            connection=connection, system=system, entity=entity, external_id=str(external_id),
-            payload=payload, payload_hash=digest, received_at=now, run_id=run_id,
-            correlation_id=correlation_id or uuid.uuid4().hex, batch_id=batch_id,
+            connection=connection,
+            system=system,
+            entity=entity,
+            external_id=str(external_id),
+            payload=payload,
+            payload_hash=digest,
+            received_at=now,
+            run_id=run_id,
+            correlation_id=correlation_id or uuid.uuid4().hex,
+            batch_id=batch_id,
         )
     if not rows:
         return InboxStored(new=[], skipped=0)
     latest: dict[str, str] = {}
     for external_id, digest in (
         InboxItem.objects.filter(system=system, entity=entity, external_id__any=list(rows))
-        .order_by("id").values_list("external_id", "payload_hash")
+        .order_by("id")
+        .values_list("external_id", "payload_hash")
     ):
         latest[external_id] = digest
     fresh = [item for ext, item in rows.items() if latest.get(ext) != item.payload_hash]

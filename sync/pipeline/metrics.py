@@ -41,18 +41,22 @@ def metrics_totals_compute(*, now: datetime) -> dict[str, Any]:
     # Attempts beyond the first: a delivery not sent yet (0 attempts) counts none, not -1.
     deliveries = list(
         Delivery.objects.values_list("state", "operation")
-        .annotate(n=Count("id"), retries=Sum(Greatest(F("attempts") - 1, Value(0)))).order_by()
+        .annotate(n=Count("id"), retries=Sum(Greatest(F("attempts") - 1, Value(0))))
+        .order_by()
     )
     return {
         "computed_at": now,
         "deliveries": [
-            (state, operation, n) for state, operation, n, _ in deliveries
+            (state, operation, n)
+            for state, operation, n, _ in deliveries
             if state not in ACTIVE_DELIVERY_STATES
         ],
         "retries": sum(row[3] or 0 for row in deliveries),
         "inbox": list(
             InboxItem.objects.exclude(status__in=ACTIVE_INBOX_STATUSES)
-            .values_list("status").annotate(n=Count("id")).order_by()
+            .values_list("status")
+            .annotate(n=Count("id"))
+            .order_by()
         ),
         "runs": list(
             SyncRun.objects.values_list("kind", "status").annotate(n=Count("id")).order_by()
@@ -98,8 +102,10 @@ class PipelineCollector:
         )
         for state in ACTIVE_DELIVERY_STATES:
             for operation, n in (
-                Delivery.objects.filter(state=state).values_list("operation")
-                .annotate(n=Count("id")).order_by()
+                Delivery.objects.filter(state=state)
+                .values_list("operation")
+                .annotate(n=Count("id"))
+                .order_by()
             ):
                 deliveries.add_metric([state, operation], n)
         for state, operation, n in totals["deliveries"]:
@@ -114,19 +120,24 @@ class PipelineCollector:
         yield retries
 
         open_items = GaugeMetricFamily(
-            "ledgerbridge_open_exceptions", "Open exception items by queue.", labels=["queue"],
+            "ledgerbridge_open_exceptions",
+            "Open exception items by queue.",
+            labels=["queue"],
         )
         # Read through `exception_one_open_per_record_stage`, whose condition is this filter.
         for queue, n in (
             ExceptionItem.objects.filter(status__in=ExceptionItem.OPEN_STATUSES)
-            .values_list("queue").annotate(n=Count("id")).order_by()
+            .values_list("queue")
+            .annotate(n=Count("id"))
+            .order_by()
         ):
             open_items.add_metric([queue], n)
         yield open_items
 
         inbox = GaugeMetricFamily(
             "ledgerbridge_inbox_items",
-            "Inbox items by status (processed: as of the totals' age).", labels=["status"],
+            "Inbox items by status (processed: as of the totals' age).",
+            labels=["status"],
         )
         for status in ACTIVE_INBOX_STATUSES:
             n = InboxItem.objects.filter(status=status).count()
@@ -137,7 +148,8 @@ class PipelineCollector:
         yield inbox
 
         runs = GaugeMetricFamily(
-            "ledgerbridge_sync_runs", "Sync runs by kind and status (as of the totals' age).",
+            "ledgerbridge_sync_runs",
+            "Sync runs by kind and status (as of the totals' age).",
             labels=["kind", "status"],
         )
         for kind, status, n in totals["runs"]:
@@ -172,7 +184,8 @@ class RedisCollector:
     def _families(self, redis: Any):
         counts, histograms = requests_read(redis)
         requests = CounterMetricFamily(
-            "ledgerbridge_connector_requests", "Vendor API requests by connection and outcome.",
+            "ledgerbridge_connector_requests",
+            "Vendor API requests by connection and outcome.",
             labels=["connection", "outcome"],
         )
         for (connection, outcome), n in sorted(counts.items()):
@@ -193,10 +206,14 @@ class RedisCollector:
         """Celery messages waiting in the broker: the default queue's Redis lists (kombu keeps
         one per priority step: `celery`, `celery\x06\x163`, …)."""
         queue = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
-        waiting = sum(redis.llen(name) for name in
-                      [queue, *(f"{queue}\x06\x16{step}" for step in (3, 6, 9))])
-        family = GaugeMetricFamily("ledgerbridge_task_queue_length",
-                                   "Celery tasks waiting in the broker.", labels=["queue"])
+        waiting = sum(
+            redis.llen(name) for name in [queue, *(f"{queue}\x06\x16{step}" for step in (3, 6, 9))]
+        )
+        family = GaugeMetricFamily(
+            "ledgerbridge_task_queue_length",
+            "Celery tasks waiting in the broker.",
+            labels=["queue"],
+        )
         family.add_metric([queue], waiting)
         return family
 

@@ -29,9 +29,9 @@ from sync.audit import audited_bulk_create, audited_bulk_update
 from sync.models import ExternalRef, TimeEntry
 from sync.models.transactions import ApprovalStatus
 from sync.money import to_decimal
-from sync.pipeline.exceptions import Failure, exception_items_raise
+from sync.pipeline.exception_items import Failure, exception_items_raise
 from sync.pipeline.models import Connection, Delivery, TargetRecord
-from sync.pipeline.models.exceptions import Queue, Stage
+from sync.pipeline.models.exception_items import Queue, Stage
 from sync.pipeline.retry import MAX_ATTEMPTS, next_attempt_at
 from sync.pipeline.target_records import target_records_upsert
 
@@ -83,12 +83,19 @@ def deliveries_enqueue(*, deliveries: Sequence[Delivery]) -> int:
 
 def connections_sending_ids(*, now: datetime) -> list[int]:
     """Ids of the connections deliveries may be sent to now: enabled, circuit closed."""
-    return list(Connection.objects.filter(enabled=True).exclude(
-        circuit_open_until__gt=now).order_by("id").values_list("id", flat=True))
+    return list(
+        Connection.objects.filter(enabled=True)
+        .exclude(circuit_open_until__gt=now)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
 
 
 def deliveries_claim(
-    *, limit: int, now: datetime | None = None, connection_ids: Sequence[int] | None = None,
+    *,
+    limit: int,
+    now: datetime | None = None,
+    connection_ids: Sequence[int] | None = None,
     delivery_ids: Sequence[int] | None = None,
 ) -> list[Delivery]:
     """Claim up to `limit` due deliveries for this worker. Safe under any number of workers.
@@ -113,7 +120,8 @@ def deliveries_claim(
         candidates: list[Delivery] = []
         for connection_id in active:
             due = Delivery.objects.select_for_update(skip_locked=True).filter(
-                connection_id=connection_id, state=Delivery.State.PENDING,
+                connection_id=connection_id,
+                state=Delivery.State.PENDING,
                 next_attempt_at__lte=now,
             )
             if delivery_ids is not None:
@@ -124,7 +132,9 @@ def deliveries_claim(
             return []
         token = uuid.uuid4()
         Delivery.objects.filter(id__in=[d.id for d in claimed]).update(
-            state=Delivery.State.IN_FLIGHT, in_flight_since=now, attempts=F("attempts") + 1,
+            state=Delivery.State.IN_FLIGHT,
+            in_flight_since=now,
+            attempts=F("attempts") + 1,
             claim_token=token,
         )
     for delivery in claimed:
@@ -148,8 +158,12 @@ def deliveries_unclaim(*, deliveries: Sequence[Delivery]) -> int:
     for token, ids in by_token.items():
         changed += Delivery.objects.filter(
             id__in=ids, state=Delivery.State.IN_FLIGHT, claim_token=token
-        ).update(state=Delivery.State.PENDING, in_flight_since=None, claim_token=None,
-                 attempts=F("attempts") - 1)
+        ).update(
+            state=Delivery.State.PENDING,
+            in_flight_since=None,
+            claim_token=None,
+            attempts=F("attempts") - 1,
+        )
     return changed
 
 
@@ -172,8 +186,12 @@ def _current_state(delivery: Delivery) -> str:
 
 
 def delivery_outcome_record(
-    *, delivery: Delivery, outcome: Outcome, now: datetime | None = None,
-    rng: random.Random | None = None, circuit_reset: bool = True,
+    *,
+    delivery: Delivery,
+    outcome: Outcome,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+    circuit_reset: bool = True,
 ) -> str:
     """Apply one send's outcome; returns the delivery's new state.
 
@@ -191,18 +209,24 @@ def delivery_outcome_record(
         with transaction.atomic():
             changed = Delivery.objects.filter(
                 id=delivery.id, state__in=[Delivery.State.IN_FLIGHT, Delivery.State.PENDING]
-            ).update(state=Delivery.State.DELIVERED, target_id=outcome.target_id,
-                     delivered_at=now, last_status=outcome.status, last_error="",
-                     in_flight_since=None, claim_token=None)
+            ).update(
+                state=Delivery.State.DELIVERED,
+                target_id=outcome.target_id,
+                delivered_at=now,
+                last_status=outcome.status,
+                last_error="",
+                in_flight_since=None,
+                claim_token=None,
+            )
             if not changed:
                 return _current_state(delivery)
             delivery.state = Delivery.State.DELIVERED
             delivery.target_id = outcome.target_id
             _targets_record([(delivery, outcome.target_id)], now=now)
         if circuit_reset:
-            Connection.objects.filter(
-                id=delivery.connection_id, consecutive_failures__gt=0
-            ).update(consecutive_failures=0, circuit_open_until=None)
+            Connection.objects.filter(id=delivery.connection_id, consecutive_failures__gt=0).update(
+                consecutive_failures=0, circuit_open_until=None
+            )
         return Delivery.State.DELIVERED
     error = f"{outcome.kind}: {outcome.message}"[:2000]
     if outcome.kind == CONFIGURATION:
@@ -212,15 +236,21 @@ def delivery_outcome_record(
         wait_until = next_attempt_at(
             now=now, attempt=delivery.attempts, retry_after=outcome.retry_after, rng=rng
         )
-        if not _finish(delivery, state=Delivery.State.PENDING, last_error=error,
-                       last_status=outcome.status, next_attempt_at=wait_until):
+        if not _finish(
+            delivery,
+            state=Delivery.State.PENDING,
+            last_error=error,
+            last_status=outcome.status,
+            next_attempt_at=wait_until,
+        ):
             return _current_state(delivery)
         _circuit_note_failure(connection_id=delivery.connection_id, now=now)
         return Delivery.State.PENDING
     # Failed for good: the state change and its exception item commit together or not at all.
     with transaction.atomic():
-        if not _finish(delivery, state=Delivery.State.FAILED, last_error=error,
-                       last_status=outcome.status):
+        if not _finish(
+            delivery, state=Delivery.State.FAILED, last_error=error, last_status=outcome.status
+        ):
             return _current_state(delivery)
         exception_items_raise(failures=[_delivery_failure(delivery, outcome)], now=now)
     if retryable:
@@ -229,7 +259,9 @@ def delivery_outcome_record(
 
 
 def deliveries_delivered_record(
-    *, results: Sequence[tuple[Delivery, Outcome]], now: datetime | None = None,
+    *,
+    results: Sequence[tuple[Delivery, Outcome]],
+    now: datetime | None = None,
     circuit_reset: bool = True,
 ) -> list[str]:
     """Record successful sends together (one statement on PostgreSQL); returns each delivery's
@@ -247,11 +279,16 @@ def deliveries_delivered_record(
         ]
     now = now or timezone.now()
     with transaction.atomic(), db_connection.cursor() as cursor:
-        cursor.execute(_DELIVERED_SQL, [
-            now, [d.id for d, _ in results], [o.target_id for _, o in results],
-            [o.status for _, o in results],
-            [Delivery.State.IN_FLIGHT, Delivery.State.PENDING],
-        ])
+        cursor.execute(
+            _DELIVERED_SQL,
+            [
+                now,
+                [d.id for d, _ in results],
+                [o.target_id for _, o in results],
+                [o.status for _, o in results],
+                [Delivery.State.IN_FLIGHT, Delivery.State.PENDING],
+            ],
+        )
         changed = {row[0] for row in cursor.fetchall()}
         _targets_record([(d, o.target_id) for d, o in results if d.id in changed], now=now)
     states = []
@@ -279,8 +316,13 @@ def _targets_record(delivered: Sequence[tuple[Delivery, str]], *, now: datetime)
         if target_id and record_type:
             known[delivery.connection_id, record_type][delivery.external_id] = target_id
     for (connection_id, record_type), keys in known.items():
-        target_records_upsert(connection=connection_id, record_type=record_type, known=keys,
-                              source=TargetRecord.Source.DELIVERED, now=now)
+        target_records_upsert(
+            connection=connection_id,
+            record_type=record_type,
+            known=keys,
+            source=TargetRecord.Source.DELIVERED,
+            now=now,
+        )
     _time_entries_posted(delivered, now=now)
 
 
@@ -295,14 +337,17 @@ def _time_entries_posted(delivered: Sequence[tuple[Delivery, str]], *, now: date
     delivered_versions = {
         int(d.object_id): (d.record_version, target_id)
         for d, target_id in delivered
-        if target_id and d.content_type_id == entry_type
+        if target_id
+        and d.content_type_id == entry_type
         and (d.payload or {}).get("record_type") == "timeBill"
     }
     if not delivered_versions:
         return
     entries = [
-        entry for entry in TimeEntry.objects.filter(
-            pk__any=list(delivered_versions), status=ApprovalStatus.APPROVED)
+        entry
+        for entry in TimeEntry.objects.filter(
+            pk__any=list(delivered_versions), status=ApprovalStatus.APPROVED
+        )
         if entry.version == delivered_versions[entry.pk][0]
     ]
     if not entries:
@@ -310,16 +355,28 @@ def _time_entries_posted(delivered: Sequence[tuple[Delivery, str]], *, now: date
     for entry in entries:
         entry.status = ApprovalStatus.POSTED
     audited_bulk_update(model=TimeEntry, objs=entries, fields=["status"], actor=POSTING_ACTOR)
-    linked = set(ExternalRef.objects.filter(
-        system=ExternalRef.System.ERP, content_type_id=entry_type,
-        object_id__any=[str(e.pk) for e in entries],
-    ).values_list("object_id", flat=True))
-    audited_bulk_create(model=ExternalRef, actor=POSTING_ACTOR, objs=[
-        ExternalRef(system=ExternalRef.System.ERP, content_type_id=entry_type,
-                    object_id=str(e.pk), external_id=delivered_versions[e.pk][1],
-                    last_synced_at=now)
-        for e in entries if str(e.pk) not in linked
-    ])
+    linked = set(
+        ExternalRef.objects.filter(
+            system=ExternalRef.System.ERP,
+            content_type_id=entry_type,
+            object_id__any=[str(e.pk) for e in entries],
+        ).values_list("object_id", flat=True)
+    )
+    audited_bulk_create(
+        model=ExternalRef,
+        actor=POSTING_ACTOR,
+        objs=[
+            ExternalRef(
+                system=ExternalRef.System.ERP,
+                content_type_id=entry_type,
+                object_id=str(e.pk),
+                external_id=delivered_versions[e.pk][1],
+                last_synced_at=now,
+            )
+            for e in entries
+            if str(e.pk) not in linked
+        ],
+    )
 
 
 # What delivery_outcome_record writes for a success, for many rows at once: an array per column
@@ -342,23 +399,38 @@ def _configuration_failure(
     put the delivery back (its attempt does not count) and open ONE item for integration ops.
     """
     with transaction.atomic():
-        if not _finish(delivery, state=Delivery.State.PENDING, last_error=error,
-                       last_status=outcome.status, attempts=F("attempts") - 1,
-                       next_attempt_at=now + CONFIGURATION_COOLDOWN):
+        if not _finish(
+            delivery,
+            state=Delivery.State.PENDING,
+            last_error=error,
+            last_status=outcome.status,
+            attempts=F("attempts") - 1,
+            next_attempt_at=now + CONFIGURATION_COOLDOWN,
+        ):
             return _current_state(delivery)
         connection = Connection.objects.select_for_update().get(id=delivery.connection_id)
         connection.circuit_open_until = now + CONFIGURATION_COOLDOWN
         connection.save(update_fields=["circuit_open_until"])
-        exception_items_raise(failures=[Failure(
-            record_key=f"connection:{connection.name}", stage=Stage.DELIVER,
-            queue=Queue.INTEGRATION_OPS, code=outcome.vendor_code or "CONNECTION_CONFIGURATION",
-            category="configuration",
-            message=f"{connection} refuses Ledgerbridge: {outcome.message}"[:1000],
-            suggested_fix="Check the connection's base URL and credentials. Deliveries wait "
-            "and resume by themselves once it answers again.",
-            cause=connection.name, detail={"status": outcome.status},
-            correlation_id=delivery.correlation_id,
-        )], now=now)
+        exception_items_raise(
+            failures=[
+                Failure(
+                    record_key=f"connection:{connection.name}",
+                    stage=Stage.DELIVER,
+                    queue=Queue.INTEGRATION_OPS,
+                    code=outcome.vendor_code or "CONNECTION_CONFIGURATION",
+                    category="configuration",
+                    message=f"{connection} refuses Ledgerbridge: {outcome.message}"[:1000],
+                    suggested_fix=(
+                        "Check the connection's base URL and credentials. Deliveries wait "
+                        "and resume by themselves once it answers again."
+                    ),
+                    cause=connection.name,
+                    detail={"status": outcome.status},
+                    correlation_id=delivery.correlation_id,
+                )
+            ],
+            now=now,
+        )
     return Delivery.State.PENDING
 
 
@@ -379,8 +451,11 @@ def _delivery_failure(delivery: Delivery, outcome: Outcome) -> Failure:
         message=f"The target refused the {delivery.operation}: {outcome.message}"[:1000],
         suggested_fix=fix,
         cause=outcome.vendor_code or outcome.kind,
-        detail={"status": outcome.status, "vendor_code": outcome.vendor_code,
-                "attempts": delivery.attempts},
+        detail={
+            "status": outcome.status,
+            "vendor_code": outcome.vendor_code,
+            "attempts": delivery.attempts,
+        },
         payload=delivery.payload,
         money_at_risk=_amount(amount),
         currency=str(delivery.payload.get("currency", "")),
@@ -401,15 +476,14 @@ def _circuit_note_failure(*, connection_id: int, now: datetime) -> None:
     Connection.objects.filter(id=connection_id).update(
         consecutive_failures=F("consecutive_failures") + 1
     )
-    Connection.objects.filter(
-        id=connection_id, consecutive_failures__gte=CIRCUIT_THRESHOLD
-    ).filter(Q(circuit_open_until__isnull=True) | Q(circuit_open_until__lte=now)).update(
-        circuit_open_until=now + CIRCUIT_COOLDOWN, consecutive_failures=0
-    )
+    Connection.objects.filter(id=connection_id, consecutive_failures__gte=CIRCUIT_THRESHOLD).filter(
+        Q(circuit_open_until__isnull=True) | Q(circuit_open_until__lte=now)
+    ).update(circuit_open_until=now + CIRCUIT_COOLDOWN, consecutive_failures=0)
 
 
-def deliveries_reclaim_stuck(*, now: datetime | None = None,
-                             older_than: timedelta = IN_FLIGHT_TIMEOUT) -> int:
+def deliveries_reclaim_stuck(
+    *, now: datetime | None = None, older_than: timedelta = IN_FLIGHT_TIMEOUT
+) -> int:
     """Put deliveries whose worker vanished mid-send back to pending. Returns how many.
 
     The attempt already counted stays counted; the next sender resolves the possibly-written
@@ -422,10 +496,15 @@ def deliveries_reclaim_stuck(*, now: datetime | None = None,
         state=Delivery.State.IN_FLIGHT, in_flight_since__lt=now - older_than
     )
     for delivery in stuck.filter(attempts__gte=MAX_ATTEMPTS):
-        delivery_outcome_record(delivery=delivery, now=now, outcome=Outcome(
-            ok=False, kind=INDETERMINATE,
-            message=f"the worker was lost mid-send {delivery.attempts} times",
-        ))
+        delivery_outcome_record(
+            delivery=delivery,
+            now=now,
+            outcome=Outcome(
+                ok=False,
+                kind=INDETERMINATE,
+                message=f"the worker was lost mid-send {delivery.attempts} times",
+            ),
+        )
     return stuck.filter(attempts__lt=MAX_ATTEMPTS).update(
         state=Delivery.State.PENDING, in_flight_since=None, claim_token=None, next_attempt_at=now
     )

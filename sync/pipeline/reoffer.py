@@ -39,19 +39,33 @@ REOFFER_MAX_SECONDS = 24 * 60 * 60
 
 # Codes whose cause is missing or not-ready reference data that a sync may bring: master data
 # (sync.pipeline.master_data) and the time-posting rules (sync.pipeline.rules).
-WAITING_FOR_REFERENCE_DATA = frozenset({
-    # master data
-    "REFERENCE_MISSING", "LEGAL_ENTITY_UNKNOWN", "LEGAL_ENTITY_UNMAPPED", "CUSTOMER_UNKNOWN",
-    "PROJECT_UNKNOWN", "PROJECT_NOT_PROVISIONED", "TASK_NOT_PROVISIONED",
-    "PLACEHOLDER_UNASSIGNED", "WORKER_NOT_IN_HR",
-    # time posting: data that had not arrived yet. Not the causes whose fix may be a new entry
-    # in the PSA (a closed period or task, a project not open, a worker who left: "repost the
-    # time in the current period"): re-offering the old entry after the period reopens would
-    # post that time twice, and Ledgerbridge cannot see the PSA withdraw it. A person replays
-    # those (one click per root-cause group).
-    "TASK_UNKNOWN", "WORKER_UNKNOWN", "COST_CENTRE_MISSING", "CURRENCY_UNKNOWN",
-    "CURRENCY_UNMAPPED", "SERVICE_ITEM_UNMAPPED", "PERIOD_MISSING", "CUSTOMER_NOT_APPROVED",
-})
+WAITING_FOR_REFERENCE_DATA = frozenset(
+    {
+        # master data
+        "REFERENCE_MISSING",
+        "LEGAL_ENTITY_UNKNOWN",
+        "LEGAL_ENTITY_UNMAPPED",
+        "CUSTOMER_UNKNOWN",
+        "PROJECT_UNKNOWN",
+        "PROJECT_NOT_PROVISIONED",
+        "TASK_NOT_PROVISIONED",
+        "PLACEHOLDER_UNASSIGNED",
+        "WORKER_NOT_IN_HR",
+        # time posting: data that had not arrived yet. Not the causes whose fix may be a new entry
+        # in the PSA (a closed period or task, a project not open, a worker who left: "repost the
+        # time in the current period"): re-offering the old entry after the period reopens would
+        # post that time twice, and Ledgerbridge cannot see the PSA withdraw it. A person replays
+        # those (one click per root-cause group).
+        "TASK_UNKNOWN",
+        "WORKER_UNKNOWN",
+        "COST_CENTRE_MISSING",
+        "CURRENCY_UNKNOWN",
+        "CURRENCY_UNMAPPED",
+        "SERVICE_ITEM_UNMAPPED",
+        "PERIOD_MISSING",
+        "CUSTOMER_NOT_APPROVED",
+    }
+)
 
 
 def reoffer_backoff(occurrences: int) -> dt.timedelta:
@@ -67,12 +81,15 @@ def _due(now: dt.datetime) -> Q:
     while reoffer_backoff(occurrences) < reoffer_backoff(occurrences + 1):
         due |= Q(occurrences=occurrences, last_failed_at__lte=now - reoffer_backoff(occurrences))
         occurrences += 1
-    return due | Q(occurrences__gte=occurrences,
-                   last_failed_at__lte=now - reoffer_backoff(occurrences))
+    return due | Q(
+        occurrences__gte=occurrences, last_failed_at__lte=now - reoffer_backoff(occurrences)
+    )
 
 
 def parked_items_reoffer(
-    *, now: dt.datetime | None = None, limit: int = REOFFER_LIMIT,
+    *,
+    now: dt.datetime | None = None,
+    limit: int = REOFFER_LIMIT,
     processable: Iterable[tuple[str, str]] | None = None,
 ) -> int:
     """Put the parked inbox items of due open items with a reference-data cause back to
@@ -88,12 +105,15 @@ def parked_items_reoffer(
     # A newer payload of the same record stored since (changed, or parked at another stage)
     # supersedes the parked one: only the latest payload of a record is re-offered.
     newer = InboxItem.objects.filter(
-        system=OuterRef("inbox_item__system"), entity=OuterRef("inbox_item__entity"),
-        external_id=OuterRef("inbox_item__external_id"), id__gt=OuterRef("inbox_item_id"),
+        system=OuterRef("inbox_item__system"),
+        entity=OuterRef("inbox_item__entity"),
+        external_id=OuterRef("inbox_item__external_id"),
+        id__gt=OuterRef("inbox_item_id"),
     )
     due = list(
         ExceptionItem.objects.filter(
-            _due(now), kinds,
+            _due(now),
+            kinds,
             status__in=ExceptionItem.OPEN_STATUSES,
             code__in=WAITING_FOR_REFERENCE_DATA,
             inbox_item__isnull=False,
@@ -105,8 +125,8 @@ def parked_items_reoffer(
     )
     if not due:
         return 0
-    reoffered = InboxItem.objects.filter(
-        id__in=due, status=InboxItem.Status.PARKED
-    ).update(status=InboxItem.Status.PENDING)
+    reoffered = InboxItem.objects.filter(id__in=due, status=InboxItem.Status.PARKED).update(
+        status=InboxItem.Status.PENDING
+    )
     logger.info("re-offered %s parked inbox items whose cause may have been fixed", reoffered)
     return reoffered

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from sync.audit import acting_as, actor_for_user
 from sync.pipeline.cycle import erp_connection_get, processing_registry
-from sync.pipeline.exceptions import ExceptionActionRefused
+from sync.pipeline.exception_items import ExceptionActionRefused
 from sync.pipeline.models import Delivery, ExceptionItem, InboxItem, SyncRun
 from sync.pipeline.outbox import delivery_retry
 
@@ -86,7 +86,9 @@ def exception_item_replay(*, item: ExceptionItem, user: Any) -> ReplayResult:
 
 def exception_items_replay_group(*, root_cause: str, user: Any) -> ReplayResult:
     """Replay every open item sharing one root cause (a hundred items with one fix: one click)."""
-    items = list(ExceptionItem.objects.filter(
-        root_cause=root_cause, status__in=ExceptionItem.OPEN_STATUSES
-    ).order_by("pk")[:REPLAY_GROUP_LIMIT])
+    items = list(
+        ExceptionItem.objects.filter(
+            root_cause=root_cause, status__in=ExceptionItem.OPEN_STATUSES
+        ).order_by("pk")[:REPLAY_GROUP_LIMIT]
+    )
     return exception_items_replay(items=items, user=user)

@@ -11,8 +11,12 @@ CAP_SECONDS = 600.0
 
 
 def backoff_seconds(
-    *, attempt: int, retry_after: float | None = None, rng: random.Random | None = None,
-    base: float = BASE_SECONDS, cap: float = CAP_SECONDS,
+    *,
+    attempt: int,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+    base: float = BASE_SECONDS,
+    cap: float = CAP_SECONDS,
 ) -> float:
     """Seconds to wait before attempt `attempt + 1` (attempt counts from 1).
 
@@ -27,7 +31,10 @@ def backoff_seconds(
 
 
 def next_attempt_at(
-    *, now: datetime, attempt: int, retry_after: float | None = None,
+    *,
+    now: datetime,
+    attempt: int,
+    retry_after: float | None = None,
     rng: random.Random | None = None,
 ) -> datetime:
     wait = backoff_seconds(attempt=attempt, retry_after=retry_after, rng=rng)

@@ -30,8 +30,14 @@ PSA_EVENT_TYPES = ("time_entry.approved", "expense.approved")
 # Quote to cash: an invoice's life and its payments (Stripe reports payments of an invoice as
 # invoice.* events). Named one by one: Stripe takes "*" or exact types, no "invoice.*".
 BILLING_EVENT_TYPES = (
-    "invoice.created", "invoice.updated", "invoice.finalized", "invoice.paid",
-    "invoice.payment_succeeded", "invoice.payment_failed", "invoice.voided", "invoice.deleted",
+    "invoice.created",
+    "invoice.updated",
+    "invoice.finalized",
+    "invoice.paid",
+    "invoice.payment_succeeded",
+    "invoice.payment_failed",
+    "invoice.voided",
+    "invoice.deleted",
 )
 
 
@@ -63,9 +69,17 @@ def psa_webhook_subscribe(
     secret = secrets.token_hex(24)
     http = VendorHttp(ConnectionConfig.from_connection(connection), auth=BearerAuth(str(token)))
     try:
-        http.request("POST", "webhook_subscriptions.json", json={"webhook_subscription": {
-            "url": url, "event_types": list(event_types), "secret": secret,
-        }})
+        http.request(
+            "POST",
+            "webhook_subscriptions.json",
+            json={
+                "webhook_subscription": {
+                    "url": url,
+                    "event_types": list(event_types),
+                    "secret": secret,
+                }
+            },
+        )
     finally:
         http.close()
     locked = _webhook_secret_store(connection=connection, secret=secret)
@@ -73,7 +87,9 @@ def psa_webhook_subscribe(
 
 
 def billing_webhook_subscribe(
-    *, connection: Connection, portal_url: str,
+    *,
+    connection: Connection,
+    portal_url: str,
     event_types: tuple[str, ...] = BILLING_EVENT_TYPES,
 ) -> Subscribed:
     """Create a webhook endpoint in the billing system (Stripe) that pushes `event_types` to
@@ -93,22 +109,26 @@ def billing_webhook_subscribe(
     stripe = StripeConnector(ConnectionConfig.from_connection(connection))
     try:
         # A fresh key: each call is meant to create a new endpoint with a new secret.
-        endpoint = stripe.post("/v1/webhook_endpoints",
-                               values={"url": url, "enabled_events": list(event_types)},
-                               idempotency_key=f"ledgerbridge-webhook-{uuid.uuid4().hex}")
+        endpoint = stripe.post(
+            "/v1/webhook_endpoints",
+            values={"url": url, "enabled_events": list(event_types)},
+            idempotency_key=f"ledgerbridge-webhook-{uuid.uuid4().hex}",
+        )
         secret = endpoint.get("secret")
         if not isinstance(secret, str) or not secret:
             raise SubscriptionRefused(
                 f"{connection}: the billing system created webhook endpoint "
-                f"{endpoint.get('id')} but answered no signing secret.")
+                f"{endpoint.get('id')} but answered no signing secret."
+            )
         locked = _webhook_secret_store(connection=connection, secret=secret)
-        listed = stripe.http.request("GET", "/v1/webhook_endpoints",
-                                     params={"limit": 100}).json()
+        listed = stripe.http.request("GET", "/v1/webhook_endpoints", params={"limit": 100}).json()
         for stale in listed.get("data") or []:
             if stale.get("url") == url and stale.get("id") != endpoint.get("id"):
-                stripe.http.request("DELETE",
-                                    f"/v1/webhook_endpoints/{quote(str(stale['id']), safe='')}",
-                                    not_found=ABSENT)
+                stripe.http.request(
+                    "DELETE",
+                    f"/v1/webhook_endpoints/{quote(str(stale['id']), safe='')}",
+                    not_found=ABSENT,
+                )
     finally:
         stripe.close()
     return Subscribed(connection=locked, url=url, event_types=tuple(event_types))
@@ -118,7 +138,8 @@ def _webhook_secret_store(*, connection: Connection, secret: str) -> Connection:
     """Keep `secret` in the connection's encrypted credentials as its webhook secret."""
     with transaction.atomic():
         locked = Connection.objects.select_for_update().get(pk=connection.pk)
-        locked.credentials_set({**{k: str(v) for k, v in locked.credentials_dict().items()},
-                                SECRET_KEY: secret})
+        locked.credentials_set(
+            {**{k: str(v) for k, v in locked.credentials_dict().items()}, SECRET_KEY: secret}
+        )
         locked.save()
     return locked

@@ -28,10 +28,10 @@ from django.utils import timezone
 
 from sync.audit import acting_as, audited_bulk_create
 from sync.models import ExternalRef, TimeEntry
-from sync.pipeline.exceptions import Failure, exception_items_close_for, exception_items_raise
+from sync.pipeline.exception_items import Failure, exception_items_close_for, exception_items_raise
 from sync.pipeline.models import Connection, InboxItem, SyncRun, TargetRecord
 from sync.pipeline.models.connections import System
-from sync.pipeline.models.exceptions import Queue, Stage
+from sync.pipeline.models.exception_items import Queue, Stage
 
 SYSTEM = "erp"
 TIME_BILL = "timeBill"  # NetSuite's record type; also the inbox entity the cycle pulls it as
@@ -71,8 +71,10 @@ def time_bill_parse(payload: Any) -> TimeBill:
         raise TimeBillUnreadable("The timeBill payload is not a JSON object.")
     errors: list[str] = []
     internal_id = payload.get("id")
-    if isinstance(internal_id, bool) or not isinstance(internal_id, str | int) or not (
-        str(internal_id).isdigit() and len(str(internal_id)) <= MAX_TEXT
+    if (
+        isinstance(internal_id, bool)
+        or not isinstance(internal_id, str | int)
+        or not (str(internal_id).isdigit() and len(str(internal_id)) <= MAX_TEXT)
     ):
         errors.append(
             f"`id` must be NetSuite's internal id (digits), got {str(internal_id)[:40]!r}."
@@ -103,14 +105,19 @@ def target_records_known(
         return {}
     return dict(
         TargetRecord.objects.filter(
-            connection=connection, record_type=record_type,
+            connection=connection,
+            record_type=record_type,
             external_id__any=list(external_ids),
         ).values_list("external_id", "target_id")
     )
 
 
 def target_records_upsert(
-    *, connection: Connection | int, record_type: str, known: Mapping[str, str], source: str,
+    *,
+    connection: Connection | int,
+    record_type: str,
+    known: Mapping[str, str],
+    source: str,
     now: dt.datetime | None = None,
 ) -> int:
     """Record that the target holds `known` (our key → its id), learned by `source` at `now`.
@@ -124,9 +131,14 @@ def target_records_upsert(
     connection_id = connection if isinstance(connection, int) else connection.pk
     TargetRecord.objects.bulk_create(
         [
-            TargetRecord(connection_id=connection_id, record_type=record_type,
-                         external_id=external_id, target_id=target_id, source=source,
-                         seen_at=now)
+            TargetRecord(
+                connection_id=connection_id,
+                record_type=record_type,
+                external_id=external_id,
+                target_id=target_id,
+                source=source,
+                seen_at=now,
+            )
             for external_id, target_id in known.items()
         ],
         update_conflicts=True,
@@ -197,8 +209,9 @@ def time_bills_process(
         exception_items_raise(failures=counts.failures, run_id=run.id, now=now)
         if passed:
             for stage in (Stage.PARSE, Stage.VALIDATE):
-                exception_items_close_for(record_keys=passed, stage=stage,
-                                          reason="Processed on replay.")
+                exception_items_close_for(
+                    record_keys=passed, stage=stage, reason="Processed on replay."
+                )
         if parked:
             InboxItem.objects.filter(id__any=sorted(parked)).update(
                 status=InboxItem.Status.PARKED, processed_at=now
@@ -213,14 +226,20 @@ def time_bills_process(
 
 
 def _apply(
-    by_key: dict[tuple[int, str], tuple[InboxItem, TimeBill]], *, run: SyncRun,
-    now: dt.datetime, counts: TargetCounts, parked: set[int], passed: list[str],
+    by_key: dict[tuple[int, str], tuple[InboxItem, TimeBill]],
+    *,
+    run: SyncRun,
+    now: dt.datetime,
+    counts: TargetCounts,
+    parked: set[int],
+    passed: list[str],
 ) -> None:
     """Upsert the batch's TargetRecords and link time entries (see time_bills_process)."""
     stored = {
         (connection_id, external_id): (target_id, source)
         for connection_id, external_id, target_id, source in TargetRecord.objects.filter(
-            connection_id__in={c for c, _ in by_key}, record_type=TIME_BILL,
+            connection_id__in={c for c, _ in by_key},
+            record_type=TIME_BILL,
             external_id__any=sorted({e for _, e in by_key}),
         ).values_list("connection_id", "external_id", "target_id", "source")
     }
@@ -236,8 +255,13 @@ def _apply(
             else:
                 counts.updated += 1
     for connection_id, known in to_write.items():
-        target_records_upsert(connection=connection_id, record_type=TIME_BILL, known=known,
-                              source=TargetRecord.Source.PULLED, now=now)
+        target_records_upsert(
+            connection=connection_id,
+            record_type=TIME_BILL,
+            known=known,
+            source=TargetRecord.Source.PULLED,
+            now=now,
+        )
     linked = _links_write(by_key, run=run, now=now, counts=counts, parked=parked)
     for key, (item, bill) in by_key.items():
         if key in linked and key not in changed:
@@ -249,8 +273,12 @@ def _apply(
 
 
 def _links_write(
-    by_key: dict[tuple[int, str], tuple[InboxItem, TimeBill]], *, run: SyncRun,
-    now: dt.datetime, counts: TargetCounts, parked: set[int],
+    by_key: dict[tuple[int, str], tuple[InboxItem, TimeBill]],
+    *,
+    run: SyncRun,
+    now: dt.datetime,
+    counts: TargetCounts,
+    parked: set[int],
 ) -> set[tuple[int, str]]:
     """Link each bill keyed by a known PSA time entry to that entry (ExternalRef erp → the
     bill's internal id). Returns the keys newly linked. Three queries, plus two to write."""
@@ -264,7 +292,8 @@ def _links_write(
         return set()
     entry_type = ContentType.objects.get_for_model(TimeEntry)
     entries = {
-        psa_id: str(pk) for psa_id, pk in TimeEntry.objects.filter(
+        psa_id: str(pk)
+        for psa_id, pk in TimeEntry.objects.filter(
             psa_id__any=sorted(set(psa_ids.values()))
         ).values_list("psa_id", "pk")
     }
@@ -276,7 +305,8 @@ def _links_write(
     for object_id, external_id in ExternalRef.objects.filter(
         Q(object_id__any=sorted(set(bills.values())))
         | Q(external_id__any=sorted({by_key[key][1].internal_id for key in bills})),
-        system=SYSTEM, content_type=entry_type,
+        system=SYSTEM,
+        content_type=entry_type,
     ).values_list("object_id", "external_id"):
         bill_of_entry[object_id] = external_id
         entry_of_bill[external_id] = object_id
@@ -289,15 +319,21 @@ def _links_write(
         if has == bill.internal_id and holder == entry_pk:
             continue  # linked already
         if has is not None or holder is not None:
-            counts.failures.append(_conflict(item, bill, entry_pk=entry_pk, has=has,
-                                             holder=holder))
+            counts.failures.append(_conflict(item, bill, entry_pk=entry_pk, has=has, holder=holder))
             parked.add(item.id)
             continue
         # Claimed now, so a second bill of the batch naming this entry or id conflicts.
         bill_of_entry[entry_pk] = bill.internal_id
         entry_of_bill[bill.internal_id] = entry_pk
-        new_refs.append(ExternalRef(system=SYSTEM, content_type=entry_type, object_id=entry_pk,
-                                    external_id=bill.internal_id, last_synced_at=now))
+        new_refs.append(
+            ExternalRef(
+                system=SYSTEM,
+                content_type=entry_type,
+                object_id=entry_pk,
+                external_id=bill.internal_id,
+                last_synced_at=now,
+            )
+        )
         linked.add(key)
     if new_refs:
         audited_bulk_create(model=ExternalRef, objs=new_refs, actor=run.actor)
@@ -309,7 +345,9 @@ def _erp_connection_id() -> int | None:
     it; importing cycle here would be circular."""
     return (
         Connection.objects.filter(enabled=True, system=System.ERP)
-        .order_by("id").values_list("id", flat=True).first()
+        .order_by("id")
+        .values_list("id", flat=True)
+        .first()
     )
 
 
@@ -319,44 +357,58 @@ def _record_key(internal_id: str) -> str:
 
 def _malformed(item: InboxItem, reason: str) -> Failure:
     return Failure(
-        record_key=_record_key(item.external_id or f"inbox-{item.id}"), stage=Stage.PARSE,
-        queue=Queue.INTEGRATION_OPS, code="MALFORMED_PAYLOAD", category="technical",
+        record_key=_record_key(item.external_id or f"inbox-{item.id}"),
+        stage=Stage.PARSE,
+        queue=Queue.INTEGRATION_OPS,
+        code="MALFORMED_PAYLOAD",
+        category="technical",
         message=f"The ERP sent a timeBill record Ledgerbridge cannot read: {reason}"[:2000],
-        suggested_fix="Check the record in the ERP (or a schema change on its side), then "
-        "replay.",
+        suggested_fix="Check the record in the ERP (or a schema change on its side), then replay.",
         cause="MALFORMED_PAYLOAD",
         payload=item.payload if isinstance(item.payload, dict) else {},
-        correlation_id=item.correlation_id, inbox_item_id=item.id,
+        correlation_id=item.correlation_id,
+        inbox_item_id=item.id,
     )
 
 
 def _no_connection(item: InboxItem, bill: TimeBill) -> Failure:
     return Failure(
-        record_key=_record_key(bill.internal_id), stage=Stage.VALIDATE,
-        queue=Queue.INTEGRATION_OPS, code="CONNECTION_UNKNOWN", category="configuration",
+        record_key=_record_key(bill.internal_id),
+        stage=Stage.VALIDATE,
+        queue=Queue.INTEGRATION_OPS,
+        code="CONNECTION_UNKNOWN",
+        category="configuration",
         message="An ERP timeBill reached the inbox without its connection, and no ERP "
         "connection is enabled to hold it.",
         suggested_fix="Enable the ERP connection, then replay.",
-        cause="CONNECTION_UNKNOWN", payload=item.payload,
-        correlation_id=item.correlation_id, inbox_item_id=item.id,
+        cause="CONNECTION_UNKNOWN",
+        payload=item.payload,
+        correlation_id=item.correlation_id,
+        inbox_item_id=item.id,
     )
 
 
-def _conflict(item: InboxItem, bill: TimeBill, *, entry_pk: str, has: str | None,
-              holder: str | None) -> Failure:
+def _conflict(
+    item: InboxItem, bill: TimeBill, *, entry_pk: str, has: str | None, holder: str | None
+) -> Failure:
     why = []
     if has is not None and has != bill.internal_id:
         why.append(f"time entry {entry_pk} is linked to ERP timeBill {has}")
     if holder is not None and holder != entry_pk:
         why.append(f"timeBill {bill.internal_id} is linked to time entry {holder}")
     return Failure(
-        record_key=_record_key(bill.internal_id), stage=Stage.VALIDATE,
-        queue=Queue.INTEGRATION_OPS, code="REFERENCE_CONFLICT", category="technical",
+        record_key=_record_key(bill.internal_id),
+        stage=Stage.VALIDATE,
+        queue=Queue.INTEGRATION_OPS,
+        code="REFERENCE_CONFLICT",
+        category="technical",
         message=f"ERP timeBill {bill.internal_id} ({bill.external_id}) cannot be linked to "
         f"time entry {entry_pk}: {' and '.join(why)}.",
         suggested_fix="Find which bill in the ERP is the entry's posting (one may have been "
         "deleted and posted again), correct the cross-reference, then replay.",
         cause=f"{SYSTEM}:TimeEntry:{entry_pk}",
         detail={"time_entry": entry_pk, "linked_bill": has, "bill_linked_to": holder},
-        payload=item.payload, correlation_id=item.correlation_id, inbox_item_id=item.id,
+        payload=item.payload,
+        correlation_id=item.correlation_id,
+        inbox_item_id=item.id,
     )

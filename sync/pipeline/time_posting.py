@@ -50,9 +50,9 @@ from sync.models import (
 )
 from sync.models.transactions import ApprovalStatus
 from sync.pgcopy import copy_insert, copy_supported
-from sync.pipeline.exceptions import Failure, exception_items_close_for, exception_items_raise
+from sync.pipeline.exception_items import Failure, exception_items_close_for, exception_items_raise
 from sync.pipeline.models import Connection, Delivery, InboxItem, SyncRun
-from sync.pipeline.models.exceptions import Queue, Stage
+from sync.pipeline.models.exception_items import Queue, Stage
 from sync.pipeline.outbox import deliveries_enqueue
 from sync.pipeline.rules import Facts, money_at_risk, rules_check
 from sync.pipeline.target_records import target_records_known
@@ -126,23 +126,44 @@ def _plain(payload: dict[str, Any]) -> ParsedTime | None:
     """The entry when every field has its plain, valid form; None sends it to the careful path
     (which accepts exactly the same entries and names what is wrong with the others)."""
     get = payload.get
-    ids = (_plain_id(get("id"), MAX_ENTRY_ID), _plain_id(get("workspace_id")),
-           _plain_id(get("story_id")), _plain_id(get("user_id")))
+    ids = (
+        _plain_id(get("id"), MAX_ENTRY_ID),
+        _plain_id(get("workspace_id")),
+        _plain_id(get("story_id")),
+        _plain_id(get("user_id")),
+    )
     minutes, cents = get("time_in_minutes"), get("rate_in_cents")
     billable, approved = get("billable"), get("approved")
     currency, day = get("currency"), get("date_performed")
-    if (None in ids or type(minutes) is not int or not 0 < minutes <= MAX_MINUTES_PER_DAY
-            or type(cents) is not int or not 0 <= cents <= MAX_RATE_CENTS
-            or type(billable) is not bool
-            or type(approved) is not bool or type(currency) is not str or len(currency) != 3
-            or not currency.isascii() or not currency.isalpha() or type(day) is not str):
+    if (
+        None in ids
+        or type(minutes) is not int
+        or not 0 < minutes <= MAX_MINUTES_PER_DAY
+        or type(cents) is not int
+        or not 0 <= cents <= MAX_RATE_CENTS
+        or type(billable) is not bool
+        or type(approved) is not bool
+        or type(currency) is not str
+        or len(currency) != 3
+        or not currency.isascii()
+        or not currency.isalpha()
+        or type(day) is not str
+    ):
         return None
     try:
         work_date = iso_date(day)
     except ValueError:
         return None
-    return ParsedTime(*ids, work_date, minutes, billable, approved, _rate(cents),
-                      currency.upper(), _hours(minutes))
+    return ParsedTime(
+        *ids,
+        work_date,
+        minutes,
+        billable,
+        approved,
+        _rate(cents),
+        currency.upper(),
+        _hours(minutes),
+    )
 
 
 def time_payload_parse(payload: Any) -> ParsedTime:
@@ -165,11 +186,15 @@ def _careful(payload: dict[str, Any]) -> ParsedTime:
             return None
 
     values = (
-        take(_text, payload, "id", MAX_ENTRY_ID), take(_text, payload, "workspace_id"),
-        take(_text, payload, "story_id"), take(_text, payload, "user_id"),
+        take(_text, payload, "id", MAX_ENTRY_ID),
+        take(_text, payload, "workspace_id"),
+        take(_text, payload, "story_id"),
+        take(_text, payload, "user_id"),
         take(_date, payload.get("date_performed")),
-        take(_minutes, payload.get("time_in_minutes")), take(_bool, payload, "billable"),
-        take(_bool, payload, "approved"), take(_cents, payload.get("rate_in_cents")),
+        take(_minutes, payload.get("time_in_minutes")),
+        take(_bool, payload, "billable"),
+        take(_bool, payload, "approved"),
+        take(_cents, payload.get("rate_in_cents")),
         take(_currency, payload.get("currency")),
     )
     if errors:
@@ -177,10 +202,31 @@ def _careful(payload: dict[str, Any]) -> ParsedTime:
     return _parsed(*values)
 
 
-def _parsed(external_id, workspace_id, story_id, user_id, work_date, minutes, billable, approved,
-            rate, currency) -> ParsedTime:
-    return ParsedTime(external_id, workspace_id, story_id, user_id, work_date, minutes, billable,
-                      approved, rate, currency, _hours(minutes))
+def _parsed(
+    external_id,
+    workspace_id,
+    story_id,
+    user_id,
+    work_date,
+    minutes,
+    billable,
+    approved,
+    rate,
+    currency,
+) -> ParsedTime:
+    return ParsedTime(
+        external_id,
+        workspace_id,
+        story_id,
+        user_id,
+        work_date,
+        minutes,
+        billable,
+        approved,
+        rate,
+        currency,
+        _hours(minutes),
+    )
 
 
 @functools.lru_cache(maxsize=MAX_MINUTES_PER_DAY)
@@ -225,8 +271,9 @@ def _cents(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise PayloadError("`rate_in_cents` must be a non-negative whole number of cents.")
     if value > MAX_RATE_CENTS:
-        raise PayloadError(f"`rate_in_cents` {str(value)[:40]} is beyond any bill rate "
-                           f"(at most {MAX_RATE_CENTS}).")
+        raise PayloadError(
+            f"`rate_in_cents` {str(value)[:40]} is beyond any bill rate (at most {MAX_RATE_CENTS})."
+        )
     return _rate(value)
 
 
@@ -285,12 +332,25 @@ class _WorkerRow(NamedTuple):
     cost_centre_code: str | None
 
 
-_PROJECT_COLUMNS = ("pk", "code", "status", "legal_entity_id", "legal_entity__code",
-                    "customer__name", "customer__status", "correlation_id")
+_PROJECT_COLUMNS = (
+    "pk",
+    "code",
+    "status",
+    "legal_entity_id",
+    "legal_entity__code",
+    "customer__name",
+    "customer__status",
+    "correlation_id",
+)
 _TASK_COLUMNS = ("pk", "code", "status", "allows_time", "project_id")
 # The cost rate is encrypted and not needed here: not reading it saves a decrypt per worker.
-_WORKER_COLUMNS = ("pk", "employee_number", "employment_status", "cost_centre_id",
-                   "cost_centre__code")
+_WORKER_COLUMNS = (
+    "pk",
+    "employee_number",
+    "employment_status",
+    "cost_centre_id",
+    "cost_centre__code",
+)
 
 
 @dataclass
@@ -318,7 +378,8 @@ class _Preload:
 def _refs(model: type, external_ids: set[str]) -> dict[str, str]:
     return dict(
         ExternalRef.objects.filter(
-            system=SOURCE_SYSTEM, content_type=ContentType.objects.get_for_model(model),
+            system=SOURCE_SYSTEM,
+            content_type=ContentType.objects.get_for_model(model),
             external_id__any=external_ids,
         ).values_list("external_id", "object_id")
     )
@@ -328,8 +389,9 @@ def _rows(model: type, row_type: type, columns: Sequence[str], refs: dict[str, s
     """{external id: row} of the records `refs` names (one query)."""
     by_pk = {
         values[0]: row_type(*values)
-        for values in model.objects.filter(pk__any={int(pk) for pk in refs.values()})
-        .values_list(*columns)
+        for values in model.objects.filter(pk__any={int(pk) for pk in refs.values()}).values_list(
+            *columns
+        )
     }
     return {ext: by_pk[int(pk)] for ext, pk in refs.items() if int(pk) in by_pk}
 
@@ -355,11 +417,15 @@ def _preload(
         for ct_model, object_id, external_id in ExternalRef.objects.filter(
             system="erp",
             content_type__model__in=["project", "task", "worker", "costcentre"],
-            object_id__any=[str(k) for k in {
-                *(r.pk for r in projects.values()), *(r.pk for r in tasks.values()),
-                *(r.pk for r in workers.values()),
-                *(r.cost_centre_id for r in workers.values() if r.cost_centre_id),
-            }],
+            object_id__any=[
+                str(k)
+                for k in {
+                    *(r.pk for r in projects.values()),
+                    *(r.pk for r in tasks.values()),
+                    *(r.pk for r in workers.values()),
+                    *(r.cost_centre_id for r in workers.values() if r.cost_centre_id),
+                }
+            ],
         ).values_list("content_type__model", "object_id", "external_id")
     }
     return _Preload(
@@ -368,15 +434,20 @@ def _preload(
         workers=workers,
         placeholders=set(placeholder_refs),
         currencies=set(Currency.objects.values_list("code", flat=True)),
-        existing={entry.psa_id: entry for entry in
-                  TimeEntry.objects.filter(psa_id__any={p.external_id for p in parsed})},
+        existing={
+            entry.psa_id: entry
+            for entry in TimeEntry.objects.filter(psa_id__any={p.external_id for p in parsed})
+        },
         posted={
             key.removeprefix(ERP_KEY_PREFIX): target_id
             for key, target_id in target_records_known(
-                connection=erp, record_type=ERP_RECORD_TYPE,
+                connection=erp,
+                record_type=ERP_RECORD_TYPE,
                 external_ids={f"{ERP_KEY_PREFIX}{p.external_id}" for p in parsed},
             ).items()
-        } if erp is not None else {},
+        }
+        if erp is not None
+        else {},
         periods=periods,
         erp_refs=erp_refs,
         mappings=mapping_tables_load(sets=[LEGAL_ENTITY_SET, CURRENCY_SET]),
@@ -426,8 +497,11 @@ def _day(project: _ProjectRow | None, p: ParsedTime, pre: _Preload) -> tuple:
             versions.update(mapped.stamp)
     period = _period_for(pre.periods.get(entity_id, []), p.work_date) if project else None
     found = pre.days[key] = (
-        subsidiary, erp_currency, versions,
-        f"{period.start_date:%b %Y}" if period else None, period.status if period else None,
+        subsidiary,
+        erp_currency,
+        versions,
+        f"{period.start_date:%b %Y}" if period else None,
+        period.status if period else None,
     )
     return found
 
@@ -441,7 +515,9 @@ def _resolve(p: ParsedTime, pre: _Preload) -> _Resolved:
     subsidiary, erp_currency, versions, period_name, period_status = _day(project, p, pre)
     entity_code = project.entity_code if project else None
     facts = Facts(
-        work_date=p.work_date, project_ref=p.workspace_id, task_ref=p.story_id,
+        work_date=p.work_date,
+        project_ref=p.workspace_id,
+        task_ref=p.story_id,
         worker_ref=p.user_id,
         project_code=project.code if project else None,
         project_status=project.status if project else None,
@@ -537,9 +613,10 @@ def _items_claim(inbox_ids: Sequence[int], *, now: dt.datetime) -> tuple[list[_I
             rows = sorted(cursor.fetchall())
         return [_Item(i, ext, corr, json_decode(text)) for i, ext, corr, text in rows], True
     rows = (
-        InboxItem.objects.select_for_update().filter(
-            id__any=inbox_ids, status=InboxItem.Status.PENDING
-        ).order_by("id").values_list("id", "external_id", "correlation_id", "payload")
+        InboxItem.objects.select_for_update()
+        .filter(id__any=inbox_ids, status=InboxItem.Status.PENDING)
+        .order_by("id")
+        .values_list("id", "external_id", "correlation_id", "payload")
     )
     return [_Item(*row) for row in rows], False
 
@@ -547,18 +624,28 @@ def _items_claim(inbox_ids: Sequence[int], *, now: dt.datetime) -> tuple[list[_I
 def _parse_failure(item: _Item, reason: str) -> Failure:
     external_id = item.external_id or f"inbox-{item.id}"
     return Failure(
-        record_key=_record_key(external_id), stage=Stage.PARSE, queue=Queue.INTEGRATION_OPS,
-        code="MALFORMED_PAYLOAD", category="technical",
+        record_key=_record_key(external_id),
+        stage=Stage.PARSE,
+        queue=Queue.INTEGRATION_OPS,
+        code="MALFORMED_PAYLOAD",
+        category="technical",
         message=f"The PSA sent a time entry Ledgerbridge cannot read: {reason}"[:2000],
         suggested_fix="Check the PSA record (or a schema change on the PSA side), then replay.",
-        cause="MALFORMED_PAYLOAD", payload=item.payload if isinstance(item.payload, dict) else {},
-        correlation_id=item.correlation_id, inbox_item_id=item.id,
+        cause="MALFORMED_PAYLOAD",
+        payload=item.payload if isinstance(item.payload, dict) else {},
+        correlation_id=item.correlation_id,
+        inbox_item_id=item.id,
     )
 
 
 def _post(
-    approved: list[tuple[_Item, ParsedTime]], *, run: SyncRun, erp: Connection,
-    now: dt.datetime, counts: ProcessCounts, parked: list[_Item],
+    approved: list[tuple[_Item, ParsedTime]],
+    *,
+    run: SyncRun,
+    erp: Connection,
+    now: dt.datetime,
+    counts: ProcessCounts,
+    parked: list[_Item],
 ) -> None:
     today = now.date()
     pre = _preload([p for _, p in approved], today=today, erp=erp)
@@ -571,33 +658,49 @@ def _post(
     passed_keys: list[str] = []
     for item, p in approved:
         resolved = _resolve(p, pre)
-        if (p.external_id in pre.posted and p.external_id not in pre.existing
-                and resolved.project and resolved.task and resolved.worker
-                and p.currency in pre.currencies):
+        if (
+            p.external_id in pre.posted
+            and p.external_id not in pre.existing
+            and resolved.project
+            and resolved.task
+            and resolved.worker
+            and p.currency in pre.currencies
+        ):
             to_link.append((item, p, resolved))
             passed_keys.append(_record_key(p.external_id))
             continue
         broken = rules_check(resolved.facts)
         if broken:
             for failure in broken:
-                counts.failures.append(Failure(
-                    record_key=_record_key(p.external_id), stage=Stage.VALIDATE,
-                    queue=failure.rule.queue, code=failure.rule.code,
-                    message=failure.message, suggested_fix=failure.suggested_fix,
-                    cause=failure.cause, detail={"rule": failure.rule.code},
-                    payload=item.payload,
-                    money_at_risk=money_at_risk(hours=p.hours, bill_rate=p.rate)
-                    if p.billable else None,
-                    currency=p.currency, correlation_id=item.correlation_id,
-                    inbox_item_id=item.id,
-                ))
+                counts.failures.append(
+                    Failure(
+                        record_key=_record_key(p.external_id),
+                        stage=Stage.VALIDATE,
+                        queue=failure.rule.queue,
+                        code=failure.rule.code,
+                        message=failure.message,
+                        suggested_fix=failure.suggested_fix,
+                        cause=failure.cause,
+                        detail={"rule": failure.rule.code},
+                        payload=item.payload,
+                        money_at_risk=money_at_risk(hours=p.hours, bill_rate=p.rate)
+                        if p.billable
+                        else None,
+                        currency=p.currency,
+                        correlation_id=item.correlation_id,
+                        inbox_item_id=item.id,
+                    )
+                )
                 break  # one item per record and stage: the first rule to fix
             parked.append(item)
             continue
         passed_keys.append(_record_key(p.external_id))
         incoming = {
-            "work_date": p.work_date, "hours": p.hours, "billable": p.billable,
-            "bill_rate": p.rate, "currency": p.currency,
+            "work_date": p.work_date,
+            "hours": p.hours,
+            "billable": p.billable,
+            "bill_rate": p.rate,
+            "currency": p.currency,
         }
         existing = pre.existing.get(p.external_id)
         if existing is None:
@@ -605,27 +708,41 @@ def _post(
             continue
         current = {name: getattr(existing, _attname(name)) for name in OWNED_FIELDS}
         merge = ownership_merge(
-            entity=ENTITY, current=current, incoming=incoming, source_system=SOURCE_SYSTEM,
-            book=pre.ownership, on=today,
+            entity=ENTITY,
+            current=current,
+            incoming=incoming,
+            source_system=SOURCE_SYSTEM,
+            book=pre.ownership,
+            on=today,
         )
         for refused in merge.refused:
             counts.refused += 1
-            counts.failures.append(Failure(
-                record_key=_record_key(p.external_id), stage=Stage.OWN,
-                queue=Queue.TIME_AND_EXPENSE, code="FIELD_OWNED_ELSEWHERE", category="business",
-                message=(
-                    f"The {refused.source_system.upper()} changed {refused.field} from "
-                    f"{refused.current} to {refused.attempted}, but the "
-                    f"{refused.owner_system.upper()} owns that field: the change was refused."
-                ),
-                suggested_fix=f"Make the change in the {refused.owner_system.upper()}, or "
-                "correct the ownership rule if it is wrong.",
-                cause=f"{ENTITY}.{refused.field}",
-                detail={"field": refused.field, "attempted": str(refused.attempted),
-                        "current": str(refused.current), "owner": refused.owner_system,
-                        "source": refused.source_system},
-                correlation_id=item.correlation_id, inbox_item_id=item.id,
-            ))
+            counts.failures.append(
+                Failure(
+                    record_key=_record_key(p.external_id),
+                    stage=Stage.OWN,
+                    queue=Queue.TIME_AND_EXPENSE,
+                    code="FIELD_OWNED_ELSEWHERE",
+                    category="business",
+                    message=(
+                        f"The {refused.source_system.upper()} changed {refused.field} from "
+                        f"{refused.current} to {refused.attempted}, but the "
+                        f"{refused.owner_system.upper()} owns that field: the change was refused."
+                    ),
+                    suggested_fix=f"Make the change in the {refused.owner_system.upper()}, or "
+                    "correct the ownership rule if it is wrong.",
+                    cause=f"{ENTITY}.{refused.field}",
+                    detail={
+                        "field": refused.field,
+                        "attempted": str(refused.attempted),
+                        "current": str(refused.current),
+                        "owner": refused.owner_system,
+                        "source": refused.source_system,
+                    },
+                    correlation_id=item.correlation_id,
+                    inbox_item_id=item.id,
+                )
+            )
         changed = dict(merge.applied)
         if resolved.versions != existing.mapping_versions:
             changed["mapping_versions"] = resolved.versions
@@ -634,21 +751,29 @@ def _post(
             continue
         if existing.status in TimeEntry.FROZEN_STATUSES:
             # Posted time is corrected by a reversal and a new entry, never by an edit.
-            counts.failures.append(Failure(
-                record_key=_record_key(p.external_id), stage=Stage.VALIDATE,
-                queue=Queue.TIME_AND_EXPENSE, code="POSTED_ENTRY_CHANGED",
-                message=(
-                    f"The PSA changed time entry {p.external_id} after it was "
-                    f"{existing.status}: {', '.join(sorted(changed))}."
-                ),
-                suggested_fix="Reverse the posted entry in the ERP and book the correction as "
-                "a new entry, or undo the change in the PSA.",
-                cause="POSTED_ENTRY_CHANGED", payload=item.payload,
-                detail={"changed": sorted(changed), "status": existing.status},
-                money_at_risk=money_at_risk(hours=p.hours, bill_rate=p.rate)
-                if p.billable else None,
-                currency=p.currency, correlation_id=item.correlation_id, inbox_item_id=item.id,
-            ))
+            counts.failures.append(
+                Failure(
+                    record_key=_record_key(p.external_id),
+                    stage=Stage.VALIDATE,
+                    queue=Queue.TIME_AND_EXPENSE,
+                    code="POSTED_ENTRY_CHANGED",
+                    message=(
+                        f"The PSA changed time entry {p.external_id} after it was "
+                        f"{existing.status}: {', '.join(sorted(changed))}."
+                    ),
+                    suggested_fix="Reverse the posted entry in the ERP and book the correction as "
+                    "a new entry, or undo the change in the PSA.",
+                    cause="POSTED_ENTRY_CHANGED",
+                    payload=item.payload,
+                    detail={"changed": sorted(changed), "status": existing.status},
+                    money_at_risk=money_at_risk(hours=p.hours, bill_rate=p.rate)
+                    if p.billable
+                    else None,
+                    currency=p.currency,
+                    correlation_id=item.correlation_id,
+                    inbox_item_id=item.id,
+                )
+            )
             parked.append(item)
             continue
         for name, value in changed.items():
@@ -669,10 +794,12 @@ def _post(
             model=TimeEntry, objs=[e for _, _, e, _ in to_update], fields=fields, actor=run.actor
         )
         counts.updated += len(to_update)
-        counts.deliveries += deliveries_enqueue(deliveries=[
-            _delivery(entry, resolved, p, item, erp=erp, now=now, pre=pre)
-            for item, p, entry, resolved in to_update
-        ])
+        counts.deliveries += deliveries_enqueue(
+            deliveries=[
+                _delivery(entry, resolved, p, item, erp=erp, now=now, pre=pre)
+                for item, p, entry, resolved in to_update
+            ]
+        )
     if passed_keys:
         exception_items_close_for(
             record_keys=passed_keys, stage=Stage.VALIDATE, reason="Passed validation on replay."
@@ -680,14 +807,35 @@ def _post(
 
 
 # Columns of a new canonical time entry, in the order `_entry_row` gives them.
-_ENTRY_COLUMNS = ("psa_id", "worker_id", "project_id", "task_id", "work_date", "hours",
-                  "billable", "bill_rate", "currency_id", "mapping_versions", "correlation_id")
+_ENTRY_COLUMNS = (
+    "psa_id",
+    "worker_id",
+    "project_id",
+    "task_id",
+    "work_date",
+    "hours",
+    "billable",
+    "bill_rate",
+    "currency_id",
+    "mapping_versions",
+    "correlation_id",
+)
 
 
 def _entry_row(item: _Item, p: ParsedTime, resolved: _Resolved) -> tuple:
-    return (p.external_id, resolved.worker.pk, resolved.project.pk, resolved.task.pk,
-            p.work_date, p.hours, p.billable, p.rate, p.currency, resolved.versions,
-            resolved.project.correlation_id or item.correlation_id)
+    return (
+        p.external_id,
+        resolved.worker.pk,
+        resolved.project.pk,
+        resolved.task.pk,
+        p.work_date,
+        p.hours,
+        p.billable,
+        p.rate,
+        p.currency,
+        resolved.versions,
+        resolved.project.correlation_id or item.correlation_id,
+    )
 
 
 def _entry_constants(now: dt.datetime, *, already_posted: bool) -> dict[str, Any]:
@@ -696,8 +844,13 @@ def _entry_constants(now: dt.datetime, *, already_posted: bool) -> dict[str, Any
 
 
 def _create_by_orm(
-    to_create: list[tuple[_Item, ParsedTime, _Resolved]], *, run: SyncRun, erp: Connection,
-    now: dt.datetime, pre: _Preload, already_posted: bool = False,
+    to_create: list[tuple[_Item, ParsedTime, _Resolved]],
+    *,
+    run: SyncRun,
+    erp: Connection,
+    now: dt.datetime,
+    pre: _Preload,
+    already_posted: bool = False,
 ) -> int:
     """New entries through the ORM (databases without COPY): entries with history, then their
     deliveries, or, `already_posted`, their ERP refs (no delivery). Returns how many deliveries
@@ -710,16 +863,27 @@ def _create_by_orm(
     created = audited_bulk_create(model=TimeEntry, objs=entries, actor=run.actor)
     if already_posted:
         entry_type = ContentType.objects.get_for_model(TimeEntry)
-        audited_bulk_create(model=ExternalRef, actor=run.actor, objs=[
-            ExternalRef(system=ERP_SYSTEM, content_type=entry_type, object_id=str(e.pk),
-                        external_id=pre.posted[p.external_id], last_synced_at=now)
-            for (_, p, _), e in zip(to_create, created, strict=True)
-        ])
+        audited_bulk_create(
+            model=ExternalRef,
+            actor=run.actor,
+            objs=[
+                ExternalRef(
+                    system=ERP_SYSTEM,
+                    content_type=entry_type,
+                    object_id=str(e.pk),
+                    external_id=pre.posted[p.external_id],
+                    last_synced_at=now,
+                )
+                for (_, p, _), e in zip(to_create, created, strict=True)
+            ],
+        )
         return 0
-    return deliveries_enqueue(deliveries=[
-        _delivery(entry, resolved, p, item, erp=erp, now=now, pre=pre)
-        for (item, p, resolved), entry in zip(to_create, created, strict=True)
-    ])
+    return deliveries_enqueue(
+        deliveries=[
+            _delivery(entry, resolved, p, item, erp=erp, now=now, pre=pre)
+            for (item, p, resolved), entry in zip(to_create, created, strict=True)
+        ]
+    )
 
 
 # Columns of a new entry's delivery, in the order `_create_by_copy` gives them.
@@ -727,8 +891,13 @@ _DELIVERY_COLUMNS = ("object_id", "idempotency_key", "external_id", "payload", "
 
 
 def _create_by_copy(
-    to_create: list[tuple[_Item, ParsedTime, _Resolved]], *, run: SyncRun, erp: Connection,
-    now: dt.datetime, pre: _Preload, already_posted: bool = False,
+    to_create: list[tuple[_Item, ParsedTime, _Resolved]],
+    *,
+    run: SyncRun,
+    erp: Connection,
+    now: dt.datetime,
+    pre: _Preload,
+    already_posted: bool = False,
 ) -> int:
     """New entries on PostgreSQL: the rows `_create_by_orm` writes (entry + "+" history row
     attributed to the run, one pending delivery each, or the ERP ref + its history row), by
@@ -737,35 +906,54 @@ def _create_by_copy(
     hits the PSA id's unique constraint, which rolls this whole batch back (as the ORM path).
     Returns how many deliveries were written."""
     entry_ids = audited_copy_create(
-        model=TimeEntry, columns=_ENTRY_COLUMNS,
+        model=TimeEntry,
+        columns=_ENTRY_COLUMNS,
         constants=_entry_constants(now, already_posted=already_posted),
-        rows=[_entry_row(item, p, r) for item, p, r in to_create], actor=run.actor,
+        rows=[_entry_row(item, p, r) for item, p, r in to_create],
+        actor=run.actor,
     )
     entry_type = ContentType.objects.get_for_model(TimeEntry).pk
     if already_posted:
         audited_copy_create(
-            model=ExternalRef, columns=("object_id", "external_id"),
-            constants={"system": ERP_SYSTEM, "content_type_id": entry_type,
-                       "last_synced_at": now},
-            rows=[(str(pk), pre.posted[p.external_id])
-                  for pk, (_, p, _) in zip(entry_ids, to_create, strict=True)],
+            model=ExternalRef,
+            columns=("object_id", "external_id"),
+            constants={"system": ERP_SYSTEM, "content_type_id": entry_type, "last_synced_at": now},
+            rows=[
+                (str(pk), pre.posted[p.external_id])
+                for pk, (_, p, _) in zip(entry_ids, to_create, strict=True)
+            ],
             actor=run.actor,
         )
         return 0
     rows = []
     for pk, (item, p, resolved) in zip(entry_ids, to_create, strict=True):
         fields = _delivery_fields(
-            pk=pk, version=1, work_date=p.work_date, hours=p.hours, billable=p.billable,
-            bill_rate=p.rate, currency=p.currency,
+            pk=pk,
+            version=1,
+            work_date=p.work_date,
+            hours=p.hours,
+            billable=p.billable,
+            bill_rate=p.rate,
+            currency=p.currency,
             correlation_id=resolved.project.correlation_id or item.correlation_id,
-            resolved=resolved, p=p, pre=pre,
+            resolved=resolved,
+            p=p,
+            pre=pre,
         )
         rows.append(tuple(fields[name] for name in _DELIVERY_COLUMNS))
     copy_insert(
-        model=Delivery, columns=_DELIVERY_COLUMNS, rows=rows, omit=["id"],
-        constants={"operation": OPERATION, "record_version": 1, "connection_id": erp.pk,
-                   "content_type_id": entry_type, "next_attempt_at": now,
-                   "created_at": timezone.now()},
+        model=Delivery,
+        columns=_DELIVERY_COLUMNS,
+        rows=rows,
+        omit=["id"],
+        constants={
+            "operation": OPERATION,
+            "record_version": 1,
+            "connection_id": erp.pk,
+            "content_type_id": entry_type,
+            "next_attempt_at": now,
+            "created_at": timezone.now(),
+        },
     )
     return len(rows)
 
@@ -777,25 +965,51 @@ def _erp_ref(pre: _Preload, model: str, pk: int, *, fallback: str) -> dict[str, 
 
 
 def _delivery(
-    entry: TimeEntry, resolved: _Resolved, p: ParsedTime, item: _Item, *,
-    erp: Connection, now: dt.datetime, pre: _Preload,
+    entry: TimeEntry,
+    resolved: _Resolved,
+    p: ParsedTime,
+    item: _Item,
+    *,
+    erp: Connection,
+    now: dt.datetime,
+    pre: _Preload,
 ) -> Delivery:
     """The ERP labour posting (NetSuite timeBill) for one canonical time entry version."""
     fields = _delivery_fields(
-        pk=entry.pk, version=entry.version, work_date=entry.work_date, hours=entry.hours,
-        billable=entry.billable, bill_rate=entry.bill_rate, currency=entry.currency_id,
+        pk=entry.pk,
+        version=entry.version,
+        work_date=entry.work_date,
+        hours=entry.hours,
+        billable=entry.billable,
+        bill_rate=entry.bill_rate,
+        currency=entry.currency_id,
         correlation_id=entry.correlation_id or item.correlation_id,
-        resolved=resolved, p=p, pre=pre,
+        resolved=resolved,
+        p=p,
+        pre=pre,
     )
     return Delivery(
-        connection=erp, content_type=ContentType.objects.get_for_model(TimeEntry),
-        operation=OPERATION, record_version=entry.version, next_attempt_at=now, **fields,
+        connection=erp,
+        content_type=ContentType.objects.get_for_model(TimeEntry),
+        operation=OPERATION,
+        record_version=entry.version,
+        next_attempt_at=now,
+        **fields,
     )
 
 
 def _delivery_fields(
-    *, pk: int, version: int, work_date: dt.date, hours: Decimal, billable: bool,
-    bill_rate: Decimal, currency: str, correlation_id: str, resolved: _Resolved, p: ParsedTime,
+    *,
+    pk: int,
+    version: int,
+    work_date: dt.date,
+    hours: Decimal,
+    billable: bool,
+    bill_rate: Decimal,
+    currency: str,
+    correlation_id: str,
+    resolved: _Resolved,
+    p: ParsedTime,
     pre: _Preload,
 ) -> dict[str, Any]:
     """The fields of a delivery that differ between entry versions."""
@@ -821,10 +1035,16 @@ def _delivery_fields(
     }
     # What to send (`record_type`, `body`) and what finance needs if it fails (amount at risk).
     payload = {
-        "record_type": "timeBill", "body": body, "amount": str(amount),
-        "currency": currency, "mapping_versions": resolved.versions,
+        "record_type": "timeBill",
+        "body": body,
+        "amount": str(amount),
+        "currency": currency,
+        "mapping_versions": resolved.versions,
     }
     return {
-        "object_id": str(pk), "idempotency_key": f"erp:{OPERATION}:{pk}:v{version}",
-        "external_id": external_id, "payload": payload, "correlation_id": correlation_id,
+        "object_id": str(pk),
+        "idempotency_key": f"erp:{OPERATION}:{pk}:v{version}",
+        "external_id": external_id,
+        "payload": payload,
+        "correlation_id": correlation_id,
     }

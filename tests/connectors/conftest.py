@@ -8,9 +8,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from sandbox.core.app import SandboxApp
+from sandbox.core.faults import FaultBook
 from sync.connectors.base import ConnectionConfig
-from sync.sandbox.core.app import SandboxApp
-from sync.sandbox.core.faults import FaultBook
 
 SANDBOX_DATABASES = ["default", "sandbox"]
 SANDBOX_ROOT = "http://sandbox.test"
@@ -51,8 +51,10 @@ def sandbox_config(sandbox_app) -> Callable[..., ConnectionConfig]:
         credentials = dialect.credentials(SANDBOX_ROOT + dialect.prefix)
         base_url = credentials.pop("base_url")
         return ConnectionConfig(
-            system=system, base_url=base_url,
-            credentials={k: str(v) for k, v in credentials.items()}, **overrides,
+            system=system,
+            base_url=base_url,
+            credentials={k: str(v) for k, v in credentials.items()},
+            **overrides,
         )
 
     return make

@@ -10,10 +10,13 @@ from sync.connectors.base import CONFIGURATION, TransportError
 
 def test_a_bearer_token_and_a_stripe_key_are_sent_as_bearer_credentials():
     assert BearerAuth("t").headers(method="GET", url="u", http=None) == {
-        "Authorization": "Bearer t"}
+        "Authorization": "Bearer t"
+    }
     stripe = StripeKeyAuth("sk_test_1", api_version="2024-06-20")
     assert stripe.headers(method="POST", url="u", http=None) == {
-        "Authorization": "Bearer sk_test_1", "Stripe-Version": "2024-06-20"}
+        "Authorization": "Bearer sk_test_1",
+        "Stripe-Version": "2024-06-20",
+    }
     assert NoAuth().headers(method="GET", url="u", http=None) == {}
 
 
@@ -29,9 +32,15 @@ def test_a_static_token_is_not_retried_after_a_401():
 
 def test_each_netsuite_request_gets_a_fresh_nonce_and_signature():
     nonces = iter(["a", "b"])
-    auth = NetSuiteTokenAuth(account="123", consumer_key="ck", consumer_secret="cs",
-                             token_id="ti", token_secret="ts", nonce=lambda: next(nonces),
-                             timestamp=lambda: 1)
+    auth = NetSuiteTokenAuth(
+        account="123",
+        consumer_key="ck",
+        consumer_secret="cs",
+        token_id="ti",
+        token_secret="ts",
+        nonce=lambda: next(nonces),
+        timestamp=lambda: 1,
+    )
     first = auth.headers(method="GET", url="https://x/y", http=None)["Authorization"]
     second = auth.headers(method="GET", url="https://x/y", http=None)["Authorization"]
     assert first != second

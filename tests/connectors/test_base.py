@@ -21,8 +21,11 @@ from sync.connectors.base import (
     [
         (None, "2026-01-01T10:00:00Z", "2026-01-01T10:00:00Z"),
         ("2026-01-01T10:00:00Z", None, "2026-01-01T10:00:00Z"),
-        ("2026-01-01T10:00:00.000+0000", "2026-01-01T09:30:00.000-0100",
-         "2026-01-01T09:30:00.000-0100"),
+        (
+            "2026-01-01T10:00:00.000+0000",
+            "2026-01-01T09:30:00.000-0100",
+            "2026-01-01T09:30:00.000-0100",
+        ),
         ("2026-01-01T10:00:00Z", "2026-01-01T09:00:00Z", "2026-01-01T10:00:00Z"),
         ("2026-01-01T10:00:00Z", "garbage", "2026-01-01T10:00:00Z"),
         ("2026-01-01T10:00:00Z", "2026-01-02T00:00:00", "2026-01-01T10:00:00Z"),  # no offset
@@ -44,9 +47,14 @@ def test_a_config_that_could_never_send_is_refused(overrides):
 
 
 def test_a_config_is_built_from_a_connection_row():
-    row = SimpleNamespace(dialect="kantata", base_url="https://api.example/api/v1",
-                          credentials_dict=lambda: {"access_token": "t"}, timeout_seconds=15,
-                          max_concurrency=2, rate_per_second=None)
+    row = SimpleNamespace(
+        dialect="kantata",
+        base_url="https://api.example/api/v1",
+        credentials_dict=lambda: {"access_token": "t"},
+        timeout_seconds=15,
+        max_concurrency=2,
+        rate_per_second=None,
+    )
     config = ConnectionConfig.from_connection(row)
     assert (config.system, config.timeout_seconds, config.max_concurrency) == ("kantata", 15.0, 2)
     assert config.credentials == {"access_token": "t"}
@@ -58,8 +66,14 @@ def test_an_unknown_failure_kind_is_a_programming_error():
 
 
 def test_a_transport_error_reads_as_kind_status_code_and_target():
-    error = TransportError(kind=CONFIGURATION, status=401, vendor_code="INVALID_LOGIN",
-                           message="bad token", method="GET", url="https://x/y")
+    error = TransportError(
+        kind=CONFIGURATION,
+        status=401,
+        vendor_code="INVALID_LOGIN",
+        message="bad token",
+        method="GET",
+        url="https://x/y",
+    )
     assert str(error) == "configuration 401 INVALID_LOGIN GET https://x/y: bad token"
     assert not error.retryable
 

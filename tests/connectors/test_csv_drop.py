@@ -7,20 +7,31 @@ import pytest
 from sync.connectors.base import CONFIGURATION, TransportError
 from sync.connectors.csv_drop import CsvDropConnector, pages_from_text
 
-HEADER = ("entry_id,user_id,workspace_id,story_id,date_performed,hours,billable,notes,rate,"
-          "currency\n")
+HEADER = (
+    "entry_id,user_id,workspace_id,story_id,date_performed,hours,billable,notes,rate,currency\n"
+)
 
 
 def test_a_good_row_becomes_a_time_entry_in_kantatas_shape():
     text = HEADER + "TE-1,u7,w3,s9,2026-01-05,1.5,yes,Design review,125.50,eur\n"
     page = next(pages_from_text(text))
     assert page.rejected == ()
-    assert page.records == [{
-        "id": "TE-1", "user_id": "u7", "workspace_id": "w3", "story_id": "s9",
-        "date_performed": "2026-01-05", "time_in_minutes": 90, "billable": True,
-        "notes": "Design review", "rate_in_cents": 12550, "currency": "EUR", "approved": True,
-        "source_row": 2,
-    }]
+    assert page.records == [
+        {
+            "id": "TE-1",
+            "user_id": "u7",
+            "workspace_id": "w3",
+            "story_id": "s9",
+            "date_performed": "2026-01-05",
+            "time_in_minutes": 90,
+            "billable": True,
+            "notes": "Design review",
+            "rate_in_cents": 12550,
+            "currency": "EUR",
+            "approved": True,
+            "source_row": 2,
+        }
+    ]
 
 
 @pytest.mark.parametrize(
@@ -74,8 +85,11 @@ def test_a_drop_missing_required_columns_is_a_configuration_failure():
 
 def test_minutes_headers_in_any_case_and_a_byte_order_mark_are_read(tmp_path):
     path = tmp_path / "drop.csv"
-    path.write_text("\ufeffEntry_ID,User_ID,Workspace_ID,Date_Performed,Time_In_Minutes\n"
-                    "TE-1,u1,w1,2026-01-05,45\n", encoding="utf-8")
+    path.write_text(
+        "\ufeffEntry_ID,User_ID,Workspace_ID,Date_Performed,Time_In_Minutes\n"
+        "TE-1,u1,w1,2026-01-05,45\n",
+        encoding="utf-8",
+    )
     (page,) = CsvDropConnector(path).pull(entity="time_entries")
     assert page.records[0]["time_in_minutes"] == 45
 

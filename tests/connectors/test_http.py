@@ -35,8 +35,11 @@ from .conftest import FakeVendor, SleepRecorder, mock_config
 
 
 def json_answer(status: int, body=None, headers=None) -> httpx.Response:
-    return httpx.Response(status, content=orjson.dumps(body) if body is not None else b"",
-                          headers={"Content-Type": "application/json", **(headers or {})})
+    return httpx.Response(
+        status,
+        content=orjson.dumps(body) if body is not None else b"",
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
 
 
 def client(vendor: FakeVendor, **options) -> VendorHttp:
@@ -52,9 +55,18 @@ def failure_of(http: VendorHttp, method: str, **kwargs) -> TransportError:
 
 
 SF_LIMIT = [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]
-NS_USER_ERROR = {"type": "x", "title": "Bad Request", "status": 400, "o:errorDetails": [
-    {"detail": "Please enter value(s) for: Subsidiary", "o:errorCode": "USER_ERROR",
-     "o:errorPath": "subsidiary"}]}
+NS_USER_ERROR = {
+    "type": "x",
+    "title": "Bad Request",
+    "status": 400,
+    "o:errorDetails": [
+        {
+            "detail": "Please enter value(s) for: Subsidiary",
+            "o:errorCode": "USER_ERROR",
+            "o:errorPath": "subsidiary",
+        }
+    ],
+}
 
 STATUS_TABLE = [
     # method, status, body, expected kind, expected vendor code
@@ -65,40 +77,123 @@ STATUS_TABLE = [
     ("POST", 502, None, INDETERMINATE, ""),
     ("PUT", 504, None, INDETERMINATE, ""),
     ("GET", 504, None, TRANSIENT, ""),
-    ("GET", 429, {"errors": [{"type": "rate_limit", "message": "slow down"}]}, TRANSIENT,
-     "rate_limit"),
-    ("POST", 429, {"error": {"type": "rate_limit_error", "message": "Too many"}}, TRANSIENT,
-     "rate_limit_error"),
+    (
+        "GET",
+        429,
+        {"errors": [{"type": "rate_limit", "message": "slow down"}]},
+        TRANSIENT,
+        "rate_limit",
+    ),
+    (
+        "POST",
+        429,
+        {"error": {"type": "rate_limit_error", "message": "Too many"}},
+        TRANSIENT,
+        "rate_limit_error",
+    ),
     ("GET", 403, SF_LIMIT, TRANSIENT, "REQUEST_LIMIT_EXCEEDED"),
-    ("POST", 429, {"title": "Too Many Requests", "o:errorDetails": [
-        {"detail": "Concurrent request limit exceeded.",
-         "o:errorCode": "CONCURRENCY_LIMIT_EXCEEDED"}]}, TRANSIENT, "CONCURRENCY_LIMIT_EXCEEDED"),
-    ("POST", 402, {"error": {"type": "card_error", "code": "card_declined", "message": "no"}},
-     PERMANENT, "card_declined"),
-    ("GET", 401, [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired"}],
-     CONFIGURATION, "INVALID_SESSION_ID"),
-    ("PATCH", 403, [{"errorCode": "INSUFFICIENT_ACCESS", "message": "no"}], CONFIGURATION,
-     "INSUFFICIENT_ACCESS"),
+    (
+        "POST",
+        429,
+        {
+            "title": "Too Many Requests",
+            "o:errorDetails": [
+                {
+                    "detail": "Concurrent request limit exceeded.",
+                    "o:errorCode": "CONCURRENCY_LIMIT_EXCEEDED",
+                }
+            ],
+        },
+        TRANSIENT,
+        "CONCURRENCY_LIMIT_EXCEEDED",
+    ),
+    (
+        "POST",
+        402,
+        {"error": {"type": "card_error", "code": "card_declined", "message": "no"}},
+        PERMANENT,
+        "card_declined",
+    ),
+    (
+        "GET",
+        401,
+        [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired"}],
+        CONFIGURATION,
+        "INVALID_SESSION_ID",
+    ),
+    (
+        "PATCH",
+        403,
+        [{"errorCode": "INSUFFICIENT_ACCESS", "message": "no"}],
+        CONFIGURATION,
+        "INSUFFICIENT_ACCESS",
+    ),
     ("GET", 404, None, CONFIGURATION, ""),
     ("POST", 405, None, CONFIGURATION, ""),
     ("GET", 301, None, CONFIGURATION, ""),
-    ("GET", 400, [{"errorCode": "INVALID_FIELD", "message": "No such column"}], CONFIGURATION,
-     "INVALID_FIELD"),
-    ("GET", 400, {"schemas": [], "scimType": "invalidFilter", "detail": "bad"}, CONFIGURATION,
-     "invalidFilter"),
-    ("POST", 400, {"error": "invalid_client", "error_description": "bad secret"},
-     CONFIGURATION, "invalid_client"),
+    (
+        "GET",
+        400,
+        [{"errorCode": "INVALID_FIELD", "message": "No such column"}],
+        CONFIGURATION,
+        "INVALID_FIELD",
+    ),
+    (
+        "GET",
+        400,
+        {"schemas": [], "scimType": "invalidFilter", "detail": "bad"},
+        CONFIGURATION,
+        "invalidFilter",
+    ),
+    (
+        "POST",
+        400,
+        {"error": "invalid_client", "error_description": "bad secret"},
+        CONFIGURATION,
+        "invalid_client",
+    ),
     ("PUT", 400, NS_USER_ERROR, PERMANENT, "USER_ERROR"),
-    ("POST", 422, {"errors": [{"type": "validation", "message": "Title can't be blank",
-                               "field": "title"}]}, PERMANENT, "validation"),
-    ("PATCH", 300, [{"errorCode": "MULTIPLE_CHOICES", "message": "two"}], PERMANENT,
-     "MULTIPLE_CHOICES"),
-    ("GET", 410, {"errors": [{"type": "cursor_expired", "message": "expired"}]}, PERMANENT,
-     "cursor_expired"),
-    ("POST", 400, {"error": {"type": "idempotency_error", "message": "other params"}},
-     PERMANENT, "idempotency_error"),
-    ("POST", 409, {"error": {"type": "invalid_request_error", "code": "idempotency_key_in_use",
-                             "message": "in use"}}, TRANSIENT, "idempotency_key_in_use"),
+    (
+        "POST",
+        422,
+        {"errors": [{"type": "validation", "message": "Title can't be blank", "field": "title"}]},
+        PERMANENT,
+        "validation",
+    ),
+    (
+        "PATCH",
+        300,
+        [{"errorCode": "MULTIPLE_CHOICES", "message": "two"}],
+        PERMANENT,
+        "MULTIPLE_CHOICES",
+    ),
+    (
+        "GET",
+        410,
+        {"errors": [{"type": "cursor_expired", "message": "expired"}]},
+        PERMANENT,
+        "cursor_expired",
+    ),
+    (
+        "POST",
+        400,
+        {"error": {"type": "idempotency_error", "message": "other params"}},
+        PERMANENT,
+        "idempotency_error",
+    ),
+    (
+        "POST",
+        409,
+        {
+            "error": {
+                "type": "invalid_request_error",
+                "code": "idempotency_key_in_use",
+                "message": "in use",
+            }
+        },
+        TRANSIENT,
+        "idempotency_key_in_use",
+    ),
     ("POST", 408, None, TRANSIENT, ""),
 ]
 
@@ -298,11 +393,14 @@ def test_a_non_json_success_body_is_transient_for_a_read_and_indeterminate_for_a
     assert (read.value.kind, write.value.kind) == (TRANSIENT, INDETERMINATE)
 
 
-@pytest.mark.parametrize("body", [
-    b'{"id": "7", "units": 123456789012345678901234567890}',
-    b'{"id": "7", "units": -9223372036854775809, "note": "1234567890123456789"}',
-    b'{"id": "7", "units": 18446744073709551615}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"id": "7", "units": 123456789012345678901234567890}',
+        b'{"id": "7", "units": -9223372036854775809, "note": "1234567890123456789"}',
+        b'{"id": "7", "units": 18446744073709551615}',
+    ],
+)
 def test_an_integer_of_any_size_is_read_exactly_as_the_vendor_wrote_it(body):
     vendor = FakeVendor(httpx.Response(200, content=body))
     read = client(vendor).request("GET", "a").json()
@@ -314,12 +412,23 @@ def test_an_integer_of_any_size_is_read_exactly_as_the_vendor_wrote_it(body):
 BIG = b"12345678901234567890123"  # a 19-digit run: the exact reader reads the document
 
 
-@pytest.mark.parametrize("body", [
-    *(b'{"units": ' + value + b', "big": ' + BIG + b"}" for value in (
-        b"NaN", b"Infinity", b"-Infinity", b"1e400", b'"\\ud800"',
-        b"[" * 1000 + b"1" + b"]" * 1000)),
-    b"\xef\xbb\xbf" + b'{"big": ' + BIG + b"}",  # a byte-order mark
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        *(
+            b'{"units": ' + value + b', "big": ' + BIG + b"}"
+            for value in (
+                b"NaN",
+                b"Infinity",
+                b"-Infinity",
+                b"1e400",
+                b'"\\ud800"',
+                b"[" * 1000 + b"1" + b"]" * 1000,
+            )
+        ),
+        b"\xef\xbb\xbf" + b'{"big": ' + BIG + b"}",  # a byte-order mark
+    ],
+)
 def test_the_exact_reader_refuses_what_orjson_refuses_and_raises_nothing_else(body):
     # What it let through PostgreSQL's jsonb would refuse, and a RecursionError would escape
     # the caller: both would fail a pulled page on every retry.
@@ -405,8 +514,9 @@ def test_an_oauth_token_is_fetched_once_cached_and_refreshed_once_after_a_401():
         return json_answer(200, {})
 
     vendor = FakeVendor(answer)
-    auth = OAuth2ClientCredentials(token_url="https://vendor.example/api/token",
-                                   client_id="id", client_secret="secret")
+    auth = OAuth2ClientCredentials(
+        token_url="https://vendor.example/api/token", client_id="id", client_secret="secret"
+    )
     http = client(vendor, auth=auth)
     for _ in range(3):
         http.request("GET", "records")
@@ -428,8 +538,9 @@ def test_connectors_of_one_client_share_its_token_and_a_401_renews_it_for_all():
         return json_answer(200, {})
 
     def connector_http():
-        auth = OAuth2ClientCredentials(token_url="https://vendor.example/api/token",
-                                       client_id="id", client_secret="secret")
+        auth = OAuth2ClientCredentials(
+            token_url="https://vendor.example/api/token", client_id="id", client_secret="secret"
+        )
         return client(FakeVendor(answer), auth=auth)
 
     first, second = connector_http(), connector_http()
@@ -439,18 +550,19 @@ def test_connectors_of_one_client_share_its_token_and_a_401_renews_it_for_all():
     second.request("GET", "records")  # refused: the second fetches tok-2, for both
     first.request("GET", "records")
     assert len(fetched) == 2
-    assert seen == ["Bearer tok-1", "Bearer tok-1", "Bearer tok-1", "Bearer tok-2",
-                    "Bearer tok-2"]
-    other = OAuth2ClientCredentials(token_url="https://vendor.example/api/token",
-                                    client_id="id", client_secret="another secret")
+    assert seen == ["Bearer tok-1", "Bearer tok-1", "Bearer tok-1", "Bearer tok-2", "Bearer tok-2"]
+    other = OAuth2ClientCredentials(
+        token_url="https://vendor.example/api/token", client_id="id", client_secret="another secret"
+    )
     client(FakeVendor(answer), auth=other).request("GET", "records")
     assert len(fetched) == 3  # another client's credentials never reuse that token
 
 
 def test_a_refused_client_secret_is_a_configuration_failure():
     vendor = FakeVendor(json_answer(400, {"error": "invalid_client", "error_description": "no"}))
-    auth = OAuth2ClientCredentials(token_url="https://vendor.example/api/token",
-                                   client_id="id", client_secret="wrong")
+    auth = OAuth2ClientCredentials(
+        token_url="https://vendor.example/api/token", client_id="id", client_secret="wrong"
+    )
     error = failure_of(client(vendor, auth=auth), "GET")
     assert (error.kind, error.vendor_code) == (CONFIGURATION, "invalid_client")
 
@@ -459,12 +571,16 @@ def test_a_refused_client_secret_is_a_configuration_failure():
     ("body", "expected"),
     [
         ([{"errorCode": "DUPLICATE_VALUE", "message": "dup"}], ("DUPLICATE_VALUE", "dup")),
-        ({"errors": [{"type": "validation", "message": "m", "field": "title"}]},
-         ("validation", "m (title)")),
+        (
+            {"errors": [{"type": "validation", "message": "m", "field": "title"}]},
+            ("validation", "m (title)"),
+        ),
         ({"scimType": "invalidFilter", "detail": "d"}, ("invalidFilter", "d")),
         (NS_USER_ERROR, ("USER_ERROR", "Please enter value(s) for: Subsidiary")),
-        ({"error": {"type": "card_error", "code": "card_declined", "message": "m"}},
-         ("card_declined", "m")),
+        (
+            {"error": {"type": "card_error", "code": "card_declined", "message": "m"}},
+            ("card_declined", "m"),
+        ),
         ({"error": "invalid_grant", "error_description": "d"}, ("invalid_grant", "d")),
         ("plain text", ("", "")),
     ],

@@ -6,11 +6,11 @@ import datetime as dt
 
 import pytest
 
+from sandbox import storage
+from sandbox.models import SandboxRecord
 from sync.connectors.base import PERMANENT, TRANSIENT, TransportError
 from sync.connectors.http import DEFAULT_RATE_LIMIT_BACKOFF
 from sync.connectors.kantata import CURSOR_EXPIRED, KantataConnector
-from sync.sandbox import storage
-from sync.sandbox.models import SandboxRecord
 
 from .conftest import SANDBOX_DATABASES, SleepRecorder
 
@@ -23,12 +23,22 @@ def time_entries_seed(count: int, *, approved_every: int = 3, workspace_id: int 
     """`count` entries, every `approved_every`-th unapproved; returns how many are approved."""
     rows = [
         SandboxRecord(
-            system="kantata", object_type="time_entries", parent_id=workspace_id,
+            system="kantata",
+            object_type="time_entries",
+            parent_id=workspace_id,
             status="unapproved" if n % approved_every == 0 else "approved",
-            data={"user_id": str(1 + n % 7), "story_id": "11", "date_performed": "2026-01-05",
-                  "time_in_minutes": 60 + n % 5 * 15, "billable": True, "rate_in_cents": 12500,
-                  "currency": "EUR", "notes": f"entry {n}"},
-            created_at=BASE, updated_at=BASE + dt.timedelta(minutes=n),
+            data={
+                "user_id": str(1 + n % 7),
+                "story_id": "11",
+                "date_performed": "2026-01-05",
+                "time_in_minutes": 60 + n % 5 * 15,
+                "billable": True,
+                "rate_in_cents": 12500,
+                "currency": "EUR",
+                "notes": f"entry {n}",
+            },
+            created_at=BASE,
+            updated_at=BASE + dt.timedelta(minutes=n),
         )
         for n in range(count)
     ]
@@ -40,8 +50,12 @@ def time_entries_seed(count: int, *, approved_every: int = 3, workspace_id: int 
 def kantata(sandbox_config, sandbox_transport):
     def make(**options) -> KantataConnector:
         http_options = {"sleep": SleepRecorder(), **options.pop("http_options", {})}
-        return KantataConnector(sandbox_config("kantata"), transport=sandbox_transport,
-                                http_options=http_options, **options)
+        return KantataConnector(
+            sandbox_config("kantata"),
+            transport=sandbox_transport,
+            http_options=http_options,
+            **options,
+        )
 
     return make
 
@@ -58,8 +72,9 @@ def test_a_pull_of_approved_time_entries_pages_to_the_last_page(kantata):
 
 def test_a_pull_of_all_time_entries_includes_the_unapproved(kantata):
     time_entries_seed(250)
-    records = [r for p in kantata(approved_only=False).pull(entity="time_entries")
-               for r in p.records]
+    records = [
+        r for p in kantata(approved_only=False).pull(entity="time_entries") for r in p.records
+    ]
     assert len(records) == 250
 
 
@@ -73,8 +88,12 @@ def test_an_incremental_pull_uses_updated_after_and_reports_the_newest_change(ka
 
 def test_the_change_feed_is_followed_to_its_end_and_resumes_from_the_watermark(kantata):
     for n in range(5):
-        storage.record_create(system="kantata", object_type="workspaces",
-                              data={"title": f"Project {n}"}, external_id=f"PRJ-{n}")
+        storage.record_create(
+            system="kantata",
+            object_type="workspaces",
+            data={"title": f"Project {n}"},
+            external_id=f"PRJ-{n}",
+        )
     connector = kantata(per_page=2)
     pages = list(connector.pull(entity="change_events"))
     events = [e for p in pages for e in p.records]
@@ -82,14 +101,17 @@ def test_the_change_feed_is_followed_to_its_end_and_resumes_from_the_watermark(k
     assert {e["change_type"] for e in events} == {"created"}
     watermark = pages[-1].watermark
     storage.record_create(system="kantata", object_type="workspaces", data={"title": "Late"})
-    later = [e for p in connector.pull(entity="change_events", since=watermark)
-             for e in p.records]
+    later = [e for p in connector.pull(entity="change_events", since=watermark) for e in p.records]
     assert [e["subject_type"] for e in later] == ["Workspace"]
 
 
 def test_an_expired_change_feed_cursor_is_a_permanent_cursor_expired_failure(kantata):
-    old = storage.record_create(system="kantata", object_type="workspaces", data={"title": "Old"},
-                                now=dt.datetime.now(dt.UTC) - dt.timedelta(days=30))
+    old = storage.record_create(
+        system="kantata",
+        object_type="workspaces",
+        data={"title": "Old"},
+        now=dt.datetime.now(dt.UTC) - dt.timedelta(days=30),
+    )
     storage.record_create(system="kantata", object_type="workspaces", data={"title": "New"})
     expired = storage.events_oldest_id(system="kantata")
     assert old.pk
@@ -114,8 +136,9 @@ def test_a_workspace_upsert_creates_once_then_updates_by_external_reference(kant
 
 def test_a_workspace_kantata_refuses_is_a_permanent_failure_naming_the_field(kantata):
     with pytest.raises(TransportError) as caught:
-        kantata().upsert_by_external_id(record_type="workspaces", external_id="PRJ-1",
-                                        body={"title": "X", "currency": "XXX"})
+        kantata().upsert_by_external_id(
+            record_type="workspaces", external_id="PRJ-1", body={"title": "X", "currency": "XXX"}
+        )
     error = caught.value
     assert (error.kind, error.status, error.vendor_code) == (PERMANENT, 422, "validation")
     assert "currency" in error.message
@@ -143,11 +166,20 @@ def test_a_wrong_token_is_a_configuration_failure(sandbox_config, sandbox_transp
 
 @pytest.mark.parametrize("entity", ["workspaces", "stories", "users", "assignments", "expenses"])
 def test_every_psa_entity_is_pulled_to_its_last_page(kantata, entity):
-    storage.record_bulk_insert(records=(
-        SandboxRecord(system="kantata", object_type=entity, parent_id=1, status="approved",
-                      data={"title": f"{entity} {n}"}, created_at=BASE, updated_at=BASE)
-        for n in range(45)
-    ))
+    storage.record_bulk_insert(
+        records=(
+            SandboxRecord(
+                system="kantata",
+                object_type=entity,
+                parent_id=1,
+                status="approved",
+                data={"title": f"{entity} {n}"},
+                created_at=BASE,
+                updated_at=BASE,
+            )
+            for n in range(45)
+        )
+    )
     pages = list(kantata(per_page=20).pull(entity=entity))
     assert len(pages) == 3
     assert len({r["id"] for p in pages for r in p.records}) == 45

@@ -18,8 +18,9 @@ def test_pages_are_followed_until_one_has_no_next_cursor():
 
 
 def test_a_vendor_cursor_that_does_not_advance_stops_the_pull_instead_of_looping():
-    pages = pages_follow(lambda cursor: Page(records=[], next_cursor="same", watermark=None),
-                         cursor="same")
+    pages = pages_follow(
+        lambda cursor: Page(records=[], next_cursor="same", watermark=None), cursor="same"
+    )
     with pytest.raises(TransportError) as caught:
         list(pages)
     assert caught.value.kind == PERMANENT

@@ -6,11 +6,11 @@ import datetime as dt
 
 import pytest
 
+from sandbox import storage
+from sandbox.models import SandboxRecord
 from sync.connectors.base import CONFIGURATION, PERMANENT, TRANSIENT, TransportError
 from sync.connectors.http import SALESFORCE_LIMIT_BACKOFF
 from sync.connectors.salesforce import SalesforceConnector, soql_datetime, soql_string
-from sync.sandbox import storage
-from sync.sandbox.models import SandboxRecord
 
 from .conftest import SANDBOX_DATABASES, SleepRecorder
 
@@ -20,20 +20,31 @@ BASE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def accounts_seed(count: int, *, start: dt.datetime = BASE, prefix: str = "CUST") -> None:
-    storage.record_bulk_insert(records=(
-        SandboxRecord(system="salesforce", object_type="Account", external_id=f"{prefix}-{n}",
-                      data={"Name": f"Account {n}", "CurrencyIsoCode": "EUR"},
-                      created_at=start, updated_at=start + dt.timedelta(minutes=n))
-        for n in range(count)
-    ))
+    storage.record_bulk_insert(
+        records=(
+            SandboxRecord(
+                system="salesforce",
+                object_type="Account",
+                external_id=f"{prefix}-{n}",
+                data={"Name": f"Account {n}", "CurrencyIsoCode": "EUR"},
+                created_at=start,
+                updated_at=start + dt.timedelta(minutes=n),
+            )
+            for n in range(count)
+        )
+    )
 
 
 @pytest.fixture
 def salesforce(sandbox_config, sandbox_transport):
     def make(**options) -> SalesforceConnector:
         http_options = {"sleep": SleepRecorder(), **options.pop("http_options", {})}
-        return SalesforceConnector(sandbox_config("salesforce"), transport=sandbox_transport,
-                                   http_options=http_options, **options)
+        return SalesforceConnector(
+            sandbox_config("salesforce"),
+            transport=sandbox_transport,
+            http_options=http_options,
+            **options,
+        )
 
     return make
 
@@ -93,22 +104,25 @@ def test_a_record_not_in_salesforce_is_looked_up_as_none(salesforce):
 
 def test_a_record_salesforce_refuses_is_a_permanent_failure(salesforce):
     with pytest.raises(TransportError) as caught:
-        salesforce().upsert_by_external_id(record_type="Opportunity", external_id="OPP-1",
-                                           body={"Name": "Deal"})
+        salesforce().upsert_by_external_id(
+            record_type="Opportunity", external_id="OPP-1", body={"Name": "Deal"}
+        )
     assert (caught.value.kind, caught.value.vendor_code) == (PERMANENT, "REQUIRED_FIELD_MISSING")
 
 
 def test_a_field_the_org_does_not_have_is_a_configuration_failure(salesforce):
     with pytest.raises(TransportError) as caught:
-        salesforce().upsert_by_external_id(record_type="Account", external_id="CUST-1",
-                                           body={"Name": "Acme", "Colour__c": "red"})
+        salesforce().upsert_by_external_id(
+            record_type="Account", external_id="CUST-1", body={"Name": "Acme", "Colour__c": "red"}
+        )
     assert (caught.value.kind, caught.value.vendor_code) == (CONFIGURATION, "INVALID_FIELD")
 
 
 def test_a_wrong_client_secret_is_a_configuration_failure(sandbox_config, sandbox_transport):
     config = sandbox_config("salesforce")
-    wrong = type(config)(**{**config.__dict__, "credentials": {
-        **config.credentials, "client_secret": "wrong"}})
+    wrong = type(config)(
+        **{**config.__dict__, "credentials": {**config.credentials, "client_secret": "wrong"}}
+    )
     with pytest.raises(TransportError) as caught:
         list(SalesforceConnector(wrong, transport=sandbox_transport).pull(entity="Account"))
     assert caught.value.kind == CONFIGURATION
@@ -123,7 +137,10 @@ def test_the_daily_request_limit_is_transient_with_salesforces_backoff(salesforc
         connector.get_by_external_id(record_type="Account", external_id="c")
     error = caught.value
     assert (error.kind, error.status, error.vendor_code) == (
-        TRANSIENT, 403, "REQUEST_LIMIT_EXCEEDED")
+        TRANSIENT,
+        403,
+        "REQUEST_LIMIT_EXCEEDED",
+    )
     assert error.retry_after == SALESFORCE_LIMIT_BACKOFF
     assert connector.http.api_usage == (2, 2)
 

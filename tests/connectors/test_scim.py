@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
+from sandbox import storage
+from sandbox.models import SandboxRecord
 from sync.connectors.base import CONFIGURATION, TransportError
 from sync.connectors.scim import ENTERPRISE_URN, ScimConnector, scim_string
-from sync.sandbox import storage
-from sync.sandbox.models import SandboxRecord
 
 from .conftest import SANDBOX_DATABASES
 
@@ -19,16 +19,25 @@ BASE = dt.datetime(2026, 1, 2, 8, 0, tzinfo=dt.UTC)
 
 
 def users_seed(count: int) -> None:
-    storage.record_bulk_insert(records=(
-        SandboxRecord(
-            system="scim", object_type="User", external_id=f"W-{n}", status="active",
-            data={"userName": f"worker{n}@firm.example", "displayName": f"Worker {n}",
-                  "name": {"givenName": "Worker", "familyName": str(n)},
-                  ENTERPRISE_URN: {"employeeNumber": str(1000 + n), "costCenter": "CC-10"}},
-            created_at=BASE, updated_at=BASE + dt.timedelta(seconds=n),
+    storage.record_bulk_insert(
+        records=(
+            SandboxRecord(
+                system="scim",
+                object_type="User",
+                external_id=f"W-{n}",
+                status="active",
+                data={
+                    "userName": f"worker{n}@firm.example",
+                    "displayName": f"Worker {n}",
+                    "name": {"givenName": "Worker", "familyName": str(n)},
+                    ENTERPRISE_URN: {"employeeNumber": str(1000 + n), "costCenter": "CC-10"},
+                },
+                created_at=BASE,
+                updated_at=BASE + dt.timedelta(seconds=n),
+            )
+            for n in range(count)
         )
-        for n in range(count)
-    ))
+    )
 
 
 @pytest.fixture

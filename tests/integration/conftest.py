@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings
 
-from sync.sandbox.core.app import SandboxApp
-from sync.sandbox.core.faults import FaultBook, FaultDecision
-from sync.sandbox.core.server import RunningSandbox, sandbox_server_start
+from sandbox.core.app import SandboxApp
+from sandbox.core.faults import FaultBook, FaultDecision
+from sandbox.core.server import RunningSandbox, sandbox_server_start
 from tests.integration.workers import CeleryWorkers
 
 

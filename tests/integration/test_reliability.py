@@ -15,10 +15,10 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from sandbox.models import SandboxRecord
 from sync.pipeline.delivery import connector_for
 from sync.pipeline.models import Connection, Delivery, ExceptionItem
 from sync.pipeline.outbox import deliveries_enqueue
-from sync.sandbox.models import SandboxRecord
 from sync.tasks import deliveries_sweep
 from tests.integration.workers import CeleryWorkers, connected_to_port, wait_for
 
@@ -61,8 +61,12 @@ def erp(served_sandbox) -> Connection:
         served_sandbox.app.dialect("netsuite").credentials(served_sandbox.url("netsuite"))
     )
     connection = Connection(
-        name="erp", system="erp", dialect="netsuite", base_url=credentials.pop("base_url"),
-        max_concurrency=CLIENT_CONCURRENCY, timeout_seconds=CLIENT_TIMEOUT_SECONDS,
+        name="erp",
+        system="erp",
+        dialect="netsuite",
+        base_url=credentials.pop("base_url"),
+        max_concurrency=CLIENT_CONCURRENCY,
+        timeout_seconds=CLIENT_TIMEOUT_SECONDS,
     )
     connection.credentials_set({key: str(value) for key, value in credentials.items()})
     connection.save()
@@ -74,23 +78,40 @@ def books(erp) -> dict[str, str]:
     """An ERP ledger to post time into, created through the connector before faults are on."""
     netsuite = connector_for(erp)
     try:
-        ids = {"gbp": netsuite.create(record_type="currency",
-                                      body={"name": "Pound", "symbol": "GBP"})}
-        ids["uk"] = netsuite.create(record_type="subsidiary",
-                                    body={"name": "LB UK", "currency": {"id": ids["gbp"]}})
+        ids = {
+            "gbp": netsuite.create(record_type="currency", body={"name": "Pound", "symbol": "GBP"})
+        }
+        ids["uk"] = netsuite.create(
+            record_type="subsidiary", body={"name": "LB UK", "currency": {"id": ids["gbp"]}}
+        )
         ids["dept"] = netsuite.create(record_type="department", body={"name": "Consulting"})
-        ids["customer"] = netsuite.create(record_type="customer", body={
-            "companyName": "Acme", "subsidiary": {"id": ids["uk"]}})
-        ids["employee"] = netsuite.create(record_type="employee", body={
-            "firstName": "Ada", "lastName": "L", "subsidiary": {"id": ids["uk"]},
-            "department": {"id": ids["dept"]}})
-        ids["job"] = netsuite.create(record_type="job", body={
-            "companyName": "Rollout", "parent": {"id": ids["customer"]}})
-        ids["task"] = netsuite.create(record_type="projectTask", body={
-            "title": "Design", "company": {"id": ids["job"]}})
-        netsuite.create(record_type="accountingPeriod", body={
-            "periodName": "Oct 2026", "startDate": "2026-10-01", "endDate": "2026-10-31",
-            "subsidiary": {"id": ids["uk"]}})
+        ids["customer"] = netsuite.create(
+            record_type="customer", body={"companyName": "Acme", "subsidiary": {"id": ids["uk"]}}
+        )
+        ids["employee"] = netsuite.create(
+            record_type="employee",
+            body={
+                "firstName": "Ada",
+                "lastName": "L",
+                "subsidiary": {"id": ids["uk"]},
+                "department": {"id": ids["dept"]},
+            },
+        )
+        ids["job"] = netsuite.create(
+            record_type="job", body={"companyName": "Rollout", "parent": {"id": ids["customer"]}}
+        )
+        ids["task"] = netsuite.create(
+            record_type="projectTask", body={"title": "Design", "company": {"id": ids["job"]}}
+        )
+        netsuite.create(
+            record_type="accountingPeriod",
+            body={
+                "periodName": "Oct 2026",
+                "startDate": "2026-10-01",
+                "endDate": "2026-10-31",
+                "subsidiary": {"id": ids["uk"]},
+            },
+        )
     finally:
         netsuite.close()
     return ids
@@ -106,19 +127,34 @@ def time_bill_deliveries(erp: Connection, books: dict[str, str], count: int) -> 
     rows = []
     for n in range(1, count + 1):
         hours = time_bill_hours(n)
-        rows.append(Delivery(
-            connection=erp, operation="erp.time_bill.upsert", content_type=content_type,
-            object_id=str(n), record_version=1, idempotency_key=f"erp:time_bill:{n}:v1",
-            external_id=f"LB-TE-{n}", next_attempt_at=now, correlation_id=f"rel-{n}",
-            payload={"record_type": "timeBill", "amount": str(hours * 120), "currency": "GBP",
-                     "body": {
-                         "tranDate": f"2026-10-{1 + n % 28:02d}", "hours": str(hours),
-                         "rate": "120.00", "isBillable": True,
-                         "employee": {"id": books["employee"]}, "customer": {"id": books["job"]},
-                         "caseTaskEvent": {"id": books["task"]},
-                         "subsidiary": {"id": books["uk"]},
-                     }},
-        ))
+        rows.append(
+            Delivery(
+                connection=erp,
+                operation="erp.time_bill.upsert",
+                content_type=content_type,
+                object_id=str(n),
+                record_version=1,
+                idempotency_key=f"erp:time_bill:{n}:v1",
+                external_id=f"LB-TE-{n}",
+                next_attempt_at=now,
+                correlation_id=f"rel-{n}",
+                payload={
+                    "record_type": "timeBill",
+                    "amount": str(hours * 120),
+                    "currency": "GBP",
+                    "body": {
+                        "tranDate": f"2026-10-{1 + n % 28:02d}",
+                        "hours": str(hours),
+                        "rate": "120.00",
+                        "isBillable": True,
+                        "employee": {"id": books["employee"]},
+                        "customer": {"id": books["job"]},
+                        "caseTaskEvent": {"id": books["task"]},
+                        "subsidiary": {"id": books["uk"]},
+                    },
+                },
+            )
+        )
     return deliveries_enqueue(deliveries=rows)
 
 
@@ -141,8 +177,12 @@ class Killer:
         self.processes = 0
 
     def kill_one_mid_batch(self) -> bool:
-        busy = [(worker, pid) for worker in self.workers.live() for pid in worker.pool()
-                if connected_to_port(pid, self.erp_port)]
+        busy = [
+            (worker, pid)
+            for worker in self.workers.live()
+            for pid in worker.pool()
+            if connected_to_port(pid, self.erp_port)
+        ]
         if not busy:
             return False
         worker, pid = self.rng.choice(busy)
@@ -172,8 +212,9 @@ def test_thousands_of_postings_through_faults_and_killed_workers_land_exactly_on
     for _ in range(WORKERS):
         celery_workers.start()
     celery_workers.wait_ready()
-    killer = Killer(celery_workers, erp_port=int(served_sandbox.base_url.rsplit(":", 1)[1]),
-                    seed=2026)
+    killer = Killer(
+        celery_workers, erp_port=int(served_sandbox.base_url.rsplit(":", 1)[1]), seed=2026
+    )
 
     started = time.monotonic()
     next_sweep = next_kill = started
@@ -185,12 +226,17 @@ def test_thousands_of_postings_through_faults_and_killed_workers_land_exactly_on
         celery_workers.check()
         now = time.monotonic()
         if now - started > DEADLINE_SECONDS:
-            pytest.fail(f"not done after {DEADLINE_SECONDS} s: {dict(states)}, "
-                        f"{killer.kills} kills, ERP answers {dict(app.statuses)}")
+            pytest.fail(
+                f"not done after {DEADLINE_SECONDS} s: {dict(states)}, "
+                f"{killer.kills} kills, ERP answers {dict(app.statuses)}"
+            )
         if now >= next_sweep:  # what beat does in production, faster
-            sweeps.append(deliveries_sweep.apply_async(
-                kwargs={"fan_out": FAN_OUT, "limit": SEND_BATCH}, expires=5 * SWEEP_EVERY_SECONDS
-            ))
+            sweeps.append(
+                deliveries_sweep.apply_async(
+                    kwargs={"fan_out": FAN_OUT, "limit": SEND_BATCH},
+                    expires=5 * SWEEP_EVERY_SECONDS,
+                )
+            )
             next_sweep = now + SWEEP_EVERY_SECONDS
         if killer.kills < KILLS and now >= next_kill and killer.kill_one_mid_batch():
             next_kill = now + KILL_EVERY_SECONDS
@@ -202,12 +248,16 @@ def test_thousands_of_postings_through_faults_and_killed_workers_land_exactly_on
     wait_for(lambda: app.in_flight == 0, timeout=30, what="the ERP finishing its last requests")
 
     deliveries = list(Delivery.objects.values_list("id", "external_id", "state", "target_id"))
-    bills = list(SandboxRecord.objects.filter(system="netsuite", object_type="timeBill")
-                 .values_list("external_id", "id", "data"))
+    bills = list(
+        SandboxRecord.objects.filter(system="netsuite", object_type="timeBill").values_list(
+            "external_id", "id", "data"
+        )
+    )
     per_external_id = Counter(external_id for external_id, _, _ in bills)
     bill_of = {external_id: (str(pk), data) for external_id, pk, data in bills}
-    parked = set(ExceptionItem.objects.filter(delivery__isnull=False)
-                 .values_list("delivery_id", flat=True))
+    parked = set(
+        ExceptionItem.objects.filter(delivery__isnull=False).values_list("delivery_id", flat=True)
+    )
     duplicated = sorted(eid for eid, n in per_external_id.items() if n > 1)
     strays = sorted(set(per_external_id) - {eid for _, eid, _, _ in deliveries})
     lost, wrong_hours = [], []

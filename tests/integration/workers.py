@@ -20,8 +20,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def wait_for(condition: Callable[[], bool], *, timeout: float, what: str,
-             interval: float = 0.1) -> None:
+def wait_for(
+    condition: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.1
+) -> None:
     """Poll `condition` until it holds; fail the test saying `what` did not happen in time."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -92,11 +93,30 @@ class CeleryWorkers:
         self.started += 1
         name = f"reliability-{self.started}-{os.getpid()}"
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel", "ERROR",
-             "--pool", "prefork", "--concurrency", str(self.concurrency),
-             "--hostname", f"{name}@%h", "--without-mingle", "--without-gossip",
-             "--without-heartbeat"],
-            cwd=ROOT, env=self.env, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "--loglevel",
+                "ERROR",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                str(self.concurrency),
+                "--queues",
+                "celery,events",
+                "--hostname",
+                f"{name}@%h",
+                "--without-mingle",
+                "--without-gossip",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            start_new_session=True,
         )
         worker = Worker(name=name, process=process)
         self.workers.append(worker)
@@ -110,8 +130,10 @@ class CeleryWorkers:
         bad setting): nothing would drain the queue."""
         for worker in self.workers:
             if not worker.killed and not worker.alive():
-                pytest.fail(f"Celery worker {worker.name} exited with code "
-                            f"{worker.process.returncode}; see its output above.")
+                pytest.fail(
+                    f"Celery worker {worker.name} exited with code "
+                    f"{worker.process.returncode}; see its output above."
+                )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Until every worker has its whole pool of child processes."""
@@ -141,5 +163,3 @@ class CeleryWorkers:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(worker.process.pid, signal.SIGKILL)
             worker.process.wait()
-
-

@@ -15,9 +15,13 @@ from django.conf import settings
 _INSTALLED = any(app.startswith("sync.mappings") for app in settings.INSTALLED_APPS)
 if not _INSTALLED:
     collect_ignore = [
-        "test_admin.py", "test_models.py", "test_ownership_defaults.py", "test_selectors.py",
+        "test_admin.py",
+        "test_models.py",
+        "test_ownership_defaults.py",
+        "test_selectors.py",
         "test_services.py",
     ]
+
 
 @pytest.fixture
 def maria(db, django_user_model):
@@ -38,8 +42,11 @@ def make_set(db, maria):
 
     def make(slug: str = "legal-entities", *, kind: str = "legal_entity", **extra):
         return services.mapping_set_create(
-            slug=slug, name=extra.pop("name", slug.replace("-", " ").title()), kind=kind,
-            user=maria, **extra,
+            slug=slug,
+            name=extra.pop("name", slug.replace("-", " ").title()),
+            kind=kind,
+            user=maria,
+            **extra,
         )
 
     return make

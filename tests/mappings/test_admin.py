@@ -27,13 +27,17 @@ def published(make_set, make_published):
 def test_every_mapping_page_opens_with_its_history(admin_client, published):
     rule = OwnershipRule.objects.first()
     pages = [
-        _url(MappingSet, "changelist"), _url(MappingSet, "add"),
+        _url(MappingSet, "changelist"),
+        _url(MappingSet, "add"),
         _url(MappingSet, "change", published.mapping_set_id),
         _url(MappingSet, "history", published.mapping_set_id),
-        _url(MappingVersion, "changelist"), _url(MappingVersion, "change", published.pk),
+        _url(MappingVersion, "changelist"),
+        _url(MappingVersion, "change", published.pk),
         _url(MappingVersion, "history", published.pk),
-        _url(OwnershipRule, "changelist"), _url(OwnershipRule, "add"),
-        _url(OwnershipRule, "change", rule.pk), _url(OwnershipRule, "history", rule.pk),
+        _url(OwnershipRule, "changelist"),
+        _url(OwnershipRule, "add"),
+        _url(OwnershipRule, "change", rule.pk),
+        _url(OwnershipRule, "history", rule.pk),
     ]
 
     for url in pages:
@@ -51,14 +55,21 @@ def test_a_drafts_entries_are_edited_through_the_services(admin_client, make_dra
     draft = make_draft(published.mapping_set, based_on=published)
     entry = draft.entries.get()
     form = {
-        "notes": "UK moves entity", "effective_from": "",
-        "entries-TOTAL_FORMS": "2", "entries-INITIAL_FORMS": "1",
-        "entries-MIN_NUM_FORMS": "0", "entries-MAX_NUM_FORMS": "1000",
-        "entries-0-id": str(entry.pk), "entries-0-version": str(draft.pk),
-        "entries-0-source_value": "Acme UK", "entries-0-target_value": "LE-GB2",
+        "notes": "UK moves entity",
+        "effective_from": "",
+        "entries-TOTAL_FORMS": "2",
+        "entries-INITIAL_FORMS": "1",
+        "entries-MIN_NUM_FORMS": "0",
+        "entries-MAX_NUM_FORMS": "1000",
+        "entries-0-id": str(entry.pk),
+        "entries-0-version": str(draft.pk),
+        "entries-0-source_value": "Acme UK",
+        "entries-0-target_value": "LE-GB2",
         "entries-0-attributes": "{}",
-        "entries-1-id": "", "entries-1-version": str(draft.pk),
-        "entries-1-source_value": "Acme FR", "entries-1-target_value": "LE-FR",
+        "entries-1-id": "",
+        "entries-1-version": str(draft.pk),
+        "entries-1-source_value": "Acme FR",
+        "entries-1-target_value": "LE-FR",
         "entries-1-attributes": '{"country": "FR"}',
     }
 
@@ -66,10 +77,14 @@ def test_a_drafts_entries_are_edited_through_the_services(admin_client, make_dra
 
     assert response.status_code == 302, response.content.decode()[:2000]
     assert dict(draft.entries.values_list("source_value", "target_value")) == {
-        "Acme UK": "LE-GB2", "Acme FR": "LE-FR",
+        "Acme UK": "LE-GB2",
+        "Acme FR": "LE-FR",
     }
-    actors = set(MappingEntry.history.filter(version_id=draft.pk, history_type__in="~+")
-                 .exclude(history_actor="user:maria").values_list("history_actor", flat=True))
+    actors = set(
+        MappingEntry.history.filter(version_id=draft.pk, history_type__in="~+")
+        .exclude(history_actor="user:maria")
+        .values_list("history_actor", flat=True)
+    )
     assert actors == {"user:admin"}
     draft.refresh_from_db()
     assert draft.notes == "UK moves entity"
@@ -106,7 +121,9 @@ def test_review_and_publish_actions_move_a_draft_to_published(
     assert b"effective_from" in asked.content
     draft.refresh_from_db()
     assert (draft.status, draft.effective_from, draft.published_by.username) == (
-        Status.PUBLISHED, JUL, "rosa",
+        Status.PUBLISHED,
+        JUL,
+        "rosa",
     )
 
 
@@ -144,7 +161,9 @@ def test_the_rollback_action_submits_a_copy_that_a_second_admin_publishes(
     rolled = published.mapping_set.versions.get(number=2)
     assert published.status == Status.RETIRED
     assert (rolled.status, rolled.effective_from, rolled.based_on_id) == (
-        Status.IN_REVIEW, JUL, published.pk,
+        Status.IN_REVIEW,
+        JUL,
+        published.pk,
     )
     assert any("submitted for review" in m for m in _messages(asked))
 
@@ -157,10 +176,17 @@ def test_the_rollback_action_submits_a_copy_that_a_second_admin_publishes(
 
 
 def test_a_new_owner_added_in_the_admin_hands_over_from_the_open_ended_rule(admin_client):
-    response = admin_client.post(_url(OwnershipRule, "add"), {
-        "entity": "project", "field": "", "owner_system": "psa",
-        "effective_from": "2026-07-01", "effective_to": "", "notes": "PSA-led delivery",
-    })
+    response = admin_client.post(
+        _url(OwnershipRule, "add"),
+        {
+            "entity": "project",
+            "field": "",
+            "owner_system": "psa",
+            "effective_from": "2026-07-01",
+            "effective_to": "",
+            "notes": "PSA-led delivery",
+        },
+    )
 
     assert response.status_code == 302, response.content.decode()[:2000]
     rules = OwnershipRule.objects.filter(entity="project", field="").order_by("effective_from")
@@ -173,27 +199,37 @@ def test_an_overlapping_rule_is_refused_by_the_admin_form(admin_client):
         entity="engagement", owner_system="erp", effective_from=JAN, effective_to=JUL
     )
 
-    response = admin_client.post(_url(OwnershipRule, "add"), {
-        "entity": "engagement", "field": "", "owner_system": "psa",
-        "effective_from": "2026-03-01", "effective_to": "", "notes": "",
-    })
+    response = admin_client.post(
+        _url(OwnershipRule, "add"),
+        {
+            "entity": "engagement",
+            "field": "",
+            "owner_system": "psa",
+            "effective_from": "2026-03-01",
+            "effective_to": "",
+            "notes": "",
+        },
+    )
 
     assert response.status_code == 200
     assert "Overlaps" in response.content.decode()
     assert OwnershipRule.objects.filter(entity="engagement").count() == 1
 
 
-def test_only_holders_of_the_publish_permission_can_publish(client, django_user_model, published,
-                                                              make_draft, maria):
+def test_only_holders_of_the_publish_permission_can_publish(
+    client, django_user_model, published, make_draft, maria
+):
     from django.contrib.auth.models import Permission
 
     from sync.mappings import services
 
     drafter = django_user_model.objects.create_user(username="dan", is_staff=True)
-    drafter.user_permissions.set(Permission.objects.filter(
-        content_type__app_label="mappings",
-        codename__in=["view_mappingversion", "change_mappingversion"],
-    ))
+    drafter.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="mappings",
+            codename__in=["view_mappingversion", "change_mappingversion"],
+        )
+    )
     client.force_login(drafter)
     draft = make_draft(published.mapping_set, based_on=published)
     services.mapping_version_submit(version=draft, user=maria)

@@ -63,8 +63,15 @@ def _move_entry_into(version):
     entry.save()
 
 
-WRITES = [_add, _change, _delete, _queryset_update, _queryset_delete, _bulk_create,
-          _move_entry_into]
+WRITES = [
+    _add,
+    _change,
+    _delete,
+    _queryset_update,
+    _queryset_delete,
+    _bulk_create,
+    _move_entry_into,
+]
 
 
 @pytest.mark.parametrize("fixture", ["published", "retired"])
@@ -75,9 +82,7 @@ def test_published_entries_cannot_be_written_by_any_orm_path(request, fixture, w
     with pytest.raises(MappingVersionFrozen):
         write(version)
 
-    assert dict(version.entries.values_list("source_value", "target_value")) == {
-        "Acme UK": "LE-GB"
-    }
+    assert dict(version.entries.values_list("source_value", "target_value")) == {"Acme UK": "LE-GB"}
 
 
 @pytest.mark.parametrize(
@@ -111,8 +116,10 @@ def test_a_retired_version_cannot_be_published_again_by_a_direct_save(retired):
 
 def test_a_new_version_must_start_as_a_draft(make_set):
     version = MappingVersion(
-        mapping_set=make_set("tax-codes", kind="tax_code"), number=1,
-        status=Status.PUBLISHED, effective_from=JAN,
+        mapping_set=make_set("tax-codes", kind="tax_code"),
+        number=1,
+        status=Status.PUBLISHED,
+        effective_from=JAN,
     )
 
     with pytest.raises(MappingTransitionRefused):
@@ -158,30 +165,46 @@ D = dt.date
     ("existing", "new", "overlaps"),
     [
         pytest.param((D(2026, 1, 1), None), (D(2026, 7, 1), None), True, id="open-vs-open"),
-        pytest.param((D(2026, 1, 1), D(2026, 7, 1)), (D(2026, 7, 1), None), False,
-                     id="handover-on-end-date"),
-        pytest.param((D(2026, 1, 1), D(2026, 7, 1)), (D(2026, 6, 30), None), True,
-                     id="one-day-overlap"),
-        pytest.param((D(2026, 7, 1), None), (D(2026, 1, 1), D(2026, 7, 1)), False,
-                     id="ends-where-next-starts"),
-        pytest.param((D(2026, 7, 1), None), (D(2026, 1, 1), D(2026, 7, 2)), True,
-                     id="ends-a-day-late"),
-        pytest.param((D(2026, 3, 1), D(2026, 4, 1)), (D(2026, 1, 1), None), True,
-                     id="new-covers-existing"),
-        pytest.param((D(2026, 1, 1), None), (D(2026, 3, 1), D(2026, 4, 1)), True,
-                     id="new-inside-existing"),
-        pytest.param((D(2026, 1, 1), D(2026, 2, 1)), (D(2026, 3, 1), D(2026, 4, 1)), False,
-                     id="apart"),
+        pytest.param(
+            (D(2026, 1, 1), D(2026, 7, 1)), (D(2026, 7, 1), None), False, id="handover-on-end-date"
+        ),
+        pytest.param(
+            (D(2026, 1, 1), D(2026, 7, 1)), (D(2026, 6, 30), None), True, id="one-day-overlap"
+        ),
+        pytest.param(
+            (D(2026, 7, 1), None),
+            (D(2026, 1, 1), D(2026, 7, 1)),
+            False,
+            id="ends-where-next-starts",
+        ),
+        pytest.param(
+            (D(2026, 7, 1), None), (D(2026, 1, 1), D(2026, 7, 2)), True, id="ends-a-day-late"
+        ),
+        pytest.param(
+            (D(2026, 3, 1), D(2026, 4, 1)), (D(2026, 1, 1), None), True, id="new-covers-existing"
+        ),
+        pytest.param(
+            (D(2026, 1, 1), None), (D(2026, 3, 1), D(2026, 4, 1)), True, id="new-inside-existing"
+        ),
+        pytest.param(
+            (D(2026, 1, 1), D(2026, 2, 1)), (D(2026, 3, 1), D(2026, 4, 1)), False, id="apart"
+        ),
     ],
 )
 def test_overlapping_ownership_rules_are_refused(db, existing, new, overlaps):
     OwnershipRule.objects.create(
-        entity="engagement", field="name", owner_system="erp",
-        effective_from=existing[0], effective_to=existing[1],
+        entity="engagement",
+        field="name",
+        owner_system="erp",
+        effective_from=existing[0],
+        effective_to=existing[1],
     )
     rule = OwnershipRule(
-        entity="engagement", field="name", owner_system="psa",
-        effective_from=new[0], effective_to=new[1],
+        entity="engagement",
+        field="name",
+        owner_system="psa",
+        effective_from=new[0],
+        effective_to=new[1],
     )
 
     if overlaps:
@@ -192,11 +215,13 @@ def test_overlapping_ownership_rules_are_refused(db, existing, new, overlaps):
 
 
 def test_rules_for_another_field_or_entity_never_overlap(db):
-    OwnershipRule.objects.create(entity="engagement", field="", owner_system="erp",
-                                 effective_from=JAN)
+    OwnershipRule.objects.create(
+        entity="engagement", field="", owner_system="erp", effective_from=JAN
+    )
 
-    OwnershipRule(entity="engagement", field="name", owner_system="crm",
-                  effective_from=JAN).full_clean()
+    OwnershipRule(
+        entity="engagement", field="name", owner_system="crm", effective_from=JAN
+    ).full_clean()
     OwnershipRule(entity="assignment_plan", owner_system="psa", effective_from=JAN).full_clean()
 
 

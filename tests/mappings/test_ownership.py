@@ -54,29 +54,38 @@ def test_a_non_owners_change_is_refused_while_the_owners_change_to_the_same_reco
     current = {"name": "Apollo", "legal_entity": "LE-GB", "status": "open"}
 
     from_psa = ownership_merge(
-        entity="project", current=current,
+        entity="project",
+        current=current,
         incoming={"name": "Apollo II", "legal_entity": "LE-DE", "status": "open"},
-        source_system="psa", book=BOOK, on=JUN,
+        source_system="psa",
+        book=BOOK,
+        on=JUN,
     )
     from_erp = ownership_merge(
-        entity="project", current=current,
+        entity="project",
+        current=current,
         incoming={"name": "Apollo II", "legal_entity": "LE-DE"},
-        source_system="erp", book=BOOK, on=JUN,
+        source_system="erp",
+        book=BOOK,
+        on=JUN,
     )
 
     assert from_psa == MergeResult(
         applied={},
         refused=[
             RefusedChange("name", "Apollo II", "Apollo", owner_system="erp", source_system="psa"),
-            RefusedChange("legal_entity", "LE-DE", "LE-GB", owner_system="erp",
-                          source_system="psa"),
+            RefusedChange(
+                "legal_entity", "LE-DE", "LE-GB", owner_system="erp", source_system="psa"
+            ),
         ],
         unchanged=["status"],
     )
     assert from_erp.applied == {"name": "Apollo II", "legal_entity": "LE-DE"}
     assert from_erp.refused == []
     assert from_erp.merged(current) == {
-        "name": "Apollo II", "legal_entity": "LE-DE", "status": "open"
+        "name": "Apollo II",
+        "legal_entity": "LE-DE",
+        "status": "open",
     }
 
 
@@ -90,12 +99,14 @@ def test_a_non_owners_change_is_refused_while_the_owners_change_to_the_same_reco
         pytest.param("crm", HANDOVER, {}, ["name", "legal_entity"], id="crm-never"),
     ],
 )
-def test_ownership_follows_the_rule_in_force_on_the_day_of_the_change(
-    source, on, applied, refused
-):
+def test_ownership_follows_the_rule_in_force_on_the_day_of_the_change(source, on, applied, refused):
     result = ownership_merge(
-        entity="project", current={"name": "A", "legal_entity": "LE-1"},
-        incoming={"name": "B", "legal_entity": "LE-2"}, source_system=source, book=BOOK, on=on,
+        entity="project",
+        current={"name": "A", "legal_entity": "LE-1"},
+        incoming={"name": "B", "legal_entity": "LE-2"},
+        source_system=source,
+        book=BOOK,
+        on=on,
     )
 
     assert result.applied == applied
@@ -113,12 +124,22 @@ def test_ownership_follows_the_rule_in_force_on_the_day_of_the_change(
             "project", {"name": "A"}, {"name": "A"}, {}, [], ["name"], id="same-value-owned"
         ),
         pytest.param(
-            "invoice", {"fee": Decimal("1.00")}, {"fee": Decimal("1.0")}, {}, [], ["fee"],
+            "invoice",
+            {"fee": Decimal("1.00")},
+            {"fee": Decimal("1.0")},
+            {},
+            [],
+            ["fee"],
             id="equal-decimals-are-unchanged",
         ),
         pytest.param(
-            "invoice", {"fee": "1.00"}, {"fee": Decimal("1.00")}, {"fee": Decimal("1.00")}, [],
-            [], id="a-string-and-a-decimal-differ",
+            "invoice",
+            {"fee": "1.00"},
+            {"fee": Decimal("1.00")},
+            {"fee": Decimal("1.00")},
+            [],
+            [],
+            id="a-string-and-a-decimal-differ",
         ),
     ],
 )
@@ -126,20 +147,29 @@ def test_unchanged_values_are_neither_applied_nor_refused(
     entity, current, incoming, applied, refused, unchanged
 ):
     result = ownership_merge(
-        entity=entity, current=current, incoming=incoming, source_system="crm", book=BOOK,
+        entity=entity,
+        current=current,
+        incoming=incoming,
+        source_system="crm",
+        book=BOOK,
         on=JUN,
     )
 
     assert (result.applied, [r.field for r in result.refused], result.unchanged) == (
-        applied, refused, unchanged,
+        applied,
+        refused,
+        unchanged,
     )
 
 
 def test_a_field_with_no_rule_and_no_entity_default_is_applied_from_any_source():
     result = ownership_merge(
-        entity="contract", current={"billing_model": "tm", "value": Decimal("10.00")},
+        entity="contract",
+        current={"billing_model": "tm", "value": Decimal("10.00")},
         incoming={"billing_model": "fixed_fee", "value": Decimal("20.00")},
-        source_system="psa", book=BOOK, on=JUN,
+        source_system="psa",
+        book=BOOK,
+        on=JUN,
     )
 
     assert result.applied == {"billing_model": "fixed_fee"}
@@ -190,7 +220,11 @@ def test_every_incoming_field_is_applied_refused_or_unchanged_exactly_once(
     book, current, incoming, source
 ):
     result = ownership_merge(
-        entity="thing", current=current, incoming=incoming, source_system=source, book=book,
+        entity="thing",
+        current=current,
+        incoming=incoming,
+        source_system=source,
+        book=book,
         on=JUN,
     )
 
@@ -217,11 +251,16 @@ def test_every_incoming_field_is_applied_refused_or_unchanged_exactly_once(
 def test_the_owners_changes_are_always_applied(book, current, incoming):
     for source in SYSTEMS:
         result = ownership_merge(
-            entity="thing", current=current, incoming=incoming, source_system=source,
-            book=book, on=JUN,
+            entity="thing",
+            current=current,
+            incoming=incoming,
+            source_system=source,
+            book=book,
+            on=JUN,
         )
         owned = {
-            f: v for f, v in incoming.items()
+            f: v
+            for f, v in incoming.items()
             if book.owner("thing", f, JUN) == source and current.get(f) != v
         }
         assert owned.items() <= result.applied.items()

@@ -75,7 +75,8 @@ def test_a_psa_led_firm_seeds_the_project_master_for_psa(db, settings):
 
     book = ownership_book_load(on=TODAY)
     assert (book.owner("project", "name", TODAY), book.owner("task", "name", TODAY)) == (
-        "psa", "psa",
+        "psa",
+        "psa",
     )
     assert book.owner("project", "legal_entity", TODAY) == "erp"
 

@@ -67,8 +67,11 @@ def test_a_resolution_carries_the_version_to_note_on_the_record(table):
     resolved = table.lookup("legal-entities", "Acme UK", APR)
 
     assert resolved == Resolved(
-        set_slug="legal-entities", target_value="LE-GB2", attributes={"country": "GB"},
-        version_id=12, version_number=2,
+        set_slug="legal-entities",
+        target_value="LE-GB2",
+        attributes={"country": "GB"},
+        version_id=12,
+        version_number=2,
     )
     assert resolved.stamp == {"legal-entities": 2}
 
@@ -125,7 +128,9 @@ def test_two_versions_of_one_set_on_one_date_are_refused():
 @given(
     starts=st.lists(
         st.dates(min_value=dt.date(2020, 1, 1), max_value=dt.date(2030, 12, 31)),
-        min_size=1, max_size=8, unique=True,
+        min_size=1,
+        max_size=8,
+        unique=True,
     ),
     on=st.dates(min_value=dt.date(2019, 1, 1), max_value=dt.date(2031, 12, 31)),
 )

@@ -44,14 +44,17 @@ def test_new_drafts_are_numbered_one_after_another_per_set(make_set, make_draft)
     first_set, second_set = make_set("legal-entities"), make_set("tax-codes", kind="tax_code")
 
     numbers = [
-        make_draft(first_set).number, make_draft(first_set).number, make_draft(second_set).number
+        make_draft(first_set).number,
+        make_draft(first_set).number,
+        make_draft(second_set).number,
     ]
 
     assert numbers == [1, 2, 1]
 
 
-def test_a_draft_based_on_a_version_starts_with_its_entries(legal_entities, make_published,
-                                                             make_draft, maria):
+def test_a_draft_based_on_a_version_starts_with_its_entries(
+    legal_entities, make_published, make_draft, maria
+):
     v1 = make_published(legal_entities, {"Acme UK": "LE-GB", "Acme DE": "LE-DE"}, JAN)
 
     v2 = make_draft(legal_entities, based_on=v1)
@@ -77,20 +80,21 @@ def test_a_drafts_entries_can_be_added_changed_and_deleted(legal_entities, make_
     draft = make_draft(legal_entities, {"Acme UK": "LE-GB", "Acme DE": "LE-DE"})
 
     services.mapping_entry_set(
-        version=draft, source_value="Acme UK", target_value="LE-GB2",
-        attributes={"country": "GB"}, user=maria,
+        version=draft,
+        source_value="Acme UK",
+        target_value="LE-GB2",
+        attributes={"country": "GB"},
+        user=maria,
     )
     removed = services.mapping_entry_delete(version=draft, source_value="Acme DE", user=maria)
-    removed_again = services.mapping_entry_delete(
-        version=draft, source_value="Acme DE", user=maria
-    )
+    removed_again = services.mapping_entry_delete(version=draft, source_value="Acme DE", user=maria)
 
     assert _entries(draft) == {"Acme UK": "LE-GB2"}
     assert draft.entries.get().attributes == {"country": "GB"}
     assert (removed, removed_again) == (True, False)
-    assert sorted(MappingEntry.history.filter(version_id=draft.pk).values_list(
-        "history_type", flat=True
-    )) == ["+", "+", "-", "~"]
+    assert sorted(
+        MappingEntry.history.filter(version_id=draft.pk).values_list("history_type", flat=True)
+    ) == ["+", "+", "-", "~"]
 
 
 def test_setting_an_entry_to_the_values_it_has_writes_nothing(legal_entities, make_draft, maria):
@@ -146,9 +150,7 @@ ENTRY_WRITES = {
     "change": lambda v, u: services.mapping_entry_set(
         version=v, source_value="Acme UK", target_value="LE-XX", user=u
     ),
-    "delete": lambda v, u: services.mapping_entry_delete(
-        version=v, source_value="Acme UK", user=u
-    ),
+    "delete": lambda v, u: services.mapping_entry_delete(version=v, source_value="Acme UK", user=u),
 }
 
 
@@ -194,14 +196,18 @@ def test_a_version_is_drafted_reviewed_published_and_retired_with_who_did_each_s
     version.refresh_from_db()
     assert version.status == Status.RETIRED
     assert (version.created_by, version.submitted_by, version.published_by) == (
-        maria, maria, reviewer,
+        maria,
+        maria,
+        reviewer,
     )
     assert version.effective_from == APR
     assert version.published_at is not None
     assert version.retired_at is not None
     steps = version.history.order_by("history_id").values_list("status", "history_actor")
     assert list(steps) == [
-        ("draft", "user:maria"), ("in_review", "user:maria"), ("published", "user:omar"),
+        ("draft", "user:maria"),
+        ("in_review", "user:maria"),
+        ("published", "user:omar"),
         ("retired", "user:omar"),
     ]
 
@@ -378,7 +384,10 @@ def test_a_second_mapping_admin_can_publish_what_another_drafted_and_submitted(
 
     version.refresh_from_db()
     assert (version.status, version.created_by, version.submitted_by, version.published_by) == (
-        Status.PUBLISHED, eve, eve, reviewer,
+        Status.PUBLISHED,
+        eve,
+        eve,
+        reviewer,
     )
 
 
@@ -391,7 +400,9 @@ def test_a_publish_refused_by_four_eyes_writes_nothing(legal_entities, eve):
 
     version.refresh_from_db()
     assert (version.status, version.effective_from, version.published_by) == (
-        Status.IN_REVIEW, None, None,
+        Status.IN_REVIEW,
+        None,
+        None,
     )
     assert (version.published_at, version.history.count()) == (None, rows)
     assert isinstance(refused.value, DomainError)
@@ -417,7 +428,10 @@ def test_a_persons_rollback_waits_in_review_until_a_second_admin_publishes_it(
     )
 
     assert (v3.number, v3.status, v3.effective_from, v3.based_on) == (
-        3, Status.IN_REVIEW, JUL, v1,
+        3,
+        Status.IN_REVIEW,
+        JUL,
+        v1,
     )
     assert (v3.created_by, v3.submitted_by, v3.published_by) == (maria, maria, None)
     assert _entries(v3) == {"Acme UK": "LE-GB", "Acme DE": "LE-DE"}
@@ -429,8 +443,10 @@ def test_a_persons_rollback_waits_in_review_until_a_second_admin_publishes_it(
     assert _mapped_on(JUL) == ("LE-GB", 3)
     assert _mapped_on(APR) == ("LE-WRONG", 2)
     # Nothing before it was rewritten: history stays linear.
-    for version, entries in ((v1, {"Acme UK": "LE-GB", "Acme DE": "LE-DE"}),
-                             (v2, {"Acme UK": "LE-WRONG"})):
+    for version, entries in (
+        (v1, {"Acme UK": "LE-GB", "Acme DE": "LE-DE"}),
+        (v2, {"Acme UK": "LE-WRONG"}),
+    ):
         version.refresh_from_db()
         assert version.status == Status.PUBLISHED
         assert _entries(version) == entries
@@ -463,7 +479,10 @@ def test_a_rollback_by_the_system_is_published_at_once(legal_entities, make_publ
         )
 
     assert (v3.status, v3.effective_from, v3.based_on, v3.published_by) == (
-        Status.PUBLISHED, JUL, v1, None,
+        Status.PUBLISHED,
+        JUL,
+        v1,
+        None,
     )
     assert _mapped_on(JUL) == ("LE-GB", 3)
 
@@ -494,7 +513,8 @@ def test_a_rollback_to_a_version_never_published_is_refused(legal_entities, make
 
 def _rules(entity: str) -> list[tuple]:
     return list(
-        OwnershipRule.objects.filter(entity=entity).order_by("field", "effective_from")
+        OwnershipRule.objects.filter(entity=entity)
+        .order_by("field", "effective_from")
         .values_list("field", "owner_system", "effective_from", "effective_to")
     )
 
@@ -527,7 +547,10 @@ def test_setting_the_same_rule_twice_changes_nothing(db, maria):
 
 def test_an_ownership_rule_overlapping_a_fixed_period_is_refused(db, maria):
     services.ownership_rule_set(
-        entity="engagement", owner_system="erp", effective_from=JAN, effective_to=JUL,
+        entity="engagement",
+        owner_system="erp",
+        effective_from=JAN,
+        effective_to=JUL,
         user=maria,
     )
 
@@ -541,7 +564,10 @@ def test_an_ownership_rule_overlapping_a_fixed_period_is_refused(db, maria):
 
 def test_moving_a_rule_onto_another_rules_days_is_refused(db, maria):
     services.ownership_rule_set(
-        entity="engagement", owner_system="erp", effective_from=JAN, effective_to=APR,
+        entity="engagement",
+        owner_system="erp",
+        effective_from=JAN,
+        effective_to=APR,
         user=maria,
     )
     later = services.ownership_rule_set(
@@ -550,8 +576,12 @@ def test_moving_a_rule_onto_another_rules_days_is_refused(db, maria):
 
     with pytest.raises(OwnershipOverlap):
         services.ownership_rule_update(
-            rule=later, owner_system="psa", effective_from=dt.date(2026, 3, 1),
-            effective_to=None, notes="", user=maria,
+            rule=later,
+            owner_system="psa",
+            effective_from=dt.date(2026, 3, 1),
+            effective_to=None,
+            notes="",
+            user=maria,
         )
 
 

@@ -30,8 +30,12 @@ def make_delivery(erp_connection):
             "record_version": 1,
             "idempotency_key": f"erp:time_bill:{n}:v1",
             "external_id": f"LB-TE-{n}",
-            "payload": {"record_type": "timeBill", "body": {"hours": "7.50"},
-                        "amount": "900.00", "currency": "GBP"},
+            "payload": {
+                "record_type": "timeBill",
+                "body": {"hours": "7.50"},
+                "amount": "900.00",
+                "currency": "GBP",
+            },
             "next_attempt_at": timezone.now(),
             "correlation_id": f"corr-{n}",
         }

@@ -25,13 +25,19 @@ def _listed(client, query: str) -> set[str]:
 
 
 def test_a_pasted_correlation_id_lists_its_trace_and_other_terms_search_as_before(admin_client):
-    inbox_store(system="psa", entity="time_entry", records=[("te-1", {"h": "1"})],
-                correlation_id=TRACE)
-    inbox_store(system="psa", entity="time_entry", records=[("te-2", {"h": "2"})],
-                correlation_id=TRACE)
+    inbox_store(
+        system="psa", entity="time_entry", records=[("te-1", {"h": "1"})], correlation_id=TRACE
+    )
+    inbox_store(
+        system="psa", entity="time_entry", records=[("te-2", {"h": "2"})], correlation_id=TRACE
+    )
     # An external id that merely contains the trace id: a substring search would list it too.
-    inbox_store(system="psa", entity="time_entry", records=[(f"note-{TRACE}", {"h": "3"})],
-                correlation_id="another-run")
+    inbox_store(
+        system="psa",
+        entity="time_entry",
+        records=[(f"note-{TRACE}", {"h": "3"})],
+        correlation_id="another-run",
+    )
 
     assert _listed(admin_client, f"  {TRACE} ") == {"te-1", "te-2"}
     assert _listed(admin_client, "correlation:another-run") == {f"note-{TRACE}"}
@@ -44,7 +50,11 @@ def test_a_pasted_correlation_id_lists_its_trace_and_other_terms_search_as_befor
 def test_a_hex_term_no_row_carries_as_its_correlation_id_searches_as_usual(admin_client):
     """Only terms of this product's own id form take the exact path, and only when it finds
     something: a 32-hex external id is still found by a plain search."""
-    inbox_store(system="psa", entity="time_entry", records=[(TRACE, {"h": "1"})],
-                correlation_id="sender-supplied-id")
+    inbox_store(
+        system="psa",
+        entity="time_entry",
+        records=[(TRACE, {"h": "1"})],
+        correlation_id="sender-supplied-id",
+    )
     assert _listed(admin_client, TRACE) == {TRACE}
     assert _listed(admin_client, "sender-supplied-id") == {TRACE}

@@ -17,25 +17,25 @@ import orjson
 import pytest
 from django.contrib.contenttypes.models import ContentType
 
+from sandbox import storage
+from sandbox.core.app import SandboxApp
+from sandbox.core.faults import FaultBook
+from sandbox.kantata import views as kantata_views
+from sandbox.kantata.webhooks import (
+    expenses_approve,
+    time_entries_approve,
+    webhook_event_body,
+    webhook_signature,
+)
+from sandbox.models import SandboxEvent, SandboxRecord
+from sandbox.netsuite import views as netsuite_views
+from sandbox.router import SANDBOX_DB
 from sync.connectors.kantata import KantataConnector
 from sync.connectors.netsuite import NetSuiteConnector
 from sync.models import AccountingPeriod, ExternalRef
 from sync.pipeline import cycle, delivery
 from sync.pipeline.cycle import processing_registry, sync_cycle_run
 from sync.pipeline.models import Connection, Delivery, ExceptionItem, InboxItem, SyncRun
-from sync.sandbox import storage
-from sync.sandbox.core.app import SandboxApp
-from sync.sandbox.core.faults import FaultBook
-from sync.sandbox.kantata import views as kantata_views
-from sync.sandbox.kantata.webhooks import (
-    expenses_approve,
-    time_entries_approve,
-    webhook_event_body,
-    webhook_signature,
-)
-from sync.sandbox.models import SandboxEvent, SandboxRecord
-from sync.sandbox.netsuite import views as netsuite_views
-from sync.sandbox.router import SANDBOX_DB
 from sync.tasks_events import approval_event_process
 from tests import factories as f
 from tests.pipeline.test_cycle import ledger_build
@@ -65,6 +65,7 @@ def network(sandbox, monkeypatch, settings):
     def through_sandbox(connector_class):
         def connect(config, *, transport=None, **options):
             return connector_class(config, transport=transport or in_process, **options)
+
         return connect
 
     monkeypatch.setitem(cycle.SOURCE_CONNECTORS, "kantata", through_sandbox(KantataConnector))
@@ -76,8 +77,13 @@ def network(sandbox, monkeypatch, settings):
 
 @pytest.fixture
 def psa() -> Connection:
-    conn = Connection(name="kantata", system="psa", dialect="kantata",
-                      base_url="http://sandbox.test/kantata/api/v1", max_concurrency=1)
+    conn = Connection(
+        name="kantata",
+        system="psa",
+        dialect="kantata",
+        base_url="http://sandbox.test/kantata/api/v1",
+        max_concurrency=1,
+    )
     conn.credentials_set({"access_token": kantata_views.ACCESS_TOKEN, "webhook_secret": SECRET})
     conn.save()
     return conn
@@ -85,10 +91,16 @@ def psa() -> Connection:
 
 @pytest.fixture
 def erp() -> Connection:
-    conn = Connection(name="netsuite", system="erp", dialect="netsuite",
-                      base_url="http://sandbox.test/netsuite", max_concurrency=1)
-    conn.credentials_set({"client_id": netsuite_views.CLIENT_ID,
-                          "client_secret": netsuite_views.CLIENT_SECRET})
+    conn = Connection(
+        name="netsuite",
+        system="erp",
+        dialect="netsuite",
+        base_url="http://sandbox.test/netsuite",
+        max_concurrency=1,
+    )
+    conn.credentials_set(
+        {"client_id": netsuite_views.CLIENT_ID, "client_secret": netsuite_views.CLIENT_SECRET}
+    )
     conn.save()
     return conn
 
@@ -116,12 +128,13 @@ def firm_build(ledger: dict[str, str]) -> dict:
         mapping_version_submit,
     )
 
-    workspace = storage.record_create(system="kantata", object_type="workspaces",
-                                      data={"title": "Rollout"})
-    story = storage.record_create(system="kantata", object_type="stories",
-                                  data={"title": "Design"}, parent_id=workspace.pk)
-    user = storage.record_create(system="kantata", object_type="users",
-                                 data={"full_name": "Ada L"})
+    workspace = storage.record_create(
+        system="kantata", object_type="workspaces", data={"title": "Rollout"}
+    )
+    story = storage.record_create(
+        system="kantata", object_type="stories", data={"title": "Design"}, parent_id=workspace.pk
+    )
+    user = storage.record_create(system="kantata", object_type="users", data={"full_name": "Ada L"})
     gbp = f.currency("GBP")
     uk = f.LegalEntityFactory(code="UK01", functional_currency=gbp)
     customer = f.CustomerFactory(legal_entity=uk, status="approved", name="Acme Ltd")
@@ -130,18 +143,28 @@ def firm_build(ledger: dict[str, str]) -> dict:
     cost_centre = f.CostCentreFactory(legal_entity=uk)
     worker = f.WorkerFactory(legal_entity=uk, cost_centre=cost_centre)
     for system, record, external_id in [
-        ("psa", project, workspace.pk), ("psa", task, story.pk), ("psa", worker, user.pk),
-        ("erp", worker, ledger["employee"]), ("erp", cost_centre, ledger["dept"]),
+        ("psa", project, workspace.pk),
+        ("psa", task, story.pk),
+        ("psa", worker, user.pk),
+        ("erp", worker, ledger["employee"]),
+        ("erp", cost_centre, ledger["dept"]),
     ]:
         ExternalRef.objects.create(
-            system=system, content_type=ContentType.objects.get_for_model(record),
-            object_id=str(record.pk), external_id=str(external_id),
+            system=system,
+            content_type=ContentType.objects.get_for_model(record),
+            object_id=str(record.pk),
+            external_id=str(external_id),
         )
-    AccountingPeriod.objects.create(legal_entity=uk, start_date=dt.date(2026, 10, 1),
-                                    end_date=dt.date(2026, 10, 31), status="open")
+    AccountingPeriod.objects.create(
+        legal_entity=uk,
+        start_date=dt.date(2026, 10, 1),
+        end_date=dt.date(2026, 10, 31),
+        status="open",
+    )
     admin = get_user_model().objects.create_user("mapper")
-    mapping_set = mapping_set_create(slug="legal-entity", name="Legal entity → subsidiary",
-                                     kind="legal_entity", user=admin)
+    mapping_set = mapping_set_create(
+        slug="legal-entity", name="Legal entity → subsidiary", kind="legal_entity", user=admin
+    )
     draft = mapping_version_create_draft(mapping_set=mapping_set, user=admin)
     mapping_entry_set(version=draft, source_value="UK01", target_value=ledger["uk"], user=admin)
     mapping_version_submit(version=draft, user=admin)
@@ -152,30 +175,45 @@ def firm_build(ledger: dict[str, str]) -> dict:
 def submitted_time(firm, minutes: int = 450) -> SandboxRecord:
     """A consultant's time entry waiting for approval in the PSA."""
     return storage.record_create(
-        system="kantata", object_type="time_entries", parent_id=firm["workspace"].pk,
-        status="unapproved", data={
-            "workspace_id": str(firm["workspace"].pk), "story_id": str(firm["story"].pk),
-            "user_id": str(firm["user"].pk), "date_performed": "2026-10-14",
-            "time_in_minutes": minutes, "billable": True, "rate_in_cents": 12000,
-            "currency": "GBP", "approval_status": "submitted",
+        system="kantata",
+        object_type="time_entries",
+        parent_id=firm["workspace"].pk,
+        status="unapproved",
+        data={
+            "workspace_id": str(firm["workspace"].pk),
+            "story_id": str(firm["story"].pk),
+            "user_id": str(firm["user"].pk),
+            "date_performed": "2026-10-14",
+            "time_in_minutes": minutes,
+            "billable": True,
+            "rate_in_cents": 12000,
+            "currency": "GBP",
+            "approval_status": "submitted",
         },
     )
 
 
 def approval_body(record: SandboxRecord) -> bytes:
     """The webhook body the PSA sends for the approval it has just recorded."""
-    event = SandboxEvent.objects.using(SANDBOX_DB).filter(
-        system="kantata", record_id=record.pk, action="approved"
-    ).latest("pk")
+    event = (
+        SandboxEvent.objects.using(SANDBOX_DB)
+        .filter(system="kantata", record_id=record.pk, action="approved")
+        .latest("pk")
+    )
     return webhook_event_body(event)
 
 
 def post_event(client, body: bytes):
     stamp = str(int(time.time()))
-    return client.post("/hooks/psa/kantata", data=body, content_type="application/json",
-                       headers={"X-Kantata-Timestamp": stamp,
-                                "X-Kantata-Signature": webhook_signature(
-                                    secret=SECRET, timestamp=stamp, body=body)})
+    return client.post(
+        "/hooks/psa/kantata",
+        data=body,
+        content_type="application/json",
+        headers={
+            "X-Kantata-Timestamp": stamp,
+            "X-Kantata-Signature": webhook_signature(secret=SECRET, timestamp=stamp, body=body),
+        },
+    )
 
 
 def time_bills() -> list[SandboxRecord]:
@@ -234,8 +272,14 @@ def test_the_same_approval_delivered_twice_is_posted_once(
 def test_a_malformed_approval_event_is_parked_with_a_clear_reason_and_posts_nothing(
     client, psa, erp, firm, network, django_capture_on_commit_callbacks
 ):
-    body = orjson.dumps({"event_id": "77", "event_type": "time_entry.approved",
-                         "subject_type": "expenses", "occurred_at": "yesterday"})
+    body = orjson.dumps(
+        {
+            "event_id": "77",
+            "event_type": "time_entry.approved",
+            "subject_type": "expenses",
+            "occurred_at": "yesterday",
+        }
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         answer = post_event(client, body)
@@ -255,9 +299,11 @@ def test_an_approved_expense_is_stored_for_the_expense_flow_and_posts_nothing(
     client, psa, erp, firm, network, django_capture_on_commit_callbacks
 ):
     expense = storage.record_create(
-        system="kantata", object_type="expenses", parent_id=firm["workspace"].pk,
-        status="unapproved", data={"amount_in_cents": 4200, "currency": "GBP",
-                                   "user_id": str(firm["user"].pk)},
+        system="kantata",
+        object_type="expenses",
+        parent_id=firm["workspace"].pk,
+        status="unapproved",
+        data={"amount_in_cents": 4200, "currency": "GBP", "user_id": str(firm["user"].pk)},
     )
     expenses_approve(ids=[expense.pk])
 
@@ -276,8 +322,9 @@ def test_an_approval_the_psa_no_longer_shows_as_approved_posts_nothing(
 ):
     entry = submitted_time(firm)
     time_entries_approve(ids=[entry.pk])
-    storage.record_update(record=entry, changes={"approval_status": "submitted"},
-                          status="unapproved")  # the manager took the approval back
+    storage.record_update(
+        record=entry, changes={"approval_status": "submitted"}, status="unapproved"
+    )  # the manager took the approval back
 
     with django_capture_on_commit_callbacks(execute=True):
         post_event(client, approval_body(entry))
@@ -337,10 +384,14 @@ def test_an_event_that_carries_the_approved_record_is_posted_without_reading_the
 ):
     entry = submitted_time(firm)
     time_entries_approve(ids=[entry.pk])
-    with httpx.Client(transport=httpx.WSGITransport(app=sandbox), base_url="http://sandbox.test",
-                      headers={"Authorization": f"Bearer {kantata_views.ACCESS_TOKEN}"}) as psa_api:
+    with httpx.Client(
+        transport=httpx.WSGITransport(app=sandbox),
+        base_url="http://sandbox.test",
+        headers={"Authorization": f"Bearer {kantata_views.ACCESS_TOKEN}"},
+    ) as psa_api:
         record = psa_api.get(f"/kantata/api/v1/time_entries/{entry.pk}.json").json()[
-            "time_entries"][str(entry.pk)]
+            "time_entries"
+        ][str(entry.pk)]
     event = {**orjson.loads(approval_body(entry)), "subject": record}
     psa.credentials_set({"access_token": "revoked", "webhook_secret": SECRET})
     psa.save()  # any read of the PSA would now fail
@@ -364,7 +415,7 @@ def test_the_cycle_processes_approval_events_after_master_data_and_before_time_e
 def test_an_approval_reaches_the_erp_through_the_broker_and_a_real_worker(
     client, celery_worker_process
 ):
-    from sync.sandbox.core.server import sandbox_server_start
+    from sandbox.core.server import sandbox_server_start
 
     served = sandbox_server_start(app=SandboxApp(faults=FaultBook(seed=1)))
     try:
@@ -374,18 +425,20 @@ def test_an_approval_reaches_the_erp_through_the_broker_and_a_real_worker(
 
 
 def _through_a_worker(client, base_url: str) -> None:
-    psa = Connection(name="kantata", system="psa", dialect="kantata",
-                     base_url=f"{base_url}/kantata/api/v1")
+    psa = Connection(
+        name="kantata", system="psa", dialect="kantata", base_url=f"{base_url}/kantata/api/v1"
+    )
     psa.credentials_set({"access_token": kantata_views.ACCESS_TOKEN, "webhook_secret": SECRET})
     psa.save()
-    erp = Connection(name="netsuite", system="erp", dialect="netsuite",
-                     base_url=f"{base_url}/netsuite")
-    erp.credentials_set({"client_id": netsuite_views.CLIENT_ID,
-                         "client_secret": netsuite_views.CLIENT_SECRET})
+    erp = Connection(
+        name="netsuite", system="erp", dialect="netsuite", base_url=f"{base_url}/netsuite"
+    )
+    erp.credentials_set(
+        {"client_id": netsuite_views.CLIENT_ID, "client_secret": netsuite_views.CLIENT_SECRET}
+    )
     erp.save()
     # Written in-process into the same (committed) sandbox database the served one reads.
-    firm = firm_build(ledger_build(SandboxApp(faults=FaultBook(seed=1),
-                                              manage_connections=False)))
+    firm = firm_build(ledger_build(SandboxApp(faults=FaultBook(seed=1), manage_connections=False)))
     entry = submitted_time(firm)
     time_entries_approve(ids=[entry.pk])
 
@@ -405,3 +458,14 @@ def _through_a_worker(client, base_url: str) -> None:
     while Delivery.objects.get().state != "delivered" and time.monotonic() < deadline + 10:
         time.sleep(0.1)
     assert Delivery.objects.get().state == "delivered"
+
+
+def test_an_approval_event_is_queued_apart_from_the_cycles():
+    """The webhook's task goes to the `events` queue, which `make run` serves with a worker of
+    its own, so a long cycle on the default queue never delays a posting."""
+    from portal.celery import app
+
+    route = app.amqp.router.route({}, "sync.approval_event_process", (), {})
+    cycle = app.amqp.router.route({}, "sync.cycle_run", (), {})
+    assert route["queue"].name == "events"
+    assert cycle["queue"].name == "celery"

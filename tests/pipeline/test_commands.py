@@ -8,13 +8,13 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection as db
 
+from sandbox import storage
+from sandbox.core.app import SandboxApp
+from sandbox.core.faults import FaultBook
+from sandbox.core.server import sandbox_server_start
+from sandbox.kantata import views as kantata_views
 from sync.pipeline.cycle import pull_position_get
 from sync.pipeline.models import Connection, InboxItem, SyncRun
-from sync.sandbox import storage
-from sync.sandbox.core.app import SandboxApp
-from sync.sandbox.core.faults import FaultBook
-from sync.sandbox.core.server import sandbox_server_start
-from sync.sandbox.kantata import views as kantata_views
 
 DATABASES = ["default", "sandbox"]
 
@@ -22,6 +22,13 @@ DATABASES = ["default", "sandbox"]
 def sync(*args: str) -> str:
     out = io.StringIO()
     call_command("sync", *args, stdout=out)
+    return out.getvalue()
+
+
+def connect(*args: str) -> str:
+    """`manage.py sandbox connect …`: Ledgerbridge's connections to the sandbox systems."""
+    out = io.StringIO()
+    call_command("sandbox", "connect", *args, stdout=out)
     return out.getvalue()
 
 
@@ -35,11 +42,14 @@ def served():
 
 @pytest.mark.django_db(databases=DATABASES)
 def test_connections_from_the_sandbox_creates_one_encrypted_connection_per_system():
-    output = sync("connections", "--from-sandbox", "--base-url", "http://127.0.0.1:8100")
+    output = connect("--base-url", "http://127.0.0.1:8100")
 
     by_name = {c.name: c for c in Connection.objects.all()}
     assert {(c.name, c.system) for c in by_name.values()} == {
-        ("salesforce", "crm"), ("kantata", "psa"), ("scim", "hr"), ("netsuite", "erp"),
+        ("salesforce", "crm"),
+        ("kantata", "psa"),
+        ("scim", "hr"),
+        ("netsuite", "erp"),
         ("stripe", "billing"),
     }
     kantata = by_name["kantata"]
@@ -54,13 +64,13 @@ def test_connections_from_the_sandbox_creates_one_encrypted_connection_per_syste
 
 @pytest.mark.django_db(databases=DATABASES)
 def test_connections_from_the_sandbox_again_updates_and_keeps_our_webhook_secret():
-    sync("connections", "--from-sandbox")
+    connect()
     stripe = Connection.objects.get(name="stripe")
     stripe.credentials_set({**stripe.credentials_dict(), "webhook_secret": "whsec_ours"})
     stripe.enabled = False
     stripe.save()
 
-    output = sync("connections", "--from-sandbox", "--base-url", "http://127.0.0.1:9200")
+    output = connect("--base-url", "http://127.0.0.1:9200")
 
     stripe.refresh_from_db()
     assert Connection.objects.count() == 5
@@ -73,19 +83,19 @@ def test_connections_from_the_sandbox_again_updates_and_keeps_our_webhook_secret
 @pytest.mark.django_db(databases=DATABASES)
 def test_connections_refuses_a_base_url_that_is_not_a_sandbox_address():
     with pytest.raises(CommandError, match="looks like"):
-        sync("connections", "--from-sandbox", "--base-url", "ftp://somewhere")
+        connect("--base-url", "ftp://somewhere")
 
 
 @pytest.mark.django_db(databases=DATABASES)
 def test_connections_lists_what_is_configured():
-    sync("connections", "--from-sandbox")
+    connect()
     listing = sync("connections")
     assert "netsuite (erp, netsuite) enabled http://127.0.0.1:8100/netsuite" in listing
 
 
 @pytest.mark.django_db(databases=DATABASES, transaction=True)
 def test_sync_cycle_pulls_every_sandbox_system_and_prints_a_summary(served):
-    sync("connections", "--from-sandbox", "--base-url", served.base_url)
+    connect("--base-url", served.base_url)
     for n in range(3):
         storage.record_create(system="kantata", object_type="users", data={"full_name": f"U{n}"})
 
@@ -102,7 +112,7 @@ def test_sync_cycle_pulls_every_sandbox_system_and_prints_a_summary(served):
 
 @pytest.mark.django_db(databases=DATABASES, transaction=True)
 def test_sync_cycle_exits_with_an_error_when_a_system_refuses_us(served):
-    sync("connections", "--from-sandbox", "--base-url", served.base_url)
+    connect("--base-url", served.base_url)
     scim = Connection.objects.get(name="scim")
     scim.credentials_set({"access_token": "expired"})
     scim.save()
@@ -114,13 +124,22 @@ def test_sync_cycle_exits_with_an_error_when_a_system_refuses_us(served):
 
 @pytest.mark.django_db(databases=DATABASES, transaction=True)
 def test_sync_backfill_prints_progress_and_leaves_the_watermark(served):
-    sync("connections", "--from-sandbox", "--base-url", served.base_url)
+    connect("--base-url", served.base_url)
     for n in range(2):
         storage.record_create(system="kantata", object_type="users", data={"full_name": f"U{n}"})
     kantata = Connection.objects.get(name="kantata")
 
-    output = sync("backfill", "--connection", "kantata", "--entity", "users",
-                  "--from", "2000-01-01", "--to", "2999-12-31")
+    output = sync(
+        "backfill",
+        "--connection",
+        "kantata",
+        "--entity",
+        "users",
+        "--from",
+        "2000-01-01",
+        "--to",
+        "2999-12-31",
+    )
 
     assert "kantata/users: page 1, 2 records, 2 new" in output
     assert "(backfill) succeeded" in output
@@ -132,16 +151,31 @@ def test_sync_backfill_prints_progress_and_leaves_the_watermark(served):
     ("args", "message"),
     [
         (["--connection", "nobody", "--entity", "users", "--from", "2026-01-01"], "no connection"),
-        (["--connection", "kantata", "--entity", "users", "--from", "01/10/2026"],
-         "not a YYYY-MM-DD"),
-        (["--connection", "kantata", "--entity", "users", "--from", "2026-02-01", "--to",
-          "2026-01-01"], "before"),
-        (["--connection", "kantata", "--entity", "invoices", "--from", "2026-01-01"],
-         "not 'invoices'"),
+        (
+            ["--connection", "kantata", "--entity", "users", "--from", "01/10/2026"],
+            "not a YYYY-MM-DD",
+        ),
+        (
+            [
+                "--connection",
+                "kantata",
+                "--entity",
+                "users",
+                "--from",
+                "2026-02-01",
+                "--to",
+                "2026-01-01",
+            ],
+            "before",
+        ),
+        (
+            ["--connection", "kantata", "--entity", "invoices", "--from", "2026-01-01"],
+            "not 'invoices'",
+        ),
     ],
 )
 def test_sync_backfill_refuses_bad_arguments_with_a_message(args, message):
-    sync("connections", "--from-sandbox")
+    connect()
     with pytest.raises(CommandError, match=message):
         sync("backfill", *args)
 
@@ -150,10 +184,17 @@ def test_sync_backfill_refuses_bad_arguments_with_a_message(args, message):
 def test_connecting_to_the_sandbox_publishes_the_demo_legal_entity_mapping_once(tmp_path):
     from sync.mappings.models import MappingVersion
 
-    call_command("sandbox", "seed", "--scale", "200", "--reset",
-                 "--manifest", str(tmp_path / "manifest.json"))
-    call_command("sync", "connections", "--from-sandbox", stdout=io.StringIO())
-    call_command("sync", "connections", "--from-sandbox", stdout=io.StringIO())
+    call_command(
+        "sandbox",
+        "seed",
+        "--scale",
+        "200",
+        "--reset",
+        "--manifest",
+        str(tmp_path / "manifest.json"),
+    )
+    call_command("sandbox", "connect", stdout=io.StringIO())
+    call_command("sandbox", "connect", stdout=io.StringIO())
 
     (version,) = MappingVersion.objects.filter(mapping_set__slug="legal-entity")
     assert version.status == "published"
@@ -165,10 +206,10 @@ def test_connecting_to_the_sandbox_publishes_the_demo_legal_entity_mapping_once(
 def test_sync_webhooks_subscribes_the_psa_and_billing_with_secrets_the_connections_verify_with(
     served,
 ):
-    from sync.sandbox.models import SandboxWebhookSubscription
+    from sandbox.models import SandboxWebhookSubscription
     from sync.webhooks import SECRET_KEY
 
-    sync("connections", "--from-sandbox", "--base-url", served.base_url)
+    connect("--base-url", served.base_url)
 
     output = sync("webhooks", "--portal-url", "http://portal.test:8000/")
 
@@ -192,7 +233,7 @@ def test_sync_webhooks_subscribes_the_psa_and_billing_with_secrets_the_connectio
 def test_sync_webhooks_says_why_when_there_is_nothing_or_nobody_to_subscribe(served):
     with pytest.raises(CommandError, match=r"no enabled Kantata \(PSA\) or Stripe"):
         sync("webhooks")
-    sync("connections", "--from-sandbox", "--base-url", served.base_url)
+    connect("--base-url", served.base_url)
     served.stop()  # the PSA is gone: the command fails with the reason, after --wait
     with pytest.raises(CommandError, match="kantata"):
         sync("webhooks", "--wait", "0.5")

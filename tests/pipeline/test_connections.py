@@ -12,16 +12,17 @@ pytestmark = pytest.mark.django_db
 
 
 def test_credentials_are_ciphertext_in_the_table_and_absent_from_history():
-    conn = Connection(name="erp", system="erp", dialect="netsuite", base_url="http://127.0.0.1:8100/netsuite")
+    conn = Connection(
+        name="erp", system="erp", dialect="netsuite", base_url="http://127.0.0.1:8100/netsuite"
+    )
     conn.credentials_set({"token": "s3cret-token-value"})
     conn.save()
     with db.cursor() as cursor:
         cursor.execute("SELECT credentials FROM pipeline_connection WHERE id = %s", [conn.id])
         (stored,) = cursor.fetchone()
         history_columns = {
-            c.name for c in db.introspection.get_table_description(
-                cursor, "pipeline_historicalconnection"
-            )
+            c.name
+            for c in db.introspection.get_table_description(cursor, "pipeline_historicalconnection")
         }
     assert "s3cret" not in stored
     assert "credentials" not in history_columns  # old secrets are not kept at all
@@ -34,7 +35,9 @@ def test_the_admin_form_never_shows_credentials_and_keeps_them_when_left_blank(
 ):
     admin = django_user_model.objects.create_superuser("root", password="unused-pass-123")
     client.force_login(admin)
-    conn = Connection(name="erp", system="erp", dialect="netsuite", base_url="http://127.0.0.1:8100/netsuite")
+    conn = Connection(
+        name="erp", system="erp", dialect="netsuite", base_url="http://127.0.0.1:8100/netsuite"
+    )
     conn.credentials_set({"token": "s3cret-token-value"})
     conn.save()
     url = reverse("admin:pipeline_connection_change", args=[conn.id])
@@ -45,9 +48,15 @@ def test_the_admin_form_never_shows_credentials_and_keeps_them_when_left_blank(
     assert "s3cret" not in history.content.decode()
 
     form = {
-        "name": "erp", "system": "erp", "dialect": "netsuite", "base_url": "http://127.0.0.1:8100/netsuite",
-        "enabled": "on", "max_concurrency": "10", "timeout_seconds": "10",
-        "pull_interval_seconds": "60", "new_credentials": "",
+        "name": "erp",
+        "system": "erp",
+        "dialect": "netsuite",
+        "base_url": "http://127.0.0.1:8100/netsuite",
+        "enabled": "on",
+        "max_concurrency": "10",
+        "timeout_seconds": "10",
+        "pull_interval_seconds": "60",
+        "new_credentials": "",
     }
     assert client.post(url, {**form, "max_concurrency": "8"}).status_code == 302
     conn.refresh_from_db()
@@ -76,8 +85,9 @@ def test_the_admin_disables_connections_and_keeps_runs_never_deletes_them(
     from sync.pipeline.models import SyncRun
 
     client.force_login(django_user_model.objects.create_superuser("root", password="pw-123456"))
-    conn = Connection.objects.create(name="erp", system="erp", dialect="netsuite",
-                                     base_url="http://127.0.0.1:8100/netsuite")
+    conn = Connection.objects.create(
+        name="erp", system="erp", dialect="netsuite", base_url="http://127.0.0.1:8100/netsuite"
+    )
     run = SyncRun.objects.create(kind="cycle", started_at=timezone.now(), connection=conn)
     for name, pk in (("connection", conn.pk), ("syncrun", run.pk)):
         page = client.post(reverse(f"admin:pipeline_{name}_delete", args=[pk]), {"post": "yes"})

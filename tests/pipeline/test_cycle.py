@@ -11,6 +11,11 @@ import httpx
 import pytest
 from django.utils import timezone
 
+from sandbox import storage
+from sandbox.core.app import SandboxApp
+from sandbox.core.faults import FaultBook
+from sandbox.kantata import views as kantata_views
+from sandbox.netsuite import views as netsuite_views
 from sync.connectors.kantata import KantataConnector
 from sync.errors import DomainError
 from sync.pipeline import cycle
@@ -24,11 +29,6 @@ from sync.pipeline.cycle import (
     sync_cycle_run,
 )
 from sync.pipeline.models import Connection, InboxItem, SyncRun
-from sync.sandbox import storage
-from sync.sandbox.core.app import SandboxApp
-from sync.sandbox.core.faults import FaultBook
-from sync.sandbox.kantata import views as kantata_views
-from sync.sandbox.netsuite import views as netsuite_views
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
@@ -55,8 +55,13 @@ def small_pages(monkeypatch):
 
 @pytest.fixture
 def psa() -> Connection:
-    conn = Connection(name="kantata", system="psa", dialect="kantata",
-                      base_url="http://sandbox.test/kantata/api/v1", max_concurrency=1)
+    conn = Connection(
+        name="kantata",
+        system="psa",
+        dialect="kantata",
+        base_url="http://sandbox.test/kantata/api/v1",
+        max_concurrency=1,
+    )
     conn.credentials_set({"access_token": kantata_views.ACCESS_TOKEN})
     conn.save()
     return conn
@@ -64,17 +69,27 @@ def psa() -> Connection:
 
 @pytest.fixture
 def erp() -> Connection:
-    conn = Connection(name="netsuite", system="erp", dialect="netsuite",
-                      base_url="http://sandbox.test/netsuite", max_concurrency=1)
-    conn.credentials_set({"client_id": netsuite_views.CLIENT_ID,
-                          "client_secret": netsuite_views.CLIENT_SECRET})
+    conn = Connection(
+        name="netsuite",
+        system="erp",
+        dialect="netsuite",
+        base_url="http://sandbox.test/netsuite",
+        max_concurrency=1,
+    )
+    conn.credentials_set(
+        {"client_id": netsuite_views.CLIENT_ID, "client_secret": netsuite_views.CLIENT_SECRET}
+    )
     conn.save()
     return conn
 
 
 def kantata_users(n: int) -> list:
-    return [storage.record_create(system="kantata", object_type="users",
-                                  data={"full_name": f"Consultant {i}"}) for i in range(n)]
+    return [
+        storage.record_create(
+            system="kantata", object_type="users", data={"full_name": f"Consultant {i}"}
+        )
+        for i in range(n)
+    ]
 
 
 def new_run(kind: str = "pull") -> SyncRun:
@@ -82,8 +97,13 @@ def new_run(kind: str = "pull") -> SyncRun:
 
 
 def pull_users(psa, sandbox, **options) -> int:
-    return connection_pull(connection=psa, entity="users", run=new_run(),
-                           transport=httpx.WSGITransport(app=sandbox), **options)
+    return connection_pull(
+        connection=psa,
+        entity="users",
+        run=new_run(),
+        transport=httpx.WSGITransport(app=sandbox),
+        **options,
+    )
 
 
 def test_pulling_the_same_pages_twice_stores_nothing_new_and_moves_no_watermark_back(
@@ -96,17 +116,20 @@ def test_pulling_the_same_pages_twice_stores_nothing_new_and_moves_no_watermark_
     assert after_first.since
 
     pull_users(psa, sandbox)  # the mark has whole seconds: the last second is read again
-    connection_pull(connection=psa, entity="users", run=new_run(), since="2000-01-01T00:00:00Z",
-                    transport=httpx.WSGITransport(app=sandbox))  # a full re-read (backfill)
+    connection_pull(
+        connection=psa,
+        entity="users",
+        run=new_run(),
+        since="2000-01-01T00:00:00Z",
+        transport=httpx.WSGITransport(app=sandbox),
+    )  # a full re-read (backfill)
 
     assert InboxItem.objects.filter(system="psa", entity="users").count() == 5
     after_second = pull_position_get(connection=psa, entity="users")
     assert marker_later(after_first.since, after_second.since) == after_second.since
 
 
-def test_a_crash_after_the_second_page_leaves_the_watermark_at_that_page(
-    psa, sandbox, small_pages
-):
+def test_a_crash_after_the_second_page_leaves_the_watermark_at_that_page(psa, sandbox, small_pages):
     kantata_users(5)  # three pages: 2 + 2 + 1
 
     def crash_after_second(progress):
@@ -127,9 +150,7 @@ def test_a_crash_after_the_second_page_leaves_the_watermark_at_that_page(
     assert pull_position_get(connection=psa, entity="users").cursor is None
 
 
-def test_a_records_change_during_a_crashed_pull_is_not_skipped_on_resume(
-    psa, sandbox, small_pages
-):
+def test_a_records_change_during_a_crashed_pull_is_not_skipped_on_resume(psa, sandbox, small_pages):
     users = kantata_users(5)
 
     def crash_after_first(progress):
@@ -138,8 +159,11 @@ def test_a_records_change_during_a_crashed_pull_is_not_skipped_on_resume(
 
     with pytest.raises(Crash):
         pull_users(psa, sandbox, on_page=crash_after_first)
-    storage.record_update(record=users[0], changes={"full_name": "Renamed"},
-                          now=timezone.now() + dt.timedelta(minutes=1))
+    storage.record_update(
+        record=users[0],
+        changes={"full_name": "Renamed"},
+        now=timezone.now() + dt.timedelta(minutes=1),
+    )
     pull_users(psa, sandbox)
     pull_users(psa, sandbox)  # the next incremental pull sees the rename
     names = [i.payload["full_name"] for i in InboxItem.objects.filter(external_id=str(users[0].pk))]
@@ -154,14 +178,20 @@ def test_a_change_behind_the_pull_is_read_next_time_though_a_later_page_was_newe
     def change_while_paging(progress):
         if progress.pages == 1:  # u0 is behind us now; u4 (page 3) is changed "later"
             storage.record_update(record=users[0], changes={"full_name": "Changed behind"})
-            storage.record_update(record=users[4], changes={"full_name": "Changed ahead"},
-                                  now=timezone.now() + dt.timedelta(minutes=10))
+            storage.record_update(
+                record=users[4],
+                changes={"full_name": "Changed ahead"},
+                now=timezone.now() + dt.timedelta(minutes=10),
+            )
 
     pull_users(psa, sandbox, on_page=change_while_paging)
     pull_users(psa, sandbox)
 
-    names = set(InboxItem.objects.filter(external_id=str(users[0].pk))
-                .values_list("payload__full_name", flat=True))
+    names = set(
+        InboxItem.objects.filter(external_id=str(users[0].pk)).values_list(
+            "payload__full_name", flat=True
+        )
+    )
     assert names == {"Consultant 0", "Changed behind"}
 
 
@@ -171,9 +201,13 @@ def test_a_backfill_reads_its_window_and_leaves_the_watermark_alone(psa, sandbox
     before = pull_position_get(connection=psa, entity="users")
     InboxItem.objects.all().delete()
 
-    run = sync_backfill_run(connection=psa, entity="users", since="2000-01-01T00:00:00+00:00",
-                            until="2999-01-01T00:00:00+00:00",
-                            transport=httpx.WSGITransport(app=sandbox))
+    run = sync_backfill_run(
+        connection=psa,
+        entity="users",
+        since="2000-01-01T00:00:00+00:00",
+        until="2999-01-01T00:00:00+00:00",
+        transport=httpx.WSGITransport(app=sandbox),
+    )
 
     assert (run.kind, run.status, run.pulled) == ("backfill", "succeeded", 3)
     assert InboxItem.objects.count() == 3
@@ -182,12 +216,20 @@ def test_a_backfill_reads_its_window_and_leaves_the_watermark_alone(psa, sandbox
 
 def test_the_kantata_change_feed_is_pulled_from_its_last_position(psa, sandbox):
     kantata_users(2)  # each creation appends a "created" change event
-    first = connection_pull(connection=psa, entity="change_events", run=new_run(),
-                            transport=httpx.WSGITransport(app=sandbox))
+    first = connection_pull(
+        connection=psa,
+        entity="change_events",
+        run=new_run(),
+        transport=httpx.WSGITransport(app=sandbox),
+    )
     position = pull_position_get(connection=psa, entity="change_events")
     kantata_users(1)
-    second = connection_pull(connection=psa, entity="change_events", run=new_run(),
-                             transport=httpx.WSGITransport(app=sandbox))
+    second = connection_pull(
+        connection=psa,
+        entity="change_events",
+        run=new_run(),
+        transport=httpx.WSGITransport(app=sandbox),
+    )
 
     assert (first, second) == (2, 1)
     assert position.since.isdigit()
@@ -202,8 +244,12 @@ def test_an_expired_change_feed_position_restarts_the_feed_instead_of_failing_fo
     psa, sandbox
 ):
     kantata_users(2)
-    pull = partial(connection_pull, connection=psa, entity="change_events",
-                   transport=httpx.WSGITransport(app=sandbox))
+    pull = partial(
+        connection_pull,
+        connection=psa,
+        entity="change_events",
+        transport=httpx.WSGITransport(app=sandbox),
+    )
     pull(run=new_run())
     expired = pull_position_get(connection=psa, entity="change_events").since
     storage.events_prune(system="kantata", older_than=timezone.now() + dt.timedelta(days=1))
@@ -215,9 +261,13 @@ def test_an_expired_change_feed_position_restarts_the_feed_instead_of_failing_fo
 
 def test_a_backfill_window_drops_records_changed_after_until(psa, sandbox):
     kantata_users(2)
-    run = sync_backfill_run(connection=psa, entity="users", since="2000-01-01T00:00:00+00:00",
-                            until="2001-01-01T00:00:00+00:00",
-                            transport=httpx.WSGITransport(app=sandbox))
+    run = sync_backfill_run(
+        connection=psa,
+        entity="users",
+        since="2000-01-01T00:00:00+00:00",
+        until="2001-01-01T00:00:00+00:00",
+        transport=httpx.WSGITransport(app=sandbox),
+    )
     assert run.pulled == 0
     assert not InboxItem.objects.exists()
 
@@ -255,8 +305,11 @@ def test_a_second_cycle_over_unchanged_sources_stores_and_processes_nothing(
 ):
     kantata_users(2)
     calls: list = []
-    options = {"processors": {("psa", "users"): partial(counting_processor, calls)},
-               "order": [("psa", "users")], "transport_for": transport_for}
+    options = {
+        "processors": {("psa", "users"): partial(counting_processor, calls)},
+        "order": [("psa", "users")],
+        "transport_for": transport_for,
+    }
     sync_cycle_run(**options)
     second = sync_cycle_run(**options)
     assert second.created == 0
@@ -277,16 +330,17 @@ def test_a_system_that_refuses_the_credentials_fails_the_run_but_not_the_other_p
     assert erp.pullwatermark_set.count() == len(cycle.PULL_PLAN["netsuite"])
 
 
-def test_a_processor_that_refuses_a_batch_leaves_it_pending_and_fails_the_run(
-    psa, transport_for
-):
+def test_a_processor_that_refuses_a_batch_leaves_it_pending_and_fails_the_run(psa, transport_for):
     kantata_users(2)
 
     def refusing(*, inbox_ids, run):
         raise DomainError("the mapping for users is not published")
 
-    run = sync_cycle_run(transport_for=transport_for, processors={("psa", "users"): refusing},
-                         order=[("psa", "users")])
+    run = sync_cycle_run(
+        transport_for=transport_for,
+        processors={("psa", "users"): refusing},
+        order=[("psa", "users")],
+    )
     assert run.status == "failed"
     assert "process psa/users: the mapping for users is not published" in run.error
     assert run.failed == 2
@@ -300,8 +354,11 @@ def test_an_unexpected_error_marks_the_run_failed_and_propagates(psa, transport_
         raise ZeroDivisionError
 
     with pytest.raises(ZeroDivisionError):
-        sync_cycle_run(transport_for=transport_for, processors={("psa", "users"): broken},
-                       order=[("psa", "users")])
+        sync_cycle_run(
+            transport_for=transport_for,
+            processors={("psa", "users"): broken},
+            order=[("psa", "users")],
+        )
     run = SyncRun.objects.get(kind="cycle")
     assert run.status == "failed"
     assert "unexpected" in run.error
@@ -320,10 +377,12 @@ def test_inbox_processing_sends_batches_in_the_registered_order():
             seen.append((name, len(inbox_ids)))
             InboxItem.objects.filter(id__in=inbox_ids).update(status="processed")
             return SimpleNamespace(created=len(inbox_ids))
+
         return process
 
     totals = inbox_process(
-        run=new_run("process"), batch_size=2,
+        run=new_run("process"),
+        batch_size=2,
         processors={("erp", "job"): recorder("job"), ("psa", "time_entries"): recorder("time")},
         order=[("erp", "job"), ("psa", "time_entries")],
     )
@@ -372,8 +431,12 @@ def test_the_next_pull_starts_no_later_than_this_pulls_start(dialect, entity, ca
 def test_a_pull_position_round_trips_and_a_complete_one_is_the_plain_mark():
     assert PullPosition(since="a", mark="b").encode() == "a"
     under_way = PullPosition(since="a", cursor="3", mark="b", started="2026-10-01T00:00:00")
-    assert json.loads(under_way.encode()) == {"since": "a", "cursor": "3", "mark": "b",
-                                              "started": "2026-10-01T00:00:00"}
+    assert json.loads(under_way.encode()) == {
+        "since": "a",
+        "cursor": "3",
+        "mark": "b",
+        "started": "2026-10-01T00:00:00",
+    }
     assert PullPosition.decode(under_way.encode()) == under_way
     assert PullPosition.decode("") == PullPosition()
     assert PullPosition(since="a", cursor="x" * 300, mark="b").encode() is None
@@ -386,12 +449,17 @@ NS_REST = "/netsuite/services/rest"
 def ledger_build(sandbox: SandboxApp) -> dict[str, str]:
     """A NetSuite ledger to post into (as in test_delivery), written through its REST API, with
     the project and task keyed by the external ids Ledgerbridge sends."""
-    with httpx.Client(transport=httpx.WSGITransport(app=sandbox),
-                      base_url="http://sandbox.test") as ns:
-        token = ns.post(f"{NS_REST}/auth/oauth2/v1/token", data={
-            "grant_type": "client_credentials", "client_id": netsuite_views.CLIENT_ID,
-            "client_secret": netsuite_views.CLIENT_SECRET,
-        }).json()["access_token"]
+    with httpx.Client(
+        transport=httpx.WSGITransport(app=sandbox), base_url="http://sandbox.test"
+    ) as ns:
+        token = ns.post(
+            f"{NS_REST}/auth/oauth2/v1/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": netsuite_views.CLIENT_ID,
+                "client_secret": netsuite_views.CLIENT_SECRET,
+            },
+        ).json()["access_token"]
         ns.headers["Authorization"] = f"Bearer {token}"
 
         def create(record_type: str, body: dict) -> str:
@@ -401,17 +469,29 @@ def ledger_build(sandbox: SandboxApp) -> dict[str, str]:
 
         ids = {"gbp": create("currency", {"name": "Pound", "symbol": "GBP"})}
         ids["uk"] = create("subsidiary", {"name": "LB UK", "currency": {"id": ids["gbp"]}})
-        ids["customer"] = create("customer", {"companyName": "Acme",
-                                              "subsidiary": {"id": ids["uk"]}})
+        ids["customer"] = create(
+            "customer", {"companyName": "Acme", "subsidiary": {"id": ids["uk"]}}
+        )
         ids["dept"] = create("department", {"name": "Consulting"})
-        ids["employee"] = create("employee", {"firstName": "Ada", "lastName": "L",
-                                              "subsidiary": {"id": ids["uk"]}})
-        ids["job"] = create("job", {"companyName": "Rollout", "externalId": "P-100",
-                                    "parent": {"id": ids["customer"]}})
-        ids["task"] = create("projectTask", {"title": "Design", "externalId": "T-1",
-                                             "company": {"id": ids["job"]}})
-        create("accountingPeriod", {"periodName": "Oct 2026", "startDate": "2026-10-01",
-                                    "endDate": "2026-10-31", "subsidiary": {"id": ids["uk"]}})
+        ids["employee"] = create(
+            "employee", {"firstName": "Ada", "lastName": "L", "subsidiary": {"id": ids["uk"]}}
+        )
+        ids["job"] = create(
+            "job",
+            {"companyName": "Rollout", "externalId": "P-100", "parent": {"id": ids["customer"]}},
+        )
+        ids["task"] = create(
+            "projectTask", {"title": "Design", "externalId": "T-1", "company": {"id": ids["job"]}}
+        )
+        create(
+            "accountingPeriod",
+            {
+                "periodName": "Oct 2026",
+                "startDate": "2026-10-01",
+                "endDate": "2026-10-31",
+                "subsidiary": {"id": ids["uk"]},
+            },
+        )
     return ids
 
 
@@ -437,12 +517,13 @@ def firm(ledger, django_user_model):
     from sync.models import AccountingPeriod, ExternalRef
     from tests import factories as f
 
-    workspace = storage.record_create(system="kantata", object_type="workspaces",
-                                      data={"title": "Rollout"})
-    story = storage.record_create(system="kantata", object_type="stories",
-                                  data={"title": "Design"}, parent_id=workspace.pk)
-    user = storage.record_create(system="kantata", object_type="users",
-                                 data={"full_name": "Ada L"})
+    workspace = storage.record_create(
+        system="kantata", object_type="workspaces", data={"title": "Rollout"}
+    )
+    story = storage.record_create(
+        system="kantata", object_type="stories", data={"title": "Design"}, parent_id=workspace.pk
+    )
+    user = storage.record_create(system="kantata", object_type="users", data={"full_name": "Ada L"})
     gbp = f.currency("GBP")
     uk = f.LegalEntityFactory(code="UK01", functional_currency=gbp)
     customer = f.CustomerFactory(legal_entity=uk, status="approved", name="Acme Ltd")
@@ -451,18 +532,28 @@ def firm(ledger, django_user_model):
     cost_centre = f.CostCentreFactory(legal_entity=uk)
     worker = f.WorkerFactory(legal_entity=uk, cost_centre=cost_centre)
     for system, record, external_id in [
-        ("psa", project, workspace.pk), ("psa", task, story.pk), ("psa", worker, user.pk),
-        ("erp", worker, ledger["employee"]), ("erp", cost_centre, ledger["dept"]),
+        ("psa", project, workspace.pk),
+        ("psa", task, story.pk),
+        ("psa", worker, user.pk),
+        ("erp", worker, ledger["employee"]),
+        ("erp", cost_centre, ledger["dept"]),
     ]:
         ExternalRef.objects.create(
-            system=system, content_type=ContentType.objects.get_for_model(record),
-            object_id=str(record.pk), external_id=str(external_id),
+            system=system,
+            content_type=ContentType.objects.get_for_model(record),
+            object_id=str(record.pk),
+            external_id=str(external_id),
         )
-    AccountingPeriod.objects.create(legal_entity=uk, start_date=dt_.date(2026, 10, 1),
-                                    end_date=dt_.date(2026, 10, 31), status="open")
+    AccountingPeriod.objects.create(
+        legal_entity=uk,
+        start_date=dt_.date(2026, 10, 1),
+        end_date=dt_.date(2026, 10, 31),
+        status="open",
+    )
     admin = django_user_model.objects.create_user("mapper")
-    mapping_set = mapping_set_create(slug="legal-entity", name="Legal entity → subsidiary",
-                                     kind="legal_entity", user=admin)
+    mapping_set = mapping_set_create(
+        slug="legal-entity", name="Legal entity → subsidiary", kind="legal_entity", user=admin
+    )
     draft = mapping_version_create_draft(mapping_set=mapping_set, user=admin)
     mapping_entry_set(version=draft, source_value="UK01", target_value=ledger["uk"], user=admin)
     mapping_version_submit(version=draft, user=admin)
@@ -472,18 +563,25 @@ def firm(ledger, django_user_model):
 
 def approved_time(firm, minutes: int = 450):
     return storage.record_create(
-        system="kantata", object_type="time_entries", parent_id=firm["workspace"].pk,
-        status="approved", data={
-            "workspace_id": str(firm["workspace"].pk), "story_id": str(firm["story"].pk),
-            "user_id": str(firm["user"].pk), "date_performed": "2026-10-14",
-            "time_in_minutes": minutes, "billable": True, "rate_in_cents": 12000,
+        system="kantata",
+        object_type="time_entries",
+        parent_id=firm["workspace"].pk,
+        status="approved",
+        data={
+            "workspace_id": str(firm["workspace"].pk),
+            "story_id": str(firm["story"].pk),
+            "user_id": str(firm["user"].pk),
+            "date_performed": "2026-10-14",
+            "time_in_minutes": minutes,
+            "billable": True,
+            "rate_in_cents": 12000,
             "currency": "GBP",
         },
     )
 
 
 def erp_time_bills() -> list:
-    from sync.sandbox.models import SandboxRecord
+    from sandbox.models import SandboxRecord
 
     return list(SandboxRecord.objects.filter(system="netsuite", object_type="timeBill"))
 
@@ -593,9 +691,11 @@ def test_log_lines_written_while_processing_carry_the_run_and_correlation_ids(ps
         return SimpleNamespace()
 
     try:
-        run = sync_cycle_run(transport_for=transport_for,
-                             processors={("psa", "users"): logging_processor},
-                             order=[("psa", "users")])
+        run = sync_cycle_run(
+            transport_for=transport_for,
+            processors={("psa", "users"): logging_processor},
+            order=[("psa", "users")],
+        )
     finally:
         log.removeHandler(handler)
     line = stream.getvalue().strip()

@@ -9,13 +9,13 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
+from sandbox.core.app import SandboxApp
+from sandbox.core.faults import FaultBook
+from sandbox.models import SandboxRecord
+from sandbox.netsuite import views as netsuite
 from sync.pipeline.delivery import deliveries_send, deliveries_send_due
 from sync.pipeline.delivery_budget import ProcessBudget, slot_budget_for
 from sync.pipeline.models import Connection, Delivery, ExceptionItem
-from sync.sandbox.core.app import SandboxApp
-from sync.sandbox.core.faults import FaultBook
-from sync.sandbox.models import SandboxRecord
-from sync.sandbox.netsuite import views as netsuite
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 REST = "/netsuite/services/rest"
@@ -35,8 +35,13 @@ def sandbox(faults) -> SandboxApp:
 def erp(sandbox) -> Connection:
     # One at a time in-process: the sandbox then shares the test's transaction. Concurrent
     # sending is proven against a served sandbox on PostgreSQL (the reliability test).
-    conn = Connection(name="erp", system="erp", dialect="netsuite",
-                      base_url="http://sandbox.test/netsuite", max_concurrency=1)
+    conn = Connection(
+        name="erp",
+        system="erp",
+        dialect="netsuite",
+        base_url="http://sandbox.test/netsuite",
+        max_concurrency=1,
+    )
     conn.credentials_set({"client_id": netsuite.CLIENT_ID, "client_secret": netsuite.CLIENT_SECRET})
     conn.save()
     return conn
@@ -45,12 +50,17 @@ def erp(sandbox) -> Connection:
 @pytest.fixture
 def books(sandbox) -> dict[str, str]:
     """An ERP ledger to post into: subsidiary, department, customer, employee, project, task."""
-    with httpx.Client(transport=httpx.WSGITransport(app=sandbox),
-                      base_url="http://sandbox.test") as ns:
-        token = ns.post(f"{REST}/auth/oauth2/v1/token", data={
-            "grant_type": "client_credentials", "client_id": netsuite.CLIENT_ID,
-            "client_secret": netsuite.CLIENT_SECRET,
-        }).json()["access_token"]
+    with httpx.Client(
+        transport=httpx.WSGITransport(app=sandbox), base_url="http://sandbox.test"
+    ) as ns:
+        token = ns.post(
+            f"{REST}/auth/oauth2/v1/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": netsuite.CLIENT_ID,
+                "client_secret": netsuite.CLIENT_SECRET,
+            },
+        ).json()["access_token"]
         ns.headers["Authorization"] = f"Bearer {token}"
 
         def create(record_type: str, body: dict) -> str:
@@ -61,34 +71,70 @@ def books(sandbox) -> dict[str, str]:
         ids = {"gbp": create("currency", {"name": "Pound", "symbol": "GBP"})}
         ids["uk"] = create("subsidiary", {"name": "LB UK", "currency": {"id": ids["gbp"]}})
         ids["dept"] = create("department", {"name": "Consulting"})
-        ids["customer"] = create("customer", {"companyName": "Acme",
-                                              "subsidiary": {"id": ids["uk"]}})
-        ids["employee"] = create("employee", {
-            "firstName": "Ada", "lastName": "L", "subsidiary": {"id": ids["uk"]},
-            "department": {"id": ids["dept"]},
-        })
+        ids["customer"] = create(
+            "customer", {"companyName": "Acme", "subsidiary": {"id": ids["uk"]}}
+        )
+        ids["employee"] = create(
+            "employee",
+            {
+                "firstName": "Ada",
+                "lastName": "L",
+                "subsidiary": {"id": ids["uk"]},
+                "department": {"id": ids["dept"]},
+            },
+        )
         ids["job"] = create("job", {"companyName": "Rollout", "parent": {"id": ids["customer"]}})
         ids["task"] = create("projectTask", {"title": "Design", "company": {"id": ids["job"]}})
-        create("accountingPeriod", {"periodName": "Oct 2026", "startDate": "2026-10-01",
-                                    "endDate": "2026-10-31", "subsidiary": {"id": ids["uk"]}})
-        create("accountingPeriod", {"periodName": "Sep 2026", "startDate": "2026-09-01",
-                                    "endDate": "2026-09-30", "subsidiary": {"id": ids["uk"]},
-                                    "closed": True})
+        create(
+            "accountingPeriod",
+            {
+                "periodName": "Oct 2026",
+                "startDate": "2026-10-01",
+                "endDate": "2026-10-31",
+                "subsidiary": {"id": ids["uk"]},
+            },
+        )
+        create(
+            "accountingPeriod",
+            {
+                "periodName": "Sep 2026",
+                "startDate": "2026-09-01",
+                "endDate": "2026-09-30",
+                "subsidiary": {"id": ids["uk"]},
+                "closed": True,
+            },
+        )
     return ids
 
 
-def time_bill_delivery(erp: Connection, books: dict[str, str], n: int, version: int = 1,
-                       hours: str = "7.50") -> Delivery:
+def time_bill_delivery(
+    erp: Connection, books: dict[str, str], n: int, version: int = 1, hours: str = "7.50"
+) -> Delivery:
     return Delivery.objects.create(
-        connection=erp, operation="erp.time_bill.upsert",
-        content_type=ContentType.objects.get_for_model(Connection), object_id=str(n),
-        record_version=version, idempotency_key=f"erp:time_bill:{n}:v{version}",
-        external_id=f"LB-TE-{n}", next_attempt_at=timezone.now(), correlation_id=f"c-{n}",
-        payload={"record_type": "timeBill", "amount": "900.00", "currency": "GBP", "body": {
-            "tranDate": "2026-10-14", "hours": hours, "rate": "120.00", "isBillable": True,
-            "employee": {"id": books["employee"]}, "customer": {"id": books["job"]},
-            "caseTaskEvent": {"id": books["task"]}, "subsidiary": {"id": books["uk"]},
-        }},
+        connection=erp,
+        operation="erp.time_bill.upsert",
+        content_type=ContentType.objects.get_for_model(Connection),
+        object_id=str(n),
+        record_version=version,
+        idempotency_key=f"erp:time_bill:{n}:v{version}",
+        external_id=f"LB-TE-{n}",
+        next_attempt_at=timezone.now(),
+        correlation_id=f"c-{n}",
+        payload={
+            "record_type": "timeBill",
+            "amount": "900.00",
+            "currency": "GBP",
+            "body": {
+                "tranDate": "2026-10-14",
+                "hours": hours,
+                "rate": "120.00",
+                "isBillable": True,
+                "employee": {"id": books["employee"]},
+                "customer": {"id": books["job"]},
+                "caseTaskEvent": {"id": books["task"]},
+                "subsidiary": {"id": books["uk"]},
+            },
+        },
     )
 
 
@@ -121,8 +167,7 @@ def test_a_new_version_updates_the_same_erp_record(erp, books, sandbox):
     assert Delivery.objects.filter(state="delivered").count() == 2
 
 
-def test_a_send_claims_nothing_once_its_time_is_up_and_everything_within_it(erp, books,
-                                                                            sandbox):
+def test_a_send_claims_nothing_once_its_time_is_up_and_everything_within_it(erp, books, sandbox):
     """The send task claims for SEND_SECONDS, not a fixed batch: past its time it leaves the
     rest pending for the next task; within it, it sends the whole backlog in one call."""
     for n in range(3):
@@ -139,7 +184,7 @@ def test_a_send_claims_nothing_once_its_time_is_up_and_everything_within_it(erp,
 @pytest.fixture
 def live_erp(erp):
     """The sandbox on a real loopback port (only a real socket can be dropped)."""
-    from sync.sandbox.core.server import sandbox_server_start
+    from sandbox.core.server import sandbox_server_start
 
     running = sandbox_server_start(app=SandboxApp(faults=FaultBook(seed=7)))
     credentials = dict(running.app.dialect("netsuite").credentials(running.url("netsuite")))
@@ -185,14 +230,18 @@ def test_sending_named_deliveries_sends_those_and_leaves_the_rest_for_the_sweep(
 ):
     wanted = [time_bill_delivery(erp, books, n) for n in (1, 2)]
     other = time_bill_delivery(erp, books, 3)
-    counts = deliveries_send(delivery_ids=[d.id for d in wanted],
-                             connector_options={"transport": httpx.WSGITransport(app=sandbox)})
+    counts = deliveries_send(
+        delivery_ids=[d.id for d in wanted],
+        connector_options={"transport": httpx.WSGITransport(app=sandbox)},
+    )
     assert (counts.claimed, counts.delivered) == (2, 2)
     assert sorted(b.external_id for b in erp_time_bills()) == ["LB-TE-1", "LB-TE-2"]
     other.refresh_from_db()
     assert (other.state, other.attempts) == ("pending", 0)
-    again = deliveries_send(delivery_ids=[d.id for d in wanted],
-                            connector_options={"transport": httpx.WSGITransport(app=sandbox)})
+    again = deliveries_send(
+        delivery_ids=[d.id for d in wanted],
+        connector_options={"transport": httpx.WSGITransport(app=sandbox)},
+    )
     assert again.claimed == 0  # already delivered: nothing to send twice
 
 

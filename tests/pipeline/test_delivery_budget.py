@@ -18,13 +18,13 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections
 from django.utils import timezone
 
+from sandbox.core.app import SandboxApp
+from sandbox.core.faults import FaultBook
+from sandbox.core.server import sandbox_server_start
+from sandbox.models import SandboxRecord
 from sync.pipeline.delivery import connector_for, deliveries_send, deliveries_send_due
 from sync.pipeline.delivery_budget import AdvisoryLockBudget, delivery_slot_key
 from sync.pipeline.models import Connection, Delivery
-from sync.sandbox.core.app import SandboxApp
-from sync.sandbox.core.faults import FaultBook
-from sync.sandbox.core.server import sandbox_server_start
-from sync.sandbox.models import SandboxRecord
 
 pytestmark = [
     pytest.mark.integration,
@@ -58,8 +58,13 @@ def served():
 
 def erp_connect(served, *, max_concurrency: int) -> Connection:
     credentials = dict(served.app.dialect("netsuite").credentials(served.url("netsuite")))
-    erp = Connection(name="erp", system="erp", dialect="netsuite",
-                     base_url=credentials.pop("base_url"), max_concurrency=max_concurrency)
+    erp = Connection(
+        name="erp",
+        system="erp",
+        dialect="netsuite",
+        base_url=credentials.pop("base_url"),
+        max_concurrency=max_concurrency,
+    )
     erp.credentials_set({key: str(value) for key, value in credentials.items()})
     erp.save()
     return erp
@@ -68,21 +73,36 @@ def erp_connect(served, *, max_concurrency: int) -> Connection:
 def books_create(erp: Connection) -> dict[str, str]:
     netsuite = connector_for(erp)
     try:
+
         def create(record_type: str, body: dict) -> str:
             return netsuite.create(record_type=record_type, body=body)
 
         ids = {"gbp": create("currency", {"name": "Pound", "symbol": "GBP"})}
         ids["uk"] = create("subsidiary", {"name": "LB UK", "currency": {"id": ids["gbp"]}})
         ids["dept"] = create("department", {"name": "Consulting"})
-        ids["customer"] = create("customer", {"companyName": "Acme",
-                                              "subsidiary": {"id": ids["uk"]}})
-        ids["employee"] = create("employee", {
-            "firstName": "Ada", "lastName": "L", "subsidiary": {"id": ids["uk"]},
-            "department": {"id": ids["dept"]}})
+        ids["customer"] = create(
+            "customer", {"companyName": "Acme", "subsidiary": {"id": ids["uk"]}}
+        )
+        ids["employee"] = create(
+            "employee",
+            {
+                "firstName": "Ada",
+                "lastName": "L",
+                "subsidiary": {"id": ids["uk"]},
+                "department": {"id": ids["dept"]},
+            },
+        )
         ids["job"] = create("job", {"companyName": "Rollout", "parent": {"id": ids["customer"]}})
         ids["task"] = create("projectTask", {"title": "Design", "company": {"id": ids["job"]}})
-        create("accountingPeriod", {"periodName": "Oct 2026", "startDate": "2026-10-01",
-                                    "endDate": "2026-10-31", "subsidiary": {"id": ids["uk"]}})
+        create(
+            "accountingPeriod",
+            {
+                "periodName": "Oct 2026",
+                "startDate": "2026-10-01",
+                "endDate": "2026-10-31",
+                "subsidiary": {"id": ids["uk"]},
+            },
+        )
     finally:
         netsuite.close()
     return ids
@@ -90,20 +110,37 @@ def books_create(erp: Connection) -> dict[str, str]:
 
 def time_bills_enqueue(erp: Connection, books: dict[str, str], numbers, *, version: int = 1):
     content_type = ContentType.objects.get_for_model(Connection)
-    Delivery.objects.bulk_create([
-        Delivery(
-            connection=erp, operation="erp.time_bill.upsert", content_type=content_type,
-            object_id=str(n), record_version=version,
-            idempotency_key=f"erp:time_bill:{n}:v{version}", external_id=f"LB-TE-{n}",
-            next_attempt_at=timezone.now(), correlation_id=f"budget-{n}",
-            payload={"record_type": "timeBill", "amount": "900.00", "currency": "GBP", "body": {
-                "tranDate": "2026-10-14", "hours": str(Decimal(version) + Decimal("0.25")),
-                "rate": "120.00", "isBillable": True, "employee": {"id": books["employee"]},
-                "customer": {"id": books["job"]}, "caseTaskEvent": {"id": books["task"]},
-                "subsidiary": {"id": books["uk"]},
-            }},
-        ) for n in numbers
-    ])
+    Delivery.objects.bulk_create(
+        [
+            Delivery(
+                connection=erp,
+                operation="erp.time_bill.upsert",
+                content_type=content_type,
+                object_id=str(n),
+                record_version=version,
+                idempotency_key=f"erp:time_bill:{n}:v{version}",
+                external_id=f"LB-TE-{n}",
+                next_attempt_at=timezone.now(),
+                correlation_id=f"budget-{n}",
+                payload={
+                    "record_type": "timeBill",
+                    "amount": "900.00",
+                    "currency": "GBP",
+                    "body": {
+                        "tranDate": "2026-10-14",
+                        "hours": str(Decimal(version) + Decimal("0.25")),
+                        "rate": "120.00",
+                        "isBillable": True,
+                        "employee": {"id": books["employee"]},
+                        "customer": {"id": books["job"]},
+                        "caseTaskEvent": {"id": books["task"]},
+                        "subsidiary": {"id": books["uk"]},
+                    },
+                },
+            )
+            for n in numbers
+        ]
+    )
 
 
 def senders_run(erp: Connection, *, senders: int, limit: int) -> None:
@@ -113,8 +150,9 @@ def senders_run(erp: Connection, *, senders: int, limit: int) -> None:
 
     def sender() -> None:
         try:
-            while Delivery.objects.filter(connection=erp,
-                                          state__in=["pending", "in_flight"]).exists():
+            while Delivery.objects.filter(
+                connection=erp, state__in=["pending", "in_flight"]
+            ).exists():
                 if not deliveries_send_due(limit=limit).claimed:
                     time.sleep(0.05)
         except BaseException as exc:  # reported by the test, not swallowed
@@ -137,8 +175,9 @@ def erp_time_bills() -> list[SandboxRecord]:
 def test_two_senders_sharing_a_budget_of_two_provoke_no_429(served):
     erp = erp_connect(served, max_concurrency=2)
     books = books_create(erp)
-    served.app.faults.configure(system="netsuite",
-                                changes={"concurrency_limit": 2, "latency_seconds": 0.02})
+    served.app.faults.configure(
+        system="netsuite", changes={"concurrency_limit": 2, "latency_seconds": 0.02}
+    )
     time_bills_enqueue(erp, books, range(1, 41))
     served.app.statuses.clear()
 
@@ -154,17 +193,27 @@ def test_a_slot_held_by_a_killed_sender_is_given_back_by_postgresql(served):
     key = delivery_slot_key(connection_id=erp.id, slot=0)
     params = connection.settings_dict
     holder = subprocess.Popen(  # a sender in another process, holding the only slot
-        [sys.executable, "-c", (
-            "import sys, time, psycopg\n"
-            "c = psycopg.connect(host=sys.argv[1], port=sys.argv[2], user=sys.argv[3],"
-            " dbname=sys.argv[4], password=sys.argv[5] or None)\n"
-            "assert c.execute('SELECT pg_try_advisory_lock(%s)', [int(sys.argv[6])])"
-            ".fetchone()[0]\n"
-            "print('holding', flush=True)\n"
-            "time.sleep(600)\n"
-        ), str(params["HOST"]), str(params["PORT"]), params["USER"], params["NAME"],
-         params.get("PASSWORD") or "", str(key)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time, psycopg\n"
+                "c = psycopg.connect(host=sys.argv[1], port=sys.argv[2], user=sys.argv[3],"
+                " dbname=sys.argv[4], password=sys.argv[5] or None)\n"
+                "assert c.execute('SELECT pg_try_advisory_lock(%s)', [int(sys.argv[6])])"
+                ".fetchone()[0]\n"
+                "print('holding', flush=True)\n"
+                "time.sleep(600)\n"
+            ),
+            str(params["HOST"]),
+            str(params["PORT"]),
+            params["USER"],
+            params["NAME"],
+            params.get("PASSWORD") or "",
+            str(key),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "holding"
@@ -194,10 +243,15 @@ def test_outcomes_recorded_as_they_complete_leave_one_erp_record_per_delivery(se
     erp = erp_connect(served, max_concurrency=4)
     books = books_create(erp)
     # Answers lost after the ERP committed, and failures: the lost ones are looked up first.
-    served.app.faults.configure(system="netsuite", changes={
-        "drop_rate": 0.15, "error_rate": 0.1, "error_statuses": [502, 503],
-        "latency_seconds": 0.01,
-    })
+    served.app.faults.configure(
+        system="netsuite",
+        changes={
+            "drop_rate": 0.15,
+            "error_rate": 0.1,
+            "error_statuses": [502, 503],
+            "latency_seconds": 0.01,
+        },
+    )
     time_bills_enqueue(erp, books, range(1, 31))
     time_bills_enqueue(erp, books, range(1, 11), version=2)  # ten of them changed since
 
@@ -218,8 +272,9 @@ def test_outcomes_recorded_as_they_complete_leave_one_erp_record_per_delivery(se
 def test_an_approval_sent_now_goes_ahead_of_a_backlog_holding_every_slot(served, limit):
     erp = erp_connect(served, max_concurrency=limit)
     books = books_create(erp)
-    served.app.faults.configure(system="netsuite",
-                                changes={"concurrency_limit": limit, "latency_seconds": 0.05})
+    served.app.faults.configure(
+        system="netsuite", changes={"concurrency_limit": limit, "latency_seconds": 0.05}
+    )
     time_bills_enqueue(erp, books, range(1, 201))  # 5-10 s of backlog at 20/s a slot
     errors: list[BaseException] = []
 
@@ -262,8 +317,10 @@ def test_a_priority_wait_is_seen_by_other_sessions_and_ends_with_its_session(ser
     erp = erp_connect(served, max_concurrency=2)
     backlog = AdvisoryLockBudget(connection_id=erp.id, limit=2)
     said: dict[str, bool] = {}
-    steps = {name: threading.Event() for name in ("announced", "checked", "withdrawn",
-                                                  "checked again", "announced again")}
+    steps = {
+        name: threading.Event()
+        for name in ("announced", "checked", "withdrawn", "checked again", "announced again")
+    }
 
     def priority_sender() -> None:  # its own thread: its own database session
         try:
@@ -295,6 +352,9 @@ def test_a_priority_wait_is_seen_by_other_sessions_and_ends_with_its_session(ser
         time.sleep(0.05)  # the server ends the closed session's backend
     said["after its session ended"] = backlog.priority_waiting()
 
-    assert said == {"sees itself": False, "while announced": True,
-                    "after withdrawal": False, "after its session ended": False}
-
+    assert said == {
+        "sees itself": False,
+        "while announced": True,
+        "after withdrawal": False,
+        "after its session ended": False,
+    }

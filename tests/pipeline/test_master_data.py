@@ -35,19 +35,27 @@ COSTING = "urn:ledgerbridge:params:scim:schemas:extension:costing:2.0:User"
 
 def process(system: str, entity: str, payloads: list[dict]):
     stored = inbox_store(
-        system=system, entity=entity,
-        records=[(str(p.get("id", n)) if isinstance(p, dict) else str(n), p)
-                 for n, p in enumerate(payloads)],
+        system=system,
+        entity=entity,
+        records=[
+            (str(p.get("id", n)) if isinstance(p, dict) else str(n), p)
+            for n, p in enumerate(payloads)
+        ],
     )
     run = SyncRun.objects.create(kind="process", started_at=timezone.now())
     return PROCESSORS[system, entity](inbox_ids=[i.id for i in stored.new], run=run)
 
 
 def ref_of(system: str, record) -> str | None:
-    return ExternalRef.objects.filter(
-        system=system, content_type=ContentType.objects.get_for_model(record),
-        object_id=str(record.pk),
-    ).values_list("external_id", flat=True).first()
+    return (
+        ExternalRef.objects.filter(
+            system=system,
+            content_type=ContentType.objects.get_for_model(record),
+            object_id=str(record.pk),
+        )
+        .values_list("external_id", flat=True)
+        .first()
+    )
 
 
 def open_items(**filters) -> list[ExceptionItem]:
@@ -62,38 +70,75 @@ def currency(**change) -> dict:
 
 
 def subsidiary(**change) -> dict:
-    return {"id": "10", "externalid": "LB-GB", "name": "Ledgerbridge Consulting Ltd",
-            "country": "GB", "currency": "1", "isinactive": "F", **change}
+    return {
+        "id": "10",
+        "externalid": "LB-GB",
+        "name": "Ledgerbridge Consulting Ltd",
+        "country": "GB",
+        "currency": "1",
+        "isinactive": "F",
+        **change,
+    }
 
 
 def period(n: int = 100, start: str = "10/1/2026", end: str = "10/31/2026", **change) -> dict:
-    return {"id": str(n), "periodname": "Oct 2026", "startdate": start, "enddate": end,
-            "closed": "F", "subsidiary": "10", "isquarter": "F", "isyear": "F", **change}
+    return {
+        "id": str(n),
+        "periodname": "Oct 2026",
+        "startdate": start,
+        "enddate": end,
+        "closed": "F",
+        "subsidiary": "10",
+        "isquarter": "F",
+        "isyear": "F",
+        **change,
+    }
 
 
 def department(**change) -> dict:
-    return {"id": "20", "externalid": "GB-100", "name": "GB-100 Consulting", "subsidiary": "10",
-            "isinactive": "F", **change}
+    return {
+        "id": "20",
+        "externalid": "GB-100",
+        "name": "GB-100 Consulting",
+        "subsidiary": "10",
+        "isinactive": "F",
+        **change,
+    }
 
 
 def customer(**change) -> dict:
-    return {"id": "30", "externalid": "C-00001", "companyname": "Acme Ltd", "subsidiary": "10",
-            "currency": "1", "isinactive": "F", "vatregnumber": "GB123456789", **change}
+    return {
+        "id": "30",
+        "externalid": "C-00001",
+        "companyname": "Acme Ltd",
+        "subsidiary": "10",
+        "currency": "1",
+        "isinactive": "F",
+        "vatregnumber": "GB123456789",
+        **change,
+    }
 
 
-def scim_user(n: int = 1, *, manager: int | None = None, cost_centre: str | None = "GB-100",
-              **change) -> dict:
-    enterprise = {"employeeNumber": f"E-{n:05d}", "organization": "Ledgerbridge Consulting Ltd",
-                  "division": "LB-GB"}
+def scim_user(
+    n: int = 1, *, manager: int | None = None, cost_centre: str | None = "GB-100", **change
+) -> dict:
+    enterprise = {
+        "employeeNumber": f"E-{n:05d}",
+        "organization": "Ledgerbridge Consulting Ltd",
+        "division": "LB-GB",
+    }
     if cost_centre:
         enterprise["costCenter"] = cost_centre
     if manager:
         enterprise["manager"] = {"value": f"scim-{manager}", "displayName": "Boss"}
     user = {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE, COSTING],
-        "id": f"scim-{n}", "externalId": f"E-{n:05d}", "userName": f"worker{n}@lb.example",
+        "id": f"scim-{n}",
+        "externalId": f"E-{n:05d}",
+        "userName": f"worker{n}@lb.example",
         "name": {"givenName": "Ada", "familyName": f"Worker{n}", "formatted": f"Ada Worker{n}"},
-        "displayName": f"Ada Worker{n}", "active": True,
+        "displayName": f"Ada Worker{n}",
+        "active": True,
         "emails": [{"value": f"worker{n}@lb.example", "type": "work", "primary": True}],
         ENTERPRISE: enterprise,
         COSTING: {"costRate": {"amount": "85.50", "currency": "GBP"}},
@@ -104,54 +149,108 @@ def scim_user(n: int = 1, *, manager: int | None = None, cost_centre: str | None
 
 
 def employee(n: int = 1, **change) -> dict:
-    return {"id": str(40 + n), "externalid": f"E-{n:05d}", "firstname": "Ada",
-            "lastname": f"Worker{n}", "email": f"worker{n}@lb.example", "subsidiary": "10",
-            "department": "20", "isinactive": "F", **change}
+    return {
+        "id": str(40 + n),
+        "externalid": f"E-{n:05d}",
+        "firstname": "Ada",
+        "lastname": f"Worker{n}",
+        "email": f"worker{n}@lb.example",
+        "subsidiary": "10",
+        "department": "20",
+        "isinactive": "F",
+        **change,
+    }
 
 
 def job(**change) -> dict:
-    return {"id": "50", "externalid": "P-000001", "entityid": "P-000001",
-            "companyname": "Acme rollout", "parent": "30", "subsidiary": "10", "currency": "1",
-            "entitystatus": "2", "isinactive": "F", **change}
+    return {
+        "id": "50",
+        "externalid": "P-000001",
+        "entityid": "P-000001",
+        "companyname": "Acme rollout",
+        "parent": "30",
+        "subsidiary": "10",
+        "currency": "1",
+        "entitystatus": "2",
+        "isinactive": "F",
+        **change,
+    }
 
 
 def project_tasks() -> list[dict]:
     return [
-        {"id": "61", "externalid": "P-000001.1.1", "title": "Design", "company": "50",
-         "parent": "60", "status": "PROGRESS"},
-        {"id": "60", "externalid": "P-000001.1", "title": "Phase 1", "company": "50",
-         "status": "PROGRESS"},
-        {"id": "62", "externalid": "P-000001.0.1", "title": "Mobilisation", "company": "50",
-         "status": "COMPLETE"},
+        {
+            "id": "61",
+            "externalid": "P-000001.1.1",
+            "title": "Design",
+            "company": "50",
+            "parent": "60",
+            "status": "PROGRESS",
+        },
+        {
+            "id": "60",
+            "externalid": "P-000001.1",
+            "title": "Phase 1",
+            "company": "50",
+            "status": "PROGRESS",
+        },
+        {
+            "id": "62",
+            "externalid": "P-000001.0.1",
+            "title": "Mobilisation",
+            "company": "50",
+            "status": "COMPLETE",
+        },
     ]
 
 
 def workspace(**change) -> dict:
-    return {"id": "500", "title": "Acme rollout", "external_reference": "P-000001",
-            "legal_entity": "LB-GB", "currency": "GBP", **change}
+    return {
+        "id": "500",
+        "title": "Acme rollout",
+        "external_reference": "P-000001",
+        "legal_entity": "LB-GB",
+        "currency": "GBP",
+        **change,
+    }
 
 
 def story(n: int = 600, code: str = "P-000001.1.1", **change) -> dict:
-    return {"id": str(n), "title": "Design", "workspace_id": "500", "external_reference": code,
-            "story_type": "task", **change}
+    return {
+        "id": str(n),
+        "title": "Design",
+        "workspace_id": "500",
+        "external_reference": code,
+        "story_type": "task",
+        **change,
+    }
 
 
 def psa_user(n: int = 1, **change) -> dict:
-    return {"id": str(700 + n), "full_name": f"Ada Worker{n}",
-            "email_address": f"Worker{n}@LB.example", "headline": "Consultant",
-            "is_placeholder": False, **change}
+    return {
+        "id": str(700 + n),
+        "full_name": f"Ada Worker{n}",
+        "email_address": f"Worker{n}@LB.example",
+        "headline": "Consultant",
+        "is_placeholder": False,
+        **change,
+    }
 
 
-PLACEHOLDER = {"id": "799", "full_name": "Senior Consultant (GB)", "email_address": None,
-               "headline": "Senior Consultant", "is_placeholder": True}
+PLACEHOLDER = {
+    "id": "799",
+    "full_name": "Senior Consultant (GB)",
+    "email_address": None,
+    "headline": "Senior Consultant",
+    "is_placeholder": True,
+}
 ASSIGNMENT = {"id": "800", "story_id": "600", "assignee_id": "799", "workspace_id": "500"}
 
 
 def erp_reference_data() -> None:
     process("erp", "currency", [currency()])
     process("erp", "subsidiary", [subsidiary()])
-    process("erp", "accountingPeriod", [period(), period(99, "9/1/2026", "9/30/2026",
-                                                         closed="T")])
+    process("erp", "accountingPeriod", [period(), period(99, "9/1/2026", "9/30/2026", closed="T")])
     process("erp", "department", [department()])
     process("erp", "customer", [customer()])
 
@@ -182,7 +281,10 @@ def test_erp_reference_data_becomes_legal_entities_periods_cost_centres_and_cust
     assert periods == {9: "closed", 10: "open"}
     centre = CostCentre.objects.get()
     assert (centre.code, centre.legal_entity_id, ref_of("erp", centre)) == (
-        "GB-100", entity.pk, "20")
+        "GB-100",
+        entity.pk,
+        "20",
+    )
     acme = Customer.objects.get()
     assert (acme.name, acme.status, acme.tax_id) == ("Acme Ltd", "approved", "GB123456789")
     assert not open_items()
@@ -221,8 +323,7 @@ def test_erp_employees_psa_users_and_placeholders_link_to_the_hr_worker_master()
     whole_firm()
 
     ada = Worker.objects.get(employee_number="E-00001")
-    assert (ref_of("hr", ada), ref_of("erp", ada), ref_of("psa", ada)) == (
-        "scim-1", "41", "701")
+    assert (ref_of("hr", ada), ref_of("erp", ada), ref_of("psa", ada)) == ("scim-1", "41", "701")
     placeholder = RolePlaceholder.objects.get()
     assert (placeholder.role_name, placeholder.project.code) == ("Senior Consultant", "P-000001")
     assert ref_of("psa", placeholder) == "799"
@@ -234,8 +335,7 @@ def test_erp_jobs_and_tasks_meet_psa_workspaces_and_stories_on_the_project_and_w
     whole_firm()
 
     project = Project.objects.get()
-    assert (project.code, project.status, project.customer.name) == (
-        "P-000001", "open", "Acme Ltd")
+    assert (project.code, project.status, project.customer.name) == ("P-000001", "open", "Acme Ltd")
     assert (project.legal_entity.code, project.currency_id) == ("LB-GB", "GBP")
     assert (ref_of("erp", project), ref_of("psa", project)) == ("50", "500")
     design = Task.objects.get(code="P-000001.1.1")
@@ -249,8 +349,10 @@ def test_erp_jobs_and_tasks_meet_psa_workspaces_and_stories_on_the_project_and_w
 
 def test_processing_the_same_payloads_again_changes_nothing():
     whole_firm()
-    versions = {m: sorted(m.objects.values_list("version", flat=True))
-                for m in (LegalEntity, AccountingPeriod, Customer, Worker, Project, Task)}
+    versions = {
+        m: sorted(m.objects.values_list("version", flat=True))
+        for m in (LegalEntity, AccountingPeriod, Customer, Worker, Project, Task)
+    }
     history = {m: m.history.count() for m in versions}
     refs = ExternalRef.objects.count()
 
@@ -287,8 +389,11 @@ def test_a_psa_change_to_a_worker_field_is_refused_and_reported_while_the_link_a
     assert (ada.name, ada.version, ref_of("psa", ada)) == ("Ada Worker1", 1, "701")
     assert counts.refused == 1
     (item,) = open_items()
-    assert (item.code, item.queue, item.stage) == ("FIELD_OWNED_ELSEWHERE", "time_and_expense",
-                                                   "own")
+    assert (item.code, item.queue, item.stage) == (
+        "FIELD_OWNED_ELSEWHERE",
+        "time_and_expense",
+        "own",
+    )
     assert item.detail["field"] == "name"
     assert (item.detail["owner"], item.detail["source"]) == ("hr", "psa")
 
@@ -328,8 +433,12 @@ ARABIC_INDIC_10_31_2026 = "\u0661\u0660/\u0663\u0661/\u0662\u0660\u0662\u0666"
         ("erp", "job", job(entitystatus="9"), "`entitystatus` '9' is not one of"),
         ("erp", "customer", customer(companyname="x" * 300), "300 characters"),
         ("hr", "Users", scim_user(1, active="yes"), "`active` must be true or false"),
-        ("hr", "Users", scim_user(1, **{COSTING: {"costRate": {"amount": "1e999x"}}}),
-         "costRate.amount"),
+        (
+            "hr",
+            "Users",
+            scim_user(1, **{COSTING: {"costRate": {"amount": "1e999x"}}}),
+            "costRate.amount",
+        ),
         ("psa", "workspaces", {"id": "500", "title": 12.5}, "`title` must be text"),
         ("psa", "users", {"id": "1", "full_name": "No Mail"}, "`email_address` is missing"),
         ("psa", "stories", ["not", "an", "object"], "not a JSON object"),
@@ -339,8 +448,9 @@ def test_a_malformed_payload_is_parked_with_a_clear_reason_and_writes_nothing(
     system, entity, payload, reason
 ):
     erp_reference_data()
-    before = {m: m.objects.count() for m in (LegalEntity, AccountingPeriod, Customer, Worker,
-                                              Project)}
+    before = {
+        m: m.objects.count() for m in (LegalEntity, AccountingPeriod, Customer, Worker, Project)
+    }
 
     counts = process(system, entity, [payload])
 
@@ -359,15 +469,21 @@ def test_a_workspace_without_an_erp_project_is_a_project_set_up_exception():
 
     (item,) = open_items()
     assert (item.code, item.queue, item.record_key) == (
-        "PROJECT_NOT_PROVISIONED", "project_setup", "psa:workspaces:501")
+        "PROJECT_NOT_PROVISIONED",
+        "project_setup",
+        "psa:workspaces:501",
+    )
     assert Project.objects.count() == 0
 
 
 def test_a_workspace_of_a_legal_entity_without_a_subsidiary_is_a_mapping_exception():
     erp_reference_data()
 
-    process("psa", "workspaces", [workspace(id="502", external_reference="P-000010",
-                                            legal_entity="LB-NL")])
+    process(
+        "psa",
+        "workspaces",
+        [workspace(id="502", external_reference="P-000010", legal_entity="LB-NL")],
+    )
 
     (item,) = open_items()
     assert (item.code, item.queue) == ("LEGAL_ENTITY_UNMAPPED", "mapping")
@@ -407,8 +523,9 @@ def test_an_erp_employee_hr_has_not_delivered_is_parked_and_linked_on_replay():
     parked = InboxItem.objects.filter(entity="employee", status="parked")
     parked.update(status="pending")  # what a replay does
     run = SyncRun.objects.create(kind="replay", started_at=timezone.now())
-    PROCESSORS["erp", "employee"](inbox_ids=[i.id for i in InboxItem.objects.filter(
-        entity="employee")], run=run)
+    PROCESSORS["erp", "employee"](
+        inbox_ids=[i.id for i in InboxItem.objects.filter(entity="employee")], run=run
+    )
 
     assert ref_of("erp", Worker.objects.get()) == "41"
     item.refresh_from_db()
@@ -424,7 +541,10 @@ def test_two_erp_employees_naming_one_worker_link_once_and_report_the_other():
     assert ref_of("erp", Worker.objects.get()) == "41"
     (item,) = open_items()
     assert (item.code, item.queue, item.record_key) == (
-        "REFERENCE_CONFLICT", "integration_ops", "erp:employee:99")
+        "REFERENCE_CONFLICT",
+        "integration_ops",
+        "erp:employee:99",
+    )
 
 
 def test_an_erp_status_move_the_lifecycle_forbids_is_refused_and_the_rest_applies():
@@ -450,7 +570,10 @@ def test_an_erp_change_to_a_crm_owned_customer_field_is_refused_but_its_tax_id_a
     assert (acme.name, acme.tax_id) == ("Acme Ltd", "GB999")  # name: CRM's; tax id: ERP's
     (item,) = open_items()
     assert (item.code, item.detail["field"], item.queue) == (
-        "FIELD_OWNED_ELSEWHERE", "name", "customer_master")
+        "FIELD_OWNED_ELSEWHERE",
+        "name",
+        "customer_master",
+    )
 
 
 # --- registry, order and bulk --------------------------------------------------------------
@@ -480,17 +603,27 @@ def _statements(captured) -> Counter:
     )
 
 
-@pytest.mark.parametrize(("system", "entity", "payloads"), [
-    ("hr", "Users", lambda first, count: [scim_user(n) for n in range(first, first + count)]),
-    ("erp", "employee", lambda first, count: [employee(n) for n in range(first, first + count)]),
-    ("psa", "users", lambda first, count: [psa_user(n) for n in range(first, first + count)]),
-    ("erp", "customer", lambda first, count: [
-        customer(id=str(n), externalid=f"C-{n}", companyname=f"Client {n}")
-        for n in range(first, first + count)]),
-])
-def test_a_batch_reads_with_a_fixed_number_of_queries_whatever_its_size(
-    system, entity, payloads
-):
+@pytest.mark.parametrize(
+    ("system", "entity", "payloads"),
+    [
+        ("hr", "Users", lambda first, count: [scim_user(n) for n in range(first, first + count)]),
+        (
+            "erp",
+            "employee",
+            lambda first, count: [employee(n) for n in range(first, first + count)],
+        ),
+        ("psa", "users", lambda first, count: [psa_user(n) for n in range(first, first + count)]),
+        (
+            "erp",
+            "customer",
+            lambda first, count: [
+                customer(id=str(n), externalid=f"C-{n}", companyname=f"Client {n}")
+                for n in range(first, first + count)
+            ],
+        ),
+    ],
+)
+def test_a_batch_reads_with_a_fixed_number_of_queries_whatever_its_size(system, entity, payloads):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -521,6 +654,9 @@ def test_a_seeded_firm_syncs_master_data_and_every_approved_entry_posts_or_waits
 ):
     import httpx
 
+    from sandbox.core.app import SandboxApp
+    from sandbox.core.faults import FaultBook
+    from sandbox.generator.seed import sandbox_seed
     from sync.connectors.base import ConnectionConfig
     from sync.connectors.kantata import KantataConnector
     from sync.connectors.netsuite import NetSuiteConnector
@@ -536,9 +672,6 @@ def test_a_seeded_firm_syncs_master_data_and_every_approved_entry_posts_or_waits
     from sync.pipeline.master_data import ERP_COLUMNS
     from sync.pipeline.models import Connection, Delivery
     from sync.pipeline.time_posting import time_entries_process
-    from sync.sandbox.core.app import SandboxApp
-    from sync.sandbox.core.faults import FaultBook
-    from sync.sandbox.generator.seed import sandbox_seed
 
     manifest = sandbox_seed(seed=42, time_entries=1_500, reset=True).manifest
     app = SandboxApp(faults=FaultBook(seed=1), manage_connections=False, sleep=lambda _s: None)
@@ -547,23 +680,31 @@ def test_a_seeded_firm_syncs_master_data_and_every_approved_entry_posts_or_waits
     def config(system: str) -> ConnectionConfig:
         dialect = app.dialect(system)
         credentials = dialect.credentials("http://sandbox.test" + dialect.prefix)
-        return ConnectionConfig(system=system, base_url=credentials.pop("base_url"),
-                                credentials={k: str(v) for k, v in credentials.items()})
+        return ConnectionConfig(
+            system=system,
+            base_url=credentials.pop("base_url"),
+            credentials={k: str(v) for k, v in credentials.items()},
+        )
 
     connectors = {
         "erp": NetSuiteConnector(config("netsuite"), transport=transport, columns=ERP_COLUMNS),
         "hr": ScimConnector(config("scim"), transport=transport),
         "psa": KantataConnector(config("kantata"), transport=transport),
     }
-    erp = Connection.objects.create(name="erp", system="erp", dialect="netsuite",
-                                    base_url="http://sandbox.test/netsuite")
+    erp = Connection.objects.create(
+        name="erp", system="erp", dialect="netsuite", base_url="http://sandbox.test/netsuite"
+    )
     run = SyncRun.objects.create(kind="cycle", started_at=timezone.now())
 
     def pull(system: str, entity: str) -> list[int]:
         ids: list[int] = []
         for page in connectors[system].pull(entity=entity):
-            stored = inbox_store(system=system, entity=entity, run_id=run.id,
-                                 records=[(str(r["id"]), r) for r in page.records])
+            stored = inbox_store(
+                system=system,
+                entity=entity,
+                run_id=run.id,
+                records=[(str(r["id"]), r) for r in page.records],
+            )
             ids += [i.id for i in stored.new]
         return ids
 
@@ -571,12 +712,17 @@ def test_a_seeded_firm_syncs_master_data_and_every_approved_entry_posts_or_waits
         # Every subsidiary the ERP has, i.e. every entity but the one planted as unmapped.
         admin = django_user_model.objects.create_user("mapper")
         unmapped = {e["code"] for e in manifest["legal_entities"] if not e["erp_mapped"]}
-        mapping_set = mapping_set_create(slug="legal-entity", name="Legal entity → subsidiary",
-                                         kind="legal_entity", user=admin)
+        mapping_set = mapping_set_create(
+            slug="legal-entity", name="Legal entity → subsidiary", kind="legal_entity", user=admin
+        )
         draft = mapping_version_create_draft(mapping_set=mapping_set, user=admin)
         for entity in LegalEntity.objects.exclude(code__in=unmapped):
-            mapping_entry_set(version=draft, source_value=entity.code,
-                              target_value=ref_of("erp", entity), user=admin)
+            mapping_entry_set(
+                version=draft,
+                source_value=entity.code,
+                target_value=ref_of("erp", entity),
+                user=admin,
+            )
         mapping_version_submit(version=draft, user=admin)
         mapping_version_publish(version=draft, effective_from=dt.date(2025, 1, 1), user=None)
 
@@ -585,8 +731,7 @@ def test_a_seeded_firm_syncs_master_data_and_every_approved_entry_posts_or_waits
         if (system, entity) == ("psa", "time_entries"):
             break
         counts = PROCESSORS[system, entity](inbox_ids=pull(system, entity), run=run)
-        summary[system, entity] = (counts.created + counts.updated, counts.unchanged,
-                                   counts.failed)
+        summary[system, entity] = (counts.created + counts.updated, counts.unchanged, counts.failed)
         if (system, entity) == ("erp", "subsidiary"):
             legal_entity_mapping_publish()
     time_ids = pull("psa", "time_entries")
@@ -594,30 +739,52 @@ def test_a_seeded_firm_syncs_master_data_and_every_approved_entry_posts_or_waits
 
     approved = {str(i.external_id) for i in InboxItem.objects.filter(id__in=time_ids)}
     entry_type = ContentType.objects.get_for_model(TimeEntry)
-    posted = set(TimeEntry.objects.filter(
-        pk__in=[int(pk) for pk in Delivery.objects.filter(
-            content_type=entry_type).values_list("object_id", flat=True)],
-    ).values_list("psa_id", flat=True))
+    posted = set(
+        TimeEntry.objects.filter(
+            pk__in=[
+                int(pk)
+                for pk in Delivery.objects.filter(content_type=entry_type).values_list(
+                    "object_id", flat=True
+                )
+            ],
+        ).values_list("psa_id", flat=True)
+    )
     # Already in the ERP (posted before Ledgerbridge): recorded as posted with the ERP's id.
-    with_erp_ref = set(ExternalRef.objects.filter(
-        system="erp", content_type=entry_type).values_list("object_id", flat=True))
-    linked = {psa_id for pk, psa_id in TimeEntry.objects.filter(status="posted")
-              .values_list("pk", "psa_id") if str(pk) in with_erp_ref}
-    in_erp = {key.removeprefix("KT-TE-") for key in TargetRecord.objects.filter(
-        record_type="timeBill", external_id__startswith="KT-TE-"
-    ).values_list("external_id", flat=True)}
+    with_erp_ref = set(
+        ExternalRef.objects.filter(system="erp", content_type=entry_type).values_list(
+            "object_id", flat=True
+        )
+    )
+    linked = {
+        psa_id
+        for pk, psa_id in TimeEntry.objects.filter(status="posted").values_list("pk", "psa_id")
+        if str(pk) in with_erp_ref
+    }
+    in_erp = {
+        key.removeprefix("KT-TE-")
+        for key in TargetRecord.objects.filter(
+            record_type="timeBill", external_id__startswith="KT-TE-"
+        ).values_list("external_id", flat=True)
+    }
     parked = {
         item.record_key.rsplit(":", 1)[1]: item
-        for item in ExceptionItem.objects.filter(status="open",
-                                                 record_key__startswith="psa:time_entry:")
+        for item in ExceptionItem.objects.filter(
+            status="open", record_key__startswith="psa:time_entry:"
+        )
     }
     by_code = Counter(item.code for item in parked.values())
     print(f"\nmaster data (written, unchanged, failed): {summary}")
-    master = Counter(i.code for i in ExceptionItem.objects.filter(status="open").exclude(
-        record_key__startswith="psa:time_entry:"))
+    master = Counter(
+        i.code
+        for i in ExceptionItem.objects.filter(status="open").exclude(
+            record_key__startswith="psa:time_entry:"
+        )
+    )
     print(f"master-data exceptions: {dict(sorted(master.items()))}")
-    print(f"approved {len(approved)}, posted {len(posted)}, already in the ERP and linked "
-          f"{len(linked)}, parked {len(parked)}: {dict(sorted(by_code.items()))}")
+    print(
+        f"approved {len(approved)}, posted {len(posted)}, already in the ERP and linked "
+        f"{len(linked)}, parked {len(parked)}: {dict(sorted(by_code.items()))}"
+    )
 
     # Every approved entry is posted exactly once, was already in the ERP (linked, not posted
     # again), or waits in a queue; nothing is dropped.
@@ -632,11 +799,15 @@ def test_a_seeded_firm_syncs_master_data_and_every_approved_entry_posts_or_waits
     # linked, whatever today's posting rules say (closed periods, closed projects).
     assert not in_erp & posted
     assert linked == in_erp & approved - set(parked)
-    assert not {k for k, i in parked.items()
-                if k in in_erp and i.code in {"PERIOD_CLOSED", "PROJECT_NOT_OPEN"}}
+    assert not {
+        k
+        for k, i in parked.items()
+        if k in in_erp and i.code in {"PERIOD_CLOSED", "PROJECT_NOT_OPEN"}
+    }
     # Master data all arrived: nothing malformed, no reference missing.
-    assert not ExceptionItem.objects.filter(code__in=["MALFORMED_PAYLOAD", "REFERENCE_MISSING",
-                                                      "REFERENCE_CONFLICT"]).exists()
+    assert not ExceptionItem.objects.filter(
+        code__in=["MALFORMED_PAYLOAD", "REFERENCE_MISSING", "REFERENCE_CONFLICT"]
+    ).exists()
 
     expected = {
         "closed_period": ({"PERIOD_CLOSED"}, "time_and_expense"),
@@ -650,19 +821,21 @@ def test_a_seeded_firm_syncs_master_data_and_every_approved_entry_posts_or_waits
             item = parked[fault["records"][0]["id"]]
             assert (item.code in codes, item.queue) == (True, queue), (fault, item.code)
     kantata_users = {
-        f["detail"]["kantata_user_id"] for f in faults
+        f["detail"]["kantata_user_id"]
+        for f in faults
         if f["kind"] == "worker_missing_cost_centre" and f["detail"]["unposted_time_entries"]
     }
     time_users = {
-        str(i.external_id): i.payload["user_id"]
-        for i in InboxItem.objects.filter(id__in=time_ids)
+        str(i.external_id): i.payload["user_id"] for i in InboxItem.objects.filter(id__in=time_ids)
     }
-    cost_centre_users = {time_users[k] for k, i in parked.items()
-                         if i.code == "COST_CENTRE_MISSING"}
+    cost_centre_users = {
+        time_users[k] for k, i in parked.items() if i.code == "COST_CENTRE_MISSING"
+    }
     assert kantata_users
     assert cost_centre_users == kantata_users
     assert {i.queue for i in parked.values() if i.code == "COST_CENTRE_MISSING"} == {
-        "time_and_expense"}
+        "time_and_expense"
+    }
     assert not {k for k, u in time_users.items() if u in kantata_users} & posted
     unmapped = [f for f in faults if f["kind"] == "project_legal_entity_unmapped"]
     assert unmapped
@@ -670,8 +843,11 @@ def test_a_seeded_firm_syncs_master_data_and_every_approved_entry_posts_or_waits
         (item,) = open_items(record_key=f"psa:workspaces:{fault['records'][0]['id']}")
         assert (item.code, item.queue) == ("LEGAL_ENTITY_UNMAPPED", "mapping")
     unmapped_workspaces = {f["records"][0]["id"] for f in unmapped}
-    on_unmapped = {str(i.external_id) for i in InboxItem.objects.filter(id__in=time_ids)
-                   if i.payload["workspace_id"] in unmapped_workspaces}
+    on_unmapped = {
+        str(i.external_id)
+        for i in InboxItem.objects.filter(id__in=time_ids)
+        if i.payload["workspace_id"] in unmapped_workspaces
+    }
     assert on_unmapped
     assert on_unmapped <= set(parked)
 
@@ -683,7 +859,8 @@ def _hours_later(hours: float) -> None:
     """As if `hours` had passed since every open item last failed."""
     for item in ExceptionItem.objects.filter(status="open"):
         ExceptionItem.objects.filter(pk=item.pk).update(
-            last_failed_at=item.last_failed_at - dt.timedelta(hours=hours))
+            last_failed_at=item.last_failed_at - dt.timedelta(hours=hours)
+        )
 
 
 def test_hr_workers_processed_before_the_erps_legal_entities_are_created_by_a_later_cycle():
@@ -701,7 +878,9 @@ def test_hr_workers_processed_before_the_erps_legal_entities_are_created_by_a_la
 
     assert run.reoffered == 2
     assert sorted(Worker.objects.values_list("employee_number", flat=True)) == [
-        "E-00001", "E-00002"]
+        "E-00001",
+        "E-00002",
+    ]
     assert not open_items()
     assert set(ExceptionItem.objects.values_list("status", flat=True)) == {"resolved"}
 
@@ -713,8 +892,9 @@ def test_a_record_that_fails_again_waits_twice_as_long_before_the_next_offer():
     _hours_later(2 / 60)
     assert parked_items_reoffer() == 1
     run = SyncRun.objects.create(kind="process", started_at=timezone.now())
-    PROCESSORS["hr", "Users"](inbox_ids=list(InboxItem.objects.values_list("id", flat=True)),
-                              run=run)  # still no legal entity: fails again
+    PROCESSORS["hr", "Users"](
+        inbox_ids=list(InboxItem.objects.values_list("id", flat=True)), run=run
+    )  # still no legal entity: fails again
     (item,) = open_items()
     assert item.occurrences == 2
     _hours_later(1.5 / 60)
@@ -743,7 +923,8 @@ def test_re_offers_go_oldest_failure_first_up_to_the_limit():
     _hours_later(1)
     older = ExceptionItem.objects.get(record_key__endswith="scim-2")
     ExceptionItem.objects.filter(pk=older.pk).update(
-        last_failed_at=older.last_failed_at - dt.timedelta(minutes=5))
+        last_failed_at=older.last_failed_at - dt.timedelta(minutes=5)
+    )
 
     assert parked_items_reoffer(limit=1) == 1
     assert InboxItem.objects.get(status="pending").external_id == "scim-2"

@@ -29,10 +29,13 @@ pytestmark = pytest.mark.django_db
 
 def test_enqueueing_the_same_record_version_twice_keeps_one_delivery(make_delivery):
     first = make_delivery()
-    again = Delivery(**{
-        f.attname: getattr(first, f.attname) for f in Delivery._meta.concrete_fields
-        if f.attname != "id"
-    })
+    again = Delivery(
+        **{
+            f.attname: getattr(first, f.attname)
+            for f in Delivery._meta.concrete_fields
+            if f.attname != "id"
+        }
+    )
     assert deliveries_enqueue(deliveries=[again]) == 0
     assert Delivery.objects.filter(idempotency_key=first.idempotency_key).count() == 1
 
@@ -57,10 +60,16 @@ def test_a_claim_takes_the_earliest_due_across_connections_up_to_its_limit(
     disabled connection's backlog, however old, is neither claimed nor in the way."""
     from sync.pipeline.models import Connection
 
-    other = Connection.objects.create(name="second ERP", system="erp", dialect="netsuite",
-                                      base_url="https://erp2.example")
-    off = Connection.objects.create(name="switched off", system="erp", dialect="netsuite",
-                                    base_url="https://erp3.example", enabled=False)
+    other = Connection.objects.create(
+        name="second ERP", system="erp", dialect="netsuite", base_url="https://erp2.example"
+    )
+    off = Connection.objects.create(
+        name="switched off",
+        system="erp",
+        dialect="netsuite",
+        base_url="https://erp3.example",
+        enabled=False,
+    )
     now = timezone.now()
     for minutes in range(5):
         make_delivery(connection=off, next_attempt_at=now - timedelta(hours=1, minutes=minutes))
@@ -116,10 +125,16 @@ def test_a_permanent_failure_goes_straight_to_the_business_queue_with_the_vendor
 ):
     delivery = make_delivery()
     (claimed,) = deliveries_claim(limit=1)
-    delivery_outcome_record(delivery=claimed, outcome=Outcome(
-        ok=False, kind="permanent", status=400, vendor_code="PERIOD_CLOSED",
-        message="The accounting period is closed.",
-    ))
+    delivery_outcome_record(
+        delivery=claimed,
+        outcome=Outcome(
+            ok=False,
+            kind="permanent",
+            status=400,
+            vendor_code="PERIOD_CLOSED",
+            message="The accounting period is closed.",
+        ),
+    )
     item = ExceptionItem.objects.get(delivery=delivery)
     assert item.queue == "time_and_expense"
     assert item.code == "PERIOD_CLOSED"
@@ -197,9 +212,12 @@ def test_bad_credentials_pause_the_connection_with_one_item_and_keep_every_deliv
     for _ in range(5):
         make_delivery()
     for claimed in deliveries_claim(limit=5):
-        delivery_outcome_record(delivery=claimed, outcome=Outcome(
-            ok=False, kind="configuration", status=401, message="invalid login attempt"
-        ))
+        delivery_outcome_record(
+            delivery=claimed,
+            outcome=Outcome(
+                ok=False, kind="configuration", status=401, message="invalid login attempt"
+            ),
+        )
     erp_connection.refresh_from_db()
     assert erp_connection.circuit_open_until is not None
     assert set(Delivery.objects.values_list("state", "attempts")) == {("pending", 0)}
@@ -267,16 +285,21 @@ def test_a_give_back_after_a_reclaim_leaves_the_new_claim_alone(make_delivery):
 def test_successes_recorded_together_mark_each_delivered_with_its_target_id(make_delivery):
     first, second, gone = make_delivery(), make_delivery(), make_delivery()
     claimed = {d.id: d for d in deliveries_claim(limit=10)}
-    delivery_outcome_record(delivery=claimed[gone.id],
-                            outcome=Outcome(ok=False, kind="permanent", message="refused"))
-    states = deliveries_delivered_record(results=[
-        (claimed[first.id], Outcome(ok=True, target_id="71", status=204)),
-        (claimed[second.id], Outcome(ok=True, target_id="72", status=204)),
-        (claimed[gone.id], Outcome(ok=True, target_id="73", status=204)),
-    ])
+    delivery_outcome_record(
+        delivery=claimed[gone.id], outcome=Outcome(ok=False, kind="permanent", message="refused")
+    )
+    states = deliveries_delivered_record(
+        results=[
+            (claimed[first.id], Outcome(ok=True, target_id="71", status=204)),
+            (claimed[second.id], Outcome(ok=True, target_id="72", status=204)),
+            (claimed[gone.id], Outcome(ok=True, target_id="73", status=204)),
+        ]
+    )
     assert states == ["delivered", "delivered", "failed"]
     assert dict(Delivery.objects.values_list("id", "target_id")) == {
-        first.id: "71", second.id: "72", gone.id: "",
+        first.id: "71",
+        second.id: "72",
+        gone.id: "",
     }
 
 
@@ -284,14 +307,18 @@ def test_a_delivered_record_is_remembered_as_held_by_the_target_under_our_key(ma
     first, second, gone = make_delivery(), make_delivery(), make_delivery()
     claimed = {d.id: d for d in deliveries_claim(limit=10)}
     delivery_outcome_record(delivery=claimed[first.id], outcome=Outcome(ok=True, target_id="81"))
-    delivery_outcome_record(delivery=claimed[gone.id],
-                            outcome=Outcome(ok=False, kind="permanent", message="refused"))
-    deliveries_delivered_record(results=[
-        (claimed[second.id], Outcome(ok=True, target_id="82", status=204)),
-        (claimed[gone.id], Outcome(ok=True, target_id="83", status=204)),
-    ])
-    known = {(t.record_type, t.external_id): (t.target_id, t.source)
-             for t in TargetRecord.objects.all()}
+    delivery_outcome_record(
+        delivery=claimed[gone.id], outcome=Outcome(ok=False, kind="permanent", message="refused")
+    )
+    deliveries_delivered_record(
+        results=[
+            (claimed[second.id], Outcome(ok=True, target_id="82", status=204)),
+            (claimed[gone.id], Outcome(ok=True, target_id="83", status=204)),
+        ]
+    )
+    known = {
+        (t.record_type, t.external_id): (t.target_id, t.source) for t in TargetRecord.objects.all()
+    }
     assert known == {
         ("timeBill", first.external_id): ("81", "delivered"),
         ("timeBill", second.external_id): ("82", "delivered"),
@@ -303,8 +330,13 @@ def test_the_sweep_counts_due_deliveries_of_sending_connections_only(make_delive
     from sync.pipeline.models import Connection
     from sync.tasks import _deliveries_due_count
 
-    off = Connection.objects.create(name="switched off", system="erp", dialect="netsuite",
-                                    base_url="https://erp3.example", enabled=False)
+    off = Connection.objects.create(
+        name="switched off",
+        system="erp",
+        dialect="netsuite",
+        base_url="https://erp3.example",
+        enabled=False,
+    )
     for _ in range(3):
         make_delivery(connection=off)
     assert _deliveries_due_count(cap=100) == 0

@@ -11,11 +11,25 @@ import pytest
 from sync.pipeline.rules import Facts, money_at_risk, rules_check
 
 GOOD = Facts(
-    work_date=date(2026, 10, 14), project_ref="ws-1", task_ref="st-1", worker_ref="u-1",
-    project_code="P-100", project_status="open", task_code="T-1", task_status="open",
-    task_allows_time=True, worker_number="E-1", worker_status="active", worker_cost_centre="CC-1",
-    legal_entity="UK01", currency="GBP", period_name="Oct 2026", period_status="open",
-    customer_name="Acme", customer_status="approved", service_item="CONSULT",
+    work_date=date(2026, 10, 14),
+    project_ref="ws-1",
+    task_ref="st-1",
+    worker_ref="u-1",
+    project_code="P-100",
+    project_status="open",
+    task_code="T-1",
+    task_status="open",
+    task_allows_time=True,
+    worker_number="E-1",
+    worker_status="active",
+    worker_cost_centre="CC-1",
+    legal_entity="UK01",
+    currency="GBP",
+    period_name="Oct 2026",
+    period_status="open",
+    customer_name="Acme",
+    customer_status="approved",
+    service_item="CONSULT",
 )
 
 
@@ -26,14 +40,22 @@ def test_a_clean_posting_breaks_no_rule():
 @pytest.mark.parametrize(
     ("change", "code", "queue", "words"),
     [
-        ({"project_code": None, "project_status": None}, "PROJECT_UNKNOWN", "project_setup",
-         "ws-1"),
+        (
+            {"project_code": None, "project_status": None},
+            "PROJECT_UNKNOWN",
+            "project_setup",
+            "ws-1",
+        ),
         ({"project_status": "closed"}, "PROJECT_NOT_OPEN", "project_setup", "P-100 is closed"),
         ({"task_code": None}, "TASK_UNKNOWN", "project_setup", "st-1"),
         ({"task_status": "closed"}, "TASK_CLOSED", "project_setup", "T-1"),
         ({"task_allows_time": False}, "TASK_CLOSED", "project_setup", "does not allow time"),
-        ({"worker_is_placeholder": True, "worker_number": None}, "WORKER_IS_PLACEHOLDER",
-         "project_setup", "role placeholder"),
+        (
+            {"worker_is_placeholder": True, "worker_number": None},
+            "WORKER_IS_PLACEHOLDER",
+            "project_setup",
+            "role placeholder",
+        ),
         ({"worker_number": None}, "WORKER_UNKNOWN", "time_and_expense", "u-1"),
         ({"worker_status": "terminated"}, "WORKER_NOT_ACTIVE", "time_and_expense", "terminated"),
         ({"worker_cost_centre": None}, "COST_CENTRE_MISSING", "time_and_expense", "E-1"),
@@ -42,8 +64,12 @@ def test_a_clean_posting_breaks_no_rule():
         ({"service_item_mapped": False}, "SERVICE_ITEM_UNMAPPED", "mapping", "CONSULT"),
         ({"period_status": None}, "PERIOD_MISSING", "time_and_expense", "2026-10-14"),
         ({"period_status": "closed"}, "PERIOD_CLOSED", "time_and_expense", "Oct 2026"),
-        ({"customer_status": "pending_approval"}, "CUSTOMER_NOT_APPROVED", "customer_master",
-         "Acme"),
+        (
+            {"customer_status": "pending_approval"},
+            "CUSTOMER_NOT_APPROVED",
+            "customer_master",
+            "Acme",
+        ),
         ({"rate_found": False}, "RATE_NOT_FOUND", "billing", "rate card"),
     ],
 )

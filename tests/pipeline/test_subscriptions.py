@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import pytest
 
+from sandbox.core.app import SandboxApp
+from sandbox.core.faults import FaultBook
+from sandbox.core.server import sandbox_server_start
+from sandbox.models import SandboxWebhookDelivery, SandboxWebhookSubscription
+from sandbox.product_setup import connections_from_sandbox
+from sandbox.stripe.webhooks import http_post, webhook_deliveries_send_due
 from sync.connectors.base import ConnectionConfig
 from sync.connectors.stripe import StripeConnector
-from sync.pipeline.cycle import connections_from_sandbox
 from sync.pipeline.models import Connection, InboxItem
 from sync.pipeline.subscriptions import (
     BILLING_EVENT_TYPES,
     SubscriptionRefused,
     billing_webhook_subscribe,
 )
-from sync.sandbox.core.app import SandboxApp
-from sync.sandbox.core.faults import FaultBook
-from sync.sandbox.core.server import sandbox_server_start
-from sync.sandbox.models import SandboxWebhookDelivery, SandboxWebhookSubscription
-from sync.sandbox.stripe.webhooks import http_post, webhook_deliveries_send_due
 from sync.webhooks import SECRET_KEY
 
 # The sandbox (waitress) and the portal (live_server) answer from their own threads: committed
@@ -44,10 +44,12 @@ def invoice_billed(connection: Connection) -> str:
     """A customer and a finalised invoice in the billing system (customer.* is not subscribed)."""
     stripe = StripeConnector(ConnectionConfig.from_connection(connection))
     try:
-        customer = stripe.upsert_by_external_id(record_type="customers", external_id="acme",
-                                                body={"name": "Acme"})
-        invoice = stripe.invoice_create(values={"customer": customer, "currency": "eur"},
-                                        idempotency_key="test-invoice")
+        customer = stripe.upsert_by_external_id(
+            record_type="customers", external_id="acme", body={"name": "Acme"}
+        )
+        invoice = stripe.invoice_create(
+            values={"customer": customer, "currency": "eur"}, idempotency_key="test-invoice"
+        )
         stripe.invoice_finalize(invoice_id=invoice["id"], idempotency_key="test-finalize")
     finally:
         stripe.close()
@@ -80,7 +82,11 @@ def test_billing_subscribe_keeps_a_secret_with_which_the_sandboxs_pushed_events_
     stored = InboxItem.objects.filter(system="billing", entity="events", connection=billing)
     # An invoice of nothing is paid as it is finalised; customer.created is not subscribed to.
     assert {item.payload["type"] for item in stored} == {
-        "invoice.created", "invoice.finalized", "invoice.paid", "invoice.payment_succeeded"}
+        "invoice.created",
+        "invoice.finalized",
+        "invoice.paid",
+        "invoice.payment_succeeded",
+    }
     assert {item.payload["data"]["object"]["id"] for item in stored} == {invoice_id}
     # Senders deliver at least once: the same signed delivery again is acknowledged, not stored.
     assert http_post(*sent[0]) == 200
@@ -105,18 +111,20 @@ def test_after_subscribing_twice_each_event_is_pushed_once_and_verifies(billing,
     outcome = webhook_deliveries_send_due()
 
     assert outcome.failed == 0  # no endpoint with the old secret is left to be refused
-    assert SandboxWebhookDelivery.objects.using("sandbox").filter(
-        delivered_at__isnull=True).count() == 0
+    assert (
+        SandboxWebhookDelivery.objects.using("sandbox").filter(delivered_at__isnull=True).count()
+        == 0
+    )
     assert InboxItem.objects.filter(system="billing").count() == outcome.delivered == 4
 
 
 @pytest.mark.parametrize("name", ["kantata", "netsuite"])
 def test_only_a_billing_connection_subscribes_to_billing_events(billing, name):
     with pytest.raises(SubscriptionRefused, match="not a Stripe connection"):
-        billing_webhook_subscribe(connection=Connection.objects.get(name=name),
-                                  portal_url="http://portal.test")
-    assert not SandboxWebhookSubscription.objects.using("sandbox").filter(
-        system="stripe").exists()
+        billing_webhook_subscribe(
+            connection=Connection.objects.get(name=name), portal_url="http://portal.test"
+        )
+    assert not SandboxWebhookSubscription.objects.using("sandbox").filter(system="stripe").exists()
 
 
 def test_a_billing_connection_without_an_api_key_is_refused_before_any_call(billing):

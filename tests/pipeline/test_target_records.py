@@ -11,6 +11,9 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
+from sandbox import storage
+from sandbox.models import SandboxRecord
+from sandbox.netsuite import views as netsuite_views
 from sync.models import ExternalRef, TimeEntry
 from sync.pipeline.inbox import inbox_store
 from sync.pipeline.master_data import PROCESSORS
@@ -22,9 +25,6 @@ from sync.pipeline.target_records import (
     target_records_upsert,
     time_bills_process,
 )
-from sync.sandbox import storage
-from sync.sandbox.models import SandboxRecord
-from sync.sandbox.netsuite import views as netsuite_views
 from tests.factories import ExternalRefFactory, TimeEntryFactory
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
@@ -33,18 +33,24 @@ BASE = dt.datetime(2026, 9, 1, 2, 0, tzinfo=dt.UTC)
 
 @pytest.fixture
 def erp() -> Connection:
-    conn = Connection(name="netsuite", system="erp", dialect="netsuite",
-                      base_url="http://sandbox.test/netsuite", max_concurrency=1)
-    conn.credentials_set({"client_id": netsuite_views.CLIENT_ID,
-                          "client_secret": netsuite_views.CLIENT_SECRET})
+    conn = Connection(
+        name="netsuite",
+        system="erp",
+        dialect="netsuite",
+        base_url="http://sandbox.test/netsuite",
+        max_concurrency=1,
+    )
+    conn.credentials_set(
+        {"client_id": netsuite_views.CLIENT_ID, "client_secret": netsuite_views.CLIENT_SECRET}
+    )
     conn.save()
     return conn
 
 
 @pytest.fixture
 def transport_for():
-    from sync.sandbox.core.app import SandboxApp
-    from sync.sandbox.core.faults import FaultBook
+    from sandbox.core.app import SandboxApp
+    from sandbox.core.faults import FaultBook
 
     app = SandboxApp(faults=FaultBook(seed=3), manage_connections=False, sleep=lambda s: None)
     return lambda connection: httpx.WSGITransport(app=app)
@@ -54,34 +60,49 @@ def erp_history(*entry_ids: int, without_key: int = 0) -> list[SandboxRecord]:
     """Time bills posted in the ERP before Ledgerbridge: `KT-TE-<id>` each, plus some keyed
     by nothing (entered in the ERP itself)."""
     bills = [
-        SandboxRecord(system="netsuite", object_type="timeBill",
-                      external_id=f"KT-TE-{n}" if n is not None else None, status="2",
-                      data={"tranDate": "2026-08-31", "hours": 7.5, "approvalStatus": "2"},
-                      created_at=BASE, updated_at=BASE + dt.timedelta(seconds=i))
+        SandboxRecord(
+            system="netsuite",
+            object_type="timeBill",
+            external_id=f"KT-TE-{n}" if n is not None else None,
+            status="2",
+            data={"tranDate": "2026-08-31", "hours": 7.5, "approvalStatus": "2"},
+            created_at=BASE,
+            updated_at=BASE + dt.timedelta(seconds=i),
+        )
         for i, n in enumerate([*entry_ids, *[None] * without_key])
     ]
     storage.record_bulk_insert(records=bills)
-    return list(SandboxRecord.objects.filter(system="netsuite", object_type="timeBill")
-                .order_by("id"))
+    return list(
+        SandboxRecord.objects.filter(system="netsuite", object_type="timeBill").order_by("id")
+    )
 
 
 def bill_cycle(transport_for) -> SyncRun:
     from sync.pipeline.cycle import sync_cycle_run
 
     key = ("erp", TIME_BILL)
-    return sync_cycle_run(transport_for=transport_for, processors={key: PROCESSORS[key]},
-                          order=[key], deliver=False)
+    return sync_cycle_run(
+        transport_for=transport_for, processors={key: PROCESSORS[key]}, order=[key], deliver=False
+    )
 
 
 def held(connection: Connection) -> dict[str, tuple[str, str]]:
-    return {r.external_id: (r.target_id, r.source)
-            for r in TargetRecord.objects.filter(connection=connection)}
+    return {
+        r.external_id: (r.target_id, r.source)
+        for r in TargetRecord.objects.filter(connection=connection)
+    }
 
 
 def process(payloads: list[dict], *, connection: Connection | None = None):
-    stored = inbox_store(system="erp", entity=TIME_BILL, connection=connection,
-                         records=[(str(p.get("id", n)) if isinstance(p, dict) else str(n), p)
-                                  for n, p in enumerate(payloads)])
+    stored = inbox_store(
+        system="erp",
+        entity=TIME_BILL,
+        connection=connection,
+        records=[
+            (str(p.get("id", n)) if isinstance(p, dict) else str(n), p)
+            for n, p in enumerate(payloads)
+        ],
+    )
     run = SyncRun.objects.create(kind="process", started_at=timezone.now())
     return PROCESSORS["erp", TIME_BILL](inbox_ids=[i.id for i in stored.new], run=run)
 
@@ -91,10 +112,15 @@ def entry_with_psa_id(psa_id: str) -> TimeEntry:
 
 
 def erp_ref_of(entry: TimeEntry) -> str | None:
-    return ExternalRef.objects.filter(
-        system="erp", content_type=ContentType.objects.get_for_model(TimeEntry),
-        object_id=str(entry.pk),
-    ).values_list("external_id", flat=True).first()
+    return (
+        ExternalRef.objects.filter(
+            system="erp",
+            content_type=ContentType.objects.get_for_model(TimeEntry),
+            object_id=str(entry.pk),
+        )
+        .values_list("external_id", flat=True)
+        .first()
+    )
 
 
 # --- pulled through the cycle ----------------------------------------------------------------
@@ -132,9 +158,10 @@ def test_processing_the_same_time_bills_again_writes_nothing(erp):
     history = ExternalRef.history.count()
     InboxItem.objects.update(status="pending")  # as a replay does
 
-    second = time_bills_process(inbox_ids=list(InboxItem.objects.values_list("id", flat=True)),
-                                run=SyncRun.objects.create(kind="replay",
-                                                           started_at=timezone.now()))
+    second = time_bills_process(
+        inbox_ids=list(InboxItem.objects.values_list("id", flat=True)),
+        run=SyncRun.objects.create(kind="replay", started_at=timezone.now()),
+    )
 
     assert (first.created, first.unchanged) == (2, 0)
     assert (second.created, second.updated, second.unchanged) == (0, 0, 2)
@@ -148,27 +175,35 @@ def test_processing_the_same_time_bills_again_writes_nothing(erp):
 
 def test_the_look_up_returns_exactly_the_keys_the_target_holds(erp, django_assert_num_queries):
     other = Connection.objects.create(name="other-erp", system="erp", dialect="netsuite")
-    target_records_upsert(connection=erp, record_type=TIME_BILL, source="pulled",
-                          known={"KT-TE-1": "501", "KT-TE-2": "502", "KT-TE-3": "503"})
-    target_records_upsert(connection=other, record_type=TIME_BILL, source="pulled",
-                          known={"KT-TE-4": "504"})
-    target_records_upsert(connection=erp, record_type="expenseReport", source="pulled",
-                          known={"KT-TE-5": "505"})
+    target_records_upsert(
+        connection=erp,
+        record_type=TIME_BILL,
+        source="pulled",
+        known={"KT-TE-1": "501", "KT-TE-2": "502", "KT-TE-3": "503"},
+    )
+    target_records_upsert(
+        connection=other, record_type=TIME_BILL, source="pulled", known={"KT-TE-4": "504"}
+    )
+    target_records_upsert(
+        connection=erp, record_type="expenseReport", source="pulled", known={"KT-TE-5": "505"}
+    )
 
     with django_assert_num_queries(1):
-        known = target_records_known(connection=erp, record_type=TIME_BILL,
-                                     external_ids={"KT-TE-1", "KT-TE-3", "KT-TE-4", "KT-TE-5",
-                                                   "KT-TE-9"})
+        known = target_records_known(
+            connection=erp,
+            record_type=TIME_BILL,
+            external_ids={"KT-TE-1", "KT-TE-3", "KT-TE-4", "KT-TE-5", "KT-TE-9"},
+        )
 
     assert known == {"KT-TE-1": "501", "KT-TE-3": "503"}
     with django_assert_num_queries(0):
-        assert target_records_known(connection=erp, record_type=TIME_BILL,
-                                    external_ids=[]) == {}
+        assert target_records_known(connection=erp, record_type=TIME_BILL, external_ids=[]) == {}
 
 
 def test_a_deliverys_answer_is_recorded_and_a_later_pull_confirms_it(erp):
-    target_records_upsert(connection=erp.pk, record_type=TIME_BILL, source="delivered",
-                          known={"KT-TE-7": "707"})
+    target_records_upsert(
+        connection=erp.pk, record_type=TIME_BILL, source="delivered", known={"KT-TE-7": "707"}
+    )
     assert held(erp) == {"KT-TE-7": ("707", "delivered")}
 
     counts = process([{"id": "707", "externalid": "KT-TE-7"}], connection=erp)
@@ -190,9 +225,14 @@ def test_a_bill_of_a_known_time_entry_links_the_entry_to_it_with_history(erp):
     entry = entry_with_psa_id("4242")
     unknown = f"{TIME_BILL_KEY_PREFIX}999999"
 
-    counts = process([{"id": "9100", "externalid": "KT-TE-4242"},
-                      {"id": "9101", "externalid": unknown},
-                      {"id": "9102", "externalid": "SOMEONE-ELSES-KEY"}], connection=erp)
+    counts = process(
+        [
+            {"id": "9100", "externalid": "KT-TE-4242"},
+            {"id": "9101", "externalid": unknown},
+            {"id": "9102", "externalid": "SOMEONE-ELSES-KEY"},
+        ],
+        connection=erp,
+    )
 
     assert erp_ref_of(entry) == "9100"
     ref = ExternalRef.objects.get(system="erp", external_id="9100")
@@ -213,7 +253,10 @@ def test_a_bill_contradicting_an_existing_link_is_a_reference_conflict_and_chang
     assert erp_ref_of(entry) == "600"
     (item,) = ExceptionItem.objects.filter(status="open")
     assert (item.code, item.queue, item.record_key) == (
-        "REFERENCE_CONFLICT", "integration_ops", "erp:timeBill:601")
+        "REFERENCE_CONFLICT",
+        "integration_ops",
+        "erp:timeBill:601",
+    )
     assert f"time entry {entry.pk} is linked to ERP timeBill 600" in item.message
     assert InboxItem.objects.get().status == "parked"
     assert counts.failed == 1
@@ -221,14 +264,16 @@ def test_a_bill_contradicting_an_existing_link_is_a_reference_conflict_and_chang
 
 
 def test_a_malformed_bill_is_parked_with_its_reason_and_writes_nothing(erp):
-    counts = process([{"id": "not-a-number", "externalid": ["KT-TE-1"]}, "garbage"],
-                     connection=erp)
+    counts = process([{"id": "not-a-number", "externalid": ["KT-TE-1"]}, "garbage"], connection=erp)
 
     items = ExceptionItem.objects.filter(status="open", code="MALFORMED_PAYLOAD")
     assert items.count() == 2
     assert {i.queue for i in items} == {"integration_ops"}
-    assert any("`id` must be NetSuite's internal id" in i.message
-               and "`externalid` must be text" in i.message for i in items)
+    assert any(
+        "`id` must be NetSuite's internal id" in i.message
+        and "`externalid` must be text" in i.message
+        for i in items
+    )
     assert set(InboxItem.objects.values_list("status", flat=True)) == {"parked"}
     assert counts.failed == 2
     assert not TargetRecord.objects.exists()
@@ -272,8 +317,9 @@ def test_a_batch_takes_a_fixed_number_of_queries_whatever_its_size(erp):
     def statements(first: int, count: int) -> Counter:
         for n in range(first, first + count):
             entry_with_psa_id(str(n))
-        rows = [{"id": str(10_000 + n), "externalid": f"KT-TE-{n}"}
-                for n in range(first, first + count)]
+        rows = [
+            {"id": str(10_000 + n), "externalid": f"KT-TE-{n}"} for n in range(first, first + count)
+        ]
         with CaptureQueriesContext(connection) as captured:
             process(rows, connection=erp)
         return _statements(captured)

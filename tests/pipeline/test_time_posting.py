@@ -19,7 +19,7 @@ from sync.mappings.services import (
     mapping_version_submit,
 )
 from sync.models import AccountingPeriod, ExternalRef, TimeEntry
-from sync.pipeline.exceptions import record_key_fit
+from sync.pipeline.exception_items import record_key_fit
 from sync.pipeline.inbox import inbox_store
 from sync.pipeline.models import Delivery, ExceptionItem, InboxItem, SyncRun
 from sync.pipeline.time_posting import PayloadError, time_entries_process, time_payload_parse
@@ -31,8 +31,10 @@ OCT = dt.date(2026, 10, 14)
 
 def ref(system: str, record, external_id: str) -> None:
     ExternalRef.objects.create(
-        system=system, content_type=ContentType.objects.get_for_model(record),
-        object_id=str(record.pk), external_id=external_id,
+        system=system,
+        content_type=ContentType.objects.get_for_model(record),
+        object_id=str(record.pk),
+        external_id=external_id,
     )
 
 
@@ -64,20 +66,40 @@ def firm(django_user_model, erp_connection):
     ref("psa", worker, "u-1")
     ref("psa", placeholder, "u-ph")
     ref("erp", worker, "emp-77")
-    AccountingPeriod.objects.create(legal_entity=uk, start_date=dt.date(2026, 10, 1),
-                                    end_date=dt.date(2026, 10, 31), status="open")
-    AccountingPeriod.objects.create(legal_entity=uk, start_date=dt.date(2026, 9, 1),
-                                    end_date=dt.date(2026, 9, 30), status="closed")
+    AccountingPeriod.objects.create(
+        legal_entity=uk,
+        start_date=dt.date(2026, 10, 1),
+        end_date=dt.date(2026, 10, 31),
+        status="open",
+    )
+    AccountingPeriod.objects.create(
+        legal_entity=uk,
+        start_date=dt.date(2026, 9, 1),
+        end_date=dt.date(2026, 9, 30),
+        status="closed",
+    )
     v1 = publish_legal_entities(admin, {"UK01": "3"}, dt.date(2026, 1, 1))
-    return {"admin": admin, "project": project, "worker": worker, "erp": erp_connection,
-            "legal_entity_v1": v1}
+    return {
+        "admin": admin,
+        "project": project,
+        "worker": worker,
+        "erp": erp_connection,
+        "legal_entity_v1": v1,
+    }
 
 
 def entry(n: int, **change) -> tuple[str, dict]:
     payload = {
-        "id": str(n), "workspace_id": "ws-1", "story_id": "st-1", "user_id": "u-1",
-        "date_performed": OCT.isoformat(), "time_in_minutes": 450, "billable": True,
-        "approved": True, "rate_in_cents": 12000, "currency": "GBP",
+        "id": str(n),
+        "workspace_id": "ws-1",
+        "story_id": "st-1",
+        "user_id": "u-1",
+        "date_performed": OCT.isoformat(),
+        "time_in_minutes": 450,
+        "billable": True,
+        "approved": True,
+        "rate_in_cents": 12000,
+        "currency": "GBP",
     }
     payload.update(change)
     return str(n), payload
@@ -86,9 +108,7 @@ def entry(n: int, **change) -> tuple[str, dict]:
 def process(firm, records) -> tuple:
     stored = inbox_store(system="psa", entity="time_entries", records=records)
     run = SyncRun.objects.create(kind="process", started_at=timezone.now())
-    counts = time_entries_process(
-        inbox_ids=[i.id for i in stored.new], run=run, erp=firm["erp"]
-    )
+    counts = time_entries_process(inbox_ids=[i.id for i in stored.new], run=run, erp=firm["erp"])
     return counts, run
 
 
@@ -97,7 +117,10 @@ def test_an_approved_entry_becomes_one_canonical_entry_and_one_erp_delivery(firm
 
     te = TimeEntry.objects.get()
     assert (te.hours, te.bill_rate, te.currency_id, te.status) == (
-        Decimal("7.50"), Decimal("120.0000"), "GBP", "approved"
+        Decimal("7.50"),
+        Decimal("120.0000"),
+        "GBP",
+        "approved",
     )
     assert te.mapping_versions == {"legal-entity": firm["legal_entity_v1"].number}
     assert te.history.get().history_actor == f"run:{run.id}"
@@ -116,7 +139,8 @@ def replay_all(firm):
     InboxItem.objects.update(status="pending")
     return time_entries_process(
         inbox_ids=list(InboxItem.objects.values_list("id", flat=True)),
-        run=SyncRun.objects.create(kind="replay", started_at=timezone.now()), erp=firm["erp"],
+        run=SyncRun.objects.create(kind="replay", started_at=timezone.now()),
+        erp=firm["erp"],
     )
 
 
@@ -155,9 +179,7 @@ def test_a_changed_entry_gets_a_new_version_and_a_second_delivery_to_the_same_er
         ({"workspace_id": "ws-unknown"}, "project_setup", "PROJECT_UNKNOWN"),
     ],
 )
-def test_a_planted_fault_parks_the_entry_in_its_queue_and_posts_nothing(
-    firm, change, queue, code
-):
+def test_a_planted_fault_parks_the_entry_in_its_queue_and_posts_nothing(firm, change, queue, code):
     process(firm, [entry(1, **change)])
     item = ExceptionItem.objects.get()
     assert (item.queue, item.code, item.status) == (queue, code, "open")
@@ -171,7 +193,9 @@ def test_an_unknown_currency_parks_that_entry_and_the_rest_of_the_batch_posts(fi
     counts, _ = process(firm, [entry(1, currency="XYZ"), entry(2)])
     item = ExceptionItem.objects.get()
     assert (item.queue, item.code, item.record_key) == (
-        "time_and_expense", "CURRENCY_UNKNOWN", "psa:time_entry:1"
+        "time_and_expense",
+        "CURRENCY_UNKNOWN",
+        "psa:time_entry:1",
     )
     assert "XYZ" in item.message
     assert list(TimeEntry.objects.values_list("currency_id", flat=True)) == ["GBP"]
@@ -184,8 +208,12 @@ def test_time_the_erp_holds_is_linked_only_with_a_known_currency(firm):
     code must never reach a time entry (its foreign key has no database constraint)."""
     from sync.pipeline.target_records import target_records_upsert
 
-    target_records_upsert(connection=firm["erp"], record_type="timeBill", source="pull",
-                          known={"KT-TE-1": "901", "KT-TE-2": "902"})
+    target_records_upsert(
+        connection=firm["erp"],
+        record_type="timeBill",
+        source="pull",
+        known={"KT-TE-1": "901", "KT-TE-2": "902"},
+    )
     counts, _ = process(firm, [entry(1, currency="XYZ"), entry(2)])
     assert ExceptionItem.objects.get().code == "CURRENCY_UNKNOWN"
     assert list(TimeEntry.objects.values_list("currency_id", "status")) == [("GBP", "posted")]
@@ -206,21 +234,22 @@ def test_an_unmapped_legal_entity_goes_to_the_mapping_admins_and_posts_after_a_f
     # A new version effective in November drops UK01: November time cannot be mapped.
     publish_legal_entities(firm["admin"], {"DE01": "5"}, dt.date(2026, 11, 1))
     AccountingPeriod.objects.create(
-        legal_entity=firm["project"].legal_entity, start_date=dt.date(2026, 11, 1),
-        end_date=dt.date(2026, 11, 30), status="open",
+        legal_entity=firm["project"].legal_entity,
+        start_date=dt.date(2026, 11, 1),
+        end_date=dt.date(2026, 11, 30),
+        status="open",
     )
     process(firm, [entry(2, date_performed="2026-11-03")])
     item = ExceptionItem.objects.get()
     assert (item.queue, item.code) == ("mapping", "LEGAL_ENTITY_UNMAPPED")
 
     # The fix: publish a version that maps UK01 again, then replay the parked inbox item.
-    fixed = publish_legal_entities(
-        firm["admin"], {"UK01": "3", "DE01": "5"}, dt.date(2026, 11, 2)
-    )
+    fixed = publish_legal_entities(firm["admin"], {"UK01": "3", "DE01": "5"}, dt.date(2026, 11, 2))
     InboxItem.objects.filter(status="parked").update(status="pending")
     time_entries_process(
         inbox_ids=list(InboxItem.objects.filter(status="pending").values_list("id", flat=True)),
-        run=SyncRun.objects.create(kind="replay", started_at=timezone.now()), erp=firm["erp"],
+        run=SyncRun.objects.create(kind="replay", started_at=timezone.now()),
+        erp=firm["erp"],
     )
     item.refresh_from_db()
     assert item.status == "resolved"
@@ -242,8 +271,13 @@ def test_a_non_owner_change_is_refused_while_the_owner_change_to_the_same_entry_
     from sync.mappings.services import ownership_rule_set
 
     # Billing owns the bill rate of time entries in this firm; the PSA owns the hours.
-    ownership_rule_set(entity="time_entry", field="bill_rate", owner_system="billing",
-                       effective_from=dt.date(2026, 1, 1), user=firm["admin"])
+    ownership_rule_set(
+        entity="time_entry",
+        field="bill_rate",
+        owner_system="billing",
+        effective_from=dt.date(2026, 1, 1),
+        user=firm["admin"],
+    )
     process(firm, [entry(1)])
     process(firm, [entry(1, time_in_minutes=480, rate_in_cents=9000)])
 
@@ -252,8 +286,13 @@ def test_a_non_owner_change_is_refused_while_the_owner_change_to_the_same_entry_
     assert te.bill_rate == Decimal("120.0000")  # billing's field: refused, unchanged
     item = ExceptionItem.objects.get()
     assert (item.stage, item.code) == ("own", "FIELD_OWNED_ELSEWHERE")
-    assert item.detail == {"field": "bill_rate", "attempted": "90.00", "current": "120.0000",
-                           "owner": "billing", "source": "psa"}
+    assert item.detail == {
+        "field": "bill_rate",
+        "attempted": "90.00",
+        "current": "120.0000",
+        "owner": "billing",
+        "source": "psa",
+    }
     assert "BILLING owns that field" in item.message
 
 
@@ -332,7 +371,8 @@ def test_the_number_of_queries_does_not_grow_with_the_batch(firm):
 
     def statements(first: int, count: int) -> Counter:
         stored = inbox_store(
-            system="psa", entity="time_entries",
+            system="psa",
+            entity="time_entries",
             records=[entry(n) for n in range(first, first + count)],
         )
         run = SyncRun.objects.create(kind="process", started_at=timezone.now())
@@ -401,20 +441,26 @@ def test_a_delivered_entry_is_posted_with_its_erp_ref_and_a_stale_version_is_not
     assert set(claimed) == {("KT-TE-1", 1), ("KT-TE-2", 1), ("KT-TE-2", 2)}
     for (key, version), delivery in claimed.items():
         if version == 1:
-            delivery_outcome_record(delivery=delivery,
-                                    outcome=Outcome(ok=True, target_id=f"{key}-{version}"))
+            delivery_outcome_record(
+                delivery=delivery, outcome=Outcome(ok=True, target_id=f"{key}-{version}")
+            )
 
     entry_type = ContentType.objects.get_for_model(TimeEntry)
     by_psa = {e.psa_id: e for e in TimeEntry.objects.all()}
     first, second = by_psa["1"], by_psa["2"]
     assert first.status == "posted"
     assert first.history.first().history_actor == "system:outbox"
-    assert ExternalRef.objects.get(system="erp", content_type=entry_type,
-                                   object_id=str(first.pk)).external_id == "KT-TE-1-1"
+    assert (
+        ExternalRef.objects.get(
+            system="erp", content_type=entry_type, object_id=str(first.pk)
+        ).external_id
+        == "KT-TE-1-1"
+    )
     # Version 1 of entry 2 reached the ERP, but version 2 is on its way: not posted yet.
     assert second.status == "approved"
-    delivery_outcome_record(delivery=claimed["KT-TE-2", 2],
-                            outcome=Outcome(ok=True, target_id="KT-TE-2-2"))
+    delivery_outcome_record(
+        delivery=claimed["KT-TE-2", 2], outcome=Outcome(ok=True, target_id="KT-TE-2-2")
+    )
     second.refresh_from_db()
     assert second.status == "posted"
 
@@ -422,13 +468,25 @@ def test_a_delivered_entry_is_posted_with_its_erp_ref_and_a_stale_version_is_not
 def test_time_in_a_period_the_erp_had_not_sent_yet_posts_on_a_later_cycle_without_a_replay(firm):
     from sync.pipeline.cycle import sync_cycle_run
 
-    process(firm, [entry(1, date_performed="2026-11-03"), entry(2, user_id="u-ph"),
-                   entry(3, date_performed="2026-09-15")])
+    process(
+        firm,
+        [
+            entry(1, date_performed="2026-11-03"),
+            entry(2, user_id="u-ph"),
+            entry(3, date_performed="2026-09-15"),
+        ],
+    )
     assert sorted(ExceptionItem.objects.values_list("code", flat=True)) == [
-        "PERIOD_CLOSED", "PERIOD_MISSING", "WORKER_IS_PLACEHOLDER"]
+        "PERIOD_CLOSED",
+        "PERIOD_MISSING",
+        "WORKER_IS_PLACEHOLDER",
+    ]
     AccountingPeriod.objects.create(  # the ERP's November arrives with its next sync
-        legal_entity=firm["project"].legal_entity, start_date=dt.date(2026, 11, 1),
-        end_date=dt.date(2026, 11, 30), status="open")
+        legal_entity=firm["project"].legal_entity,
+        start_date=dt.date(2026, 11, 1),
+        end_date=dt.date(2026, 11, 30),
+        status="open",
+    )
     AccountingPeriod.objects.filter(start_date=dt.date(2026, 9, 1)).update(status="open")
     ExceptionItem.objects.update(last_failed_at=timezone.now() - dt.timedelta(minutes=5))
 
@@ -441,8 +499,9 @@ def test_time_in_a_period_the_erp_had_not_sent_yet_posts_on_a_later_cycle_withou
     assert te.work_date == dt.date(2026, 11, 3)
     assert Delivery.objects.get().external_id == "KT-TE-1"
     assert ExceptionItem.objects.get(code="PERIOD_MISSING").status == "resolved"
-    assert set(ExceptionItem.objects.exclude(code="PERIOD_MISSING").values_list(
-        "status", flat=True)) == {"open"}
+    assert set(
+        ExceptionItem.objects.exclude(code="PERIOD_MISSING").values_list("status", flat=True)
+    ) == {"open"}
 
 
 def test_only_the_latest_payload_of_a_parked_entry_is_re_offered(firm):
@@ -470,28 +529,64 @@ def test_without_an_enabled_erp_parked_time_is_not_re_offered(firm):
     assert InboxItem.objects.get().status == "parked"
 
 
-
 _good_id = st.one_of(st.text(min_size=1, max_size=255), st.integers(0, 10**30))
-_valid = st.fixed_dictionaries({
-    "id": st.one_of(st.text(min_size=1, max_size=240), st.integers(0, 10**30)),
-    "workspace_id": _good_id, "story_id": _good_id, "user_id": _good_id,
-    "date_performed": st.dates().map(dt.date.isoformat),
-    "time_in_minutes": st.integers(1, 1_440), "billable": st.booleans(),
-    "approved": st.booleans(), "rate_in_cents": st.one_of(st.none(), st.integers(0, 10**16 - 1)),
-    "currency": st.sampled_from(["GBP", "usd", "Eur"]),
-})
-_wrong = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(),
-                   st.text(max_size=300), st.just(""), st.just("x" * 256), st.just([1]),
-                   st.just("2026-02-30"), st.just("20261014"), st.just("€UR"), st.just("ÉCU"),
-                   st.just("ßab"), st.just("x" * 241))
+_valid = st.fixed_dictionaries(
+    {
+        "id": st.one_of(st.text(min_size=1, max_size=240), st.integers(0, 10**30)),
+        "workspace_id": _good_id,
+        "story_id": _good_id,
+        "user_id": _good_id,
+        "date_performed": st.dates().map(dt.date.isoformat),
+        "time_in_minutes": st.integers(1, 1_440),
+        "billable": st.booleans(),
+        "approved": st.booleans(),
+        "rate_in_cents": st.one_of(st.none(), st.integers(0, 10**16 - 1)),
+        "currency": st.sampled_from(["GBP", "usd", "Eur"]),
+    }
+)
+_wrong = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(),
+    st.text(max_size=300),
+    st.just(""),
+    st.just("x" * 256),
+    st.just([1]),
+    st.just("2026-02-30"),
+    st.just("20261014"),
+    st.just("€UR"),
+    st.just("ÉCU"),
+    st.just("ßab"),
+    st.just("x" * 241),
+)
 
 
 @settings(max_examples=500, deadline=None)
-@given(payload=_valid, broken=st.dictionaries(st.sampled_from(
-    ["id", "workspace_id", "story_id", "user_id", "date_performed", "time_in_minutes",
-     "billable", "approved", "rate_in_cents", "currency"]), _wrong, max_size=2))
+@given(
+    payload=_valid,
+    broken=st.dictionaries(
+        st.sampled_from(
+            [
+                "id",
+                "workspace_id",
+                "story_id",
+                "user_id",
+                "date_performed",
+                "time_in_minutes",
+                "billable",
+                "approved",
+                "rate_in_cents",
+                "currency",
+            ]
+        ),
+        _wrong,
+        max_size=2,
+    ),
+)
 def test_the_fast_reading_accepts_exactly_what_the_careful_one_accepts_with_the_same_values(
-    payload, broken,
+    payload,
+    broken,
 ):
     from sync.pipeline.time_posting import _careful, _plain
 

@@ -43,8 +43,13 @@ def second_project(firm):
     ERP knows by internal id (the first project is known to the ERP by external id only)."""
     first = firm["project"]
     entity = first.legal_entity
-    project = f.ProjectFactory(customer=first.customer, legal_entity=entity,
-                               currency=first.currency, code="P-200", correlation_id="deal-7")
+    project = f.ProjectFactory(
+        customer=first.customer,
+        legal_entity=entity,
+        currency=first.currency,
+        code="P-200",
+        correlation_id="deal-7",
+    )
     task = f.TaskFactory(project=project, code="T-2")
     centre = f.CostCentreFactory(legal_entity=entity)
     worker = f.WorkerFactory(legal_entity=entity, cost_centre=centre)
@@ -63,8 +68,16 @@ def payloads(prefix: str) -> list[tuple[str, dict]]:
         ("0001", {}),
         ("0002", {"time_in_minutes": 485, "billable": False, "rate_in_cents": 9999}),
         ("0003", {"date_performed": "2026-10-01", "time_in_minutes": 1, "rate_in_cents": 1}),
-        ("0004", {"workspace_id": "ws-2", "story_id": "st-2", "user_id": "u-2",
-                  "time_in_minutes": 1440, "currency": "gbp"}),
+        (
+            "0004",
+            {
+                "workspace_id": "ws-2",
+                "story_id": "st-2",
+                "user_id": "u-2",
+                "time_in_minutes": 1440,
+                "currency": "gbp",
+            },
+        ),
         # An id that COPY's text format must escape, all the way to the ERP key and memo.
         ("0005\t\\N{0}\\ é", {"workspace_id": "ws-2", "story_id": "st-2"}),
     ]
@@ -81,8 +94,9 @@ def run_batch(firm, prefix: str) -> tuple[SyncRun, Any]:
     process them as one batch at NOW."""
     inbox_ids = []
     for n, record in enumerate(payloads(prefix)):
-        stored = inbox_store(system="psa", entity="time_entries", records=[record],
-                             correlation_id=f"corr-{n}")
+        stored = inbox_store(
+            system="psa", entity="time_entries", records=[record], correlation_id=f"corr-{n}"
+        )
         inbox_ids += [item.id for item in stored.new]
     run = SyncRun.objects.create(kind="process", started_at=NOW)
     counts = time_entries_process(inbox_ids=inbox_ids, run=run, erp=firm["erp"], now=NOW)
@@ -98,8 +112,12 @@ def written(prefix: str, run: SyncRun) -> dict[str, list[dict]]:
     """Every row written for one set's entries, with keys and write moments taken out."""
     entry_type = ContentType.objects.get_for_model(TimeEntry)
     # entry pk -> the entry's PSA id without the set's prefix: the key both sets share.
-    psa = {pk: ext.removeprefix(prefix) for pk, ext in
-           TimeEntry.objects.filter(psa_id__startswith=prefix).values_list("pk", "psa_id")}
+    psa = {
+        pk: ext.removeprefix(prefix)
+        for pk, ext in TimeEntry.objects.filter(psa_id__startswith=prefix).values_list(
+            "pk", "psa_id"
+        )
+    }
 
     def strip(row: dict, *, record_pk: str) -> dict:
         row = {k: v for k, v in row.items() if k not in WRITTEN_AT}
@@ -112,25 +130,29 @@ def written(prefix: str, run: SyncRun) -> dict[str, list[dict]]:
     def sort(rows: list[dict]) -> list[dict]:
         return sorted(rows, key=lambda r: r["psa"])
 
-    entries = sort([strip(r, record_pk=r["id"])
-                    for r in TimeEntry.objects.filter(pk__in=psa).values()])
-    entry_history = sort([strip(r, record_pk=r["id"])
-                          for r in TimeEntry.history.filter(id__in=psa).values()])
+    entries = sort(
+        [strip(r, record_pk=r["id"]) for r in TimeEntry.objects.filter(pk__in=psa).values()]
+    )
+    entry_history = sort(
+        [strip(r, record_pk=r["id"]) for r in TimeEntry.history.filter(id__in=psa).values()]
+    )
     deliveries = []
-    for r in Delivery.objects.filter(content_type=entry_type,
-                                     object_id__in=[str(pk) for pk in psa]).values():
+    for r in Delivery.objects.filter(
+        content_type=entry_type, object_id__in=[str(pk) for pk in psa]
+    ).values():
         key = f"erp:{OPERATION}:{r['object_id']}:v{r['record_version']}"
         assert r["idempotency_key"] == key
-        deliveries.append(strip({**r, "object_id": "<pk>", "idempotency_key": "<key>"},
-                                record_pk=r["object_id"]))
-    return {"entries": entries, "entry_history": entry_history,
-            "deliveries": sort(deliveries)}
+        deliveries.append(
+            strip({**r, "object_id": "<pk>", "idempotency_key": "<key>"}, record_pk=r["object_id"])
+        )
+    return {"entries": entries, "entry_history": entry_history, "deliveries": sort(deliveries)}
 
 
 def test_copy_writes_column_for_column_what_the_orm_writes(firm, second_project, monkeypatch):
     if connection.vendor != "postgresql":
-        pytest.fail("The COPY path runs on PostgreSQL only: run through `scripts/test.py`.",
-                    pytrace=False)
+        pytest.fail(
+            "The COPY path runs on PostgreSQL only: run through `scripts/test.py`.", pytrace=False
+        )
     taken: list[str] = []
     for name in ("_create_by_copy", "_create_by_orm"):
         real = getattr(time_posting, name)
@@ -166,8 +188,9 @@ def test_copy_writes_column_for_column_what_the_orm_writes(firm, second_project,
 
 def test_the_copy_path_writes_the_awkward_psa_id_exactly(firm, second_project):
     if connection.vendor != "postgresql":
-        pytest.fail("The COPY path runs on PostgreSQL only: run through `scripts/test.py`.",
-                    pytrace=False)
+        pytest.fail(
+            "The COPY path runs on PostgreSQL only: run through `scripts/test.py`.", pytrace=False
+        )
     run, _ = run_batch(firm, COPY_IDS)
     psa_id = f"{COPY_IDS}0005\t\\N{{0}}\\ é"
     entry_pk = TimeEntry.objects.get(psa_id=psa_id).pk
@@ -177,6 +200,9 @@ def test_the_copy_path_writes_the_awkward_psa_id_exactly(firm, second_project):
     assert delivery.idempotency_key == f"erp:{OPERATION}:{entry_pk}:v1"
     te = TimeEntry.objects.get(pk=entry_pk)
     assert (te.correlation_id, te.status, te.version, te.approved_at) == (
-        "deal-7", "approved", 1, NOW
+        "deal-7",
+        "approved",
+        1,
+        NOW,
     )
     assert te.history.get().history_actor == run.actor

@@ -8,9 +8,9 @@ import orjson
 import pytest
 from django.urls import include, path
 
+from sandbox.kantata.webhooks import webhook_signature
+from sandbox.stripe.webhooks import webhook_signature_header
 from sync.pipeline.models import Connection, InboxItem
-from sync.sandbox.kantata.webhooks import webhook_signature
-from sync.sandbox.stripe.webhooks import webhook_signature_header
 from sync.webhooks import kantata_signature_verify
 
 # The lead mounts sync.urls under hooks/ in portal/urls.py; this module does the same.
@@ -22,8 +22,9 @@ SECRET = "whsec_test_secret"
 
 @pytest.fixture
 def billing() -> Connection:
-    conn = Connection(name="stripe", system="billing", dialect="stripe",
-                      base_url="http://sandbox.test/stripe")
+    conn = Connection(
+        name="stripe", system="billing", dialect="stripe", base_url="http://sandbox.test/stripe"
+    )
     conn.credentials_set({"secret_key": "sk_test", "webhook_secret": SECRET})
     conn.save()
     return conn
@@ -31,52 +32,94 @@ def billing() -> Connection:
 
 @pytest.fixture
 def psa() -> Connection:
-    conn = Connection(name="kantata", system="psa", dialect="kantata",
-                      base_url="http://sandbox.test/kantata/api/v1")
+    conn = Connection(
+        name="kantata",
+        system="psa",
+        dialect="kantata",
+        base_url="http://sandbox.test/kantata/api/v1",
+    )
     conn.credentials_set({"access_token": "t", "webhook_secret": SECRET})
     conn.save()
     return conn
 
 
 def stripe_event(event_id: str = "evt_1") -> bytes:
-    return orjson.dumps({"id": event_id, "object": "event", "type": "invoice.paid",
-                         "data": {"object": {"id": "in_1", "amount_paid": 90000}}})
+    return orjson.dumps(
+        {
+            "id": event_id,
+            "object": "event",
+            "type": "invoice.paid",
+            "data": {"object": {"id": "in_1", "amount_paid": 90000}},
+        }
+    )
 
 
-def post_billing(client, body: bytes, *, timestamp: int | None = None, secret: str = SECRET,
-                 name: str = "stripe", signature: str | None = None):
-    header = signature if signature is not None else webhook_signature_header(
-        secret=secret, payload=body, timestamp=int(time.time()) if timestamp is None else timestamp
+def post_billing(
+    client,
+    body: bytes,
+    *,
+    timestamp: int | None = None,
+    secret: str = SECRET,
+    name: str = "stripe",
+    signature: str | None = None,
+):
+    header = (
+        signature
+        if signature is not None
+        else webhook_signature_header(
+            secret=secret,
+            payload=body,
+            timestamp=int(time.time()) if timestamp is None else timestamp,
+        )
     )
     headers = {"Stripe-Signature": header} if header else {}
-    return client.post(f"/hooks/billing/{name}", data=body, content_type="application/json",
-                       headers=headers)
+    return client.post(
+        f"/hooks/billing/{name}", data=body, content_type="application/json", headers=headers
+    )
 
 
 def kantata_event(event_id: str = "41") -> bytes:
-    return orjson.dumps({"event_id": event_id, "event_type": "time_entry.approved",
-                         "subject_type": "time_entries", "subject_id": "7",
-                         "occurred_at": "2026-10-14T09:00:00+00:00"})
+    return orjson.dumps(
+        {
+            "event_id": event_id,
+            "event_type": "time_entry.approved",
+            "subject_type": "time_entries",
+            "subject_id": "7",
+            "occurred_at": "2026-10-14T09:00:00+00:00",
+        }
+    )
 
 
-def post_psa(client, body: bytes, *, timestamp: int | None = None, secret: str = SECRET,
-             name: str = "kantata"):
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    return client.post(f"/hooks/psa/{name}", data=body, content_type="application/json", headers={
-        "X-Kantata-Timestamp": stamp,
-        "X-Kantata-Signature": webhook_signature(secret=secret, timestamp=stamp, body=body),
-    })
-
-
-def test_a_validly_signed_billing_event_is_stored_in_the_inbox_before_processing(
-    client, billing
+def post_psa(
+    client,
+    body: bytes,
+    *,
+    timestamp: int | None = None,
+    secret: str = SECRET,
+    name: str = "kantata",
 ):
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    return client.post(
+        f"/hooks/psa/{name}",
+        data=body,
+        content_type="application/json",
+        headers={
+            "X-Kantata-Timestamp": stamp,
+            "X-Kantata-Signature": webhook_signature(secret=secret, timestamp=stamp, body=body),
+        },
+    )
+
+
+def test_a_validly_signed_billing_event_is_stored_in_the_inbox_before_processing(client, billing):
     answer = post_billing(client, stripe_event())
     assert answer.status_code == 200, answer.content
     assert answer.json() == {"received": True, "event_id": "evt_1", "stored": True}
     item = InboxItem.objects.get()
     assert (item.system, item.entity, item.external_id, item.status) == (
-        "billing", "events", "evt_1", "pending"
+        "billing",
+        "events",
+        "evt_1",
+        "pending",
     )
     assert item.connection == billing
     assert item.payload["type"] == "invoice.paid"
@@ -130,9 +173,11 @@ def test_an_unknown_name_is_answered_exactly_like_a_wrong_signature_for_a_known_
     wrong_psa = post_psa(client, kantata_event(), secret="guess")
     assert wrong_billing.status_code == 400
     assert refusal(post_billing(client, stripe_event(), secret="whsec_guess", name="nobody")) == (
-        refusal(wrong_billing))
+        refusal(wrong_billing)
+    )
     assert refusal(post_psa(client, kantata_event(), secret="guess", name="nobody")) == (
-        refusal(wrong_psa))
+        refusal(wrong_psa)
+    )
     # Even signed with the secret of a connection of the other kind.
     assert refusal(post_billing(client, stripe_event(), name="kantata")) == refusal(wrong_billing)
     assert not InboxItem.objects.exists()
@@ -223,8 +268,9 @@ def test_a_kantata_approval_delivered_twice_is_stored_once(client, psa):
 def test_a_stale_or_tampered_kantata_approval_is_refused(client, psa):
     stale = post_psa(client, kantata_event(), timestamp=int(time.time()) - 3600)
     forged = post_psa(client, kantata_event(), secret="guess")
-    missing = client.post("/hooks/psa/kantata", data=kantata_event(),
-                          content_type="application/json")
+    missing = client.post(
+        "/hooks/psa/kantata", data=kantata_event(), content_type="application/json"
+    )
     assert (stale.status_code, forged.status_code, missing.status_code) == (400, 400, 401)
     assert not InboxItem.objects.exists()
 
@@ -232,10 +278,16 @@ def test_a_stale_or_tampered_kantata_approval_is_refused(client, psa):
 def test_a_webhook_carries_the_senders_correlation_id_into_the_inbox(client, psa):
     body = kantata_event()
     stamp = str(int(time.time()))
-    client.post("/hooks/psa/kantata", data=body, content_type="application/json", headers={
-        "X-Kantata-Timestamp": stamp, "X-Correlation-ID": "deal-42",
-        "X-Kantata-Signature": webhook_signature(secret=SECRET, timestamp=stamp, body=body),
-    })
+    client.post(
+        "/hooks/psa/kantata",
+        data=body,
+        content_type="application/json",
+        headers={
+            "X-Kantata-Timestamp": stamp,
+            "X-Correlation-ID": "deal-42",
+            "X-Kantata-Signature": webhook_signature(secret=SECRET, timestamp=stamp, body=body),
+        },
+    )
     assert InboxItem.objects.get().correlation_id == "deal-42"
 
 
@@ -256,12 +308,14 @@ def test_the_kantata_signature_check(signature, timestamp, now, valid):
     good = webhook_signature(secret=SECRET, timestamp=timestamp, body=body)
     given = good if signature == "good" else "sha256=" + "0" * 64
     if valid:
-        kantata_signature_verify(payload=body, signature=given, timestamp=timestamp,
-                                 secret=SECRET, now=now)
+        kantata_signature_verify(
+            payload=body, signature=given, timestamp=timestamp, secret=SECRET, now=now
+        )
     else:
         with pytest.raises(SignatureInvalid):
-            kantata_signature_verify(payload=body, signature=given, timestamp=timestamp,
-                                     secret=SECRET, now=now)
+            kantata_signature_verify(
+                payload=body, signature=given, timestamp=timestamp, secret=SECRET, now=now
+            )
 
 
 def test_a_stored_kantata_approval_is_handed_to_its_task_after_the_commit_and_a_repeat_is_not(

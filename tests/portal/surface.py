@@ -35,8 +35,12 @@ RAN, REFUSED = "ran", "refused"  # what an admin action did
 # Values no page may show: cost rates to a role without sync.view_cost_rate, secrets to anyone.
 WORKER_COST_RATE = Decimal("9317.53")
 COST_RATE_VALUES = ("9317.53", "8642.19", "7531.86", "6420.75")
-SECRET_VALUES = ("cred-Zx81-client-secret", "cred-Qv27-webhook-secret", "cred-Lm55-password",
-                 "cred-Ht93-old-secret")
+SECRET_VALUES = (
+    "cred-Zx81-client-secret",
+    "cred-Qv27-webhook-secret",
+    "cred-Lm55-password",
+    "cred-Ht93-old-secret",
+)
 
 # What an admin page allows beyond the model permissions (each ModelAdmin's own policy).
 ADMIN_POLICY = {
@@ -90,71 +94,127 @@ def surface_seed() -> dict[str, models.Model]:
     worker.save()
     invoice_line = f.InvoiceLineFactory()
     objects: list[models.Model] = [
-        entry, worker, invoice_line, invoice_line.invoice,
-        f.FxRateFactory(), f.TaxCodeFactory(), f.CostCentreFactory(), f.AccountingPeriodFactory(),
-        f.OpportunityFactory(), f.ContractFactory(), f.RateCardLineFactory(),
-        f.RolePlaceholderFactory(), f.AssignmentFactory(), f.MilestoneFactory(),
-        f.UsageRecordFactory(), f.ExpenseFactory(), f.InvoiceCandidateFactory(),
-        f.PaymentFactory(), f.RevenueEntryFactory(), f.ExternalRefFactory(),
+        entry,
+        worker,
+        invoice_line,
+        invoice_line.invoice,
+        f.FxRateFactory(),
+        f.TaxCodeFactory(),
+        f.CostCentreFactory(),
+        f.AccountingPeriodFactory(),
+        f.OpportunityFactory(),
+        f.ContractFactory(),
+        f.RateCardLineFactory(),
+        f.RolePlaceholderFactory(),
+        f.AssignmentFactory(),
+        f.MilestoneFactory(),
+        f.UsageRecordFactory(),
+        f.ExpenseFactory(),
+        f.InvoiceCandidateFactory(),
+        f.PaymentFactory(),
+        f.RevenueEntryFactory(),
+        f.ExternalRefFactory(),
     ]
     connection = Connection.objects.create(
         name="erp-matrix", system="erp", dialect="netsuite", base_url="http://127.0.0.1:9/ns"
     )
     connection.credentials_set({"client_secret": SECRET_VALUES[3]})
     connection.save()
-    connection.credentials_set({"client_secret": SECRET_VALUES[0],
-                                "webhook_secret": SECRET_VALUES[1],
-                                "password": SECRET_VALUES[2]})
+    connection.credentials_set(
+        {
+            "client_secret": SECRET_VALUES[0],
+            "webhook_secret": SECRET_VALUES[1],
+            "password": SECRET_VALUES[2],
+        }
+    )
     connection.save()  # two history rows: a diff of the credentials could show both
     hr_payload = {
-        "id": "u-1", "userName": "ada@example.com",
+        "id": "u-1",
+        "userName": "ada@example.com",
         "urn:ledgerbridge:params:scim:schemas:extension:costing:2.0:User": {
             "costRate": {"amount": COST_RATE_VALUES[1], "currency": "GBP"},
         },
     }
     run = SyncRun.objects.create(kind="pull", connection=connection, started_at=now)
     inbox = InboxItem.objects.create(
-        connection=connection, system="hr", entity="Users", external_id="u-1",
-        payload=hr_payload, payload_hash="0" * 64, received_at=now, correlation_id="c" * 32,
+        connection=connection,
+        system="hr",
+        entity="Users",
+        external_id="u-1",
+        payload=hr_payload,
+        payload_hash="0" * 64,
+        received_at=now,
+        correlation_id="c" * 32,
         run=run,
     )
     delivery = Delivery.objects.create(
-        connection=connection, operation="erp.employee.upsert",
-        content_type=ContentType.objects.get_for_model(type(worker)), object_id=str(worker.pk),
-        record_version=1, idempotency_key="erp:employee:1:v1", external_id="LB-W-1",
+        connection=connection,
+        operation="erp.employee.upsert",
+        content_type=ContentType.objects.get_for_model(type(worker)),
+        object_id=str(worker.pk),
+        record_version=1,
+        idempotency_key="erp:employee:1:v1",
+        external_id="LB-W-1",
         payload={"record_type": "employee", "body": {"laborCost": COST_RATE_VALUES[2]}},
-        next_attempt_at=now, correlation_id="c" * 32,
+        next_attempt_at=now,
+        correlation_id="c" * 32,
     )
     exception = ExceptionItem.objects.create(
-        queue="time_and_expense", stage="validate", code="COST_CENTRE_MISSING",
-        category="business", message="No cost centre.", record_key="hr:Users:u-1",
-        inbox_item=inbox, delivery=delivery, payload=hr_payload,
+        queue="time_and_expense",
+        stage="validate",
+        code="COST_CENTRE_MISSING",
+        category="business",
+        message="No cost centre.",
+        record_key="hr:Users:u-1",
+        inbox_item=inbox,
+        delivery=delivery,
+        payload=hr_payload,
         detail={"rule": "cost_centre", "costRate": COST_RATE_VALUES[3]},
-        money_at_risk=Decimal("120.00"), currency="GBP", correlation_id="c" * 32,
-        root_cause="cost-centre", first_failed_at=now, last_failed_at=now,
+        money_at_risk=Decimal("120.00"),
+        currency="GBP",
+        correlation_id="c" * 32,
+        root_cause="cost-centre",
+        first_failed_at=now,
+        last_failed_at=now,
         sla_due_at=now + dt.timedelta(days=1),
     )
     exception.detail = {**exception.detail, "seen": 2}
     exception.save()  # a history diff over the payload-bearing fields
     target = TargetRecord.objects.create(
-        connection=connection, record_type="timeBill", external_id="KT-TE-1", target_id="9",
-        source="delivered", seen_at=now,
+        connection=connection,
+        record_type="timeBill",
+        external_id="KT-TE-1",
+        target_id="9",
+        source="delivered",
+        seen_at=now,
     )
     mapping_set = services.mapping_set_create(
         slug="matrix-entities", name="Matrix entities", kind="legal_entity", user=None
     )
     version = services.mapping_version_create_draft(mapping_set=mapping_set, user=None)
-    services.mapping_entry_set(version=version, source_value="LB-NL", target_value="7",
-                               user=None)
-    rule = services.ownership_rule_set(entity="project", field="name", owner_system="erp",
-                                       effective_from=dt.date(2026, 1, 1), user=None)
+    services.mapping_entry_set(version=version, source_value="LB-NL", target_value="7", user=None)
+    rule = services.ownership_rule_set(
+        entity="project",
+        field="name",
+        owner_system="erp",
+        effective_from=dt.date(2026, 1, 1),
+        user=None,
+    )
     objects += [
-        connection, run, inbox, delivery, exception, target, mapping_set, version, rule,
-        AccessAttempt.objects.create(username="x", ip_address="127.0.0.1",
-                                     failures_since_start=1),
+        connection,
+        run,
+        inbox,
+        delivery,
+        exception,
+        target,
+        mapping_set,
+        version,
+        rule,
+        AccessAttempt.objects.create(username="x", ip_address="127.0.0.1", failures_since_start=1),
         AccessLog.objects.create(username="x", ip_address="127.0.0.1"),
         AccessFailureLog.objects.create(username="x", ip_address="127.0.0.1", locked_out=False),
-        Group.objects.get(name=ROLES[0]), User.objects.create_user("someone-else"),
+        Group.objects.get(name=ROLES[0]),
+        User.objects.create_user("someone-else"),
     ]
     seeded = {}
     for obj in objects:
@@ -195,13 +255,20 @@ def _admin_model_page(name: str) -> tuple[str, str] | None:
 
 
 SIMPLE_NAMES = {  # URL name -> its kind, for URLs that take no object
-    "home": "home", "worker-ping": "worker-ping", "metrics": "metrics",
-    "login": "login", "logout": "logout", "password_change": "password-change",
+    "home": "home",
+    "worker-ping": "worker-ping",
+    "metrics": "metrics",
+    "login": "login",
+    "logout": "logout",
+    "password_change": "password-change",
     "password_change_done": "password-change-done",
-    "admin:index": "admin-index", "admin:login": "admin-login", "admin:logout": "admin-logout",
+    "admin:index": "admin-index",
+    "admin:login": "admin-login",
+    "admin:logout": "admin-logout",
     "admin:password_change": "admin-password-change",
     "admin:password_change_done": "admin-password-change-done",
-    "admin:jsi18n": "admin-jsi18n", "admin:autocomplete": "admin-autocomplete",
+    "admin:jsi18n": "admin-jsi18n",
+    "admin:autocomplete": "admin-autocomplete",
 }
 AREA_NAMES = {area.url_name: area for area in AREAS}
 WEBHOOK_NAMES = {"sync:billing-webhook": "billing", "sync:psa-webhook": "psa"}
@@ -249,8 +316,9 @@ def surface_walk(seeded: dict[str, models.Model]) -> tuple[list[Cell], list[str]
             if page == "changelist":
                 model_admin = admin.site._registry[type(obj)]
                 for _func, action, _desc in model_admin._get_base_actions():
-                    cells.append(Cell("admin-action", url, "POST", label, action=action,
-                                      object_pk=obj.pk))
+                    cells.append(
+                        Cell("admin-action", url, "POST", label, action=action, object_pk=obj.pk)
+                    )
         else:
             unknown.append(name)
     return cells, unknown

@@ -16,9 +16,16 @@ EXPECTED_AREAS = {
     "executive": {"reconciliation", "dashboards"},
     "auditor": {"exceptions", "mappings", "ownership", "runs", "reconciliation"},
 }
-PUBLIC_NAMES = {"login", "admin:login", "password_reset", "password_reset_done",
-                "password_reset_complete", "logout", "admin:logout",
-                "metrics"}  # token or ops login: see test_metrics.py
+PUBLIC_NAMES = {
+    "login",
+    "admin:login",
+    "password_reset",
+    "password_reset_done",
+    "password_reset_complete",
+    "logout",
+    "admin:logout",
+    "metrics",
+}  # token or ops login: see test_metrics.py
 
 
 def _url_names(resolver: URLResolver, namespace: str = "") -> list[str]:

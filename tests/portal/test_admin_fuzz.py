@@ -12,15 +12,43 @@ from django.urls import reverse
 
 from tests.portal.surface import surface_seed
 
-NASTY_VALUES = ("(", "[", "\x00", "x" * 300, ",,,", "maybe", "2026-13-45", "-1",
-                "99999999999999999999", "' OR 1=1 --", "%", "\u202e")
+NASTY_VALUES = (
+    "(",
+    "[",
+    "\x00",
+    "x" * 300,
+    ",,,",
+    "maybe",
+    "2026-13-45",
+    "-1",
+    "99999999999999999999",
+    "' OR 1=1 --",
+    "%",
+    "\u202e",
+)
 GENERAL = [
-    {"q": "\x00"}, {"q": "' OR 1=1 --"}, {"q": "%_\\"}, {"q": "a" * 5000},
-    {"q": "correlation:\x00"}, {"q": "0" * 32},
-    {"o": "abc"}, {"o": "-99"}, {"o": "1.2.3"}, {"o": "\x00"},
-    {"p": "-1"}, {"p": "abc"}, {"p": "999999"}, {"all": ""}, {"e": "1"}, {"_facets": "1"},
-    {"_to_field": "password"}, {"_popup": "1"}, {"unknown_param": "1"},
-    {"id__gt": "1"}, {"pk": "abc"}, {"payload__contains": "x"},
+    {"q": "\x00"},
+    {"q": "' OR 1=1 --"},
+    {"q": "%_\\"},
+    {"q": "a" * 5000},
+    {"q": "correlation:\x00"},
+    {"q": "0" * 32},
+    {"o": "abc"},
+    {"o": "-99"},
+    {"o": "1.2.3"},
+    {"o": "\x00"},
+    {"p": "-1"},
+    {"p": "abc"},
+    {"p": "999999"},
+    {"all": ""},
+    {"e": "1"},
+    {"_facets": "1"},
+    {"_to_field": "password"},
+    {"_popup": "1"},
+    {"unknown_param": "1"},
+    {"id__gt": "1"},
+    {"pk": "abc"},
+    {"payload__contains": "x"},
 ]
 
 
@@ -58,10 +86,13 @@ def _params_for(model_admin: admin.ModelAdmin) -> list[dict[str, str]]:
         ]
     if model_admin.date_hierarchy:
         field = model_admin.date_hierarchy
-        params += [{f"{field}__year": "9999"}, {f"{field}__year": "0"},
-                   {f"{field}__year": "2026", f"{field}__month": "13"},
-                   {f"{field}__year": "2026", f"{field}__month": "2", f"{field}__day": "30"},
-                   {f"{field}__year": "٢٠٢٦"}]
+        params += [
+            {f"{field}__year": "9999"},
+            {f"{field}__year": "0"},
+            {f"{field}__year": "2026", f"{field}__month": "13"},
+            {f"{field}__year": "2026", f"{field}__month": "2", f"{field}__day": "30"},
+            {f"{field}__year": "٢٠٢٦"},
+        ]
     return params
 
 

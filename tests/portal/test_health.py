@@ -49,7 +49,9 @@ def test_workers_count_as_down_when_the_last_heartbeat_is_older_than_three_inter
     )
     assert worker_status_get(now=now).healthy is False
     WorkerHeartbeat.objects.create(
-        task_id="new", sent_at=now - timedelta(seconds=5), completed_at=now - timedelta(seconds=5),
+        task_id="new",
+        sent_at=now - timedelta(seconds=5),
+        completed_at=now - timedelta(seconds=5),
         worker_hostname="w1",
     )
     status = worker_status_get(now=now)

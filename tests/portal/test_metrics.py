@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from sync.pipeline.exceptions import Failure, exception_items_raise
+from sync.pipeline.exception_items import Failure, exception_items_raise
 from sync.pipeline.inbox import inbox_store
 from sync.pipeline.metrics import metrics_render
 from sync.pipeline.models import Connection, Delivery, ExceptionItem, InboxItem, SyncRun
@@ -35,10 +35,19 @@ def test_an_anonymous_request_gets_no_metrics(client, settings):
 
 def test_a_scraper_with_the_token_reads_open_exceptions_by_queue(client, settings):
     settings.METRICS_TOKEN = "scrape-me-please"
-    exception_items_raise(failures=[
-        Failure(record_key=f"psa:time_entry:{n}", stage="validate", queue="time_and_expense",
-                code="PERIOD_CLOSED", message="closed") for n in range(3)
-    ], now=timezone.now())
+    exception_items_raise(
+        failures=[
+            Failure(
+                record_key=f"psa:time_entry:{n}",
+                stage="validate",
+                queue="time_and_expense",
+                code="PERIOD_CLOSED",
+                message="closed",
+            )
+            for n in range(3)
+        ],
+        now=timezone.now(),
+    )
     response = client.get(reverse("metrics"), headers={"Authorization": "Bearer scrape-me-please"})
     assert response.status_code == 200
     assert 'ledgerbridge_open_exceptions{queue="time_and_expense"} 3.0' in response.content.decode()
@@ -80,13 +89,21 @@ def make_delivery(db):
 
     def make(**values) -> Delivery:
         n = next(keys)
-        return Delivery.objects.create(**{
-            "connection": erp, "operation": "erp.time_bill.upsert",
-            "content_type": ContentType.objects.get_for_model(Connection),
-            "object_id": str(n), "record_version": 1, "idempotency_key": f"erp:time_bill:{n}:v1",
-            "external_id": f"LB-TE-{n}", "payload": {"body": {"hours": "7.50"}},
-            "next_attempt_at": timezone.now(), "correlation_id": f"corr-{n}", **values,
-        })
+        return Delivery.objects.create(
+            **{
+                "connection": erp,
+                "operation": "erp.time_bill.upsert",
+                "content_type": ContentType.objects.get_for_model(Connection),
+                "object_id": str(n),
+                "record_version": 1,
+                "idempotency_key": f"erp:time_bill:{n}:v1",
+                "external_id": f"LB-TE-{n}",
+                "payload": {"body": {"hours": "7.50"}},
+                "next_attempt_at": timezone.now(),
+                "correlation_id": f"corr-{n}",
+                **values,
+            }
+        )
 
     return make
 
@@ -111,9 +128,16 @@ def test_pending_in_flight_and_failed_deliveries_change_on_the_very_next_scrape(
     (claimed,) = deliveries_claim(limit=1)
     after_claim = figures()
     assert (after_claim[PENDING], after_claim[IN_FLIGHT]) == (1, 1)
-    delivery_outcome_record(delivery=claimed, outcome=Outcome(
-        ok=False, kind="permanent", status=400, vendor_code="PERIOD_CLOSED", message="closed",
-    ))
+    delivery_outcome_record(
+        delivery=claimed,
+        outcome=Outcome(
+            ok=False,
+            kind="permanent",
+            status=400,
+            vendor_code="PERIOD_CLOSED",
+            message="closed",
+        ),
+    )
     after_failure = figures()
     assert (after_failure[PENDING], after_failure[FAILED]) == (1, 1)
     assert IN_FLIGHT not in after_failure
@@ -122,8 +146,9 @@ def test_pending_in_flight_and_failed_deliveries_change_on_the_very_next_scrape(
 
 def test_pending_and_parked_inbox_items_are_exact_and_processed_ones_follow_the_totals(settings):
     settings.METRICS_TOTALS_SECONDS = 300
-    stored = inbox_store(system="psa", entity="time_entries",
-                         records=[(str(n), {"hours": str(n)}) for n in range(3)]).new
+    stored = inbox_store(
+        system="psa", entity="time_entries", records=[(str(n), {"hours": str(n)}) for n in range(3)]
+    ).new
     start = timezone.now()
     first = figures(now=start)
     assert first['ledgerbridge_inbox_items{status="pending"}'] == 3
@@ -173,27 +198,61 @@ def test_a_scrape_with_cached_totals_reads_only_partial_indexes_of_active_work(s
     now = timezone.now()
     content_type = ContentType.objects.get_for_model(Connection)
     states = ["delivered"] * 5000 + ["pending", "in_flight", "failed"] * 5
-    Delivery.objects.bulk_create([
-        Delivery(connection=erp, operation="erp.time_bill.upsert", content_type=content_type,
-                 object_id=str(n), record_version=1, idempotency_key=f"k{n}",
-                 external_id=f"LB-TE-{n}", payload={"hours": "7.50"}, state=state,
-                 next_attempt_at=now, correlation_id=f"c{n}")
-        for n, state in enumerate(states)
-    ], batch_size=1000)
+    Delivery.objects.bulk_create(
+        [
+            Delivery(
+                connection=erp,
+                operation="erp.time_bill.upsert",
+                content_type=content_type,
+                object_id=str(n),
+                record_version=1,
+                idempotency_key=f"k{n}",
+                external_id=f"LB-TE-{n}",
+                payload={"hours": "7.50"},
+                state=state,
+                next_attempt_at=now,
+                correlation_id=f"c{n}",
+            )
+            for n, state in enumerate(states)
+        ],
+        batch_size=1000,
+    )
     statuses = ["processed"] * 5000 + ["pending", "parked"] * 5
-    InboxItem.objects.bulk_create([
-        InboxItem(system="psa", entity="time_entries", external_id=str(n),
-                  payload={"note": "x" * 600}, payload_hash=str(n), received_at=now,
-                  correlation_id=f"c{n}", status=status)
-        for n, status in enumerate(statuses)
-    ], batch_size=1000)
-    ExceptionItem.objects.bulk_create([
-        ExceptionItem(queue="time_and_expense", stage="validate", code="PERIOD_CLOSED",
-                      category="business", message="closed", record_key=f"psa:te:{n}",
-                      root_cause="period", status=status, first_failed_at=now,
-                      last_failed_at=now, sla_due_at=now)
-        for n, status in enumerate(["resolved"] * 5000 + ["open"] * 5)
-    ], batch_size=1000)
+    InboxItem.objects.bulk_create(
+        [
+            InboxItem(
+                system="psa",
+                entity="time_entries",
+                external_id=str(n),
+                payload={"note": "x" * 600},
+                payload_hash=str(n),
+                received_at=now,
+                correlation_id=f"c{n}",
+                status=status,
+            )
+            for n, status in enumerate(statuses)
+        ],
+        batch_size=1000,
+    )
+    ExceptionItem.objects.bulk_create(
+        [
+            ExceptionItem(
+                queue="time_and_expense",
+                stage="validate",
+                code="PERIOD_CLOSED",
+                category="business",
+                message="closed",
+                record_key=f"psa:te:{n}",
+                root_cause="period",
+                status=status,
+                first_failed_at=now,
+                last_failed_at=now,
+                sla_due_at=now,
+            )
+            for n, status in enumerate(["resolved"] * 5000 + ["open"] * 5)
+        ],
+        batch_size=1000,
+    )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE pipeline_delivery, pipeline_inboxitem, pipeline_exceptionitem")
     settings.METRICS_TOTALS_SECONDS = 3600
@@ -207,8 +266,14 @@ def test_a_scrape_with_cached_totals_reads_only_partial_indexes_of_active_work(s
             plans.append("\n".join(row[0] for row in cursor.fetchall()))
     assert len(plans) == 6, plans
     assert not [plan for plan in plans if "Seq Scan" in plan], plans
-    for index in ("delivery_pending", "delivery_in_flight", "delivery_failed", "inbox_pending",
-                  "inbox_parked", "exception_one_open_per_record_stage"):
+    for index in (
+        "delivery_pending",
+        "delivery_in_flight",
+        "delivery_failed",
+        "inbox_pending",
+        "inbox_parked",
+        "exception_one_open_per_record_stage",
+    ):
         assert any(index in plan for plan in plans), (index, plans)
 
 
@@ -221,8 +286,9 @@ def test_vendor_requests_and_their_latency_are_counted_per_connection_and_outcom
     from sync.connectors.http import VendorHttp
 
     name = f"erp-{uuid.uuid4().hex[:8]}"  # Redis outlives tests: a name of this test's own
-    answers = iter([httpx.Response(200, json={}), httpx.Response(503, json={}),
-                    httpx.Response(429, json={})])
+    answers = iter(
+        [httpx.Response(200, json={}), httpx.Response(503, json={}), httpx.Response(429, json={})]
+    )
 
     def vendor(request: httpx.Request) -> httpx.Response:
         answer = next(answers, None)
@@ -230,8 +296,10 @@ def test_vendor_requests_and_their_latency_are_counted_per_connection_and_outcom
             raise httpx.ReadTimeout("no answer", request=request)
         return answer
 
-    http = VendorHttp(ConnectionConfig(system="netsuite", base_url="http://erp.test",
-                                       name=name), transport=httpx.MockTransport(vendor))
+    http = VendorHttp(
+        ConnectionConfig(system="netsuite", base_url="http://erp.test", name=name),
+        transport=httpx.MockTransport(vendor),
+    )
     for _ in range(4):
         with contextlib.suppress(TransportError):  # 503, 429 and the timeout raise
             http.request("POST", "/record", json={})
@@ -253,14 +321,19 @@ def test_without_redis_the_scrape_still_answers_and_requests_still_go_out(settin
     from sync.connectors.http import VendorHttp
     from sync.connectors.stats import RequestStats
 
-    unreachable = RequestStats(redis_factory=lambda: redis.Redis.from_url(
-        "redis://127.0.0.1:1/0", socket_connect_timeout=0.2))
+    unreachable = RequestStats(
+        redis_factory=lambda: redis.Redis.from_url(
+            "redis://127.0.0.1:1/0", socket_connect_timeout=0.2
+        )
+    )
     unreachable.record(connection="erp", outcome="2xx", seconds=0.01)
     unreachable.flush()  # dropped, not raised
 
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
-    http = VendorHttp(ConnectionConfig(system="netsuite", base_url="http://erp.test"),
-                      transport=httpx.MockTransport(lambda request: httpx.Response(200, json={})))
+    http = VendorHttp(
+        ConnectionConfig(system="netsuite", base_url="http://erp.test"),
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json={})),
+    )
     assert http.request("GET", "/record").status == 200
     found = figures()
     assert not any(key.startswith("ledgerbridge_connector_") for key in found)
@@ -300,4 +373,3 @@ def test_totals_refreshed_by_beat_are_what_every_scrape_reads(settings, make_del
     assert found[RETRIES] == 2
     read = " ".join(q["sql"] for q in scrape.captured_queries)
     assert "attempts" not in read  # no whole-table aggregate in the scrape itself
-

@@ -58,8 +58,10 @@ def _client_for(user: str, django_user_model) -> Client:
 
 def _outcome(cell: Cell, response) -> object:
     """What the user got: LOGIN, RAN/REFUSED for an action, else the status code."""
-    if response.status_code == 302 and response.url.startswith(LOGIN_PAGES) and (
-        not cell.kind.endswith("logout") and cell.kind not in ("admin-login",)
+    if (
+        response.status_code == 302
+        and response.url.startswith(LOGIN_PAGES)
+        and (not cell.kind.endswith("logout") and cell.kind not in ("admin-login",))
     ):
         return LOGIN
     if cell.kind != "admin-action" or response.status_code not in (200, 302):
@@ -100,8 +102,7 @@ def _walk(user: str, django_user_model):
 @pytest.mark.django_db
 @pytest.mark.usefixtures("eager_celery")
 @pytest.mark.parametrize("user", USERS)
-def test_each_user_gets_exactly_what_the_role_table_allows_on_every_url(user,
-                                                                         django_user_model):
+def test_each_user_gets_exactly_what_the_role_table_allows_on_every_url(user, django_user_model):
     wrong = []
     walked = 0
     for cell, response in _walk(user, django_user_model):
@@ -135,8 +136,9 @@ def test_the_leak_walk_would_see_a_cost_rate_a_page_shows(client, django_user_mo
     """The control for the test above: a user who may see cost rates finds the seeded ones on
     the pages that show them, so their absence elsewhere means masking, not a wrong value."""
     surface = surface_seed()
-    finance = django_user_model.objects.create_superuser("finance-superuser", "x@example.invalid",
-                                                         "unused-in-tests")
+    finance = django_user_model.objects.create_superuser(
+        "finance-superuser", "x@example.invalid", "unused-in-tests"
+    )
     client.force_login(finance)
     worker = client.get(f"/admin/sync/worker/{surface['sync.worker'].pk}/change/")
     inbox = client.get(f"/admin/pipeline/inboxitem/{surface['pipeline.inboxitem'].pk}/change/")

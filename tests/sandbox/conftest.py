@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from sync.sandbox.core.app import SandboxApp
-from sync.sandbox.core.faults import FaultBook
-from sync.sandbox.core.server import sandbox_server_start
+from sandbox.core.app import SandboxApp
+from sandbox.core.faults import FaultBook
+from sandbox.core.server import sandbox_server_start
 
 SANDBOX_DATABASES = ["default", "sandbox"]
 
@@ -39,8 +39,9 @@ def sleeps() -> SleepRecorder:
 @pytest.fixture
 def sandbox_app(sleeps) -> SandboxApp:
     """The sandbox in-process; requests share the test's transaction on the sandbox alias."""
-    return SandboxApp(faults=FaultBook(seed=1), manage_connections=False, sleep=sleeps,
-                      clock=sleeps.clock)
+    return SandboxApp(
+        faults=FaultBook(seed=1), manage_connections=False, sleep=sleeps, clock=sleeps.clock
+    )
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from sync.sandbox import storage
-from sync.sandbox.core.app import ResponseDropped, SandboxApp
-from sync.sandbox.core.dialects import Dialect, Route
-from sync.sandbox.core.faults import FaultBook
-from sync.sandbox.core.protocol import Request, Response, SandboxError
+from sandbox import storage
+from sandbox.core.app import ResponseDropped, SandboxApp
+from sandbox.core.dialects import Dialect, Route
+from sandbox.core.faults import FaultBook
+from sandbox.core.protocol import Request, Response, SandboxError
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 

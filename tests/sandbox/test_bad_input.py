@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sync.sandbox import storage
+from sandbox import storage
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
@@ -39,7 +39,7 @@ soql_words = st.sampled_from(
 
 
 def sf_token(client) -> dict[str, str]:
-    from sync.sandbox.salesforce import views
+    from sandbox.salesforce import views
 
     answer = client.post(
         "/salesforce/services/oauth2/token",

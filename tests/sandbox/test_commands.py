@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from sync.sandbox.commands import subcommands_discover
-from sync.sandbox.commands.serve import fault_flags_parse
+from sandbox.commands import subcommands_discover
+from sandbox.commands.serve import fault_flags_parse
 
 
 def test_serve_and_credentials_are_discovered_as_subcommands():

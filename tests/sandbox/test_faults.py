@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.sandbox.core.faults import Busy, FaultBook, FaultConfig, OverBudget, fault_config_merge
+from sandbox.core.faults import Busy, FaultBook, FaultConfig, OverBudget, fault_config_merge
 
 
 class FakeClock:

@@ -19,11 +19,11 @@ from django.core.management.base import CommandError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.sandbox.generator.firm import BILLING_MODELS, SCALES, scale_time_entries
-from sync.sandbox.generator.seed import SandboxNotEmpty, sandbox_seed
-from sync.sandbox.generator.writer import money
-from sync.sandbox.models import SandboxRecord
-from sync.sandbox.salesforce.schema import BILLING_MODELS as CRM_BILLING_MODELS
+from sandbox.generator.firm import BILLING_MODELS, SCALES, scale_time_entries
+from sandbox.generator.seed import SandboxNotEmpty, sandbox_seed
+from sandbox.generator.writer import money
+from sandbox.models import SandboxRecord
+from sandbox.salesforce.schema import BILLING_MODELS as CRM_BILLING_MODELS
 
 DATABASES = ["default", "sandbox"]
 ENTRIES = 2_500
@@ -34,8 +34,18 @@ def _rows() -> list[tuple]:
     return list(
         SandboxRecord.objects.using("sandbox")
         .order_by("pk")
-        .values_list("pk", "system", "object_type", "external_id", "parent_id", "status",
-                     "data", "created_at", "updated_at", "deleted")
+        .values_list(
+            "pk",
+            "system",
+            "object_type",
+            "external_id",
+            "parent_id",
+            "status",
+            "data",
+            "created_at",
+            "updated_at",
+            "deleted",
+        )
     )
 
 
@@ -146,9 +156,11 @@ def test_a_different_seed_writes_a_different_firm():
 
 @pytest.mark.django_db(databases=DATABASES)
 def test_the_requested_number_of_time_entries_is_written_exactly(seeded):
-    count = SandboxRecord.objects.using("sandbox").filter(
-        system="kantata", object_type="time_entries"
-    ).count()
+    count = (
+        SandboxRecord.objects.using("sandbox")
+        .filter(system="kantata", object_type="time_entries")
+        .count()
+    )
     assert count == ENTRIES == seeded["records"]["kantata"]["time_entries"]
 
 
@@ -210,9 +222,12 @@ def test_every_manifest_record_exists_with_its_fault(seeded):
             assert not first.data.get("vatRegNumber")
         elif kind == "duplicate_customer":
             names = {
-                _normalized(SandboxRecord.objects.using("sandbox").get(pk=r["record_id"]).data.get(
-                    "Name") or SandboxRecord.objects.using("sandbox").get(
-                    pk=r["record_id"]).data["companyName"])
+                _normalized(
+                    SandboxRecord.objects.using("sandbox").get(pk=r["record_id"]).data.get("Name")
+                    or SandboxRecord.objects.using("sandbox")
+                    .get(pk=r["record_id"])
+                    .data["companyName"]
+                )
                 for r in fault["records"]
             }
             assert len(names) == 1
@@ -253,7 +268,8 @@ def test_unposted_approved_time_counted_from_the_records_matches_the_manifest(se
         assert found[kind], kind
     money = {
         f["detail"]["kantata_user_id"]: _cents(f["money_at_risk"]["amount"])
-        for f in seeded["faults"] if f["kind"] == "worker_missing_cost_centre"
+        for f in seeded["faults"]
+        if f["kind"] == "worker_missing_cost_centre"
     }
     assert {user: cents for user, cents in money.items() if cents} == dict(unposted_by_user)
 
@@ -283,7 +299,8 @@ def test_master_data_faults_counted_from_the_records_match_the_manifest(seeded):
     duplicates = {frozenset(ids) for ids in groups.values() if len(ids) > 1}
     manifest = {
         frozenset(r["record_id"] for r in f["records"])
-        for f in seeded["faults"] if f["kind"] == "duplicate_customer"
+        for f in seeded["faults"]
+        if f["kind"] == "duplicate_customer"
     }
     assert duplicates == manifest != set()
     assert {s for s, _name in groups if len(groups[s, _name]) > 1} == {"salesforce", "netsuite"}
@@ -295,7 +312,8 @@ def test_billing_gaps_counted_from_the_records_match_the_manifest(seeded):
     invoices = firm.records["stripe", "invoice"]
     billed_months = {
         (i.data["metadata"]["project_key"], i.data["metadata"]["period"])
-        for i in invoices if "period" in i.data["metadata"]
+        for i in invoices
+        if "period" in i.data["metadata"]
     }
     billed_milestones = {
         i.data["metadata"]["milestone_key"]
@@ -308,19 +326,24 @@ def test_billing_gaps_counted_from_the_records_match_the_manifest(seeded):
         workspace = firm.workspaces[entry.parent_id]
         period = entry.data["date_performed"][:7]
         if (
-            entry.status == "approved" and entry.data["billable"] and period < month_of_as_of
+            entry.status == "approved"
+            and entry.data["billable"]
+            and period < month_of_as_of
             and workspace.data["legal_entity"] in firm.subsidiaries
             and (workspace.external_id, period) not in billed_months
         ):
             leaked[workspace.external_id, period] += firm.value(entry)
     manifest = {
         (f["detail"]["project_key"], f["detail"]["period"]): _cents(f["money_at_risk"]["amount"])
-        for f in seeded["faults"] if f["kind"] == "unbilled_approved_time"
+        for f in seeded["faults"]
+        if f["kind"] == "unbilled_approved_time"
     }
     assert dict(leaked) == manifest != {}
     unbilled = {
-        pk for pk, s in firm.stories.items()
-        if s.data["story_type"] == "milestone" and s.status == "completed"
+        pk
+        for pk, s in firm.stories.items()
+        if s.data["story_type"] == "milestone"
+        and s.status == "completed"
         and s.data["external_reference"] not in billed_milestones
     }
     assert unbilled == _manifest_ids(seeded, "milestone_completed_not_invoiced") != set()
@@ -375,17 +398,20 @@ def test_currencies_follow_the_legal_entity_in_every_system(seeded):
     for kind in ("customer", "job", "invoice"):
         for record in firm.records["netsuite", kind]:
             subsidiary = firm.subsidiary_by_id[int(record.data["subsidiary"])]
-            assert firm.currency_by_id[int(record.data["currency"])] == entity_currency[
-                subsidiary.external_id
-            ]
+            assert (
+                firm.currency_by_id[int(record.data["currency"])]
+                == entity_currency[subsidiary.external_id]
+            )
     for opportunity in firm.records["salesforce", "Opportunity"]:
-        assert opportunity.data["CurrencyIsoCode"] == entity_currency[
-            opportunity.data["Legal_Entity__c"]
-        ]
+        assert (
+            opportunity.data["CurrencyIsoCode"]
+            == entity_currency[opportunity.data["Legal_Entity__c"]]
+        )
     for invoice in firm.records["stripe", "invoice"]:
-        assert invoice.data["currency"] == entity_currency[
-            invoice.data["metadata"]["legal_entity"]
-        ].lower()
+        assert (
+            invoice.data["currency"]
+            == entity_currency[invoice.data["metadata"]["legal_entity"]].lower()
+        )
 
 
 @pytest.mark.django_db(databases=DATABASES)
@@ -453,8 +479,18 @@ def test_seeding_a_non_empty_sandbox_is_refused_until_reset(tmp_path):
 def test_the_command_reports_progress_and_writes_the_manifest(tmp_path):
     manifest = tmp_path / "out" / "manifest.json"
     stdout, stderr = io.StringIO(), io.StringIO()
-    call_command("sandbox", "seed", "--scale", "1000", "--manifest", str(manifest),
-                 "--as-of", "2026-09-15", stdout=stdout, stderr=stderr)
+    call_command(
+        "sandbox",
+        "seed",
+        "--scale",
+        "1000",
+        "--manifest",
+        str(manifest),
+        "--as-of",
+        "2026-09-15",
+        stdout=stdout,
+        stderr=stderr,
+    )
     progress = [line for line in stderr.getvalue().splitlines() if "time entries" in line]
     assert 15 <= len(progress) <= 21
     assert "1,000 of 1,000 time entries (100%)" in progress[-1]
@@ -463,8 +499,10 @@ def test_the_command_reports_progress_and_writes_the_manifest(tmp_path):
     assert written["faults"]
     assert "seeded" in stdout.getvalue()
     latest = max(
-        r.data["date_performed"] for r in SandboxRecord.objects.using("sandbox").filter(
-            system="kantata", object_type="time_entries")
+        r.data["date_performed"]
+        for r in SandboxRecord.objects.using("sandbox").filter(
+            system="kantata", object_type="time_entries"
+        )
     )
     assert latest < "2026-09-15"
 
@@ -477,10 +515,14 @@ def test_the_firms_billing_models_are_the_crms_picklist_values():
 @pytest.mark.django_db(databases=DATABASES)
 def test_the_emulated_apis_serve_the_seeded_firm_and_its_faults(seeded, client):
     firm = Firm(seeded)
-    token = client.post("/salesforce/services/oauth2/token", data={
-        "grant_type": "client_credentials", "client_id": "sandbox-salesforce-client-id",
-        "client_secret": "sandbox-salesforce-client-secret",
-    }).json()["access_token"]
+    token = client.post(
+        "/salesforce/services/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "sandbox-salesforce-client-id",
+            "client_secret": "sandbox-salesforce-client-secret",
+        },
+    ).json()["access_token"]
     answer = client.get(
         "/salesforce/services/data/v60.0/query",
         params={"q": "SELECT Id FROM Account WHERE Tax_Registration__c = null"},
@@ -495,30 +537,39 @@ def test_the_emulated_apis_serve_the_seeded_firm_and_its_faults(seeded, client):
     assert {record["Id"] for record in answer["records"]} == missing_tax
 
     approved = client.get(
-        "/kantata/api/v1/time_entries.json", params={"approved": "true", "per_page": 1},
+        "/kantata/api/v1/time_entries.json",
+        params={"approved": "true", "per_page": 1},
         headers={"Authorization": "Bearer sandbox-kantata-token"},
     ).json()
     assert approved["count"] == sum(1 for e in firm.time if e.status == "approved")
 
     inactive = client.get(
-        "/scim/v2/Users", params={"filter": "active eq false", "count": 1},
+        "/scim/v2/Users",
+        params={"filter": "active eq false", "count": 1},
         headers={"Authorization": "Bearer sandbox-scim-token"},
     ).json()
-    assert inactive["totalResults"] == sum(
-        1 for r in firm.records["scim", "User"] if r.status == "inactive"
-    ) > 0
+    assert (
+        inactive["totalResults"]
+        == sum(1 for r in firm.records["scim", "User"] if r.status == "inactive")
+        > 0
+    )
     with_cost_centre = client.get(
-        "/scim/v2/Users", params={"filter": f"{SCIM_ENTERPRISE}:costCenter pr", "count": 1},
+        "/scim/v2/Users",
+        params={"filter": f"{SCIM_ENTERPRISE}:costCenter pr", "count": 1},
         headers={"Authorization": "Bearer sandbox-scim-token"},
     ).json()
     assert with_cost_centre["totalResults"] == len(firm.records["scim", "User"]) - len(
         _manifest_ids(seeded, "worker_missing_cost_centre")
     )
 
-    ns_token = client.post("/netsuite/services/rest/auth/oauth2/v1/token", data={
-        "grant_type": "client_credentials", "client_id": "sandbox-netsuite-client-id",
-        "client_secret": "sandbox-netsuite-client-secret",
-    }).json()["access_token"]
+    ns_token = client.post(
+        "/netsuite/services/rest/auth/oauth2/v1/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "sandbox-netsuite-client-id",
+            "client_secret": "sandbox-netsuite-client-secret",
+        },
+    ).json()["access_token"]
     counted = client.post(
         "/netsuite/services/rest/query/v1/suiteql",
         json={"q": "SELECT COUNT(*) FROM timeBill"},
@@ -529,7 +580,8 @@ def test_the_emulated_apis_serve_the_seeded_firm_and_its_faults(seeded, client):
     assert int(count) == len(firm.time_bills)
 
     invoices = client.get(
-        "/stripe/v1/invoices", params={"limit": 100, "status": "paid"},
+        "/stripe/v1/invoices",
+        params={"limit": 100, "status": "paid"},
         headers={"Authorization": "Bearer sk_test_51LedgerbridgeSandboxKey000000000000"},
     ).json()
     assert invoices["data"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sync.sandbox import storage
-from sync.sandbox.kantata import paging
-from sync.sandbox.kantata.paging import PagingHints
+from sandbox import storage
+from sandbox.kantata import paging
+from sandbox.kantata.paging import PagingHints
 
 
 class FakeClock:
@@ -52,7 +52,7 @@ def test_sequential_pages_of_a_large_list_skip_nothing_when_rows_change_between_
 ):
     monkeypatch.setattr(paging, "LARGE_LIST", 10)
     monkeypatch.setattr(paging, "HINTS", PagingHints())
-    monkeypatch.setattr("sync.sandbox.kantata.views.HINTS", paging.HINTS)
+    monkeypatch.setattr("sandbox.kantata.views.HINTS", paging.HINTS)
     entries = [
         storage.record_create(
             system="kantata", object_type="time_entries", data={}, status="unapproved"

@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from sync.sandbox import storage
-from sync.sandbox.kantata import webhooks
-from sync.sandbox.models import SandboxWebhookDelivery, SandboxWebhookSubscription
-from sync.sandbox.router import SANDBOX_DB
+from sandbox import storage
+from sandbox.kantata import webhooks
+from sandbox.models import SandboxWebhookDelivery, SandboxWebhookSubscription
+from sandbox.router import SANDBOX_DB
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
@@ -143,8 +143,11 @@ def test_a_subscription_can_be_listed_without_its_secret_and_deleted(kantata, re
 @pytest.mark.django_db(databases=["default", "sandbox"], transaction=True)
 def test_an_approval_wakes_the_dispatcher_instead_of_waiting_for_its_next_poll(receiver):
     SandboxWebhookSubscription.objects.using(SANDBOX_DB).create(
-        system="kantata", url=receiver.url, event_types=list(webhooks.EVENT_TYPES),
-        secret="s3cret", created_at=dt.datetime.now(tz=dt.UTC),
+        system="kantata",
+        url=receiver.url,
+        event_types=list(webhooks.EVENT_TYPES),
+        secret="s3cret",
+        created_at=dt.datetime.now(tz=dt.UTC),
     )
     dispatcher = webhooks.WebhookDispatcher(interval=3600)  # it would poll once an hour
     dispatcher.start()

@@ -9,9 +9,9 @@ import uuid
 import httpx
 import pytest
 
-from sync.sandbox.core.faults import FaultBook
-from sync.sandbox.models import SandboxRecord
-from sync.sandbox.netsuite import views
+from sandbox.core.faults import FaultBook
+from sandbox.models import SandboxRecord
+from sandbox.netsuite import views
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
@@ -642,7 +642,7 @@ def test_an_idempotency_key_on_a_synchronous_request_is_refused(ns, books):
 @pytest.mark.django_db(databases=["default", "sandbox"], transaction=True)
 def test_concurrent_async_requests_with_one_idempotency_key_write_one_record(live_sandbox):
     base = live_sandbox.url("netsuite") + "/services/rest"
-    from sync.sandbox.core.auth import token_issue
+    from sandbox.core.auth import token_issue
 
     headers = {"Authorization": "Bearer " + token_issue(system="netsuite", subject="test")}
     with httpx.Client(headers=headers, timeout=30) as http:

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from sync.sandbox.netsuite.qfilter import q_parse
-from sync.sandbox.netsuite.suiteql import Comparison, Logical, SuiteQLError, suiteql_parse
+from sandbox.netsuite.qfilter import q_parse
+from sandbox.netsuite.suiteql import Comparison, Logical, SuiteQLError, suiteql_parse
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from sync.sandbox import storage
-from sync.sandbox.models import SandboxRecord
-from sync.sandbox.salesforce import views
+from sandbox import storage
+from sandbox.models import SandboxRecord
+from sandbox.salesforce import views
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
@@ -109,7 +109,7 @@ def test_a_request_without_a_valid_session_gets_401_invalid_session_id(client, a
 
 
 def test_a_token_of_another_system_is_refused(client, sandbox_app):
-    from sync.sandbox.core.auth import token_issue
+    from sandbox.core.auth import token_issue
 
     foreign = token_issue(system="netsuite", subject="005000000000001AAA")
     answer = client.get(

@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from sync.sandbox import storage
-from sync.sandbox.models import SandboxRecord
-from sync.sandbox.scim.schema import COSTING_URN, ENTERPRISE_URN, ERROR_SCHEMA, LIST_SCHEMA
+from sandbox import storage
+from sandbox.models import SandboxRecord
+from sandbox.scim.schema import COSTING_URN, ENTERPRISE_URN, ERROR_SCHEMA, LIST_SCHEMA
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 

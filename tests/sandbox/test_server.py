@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from sync.sandbox import storage
-from sync.sandbox.salesforce import views as salesforce
+from sandbox import storage
+from sandbox.salesforce import views as salesforce
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"], transaction=True)
 

@@ -8,15 +8,24 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from sync.sandbox.commands.simulate import activity_simulate, duration_parse, rate_parse
-from sync.sandbox.models import SandboxEvent, SandboxRecord
+from sandbox.commands.simulate import activity_simulate, duration_parse, rate_parse
+from sandbox.models import SandboxEvent, SandboxRecord
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
 
 def seed_firm(tmp_path) -> None:
-    call_command("sandbox", "seed", "--scale", "300", "--seed", "5", "--reset",
-                 "--manifest", str(tmp_path / "manifest.json"))
+    call_command(
+        "sandbox",
+        "seed",
+        "--scale",
+        "300",
+        "--seed",
+        "5",
+        "--reset",
+        "--manifest",
+        str(tmp_path / "manifest.json"),
+    )
 
 
 def state() -> Counter:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from sync.sandbox.salesforce.soql import SoqlError, soql_parse
+from sandbox.salesforce.soql import SoqlError, soql_parse
 
 
 def test_a_full_query_is_parsed_into_fields_conditions_order_and_limit():

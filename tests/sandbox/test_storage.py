@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 from django.db import IntegrityError
 
-from sync.sandbox import storage
-from sync.sandbox.models import SandboxEvent, SandboxRecord
-from sync.sandbox.router import SANDBOX_DB
+from sandbox import storage
+from sandbox.models import SandboxEvent, SandboxRecord
+from sandbox.router import SANDBOX_DB
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 

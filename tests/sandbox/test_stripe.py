@@ -10,9 +10,9 @@ import httpx
 import pytest
 from django.db import transaction
 
-from sync.sandbox.core.protocol import Request
-from sync.sandbox.models import SandboxEvent, SandboxIdempotencyKey, SandboxRecord
-from sync.sandbox.stripe import api, clock, idempotency
+from sandbox.core.protocol import Request
+from sandbox.models import SandboxEvent, SandboxIdempotencyKey, SandboxRecord
+from sandbox.stripe import api, clock, idempotency
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 

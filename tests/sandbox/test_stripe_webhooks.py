@@ -14,8 +14,8 @@ import httpx
 import orjson
 import pytest
 
-from sync.sandbox.models import SandboxWebhookDelivery
-from sync.sandbox.stripe import api, clock, webhooks
+from sandbox.models import SandboxWebhookDelivery
+from sandbox.stripe import api, clock, webhooks
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 

@@ -55,8 +55,13 @@ def _time_entry(apps, **extra):
         employee_number="E-1", name="Ada", legal_entity=entity
     )
     entry = apps.get_model("sync", "TimeEntry").objects.create(
-        worker=worker, project=project, task=task, currency=currency,
-        work_date=dt.date(2026, 1, 5), hours=Decimal("7.50"), bill_rate=Decimal("120.00"),
+        worker=worker,
+        project=project,
+        task=task,
+        currency=currency,
+        work_date=dt.date(2026, 1, 5),
+        hours=Decimal("7.50"),
+        bill_rate=Decimal("120.00"),
         **extra,
     )
     return entry, project
@@ -84,10 +89,18 @@ def test_forward_moves_the_entrys_psa_ref_into_psa_id_and_leaves_other_refs(exec
     )
     # The entry's existing history row (the historical models write none by themselves).
     apps.get_model("sync", "HistoricalTimeEntry").objects.create(
-        id=entry.pk, worker_id=entry.worker_id, project_id=entry.project_id,
-        task_id=entry.task_id, currency_id=entry.currency_id, work_date=entry.work_date,
-        hours=entry.hours, bill_rate=entry.bill_rate, created_at=entry.created_at,
-        updated_at=entry.updated_at, history_date=entry.created_at, history_type="+",
+        id=entry.pk,
+        worker_id=entry.worker_id,
+        project_id=entry.project_id,
+        task_id=entry.task_id,
+        currency_id=entry.currency_id,
+        work_date=entry.work_date,
+        hours=entry.hours,
+        bill_rate=entry.bill_rate,
+        created_at=entry.created_at,
+        updated_at=entry.updated_at,
+        history_date=entry.created_at,
+        history_type="+",
         history_actor="run:1",
     )
 
@@ -106,7 +119,9 @@ def test_forward_moves_the_entrys_psa_ref_into_psa_id_and_leaves_other_refs(exec
     assert history.psa_id == "KT-9001"
     gone = apps.get_model("sync", "HistoricalExternalRef").objects.get(id=psa_ref.pk)
     assert (gone.history_type, gone.history_actor, gone.external_id) == (
-        "-", "system:migration-sync-0005", "KT-9001"
+        "-",
+        "system:migration-sync-0005",
+        "KT-9001",
     )
 
 
@@ -115,8 +130,12 @@ def test_backward_makes_a_psa_ref_of_each_entrys_psa_id(executor):
     entry, _ = _time_entry(apps, psa_id="KT-9001")
     # A second entry without a PSA id gets no ref.
     apps.get_model("sync", "TimeEntry").objects.create(
-        worker_id=entry.worker_id, project_id=entry.project_id, task_id=entry.task_id,
-        currency_id=entry.currency_id, work_date=dt.date(2026, 1, 6), hours=Decimal("1.00"),
+        worker_id=entry.worker_id,
+        project_id=entry.project_id,
+        task_id=entry.task_id,
+        currency_id=entry.currency_id,
+        work_date=dt.date(2026, 1, 6),
+        hours=Decimal("1.00"),
         bill_rate=Decimal("120.00"),
     )
     entry_type = _content_type(apps, "timeentry")
@@ -129,5 +148,7 @@ def test_backward_makes_a_psa_ref_of_each_entrys_psa_id(executor):
     }
     created = apps.get_model("sync", "HistoricalExternalRef").objects.get()
     assert (created.id, created.history_type, created.external_id) == (
-        refs.get().pk, "+", "KT-9001"
+        refs.get().pk,
+        "+",
+        "KT-9001",
     )

@@ -46,8 +46,9 @@ AWKWARD = [
 @pytest.fixture
 def postgres(db):
     if connection.vendor != "postgresql":
-        pytest.fail("COPY needs PostgreSQL: run through `scripts/test.py` (make test).",
-                    pytrace=False)
+        pytest.fail(
+            "COPY needs PostgreSQL: run through `scripts/test.py` (make test).", pytrace=False
+        )
 
 
 @pytest.fixture
@@ -62,16 +63,33 @@ def time_refs(db) -> dict:
     }
 
 
-TIME_COLUMNS = ("worker_id", "project_id", "task_id", "currency_id", "work_date", "hours",
-                "bill_rate", "billable", "approved_at", "status", "mapping_versions",
-                "correlation_id")
+TIME_COLUMNS = (
+    "worker_id",
+    "project_id",
+    "task_id",
+    "currency_id",
+    "work_date",
+    "hours",
+    "bill_rate",
+    "billable",
+    "approved_at",
+    "status",
+    "mapping_versions",
+    "correlation_id",
+)
 
 
 def time_row(refs: dict, **change) -> tuple:
     values = {
-        **refs, "work_date": dt.date(2026, 10, 14), "hours": Decimal("7.50"),
-        "bill_rate": Decimal("120.0000"), "billable": True, "approved_at": AT,
-        "status": "approved", "mapping_versions": {"legal-entity": 3}, "correlation_id": "c-1",
+        **refs,
+        "work_date": dt.date(2026, 10, 14),
+        "hours": Decimal("7.50"),
+        "bill_rate": Decimal("120.0000"),
+        "billable": True,
+        "approved_at": AT,
+        "status": "approved",
+        "mapping_versions": {"legal-entity": 3},
+        "correlation_id": "c-1",
     }
     values.update(change)
     return tuple(values[name] for name in TIME_COLUMNS)
@@ -115,7 +133,8 @@ def test_a_json_value_is_one_copy_field_however_awkward_its_strings():
 def test_awkward_text_round_trips_exactly_through_audited_copy_create(postgres):
     entity = f.LegalEntityFactory()
     ids = audited_copy_create(
-        model=Customer, columns=("name", "tax_id", "legal_entity_id"),
+        model=Customer,
+        columns=("name", "tax_id", "legal_entity_id"),
         rows=[(text, text[::-1][:50], entity.pk) for text in AWKWARD],
         constants={"status": "approved", "correlation_id": "{corr}\t\\N{0}é"},
         actor="run:7",
@@ -135,10 +154,9 @@ def test_awkward_text_and_json_round_trip_exactly_through_copy_insert(postgres):
         name="erp", system="erp", dialect="netsuite", base_url="http://127.0.0.1:9/netsuite"
     )
     payloads = [
-        {"memo": text, text: [text, None, 1, True], "nested": {"deeper": text}}
-        for text in AWKWARD
+        {"memo": text, text: [text, None, 1, True], "nested": {"deeper": text}} for text in AWKWARD
     ]
-    payloads[0] = "a JSON string\twith \\ a backslash, \"quotes\" and {braces} é"
+    payloads[0] = 'a JSON string\twith \\ a backslash, "quotes" and {braces} é'
     payloads[1] = "null"  # the JSON string "null", not JSON null
     payloads[2] = ["list", "of\tthings", {"n": 12345678901234}]
     rows = [
@@ -148,28 +166,32 @@ def test_awkward_text_and_json_round_trip_exactly_through_copy_insert(postgres):
     copy_insert(
         model=Delivery,
         columns=("external_id", "last_error", "idempotency_key", "payload", "correlation_id"),
-        rows=rows, omit=["id"],
-        constants={"connection_id": erp.pk, "operation": "op\t{x}\\",
-                   "content_type_id": ContentType.objects.get_for_model(Customer).pk,
-                   "object_id": "{}", "record_version": 1, "next_attempt_at": AT,
-                   "created_at": AT},
+        rows=rows,
+        omit=["id"],
+        constants={
+            "connection_id": erp.pk,
+            "operation": "op\t{x}\\",
+            "content_type_id": ContentType.objects.get_for_model(Customer).pk,
+            "object_id": "{}",
+            "record_version": 1,
+            "next_attempt_at": AT,
+            "created_at": AT,
+        },
     )
 
-    stored = {
-        d.idempotency_key: d
-        for d in Delivery.objects.all()
-    }
+    stored = {d.idempotency_key: d for d in Delivery.objects.all()}
     assert len(stored) == len(rows)
     for external_id, last_error, key, payload, correlation_id in rows:
         d = stored[key]
         assert (d.external_id, d.last_error, d.payload, d.correlation_id) == (
-            external_id, last_error, payload, correlation_id
+            external_id,
+            last_error,
+            payload,
+            correlation_id,
         )
         assert (d.operation, d.object_id, d.next_attempt_at) == ("op\t{x}\\", "{}", AT)
     # Columns left out take the field's default, as the ORM would write them.
-    assert {(d.state, d.attempts, d.target_id) for d in stored.values()} == {
-        ("pending", 0, "")
-    }
+    assert {(d.state, d.attempts, d.target_id) for d in stored.values()} == {("pending", 0, "")}
     assert Delivery.objects.filter(payload="null").count() == 1
 
 
@@ -184,16 +206,15 @@ def test_json_columns_round_trip_dicts_with_awkward_strings_and_json_strings(pos
         {},
     ]
     ids = audited_copy_create(
-        model=Customer, columns=("name", "legal_entity_id", "mapping_versions"),
+        model=Customer,
+        columns=("name", "legal_entity_id", "mapping_versions"),
         rows=[(f"c{n}", entity.pk, value) for n, value in enumerate(values)],
         actor="run:7",
     )
 
     stored = dict(Customer.objects.filter(pk__in=ids).values_list("pk", "mapping_versions"))
     assert [stored[pk] for pk in ids] == values
-    history = dict(
-        Customer.history.filter(id__in=ids).values_list("id", "mapping_versions")
-    )
+    history = dict(Customer.history.filter(id__in=ids).values_list("id", "mapping_versions"))
     assert [history[pk] for pk in ids] == values
 
 
@@ -202,13 +223,15 @@ def test_none_is_written_as_null(postgres):
     customer = f.CustomerFactory()
     customer_type = ContentType.objects.get_for_model(Customer)
     ids = audited_copy_create(
-        model=ExternalRef, columns=("system", "object_id", "external_id", "last_synced_at"),
+        model=ExternalRef,
+        columns=("system", "object_id", "external_id", "last_synced_at"),
         rows=[("crm", str(customer.pk), "A-1", None), ("erp", str(customer.pk), "A-2", AT)],
         constants={"content_type_id": customer_type.pk},
         actor="run:7",
     )
     assert list(
-        ExternalRef.objects.filter(pk__in=ids).order_by("external_id")
+        ExternalRef.objects.filter(pk__in=ids)
+        .order_by("external_id")
         .values_list("external_id", "last_synced_at")
     ) == [("A-1", None), ("A-2", AT)]
     assert ExternalRef.objects.filter(last_synced_at__isnull=True).count() == 1
@@ -252,8 +275,11 @@ def test_a_bad_constant_is_refused_before_anything_is_written(
     postgres, time_refs, constants, error
 ):
     columns = [c for c in TIME_COLUMNS if c not in constants]
-    rows = [tuple(v for c, v in zip(TIME_COLUMNS, time_row(time_refs), strict=True)
-                  if c not in constants)]
+    rows = [
+        tuple(
+            v for c, v in zip(TIME_COLUMNS, time_row(time_refs), strict=True) if c not in constants
+        )
+    ]
     with pytest.raises(error):
         audited_copy_create(
             model=TimeEntry, columns=columns, rows=rows, constants=constants, actor="run:7"
@@ -267,11 +293,11 @@ def test_a_missing_required_column_is_refused_before_anything_is_written(
     postgres, time_refs, missing
 ):
     at = TIME_COLUMNS.index(missing)
-    columns = TIME_COLUMNS[:at] + TIME_COLUMNS[at + 1:]
+    columns = TIME_COLUMNS[:at] + TIME_COLUMNS[at + 1 :]
     row = time_row(time_refs)
     with pytest.raises(ValueError, match=missing):
         audited_copy_create(
-            model=TimeEntry, columns=columns, rows=[row[:at] + row[at + 1:]], actor="run:7"
+            model=TimeEntry, columns=columns, rows=[row[:at] + row[at + 1 :]], actor="run:7"
         )
     assert nothing_written(TimeEntry)
 
@@ -281,17 +307,30 @@ def test_copy_insert_refuses_a_float_and_a_missing_column_before_writing(postgre
     erp = Connection.objects.create(
         name="erp", system="erp", dialect="netsuite", base_url="http://127.0.0.1:9/netsuite"
     )
-    constants = {"connection_id": erp.pk, "operation": "op", "object_id": "1",
-                 "content_type_id": ContentType.objects.get_for_model(Customer).pk,
-                 "record_version": 1, "payload": {}, "correlation_id": "c", "created_at": AT}
+    constants = {
+        "connection_id": erp.pk,
+        "operation": "op",
+        "object_id": "1",
+        "content_type_id": ContentType.objects.get_for_model(Customer).pk,
+        "record_version": 1,
+        "payload": {},
+        "correlation_id": "c",
+        "created_at": AT,
+    }
     good = ("key-1", "ext-1", AT)
     columns = ("idempotency_key", "external_id", "next_attempt_at")
     with pytest.raises(TypeError):
-        copy_insert(model=Delivery, columns=columns, rows=[good, ("key-2", "ext-2", 1.5)],
-                    constants=constants, omit=["id"])
+        copy_insert(
+            model=Delivery,
+            columns=columns,
+            rows=[good, ("key-2", "ext-2", 1.5)],
+            constants=constants,
+            omit=["id"],
+        )
     with pytest.raises(ValueError, match="next_attempt_at"):
-        copy_insert(model=Delivery, columns=columns[:2], rows=[good[:2]],
-                    constants=constants, omit=["id"])
+        copy_insert(
+            model=Delivery, columns=columns[:2], rows=[good[:2]], constants=constants, omit=["id"]
+        )
     assert not Delivery.objects.exists()
 
 
@@ -304,23 +343,37 @@ def test_each_copied_record_gets_one_plus_history_row_by_the_actor_with_its_valu
 ):
     rows = [
         time_row(time_refs),
-        time_row(time_refs, hours=Decimal("0.25"), billable=False, approved_at=None,
-                 status="submitted", mapping_versions={}, correlation_id="tab\tc"),
+        time_row(
+            time_refs,
+            hours=Decimal("0.25"),
+            billable=False,
+            approved_at=None,
+            status="submitted",
+            mapping_versions={},
+            correlation_id="tab\tc",
+        ),
         time_row(time_refs, work_date=dt.date(2026, 2, 28), bill_rate=Decimal("99.1234")),
     ]
-    ids = audited_copy_create(model=TimeEntry, columns=TIME_COLUMNS, rows=rows,
-                              actor="user:bob")
+    ids = audited_copy_create(model=TimeEntry, columns=TIME_COLUMNS, rows=rows, actor="user:bob")
 
     fields = [field.attname for field in TimeEntry._meta.concrete_fields]
     records = {r["id"]: r for r in TimeEntry.objects.filter(pk__in=ids).values(*fields)}
-    history = list(TimeEntry.history.filter(id__in=ids).values(
-        *fields, "history_type", "history_actor", "history_user_id", "history_change_reason",
-    ))
+    history = list(
+        TimeEntry.history.filter(id__in=ids).values(
+            *fields,
+            "history_type",
+            "history_actor",
+            "history_user_id",
+            "history_change_reason",
+        )
+    )
     assert sorted(h["id"] for h in history) == sorted(ids)  # one row per record
     for row in history:
         record = records[row["id"]]
         assert (row["history_type"], row["history_actor"], row["history_user_id"]) == (
-            "+", "user:bob", None
+            "+",
+            "user:bob",
+            None,
         )
         assert record["version"] == row["version"] == 1
         assert {name: row[name] for name in fields} == record
@@ -333,10 +386,12 @@ def test_each_copied_record_gets_one_plus_history_row_by_the_actor_with_its_valu
 @pytest.mark.integration
 def test_copy_writes_the_record_and_history_row_audited_bulk_create_writes(postgres, time_refs):
     row = time_row(time_refs, correlation_id="same")
-    (copied,) = audited_copy_create(model=TimeEntry, columns=TIME_COLUMNS, rows=[row],
-                                    actor="run:7")
+    (copied,) = audited_copy_create(
+        model=TimeEntry, columns=TIME_COLUMNS, rows=[row], actor="run:7"
+    )
     (created,) = audited_bulk_create(
-        model=TimeEntry, objs=[TimeEntry(**dict(zip(TIME_COLUMNS, row, strict=True)))],
+        model=TimeEntry,
+        objs=[TimeEntry(**dict(zip(TIME_COLUMNS, row, strict=True)))],
         actor="run:7",
     )
     ignore = {"id", "created_at", "updated_at", "history_id", "history_date"}
@@ -356,8 +411,10 @@ def test_a_worker_cost_rate_written_by_copy_is_encrypted_and_reads_back(postgres
     # record and in its history. COPY must not store the plain number.
     entity = f.LegalEntityFactory()
     (pk,) = audited_copy_create(
-        model=Worker, columns=("employee_number", "name", "legal_entity_id", "cost_rate"),
-        rows=[("E-COPY-1", "Ada", entity.pk, Decimal("85.5000"))], actor="run:7",
+        model=Worker,
+        columns=("employee_number", "name", "legal_entity_id", "cost_rate"),
+        rows=[("E-COPY-1", "Ada", entity.pk, Decimal("85.5000"))],
+        actor="run:7",
     )
     table = Worker._meta.db_table
     with connection.cursor() as cursor:
@@ -374,8 +431,22 @@ def test_a_worker_cost_rate_written_by_copy_is_encrypted_and_reads_back(postgres
 @pytest.fixture
 def refs(db) -> dict[str, ExternalRef]:
     """Refs with awkward external ids, keyed by external id."""
-    ids = ["A-1", "A-2", "a,b", "a", "b", "{x}", "NULL", "quote\"d", "tab\tbed", "Zoë",
-           "back\\slash\\", " spaced ", "", "x" * 255]
+    ids = [
+        "A-1",
+        "A-2",
+        "a,b",
+        "a",
+        "b",
+        "{x}",
+        "NULL",
+        'quote"d',
+        "tab\tbed",
+        "Zoë",
+        "back\\slash\\",
+        " spaced ",
+        "",
+        "x" * 255,
+    ]
     return {external_id: f.ExternalRefFactory(external_id=external_id) for external_id in ids}
 
 
@@ -390,8 +461,18 @@ def test_any_returns_exactly_the_rows_with_one_of_the_integers(refs):
 
 def test_any_returns_exactly_the_rows_with_one_of_the_strings(refs):
     # Sent as one array literal on PostgreSQL: every element quoted and escaped.
-    wanted = ["a,b", "{x}", "NULL", "quote\"d", "tab\tbed", "Zoë", "back\\slash\\",
-              " spaced ", "", "not there"]
+    wanted = [
+        "a,b",
+        "{x}",
+        "NULL",
+        'quote"d',
+        "tab\tbed",
+        "Zoë",
+        "back\\slash\\",
+        " spaced ",
+        "",
+        "not there",
+    ]
     found = ExternalRef.objects.filter(external_id__any=wanted)
     assert sorted(found.values_list("external_id", flat=True)) == sorted(wanted[:-1])
     # The same as `__in`, whatever the values.
@@ -412,7 +493,8 @@ def test_any_converts_values_not_of_the_fields_own_type_as_in_does(refs):
         found = ExternalRef.objects.filter(**{f"{field}__any": values})
         expected = ExternalRef.objects.filter(**{f"{field}__in": values})
         assert sorted(found.values_list("pk", flat=True)) == sorted(
-            expected.values_list("pk", flat=True)), (field, values)
+            expected.values_list("pk", flat=True)
+        ), (field, values)
         assert found.exists(), (field, values)
 
 

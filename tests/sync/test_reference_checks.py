@@ -25,8 +25,11 @@ MISSING = 987_654_321
 
 
 def _entry_columns(entry: TimeEntry, **override) -> dict:
-    values = {"worker_id": entry.worker_id, "project_id": entry.project_id,
-              "task_id": entry.task_id}
+    values = {
+        "worker_id": entry.worker_id,
+        "project_id": entry.project_id,
+        "task_id": entry.task_id,
+    }
     return {**values, **override}
 
 
@@ -48,13 +51,19 @@ def test_the_time_entry_table_has_no_per_row_foreign_keys_but_the_statement_chec
             "AND attname IN ('project_id', 'task_id', 'worker_id'))"
         )
         assert cursor.fetchone()[0] == 0, "a migration brought a per-row foreign key back"
-        cursor.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE "
-                       "'timeentry_%' ORDER BY 1")
+        cursor.execute(
+            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE "
+            "'timeentry_%' ORDER BY 1"
+        )
         assert [name for (name,) in cursor.fetchall()] == [
-            "timeentry_project_referenced", "timeentry_project_truncated",
-            "timeentry_references_insert", "timeentry_references_update",
-            "timeentry_task_referenced", "timeentry_task_truncated",
-            "timeentry_worker_referenced", "timeentry_worker_truncated",
+            "timeentry_project_referenced",
+            "timeentry_project_truncated",
+            "timeentry_references_insert",
+            "timeentry_references_update",
+            "timeentry_task_referenced",
+            "timeentry_task_truncated",
+            "timeentry_worker_referenced",
+            "timeentry_worker_truncated",
         ]
 
 
@@ -65,8 +74,11 @@ def test_an_entry_naming_a_missing_record_is_refused(field):
     refused = f"{field.removesuffix('_id')}.id {MISSING} that does not exist"
     with pytest.raises(IntegrityError, match=refused), transaction.atomic():
         TimeEntry.objects.create(
-            psa_id="ghost", work_date=template.work_date, hours=template.hours,
-            bill_rate=template.bill_rate, currency_id=template.currency_id,
+            psa_id="ghost",
+            work_date=template.work_date,
+            hours=template.hours,
+            bill_rate=template.bill_rate,
+            currency_id=template.currency_id,
             **_entry_columns(template, **{field: MISSING}),
         )
     assert not TimeEntry.objects.filter(psa_id="ghost").exists()
@@ -76,15 +88,48 @@ def test_an_entry_naming_a_missing_record_is_refused(field):
 def test_one_bad_row_fails_the_whole_bulk_copy_and_nothing_is_written():
     template = f.TimeEntryFactory()
     good = (template.worker_id, template.project_id, template.task_id)
-    rows = [(f"bulk-{i}", *good, template.work_date, template.hours, True, template.bill_rate,
-             template.currency_id) for i in range(50)]
-    rows[37] = ("bulk-37", template.worker_id, template.project_id, MISSING, template.work_date,
-                template.hours, True, template.bill_rate, template.currency_id)
-    columns = ("psa_id", "worker_id", "project_id", "task_id", "work_date", "hours", "billable",
-               "bill_rate", "currency_id")
+    rows = [
+        (
+            f"bulk-{i}",
+            *good,
+            template.work_date,
+            template.hours,
+            True,
+            template.bill_rate,
+            template.currency_id,
+        )
+        for i in range(50)
+    ]
+    rows[37] = (
+        "bulk-37",
+        template.worker_id,
+        template.project_id,
+        MISSING,
+        template.work_date,
+        template.hours,
+        True,
+        template.bill_rate,
+        template.currency_id,
+    )
+    columns = (
+        "psa_id",
+        "worker_id",
+        "project_id",
+        "task_id",
+        "work_date",
+        "hours",
+        "billable",
+        "bill_rate",
+        "currency_id",
+    )
     with pytest.raises(IntegrityError, match=f"sync_task.id {MISSING}"), transaction.atomic():
-        audited_copy_create(model=TimeEntry, columns=columns, rows=rows, actor="run:test",
-                            constants={"status": "approved"})
+        audited_copy_create(
+            model=TimeEntry,
+            columns=columns,
+            rows=rows,
+            actor="run:test",
+            constants={"status": "approved"},
+        )
     assert TimeEntry.objects.count() == 1
     assert TimeEntry.history.filter(psa_id__startswith="bulk-").count() == 0
 
@@ -107,10 +152,14 @@ def test_a_named_record_cannot_be_deleted_or_renumbered_behind_djangos_back(mode
     target = {Project: entry.project_id, Task: entry.task_id, Worker: entry.worker_id}[model]
     table = model._meta.db_table
     # Only these checks at once: the project's own foreign keys (its tasks') stay deferred.
-    immediate = ("SET CONSTRAINTS timeentry_project_referenced, timeentry_task_referenced, "
-                 "timeentry_worker_referenced IMMEDIATE")
-    for statement in (f"DELETE FROM {table} WHERE id = %s",  # noqa: S608 - model's table
-                      f"UPDATE {table} SET id = id + 1000000 WHERE id = %s"):  # noqa: S608
+    immediate = (
+        "SET CONSTRAINTS timeentry_project_referenced, timeentry_task_referenced, "
+        "timeentry_worker_referenced IMMEDIATE"
+    )
+    for statement in (
+        f"DELETE FROM {table} WHERE id = %s",  # noqa: S608 - model's table
+        f"UPDATE {table} SET id = id + 1000000 WHERE id = %s",  # noqa: S608
+    ):
         with pytest.raises(IntegrityError, match="still named by time entries"):
             _execute_atomically([immediate, statement], [target])
     assert model.objects.filter(pk=target).exists()
@@ -131,18 +180,23 @@ def test_a_named_record_cannot_be_truncated_away_but_goes_with_the_entries(model
     entry = f.TimeEntryFactory()
     table = model._meta.db_table
     with _connect() as truncator:
-        with pytest.raises(psycopg.errors.ForeignKeyViolation,
-                           match=f"{table} cannot be truncated while time entries"):
+        with pytest.raises(
+            psycopg.errors.ForeignKeyViolation,
+            match=f"{table} cannot be truncated while time entries",
+        ):
             truncator.execute(f"TRUNCATE {table} CASCADE")
         truncator.rollback()
         truncator.execute(f"TRUNCATE {table}, sync_timeentry CASCADE")
-        emptied = truncator.execute(f"SELECT (SELECT count(*) FROM {table}) + "  # noqa: S608
-                                    "(SELECT count(*) FROM sync_timeentry)").fetchone()[0]
+        emptied = truncator.execute(
+            f"SELECT (SELECT count(*) FROM {table}) + "  # noqa: S608
+            "(SELECT count(*) FROM sync_timeentry)"
+        ).fetchone()[0]
         truncator.rollback()
         # Outside READ COMMITTED its snapshot could miss entries: refused (decision 28).
         truncator.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState,
-                           match="needs READ COMMITTED"):
+        with pytest.raises(
+            psycopg.errors.ObjectNotInPrerequisiteState, match="needs READ COMMITTED"
+        ):
             truncator.execute(f"TRUNCATE {table}, sync_timeentry CASCADE")
         truncator.rollback()
     assert emptied == 0
@@ -153,8 +207,10 @@ def test_a_named_record_cannot_be_truncated_away_but_goes_with_the_entries(model
 def test_a_record_deleted_and_put_back_under_its_id_keeps_its_entries():
     entry = f.TimeEntryFactory()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("CREATE TEMPORARY TABLE kept ON COMMIT DROP AS "
-                       "SELECT * FROM sync_worker WHERE id = %s", [entry.worker_id])
+        cursor.execute(
+            "CREATE TEMPORARY TABLE kept ON COMMIT DROP AS SELECT * FROM sync_worker WHERE id = %s",
+            [entry.worker_id],
+        )
         cursor.execute("DELETE FROM sync_worker WHERE id = %s", [entry.worker_id])
         cursor.execute("INSERT INTO sync_worker SELECT * FROM kept")
         cursor.execute("SET CONSTRAINTS timeentry_worker_referenced IMMEDIATE")  # checks now
@@ -164,8 +220,12 @@ def test_a_record_deleted_and_put_back_under_its_id_keeps_its_entries():
 def _connect(*, autocommit: bool = False) -> psycopg.Connection:
     params = connection.get_connection_params()
     return psycopg.connect(
-        host=params.get("host"), port=params.get("port"), user=params.get("user"),
-        dbname=params.get("dbname"), password=params.get("password"), autocommit=autocommit,
+        host=params.get("host"),
+        port=params.get("port"),
+        user=params.get("user"),
+        dbname=params.get("dbname"),
+        password=params.get("password"),
+        autocommit=autocommit,
     )
 
 
@@ -178,8 +238,9 @@ _INSERT = (  # a copy of entry %(template)s, as another PSA entry booked by work
 )
 
 
-def _race(first: psycopg.Connection, second: psycopg.Connection, statement: str,
-          params: object) -> BaseException | None:
+def _race(
+    first: psycopg.Connection, second: psycopg.Connection, statement: str, params: object
+) -> BaseException | None:
     """Run `statement` on `second` in a thread while `first` holds its open transaction; once
     the statement waits for a lock (seen in pg_stat_activity: no sleeping on a guess), commit
     `first`. Returns what the statement raised, or None if it went through."""
@@ -196,8 +257,9 @@ def _race(first: psycopg.Connection, second: psycopg.Connection, statement: str,
     thread.start()
     with _connect(autocommit=True) as watcher:
         deadline = time.monotonic() + 30
-        while watcher.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
-                              [second.info.backend_pid]).fetchone() != ("Lock",):
+        while watcher.execute(
+            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [second.info.backend_pid]
+        ).fetchone() != ("Lock",):
             assert thread.is_alive(), f"it did not wait for the other transaction: {outcome}"
             assert time.monotonic() < deadline, "it never started to wait"
             time.sleep(0.01)
@@ -228,8 +290,12 @@ def test_a_new_entry_racing_a_delete_waits_for_it_and_then_fails():
     spare = f.WorkerFactory()
     with _connect() as deleter, _connect() as writer:
         deleter.execute("DELETE FROM sync_worker WHERE id = %s", [spare.pk])  # not committed
-        error = _race(deleter, writer, _INSERT,
-                      {"psa_id": "late", "worker": spare.pk, "template": template.pk})
+        error = _race(
+            deleter,
+            writer,
+            _INSERT,
+            {"psa_id": "late", "worker": spare.pk, "template": template.pk},
+        )
     assert isinstance(error, psycopg.errors.ForeignKeyViolation), error
     assert "that does not exist" in str(error)
     assert not Worker.objects.filter(pk=spare.pk).exists()
@@ -258,8 +324,9 @@ def test_a_snapshot_deleter_cannot_miss_an_entry_committed_after_its_snapshot(le
         writer.execute(_INSERT, {"psa_id": "after", "worker": spare.pk, "template": template.pk})
         writer.commit()
         deleter.execute("DELETE FROM sync_worker WHERE id = %s", [spare.pk])
-        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState,
-                           match="needs READ COMMITTED"):
+        with pytest.raises(
+            psycopg.errors.ObjectNotInPrerequisiteState, match="needs READ COMMITTED"
+        ):
             deleter.commit()
     assert Worker.objects.filter(pk=spare.pk).exists()
     assert TimeEntry.objects.get(psa_id="after").worker_id == spare.pk
@@ -276,20 +343,28 @@ def test_an_update_waits_on_a_held_worker_only_when_it_names_a_new_one():
     with _connect() as holder, _connect() as writer:
         holder.execute("SELECT 1 FROM sync_worker WHERE id = ANY (%s) FOR UPDATE", [list(workers)])
         writer.execute("SET lock_timeout = '2s'")
-        writer.execute("UPDATE sync_timeentry SET hours = hours + 1, status = 'invoiced' "
-                       "WHERE id = %s", [entry.pk])
-        writer.execute("UPDATE sync_timeentry SET worker_id = CASE id WHEN %s THEN %s ELSE %s "
-                       "END WHERE id IN (%s, %s)",
-                       [entry.pk, second.worker_id, entry.worker_id, entry.pk, second.pk])
+        writer.execute(
+            "UPDATE sync_timeentry SET hours = hours + 1, status = 'invoiced' WHERE id = %s",
+            [entry.pk],
+        )
+        writer.execute(
+            "UPDATE sync_timeentry SET worker_id = CASE id WHEN %s THEN %s ELSE %s "
+            "END WHERE id IN (%s, %s)",
+            [entry.pk, second.worker_id, entry.worker_id, entry.pk, second.pk],
+        )
         writer.commit()
         with pytest.raises(psycopg.errors.LockNotAvailable):
-            writer.execute("UPDATE sync_timeentry SET worker_id = %s WHERE id = %s",
-                           [third.pk, entry.pk])
+            writer.execute(
+                "UPDATE sync_timeentry SET worker_id = %s WHERE id = %s", [third.pk, entry.pk]
+            )
         writer.rollback()
         holder.rollback()
     entry_now = TimeEntry.objects.get(pk=entry.pk)
     assert (entry_now.hours, entry_now.status, entry_now.worker_id) == (
-        entry.hours + 1, "invoiced", second.worker_id)
+        entry.hours + 1,
+        "invoiced",
+        second.worker_id,
+    )
     assert TimeEntry.objects.get(pk=second.pk).worker_id == entry.worker_id
 
 
@@ -299,15 +374,19 @@ def test_the_migration_gives_the_foreign_keys_back_when_reversed():
 
     def foreign_keys() -> int:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND "
-                           "conrelid = 'sync_timeentry'::regclass AND confrelid = ANY (ARRAY["
-                           "'sync_project', 'sync_task', 'sync_worker']::regclass[])")
+            cursor.execute(
+                "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND "
+                "conrelid = 'sync_timeentry'::regclass AND confrelid = ANY (ARRAY["
+                "'sync_project', 'sync_task', 'sync_worker']::regclass[])"
+            )
             return cursor.fetchone()[0]
 
     def triggers() -> list[tuple[str, str]]:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT tgname, tgfoid::regproc::text FROM pg_trigger WHERE NOT "
-                           "tgisinternal AND tgname LIKE 'timeentry_%' ORDER BY 1")
+            cursor.execute(
+                "SELECT tgname, tgfoid::regproc::text FROM pg_trigger WHERE NOT "
+                "tgisinternal AND tgname LIKE 'timeentry_%' ORDER BY 1"
+            )
             return cursor.fetchall()
 
     executor = MigrationExecutor(connection)
@@ -321,9 +400,13 @@ def test_the_migration_gives_the_foreign_keys_back_when_reversed():
         assert triggers() == []
         assert foreign_keys() == 3
         with pytest.raises(IntegrityError, match="violates foreign key constraint"):
-            _execute_atomically(["SET CONSTRAINTS ALL IMMEDIATE",
-                                 "UPDATE sync_timeentry SET task_id = %s WHERE id = %s"],
-                                [MISSING, entry.pk])
+            _execute_atomically(
+                [
+                    "SET CONSTRAINTS ALL IMMEDIATE",
+                    "UPDATE sync_timeentry SET task_id = %s WHERE id = %s",
+                ],
+                [MISSING, entry.pk],
+            )
     finally:
         executor.loader.build_graph()
         executor.migrate(executor.loader.graph.leaf_nodes())

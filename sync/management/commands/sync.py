@@ -2,7 +2,7 @@
 
     sync cycle [--connection NAME …]
     sync backfill --connection NAME --entity E --from YYYY-MM-DD [--to YYYY-MM-DD]
-    sync connections [--from-sandbox [--base-url http://127.0.0.1:8100]]
+    sync connections
     sync webhooks [--portal-url http://127.0.0.1:8000] [--connection NAME …] [--wait SECONDS]
 
 Thin: parses arguments, calls one service of sync.pipeline, prints what it did.
@@ -19,20 +19,17 @@ from sync.connectors.base import TransportError
 from sync.pipeline.cycle import (
     ConnectionNotPullable,
     PageProgress,
-    connections_from_sandbox,
     sync_backfill_run,
     sync_cycle_run,
 )
 from sync.pipeline.models import Connection, SyncRun
 from sync.pipeline.models.connections import Dialect
-from sync.pipeline.sandbox_setup import legal_entity_mapping_from_sandbox
 from sync.pipeline.subscriptions import (
     SubscriptionRefused,
     billing_webhook_subscribe,
     psa_webhook_subscribe,
 )
 
-DEFAULT_SANDBOX_URL = "http://127.0.0.1:8100"
 # What each kind of connection pushes to which hook: /hooks/psa/<name>, /hooks/billing/<name>.
 SUBSCRIBE = {Dialect.KANTATA: psa_webhook_subscribe, Dialect.STRIPE: billing_webhook_subscribe}
 COUNTS = ("pulled", "created", "updated", "unchanged", "refused", "failed", "delivered")
@@ -52,34 +49,52 @@ class Command(BaseCommand):
         subparsers = parser.add_subparsers(dest="subcommand", metavar="subcommand")
         subparsers.required = True
         cycle = subparsers.add_parser("cycle", help="Run one full cycle now and print a summary.")
-        cycle.add_argument("--connection", action="append", default=[], metavar="NAME",
-                           help="Pull only this connection (repeatable); default: all enabled.")
+        cycle.add_argument(
+            "--connection",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="Pull only this connection (repeatable); default: all enabled.",
+        )
         backfill = subparsers.add_parser(
-            "backfill", help="Re-read an entity changed in a date window into the inbox "
-            "(ignores and keeps the pull watermark).")
+            "backfill",
+            help="Re-read an entity changed in a date window into the inbox "
+            "(ignores and keeps the pull watermark).",
+        )
         backfill.add_argument("--connection", required=True, metavar="NAME")
         backfill.add_argument("--entity", required=True)
         backfill.add_argument("--from", dest="date_from", required=True, metavar="DATE")
-        backfill.add_argument("--to", dest="date_to", metavar="DATE",
-                              help="Last day included (default: no end).")
-        connections = subparsers.add_parser(
-            "connections", help="List connections, or create them from a running sandbox.")
-        connections.add_argument("--from-sandbox", action="store_true",
-                                 help="Create or update one connection per sandbox system.")
-        connections.add_argument("--base-url", default=DEFAULT_SANDBOX_URL,
-                                 help="Where the sandbox is served (default %(default)s).")
+        backfill.add_argument(
+            "--to", dest="date_to", metavar="DATE", help="Last day included (default: no end)."
+        )
+        subparsers.add_parser(
+            "connections", help="List connections (`sandbox connect` creates the sandbox's)."
+        )
         webhooks = subparsers.add_parser(
-            "webhooks", help="Subscribe the PSA and billing connections to push their events "
+            "webhooks",
+            help="Subscribe the PSA and billing connections to push their events "
             "here (PSA approvals, billing invoices and payments), each with a fresh signing "
-            "secret.")
-        webhooks.add_argument("--portal-url", default="http://127.0.0.1:8000",
-                              help="Where the PSA and the billing system reach this portal "
-                                   "(default %(default)s).")
-        webhooks.add_argument("--connection", action="append", default=[], metavar="NAME",
-                              help="A Kantata or Stripe connection (repeatable; default: every "
-                                   "enabled one).")
-        webhooks.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                              help="Keep trying this long while a system does not answer.")
+            "secret.",
+        )
+        webhooks.add_argument(
+            "--portal-url",
+            default="http://127.0.0.1:8000",
+            help="Where the PSA and the billing system reach this portal (default %(default)s).",
+        )
+        webhooks.add_argument(
+            "--connection",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="A Kantata or Stripe connection (repeatable; default: every enabled one).",
+        )
+        webhooks.add_argument(
+            "--wait",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
+            help="Keep trying this long while a system does not answer.",
+        )
 
     def handle(self, *args, subcommand: str, **options):
         handler = getattr(self, f"_{subcommand}")
@@ -125,12 +140,15 @@ class Command(BaseCommand):
         until = dt.datetime.combine(end, dt.time.max, tzinfo=dt.UTC).isoformat() if end else None
 
         def progress(page: PageProgress) -> None:
-            self.stdout.write(f"{page.connection}/{page.entity}: page {page.pages}, "
-                              f"{page.records} records, {page.stored} new")
+            self.stdout.write(
+                f"{page.connection}/{page.entity}: page {page.pages}, "
+                f"{page.records} records, {page.stored} new"
+            )
 
         try:
-            run = sync_backfill_run(connection=target, entity=entity, since=since, until=until,
-                                    on_page=progress)
+            run = sync_backfill_run(
+                connection=target, entity=entity, since=since, until=until, on_page=progress
+            )
         except ConnectionNotPullable as exc:
             raise CommandError(str(exc)) from exc
         self._summary(run)
@@ -144,8 +162,9 @@ class Command(BaseCommand):
             found = found.filter(name__in=connection)
         targets = list(found.order_by("name"))
         if not targets:
-            raise CommandError("no enabled Kantata (PSA) or Stripe (billing) connection to "
-                               "subscribe")
+            raise CommandError(
+                "no enabled Kantata (PSA) or Stripe (billing) connection to subscribe"
+            )
         for target in targets:
             subscribe = SUBSCRIBE[target.dialect]
             deadline = time.monotonic() + wait
@@ -159,26 +178,12 @@ class Command(BaseCommand):
                     time.sleep(0.5)
                 except SubscriptionRefused as exc:
                     raise CommandError(str(exc)) from exc
-            self.stdout.write(f"subscribed {target.name}: {', '.join(done.event_types)} "
-                              f"→ {done.url}")
+            self.stdout.write(
+                f"subscribed {target.name}: {', '.join(done.event_types)} → {done.url}"
+            )
 
     # -- connections ---------------------------------------------------------------------------
-    def _connections(self, *, from_sandbox: bool, base_url: str, **_):
-        if from_sandbox:
-            try:
-                done = connections_from_sandbox(base_url=base_url)
-            except ValueError as exc:
-                raise CommandError(str(exc)) from exc
-            for item in done:
-                c = item.connection
-                verb = "created" if item.created else "updated"
-                self.stdout.write(f"{verb} {c.name} ({c.system}, {c.dialect}) {c.base_url}")
-            published = legal_entity_mapping_from_sandbox()
-            if published is not None:
-                self.stdout.write(
-                    f"published {published} mapping the sandbox ERP's subsidiaries"
-                )
-            return
+    def _connections(self, **_):
         for c in Connection.objects.order_by("name"):
             state = "enabled" if c.enabled else "disabled"
             self.stdout.write(f"{c.name} ({c.system}, {c.dialect}) {state} {c.base_url}")

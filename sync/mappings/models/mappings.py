@@ -43,11 +43,14 @@ class MappingSet(models.Model):
     name = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)
     system = models.CharField(
-        max_length=16, choices=System.choices, blank=True,
+        max_length=16,
+        choices=System.choices,
+        blank=True,
         help_text="The system whose values are mapped; required for a field map.",
     )
     connector = models.SlugField(
-        max_length=64, blank=True,
+        max_length=64,
+        blank=True,
         help_text="Name of the connection a field map belongs to, when the system has several.",
     )
     description = models.TextField(blank=True)
@@ -111,7 +114,12 @@ class MappingVersion(models.Model):
         max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True, editable=False
     )
     based_on = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+", editable=False,
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
         help_text="The version whose entries this one started from (rollbacks included).",
     )
     effective_from = models.DateField(
@@ -120,23 +128,39 @@ class MappingVersion(models.Model):
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-        related_name="+", editable=False,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
     )
     submitted_at = models.DateTimeField(null=True, blank=True, editable=False)
     submitted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-        related_name="+", editable=False,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
     )
     published_at = models.DateTimeField(null=True, blank=True, editable=False)
     published_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-        related_name="+", editable=False,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
     )
     retired_at = models.DateTimeField(null=True, blank=True, editable=False)
     retired_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-        related_name="+", editable=False,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
     )
 
     objects = MappingVersionQuerySet.as_manager()
@@ -216,8 +240,11 @@ class MappingVersion(models.Model):
 
     def _refused(self, *, from_status: str) -> MappingTransitionRefused:
         return MappingTransitionRefused(
-            model="MappingVersion", pk=self.pk, field="status",
-            from_status=from_status, to_status=self.status,
+            model="MappingVersion",
+            pk=self.pk,
+            field="status",
+            from_status=from_status,
+            to_status=self.status,
         )
 
 

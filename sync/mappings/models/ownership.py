@@ -28,17 +28,21 @@ class OwnershipRule(models.Model):
     """`owner_system` owns `entity`.`field` (or the whole entity, when `field` is blank)."""
 
     entity = models.CharField(
-        max_length=64, validators=[canonical_name],
+        max_length=64,
+        validators=[canonical_name],
         help_text="Canonical entity, e.g. project, worker, time_entry.",
     )
     field = models.CharField(
-        max_length=64, blank=True, validators=[canonical_name],
+        max_length=64,
+        blank=True,
+        validators=[canonical_name],
         help_text="Canonical field name; blank means the entity default.",
     )
     owner_system = models.CharField(max_length=16, choices=System.choices)
     effective_from = models.DateField()
     effective_to = models.DateField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="First day the rule no longer applies (exclusive); empty means open-ended.",
     )
     notes = models.TextField(blank=True)

@@ -26,7 +26,8 @@ from sync.pipeline.time_posting import ProcessCounts
 # What the cycle's NetSuite connector selects: the master data, and the time bills whose keys
 # tell time posting which PSA time the ERP holds already.
 ERP_COLUMNS: dict[str, tuple[str, ...]] = {
-    **erp.ERP_COLUMNS, target_records.TIME_BILL: target_records.TIME_BILL_COLUMNS,
+    **erp.ERP_COLUMNS,
+    target_records.TIME_BILL: target_records.TIME_BILL_COLUMNS,
 }
 
 Processor = Callable[..., ProcessCounts]
@@ -36,8 +37,15 @@ def _processor(system: str, entity: str, parse, plan) -> Processor:
     def process(
         *, inbox_ids: Sequence[int], run: SyncRun, now: dt.datetime | None = None
     ) -> ProcessCounts:
-        return batch_process(system=system, entity=entity, inbox_ids=inbox_ids, run=run,
-                             now=now, parse=parse, plan=plan)
+        return batch_process(
+            system=system,
+            entity=entity,
+            inbox_ids=inbox_ids,
+            run=run,
+            now=now,
+            parse=parse,
+            plan=plan,
+        )
 
     process.__name__ = f"{system}_{entity}_process"
     process.__doc__ = f"Process pending {system} {entity} inbox items as one batch."
@@ -47,7 +55,8 @@ def _processor(system: str, entity: str, parse, plan) -> Processor:
 currencies_process = _processor("erp", "currency", erp.currency_parse, erp.currency_plan)
 subsidiaries_process = _processor("erp", "subsidiary", erp.subsidiary_parse, erp.subsidiary_plan)
 accounting_periods_process = _processor(
-    "erp", "accountingPeriod", erp.period_parse, erp.period_plan)
+    "erp", "accountingPeriod", erp.period_parse, erp.period_plan
+)
 departments_process = _processor("erp", "department", erp.department_parse, erp.department_plan)
 customers_process = _processor("erp", "customer", erp.customer_parse, erp.customer_plan)
 employees_process = _processor("erp", "employee", erp.employee_parse, erp.employee_plan)
@@ -56,8 +65,7 @@ project_tasks_process = _processor("erp", "projectTask", erp.task_parse, erp.tas
 hr_users_process = _processor("hr", "Users", hr.user_parse, hr.user_plan)
 workspaces_process = _processor("psa", "workspaces", psa.workspace_parse, psa.workspace_plan)
 stories_process = _processor("psa", "stories", psa.story_parse, psa.story_plan)
-assignments_process = _processor(
-    "psa", "assignments", psa.assignment_parse, psa.assignment_plan)
+assignments_process = _processor("psa", "assignments", psa.assignment_parse, psa.assignment_plan)
 psa_users_process = _processor("psa", "users", psa.user_parse, psa.user_plan)
 
 PROCESSORS: dict[tuple[str, str], Processor] = {

@@ -37,9 +37,9 @@ from sync.connectors.base import iso_date
 from sync.mappings.ownership import OwnershipBook, ownership_merge
 from sync.mappings.selectors import ownership_book_load
 from sync.models import ExternalRef
-from sync.pipeline.exceptions import Failure, exception_items_close_for, exception_items_raise
+from sync.pipeline.exception_items import Failure, exception_items_close_for, exception_items_raise
 from sync.pipeline.models import InboxItem, SyncRun
-from sync.pipeline.models.exceptions import Queue, Stage
+from sync.pipeline.models.exception_items import Queue, Stage
 from sync.pipeline.time_posting import PayloadError, ProcessCounts
 
 MAX_TEXT = 255
@@ -62,8 +62,14 @@ class Reader:
         if required:
             self.errors.append(f"`{name}` is missing.")
 
-    def text(self, name: str, *, required: bool = True, max_length: int = MAX_TEXT,
-             source: dict[str, Any] | None = None) -> str | None:
+    def text(
+        self,
+        name: str,
+        *,
+        required: bool = True,
+        max_length: int = MAX_TEXT,
+        source: dict[str, Any] | None = None,
+    ) -> str | None:
         value = (self.payload if source is None else source).get(name)
         if value is None or value == "":
             self._missing(name, required)
@@ -77,8 +83,14 @@ class Reader:
             return None
         return text
 
-    def flag(self, name: str, *, required: bool = False, default: bool = False,
-             source: dict[str, Any] | None = None) -> bool:
+    def flag(
+        self,
+        name: str,
+        *,
+        required: bool = False,
+        default: bool = False,
+        source: dict[str, Any] | None = None,
+    ) -> bool:
         """A boolean: JSON true/false, or SuiteQL's "T"/"F"."""
         value = (self.payload if source is None else source).get(name)
         if value is None or value == "":
@@ -182,18 +194,37 @@ class Batch:
         return f"{self.system}:{self.entity}:{external_id}"
 
     def fail(
-        self, item: InboxItem, external_id: str, *, code: str, queue: str, message: str,
-        suggested_fix: str, stage: str = Stage.VALIDATE, cause: str = "",
-        category: str = "business", detail: dict[str, Any] | None = None, park: bool = True,
+        self,
+        item: InboxItem,
+        external_id: str,
+        *,
+        code: str,
+        queue: str,
+        message: str,
+        suggested_fix: str,
+        stage: str = Stage.VALIDATE,
+        cause: str = "",
+        category: str = "business",
+        detail: dict[str, Any] | None = None,
+        park: bool = True,
     ) -> None:
         """Report the record as an exception item; `park` keeps its inbox item for a replay."""
-        self.counts.failures.append(Failure(
-            record_key=self.record_key(external_id), stage=stage, queue=queue, code=code,
-            category=category, message=message[:2000], suggested_fix=suggested_fix,
-            cause=cause or code, detail=detail or {},
-            payload=item.payload if isinstance(item.payload, dict) else {},
-            correlation_id=item.correlation_id, inbox_item_id=item.id,
-        ))
+        self.counts.failures.append(
+            Failure(
+                record_key=self.record_key(external_id),
+                stage=stage,
+                queue=queue,
+                code=code,
+                category=category,
+                message=message[:2000],
+                suggested_fix=suggested_fix,
+                cause=cause or code,
+                detail=detail or {},
+                payload=item.payload if isinstance(item.payload, dict) else {},
+                correlation_id=item.correlation_id,
+                inbox_item_id=item.id,
+            )
+        )
         if park:
             self.parked.add(item.id)
 
@@ -203,8 +234,14 @@ PlanFn = Callable[[list[tuple[InboxItem, Any]], Batch], None]
 
 
 def batch_process(
-    *, system: str, entity: str, inbox_ids: Sequence[int], run: SyncRun,
-    now: dt.datetime | None, parse: Parse, plan: PlanFn,
+    *,
+    system: str,
+    entity: str,
+    inbox_ids: Sequence[int],
+    run: SyncRun,
+    now: dt.datetime | None,
+    parse: Parse,
+    plan: PlanFn,
 ) -> ProcessCounts:
     """Process the pending inbox items `inbox_ids` as one batch (see the module docstring).
 
@@ -226,8 +263,12 @@ def batch_process(
             except PayloadError as exc:
                 label = SYSTEM_LABELS.get(system, system)
                 batch.fail(
-                    item, item.external_id or f"inbox-{item.id}", code="MALFORMED_PAYLOAD",
-                    queue=Queue.INTEGRATION_OPS, stage=Stage.PARSE, category="technical",
+                    item,
+                    item.external_id or f"inbox-{item.id}",
+                    code="MALFORMED_PAYLOAD",
+                    queue=Queue.INTEGRATION_OPS,
+                    stage=Stage.PARSE,
+                    category="technical",
                     message=f"The {label} sent a {entity} record Ledgerbridge cannot read: {exc}",
                     suggested_fix=f"Check the record in the {label} (or a schema change on its "
                     "side), then replay.",
@@ -250,9 +291,9 @@ def batch_process(
         InboxItem.objects.filter(id__in=[i.id for i in items if i.id in batch.parked]).update(
             status=InboxItem.Status.PARKED, processed_at=batch.now
         )
-        InboxItem.objects.filter(
-            id__any=[i.id for i in items if i.id not in batch.parked]
-        ).update(status=InboxItem.Status.PROCESSED, processed_at=batch.now)
+        InboxItem.objects.filter(id__any=[i.id for i in items if i.id not in batch.parked]).update(
+            status=InboxItem.Status.PROCESSED, processed_at=batch.now
+        )
     counts = batch.counts
     counts.failed = len(counts.failures) - counts.refused
     return counts
@@ -271,14 +312,17 @@ def refs_load(system: str, model: type[models.Model], external_ids: Iterable[str
     return {
         ext: to_pk(object_id)
         for ext, object_id in ExternalRef.objects.filter(
-            system=system, content_type=content_type(model),
+            system=system,
+            content_type=content_type(model),
             external_id__any={e for e in external_ids if e},
         ).values_list("external_id", "object_id")
     }
 
 
 def records_by_ref(
-    system: str, model: type[models.Model], external_ids: Iterable[str],
+    system: str,
+    model: type[models.Model],
+    external_ids: Iterable[str],
     queryset: models.QuerySet | None = None,
 ) -> dict[str, Any]:
     """{external id: record} of `model` records linked in `system` (two queries)."""
@@ -295,7 +339,11 @@ def _attname(model: type[models.Model], name: str) -> str:
 
 
 def plans_apply(
-    batch: Batch, *, model: type[models.Model], owner_entity: str, plans: list[Plan],
+    batch: Batch,
+    *,
+    model: type[models.Model],
+    owner_entity: str,
+    plans: list[Plan],
     queue: str,
 ) -> dict[str, Any]:
     """Write `plans` in bulk (see the module docstring); return {external id: primary key} of
@@ -312,7 +360,8 @@ def plans_apply(
     )
     taken = dict(
         ExternalRef.objects.filter(
-            system=batch.system, content_type=ct,
+            system=batch.system,
+            content_type=ct,
             external_id__any=[p.external_id for p in plans],
         ).values_list("external_id", "object_id")
     )
@@ -336,8 +385,12 @@ def plans_apply(
             creates.append(plan)
             continue
         if record.pk in seen_records:
-            _conflict(batch, plan, model, f"{model.__name__} {record.pk} is matched by two "
-                      "records of this batch")
+            _conflict(
+                batch,
+                plan,
+                model,
+                f"{model.__name__} {record.pk} is matched by two records of this batch",
+            )
             continue
         seen_records.add(record.pk)
         ref_now = linked.get(str(record.pk))
@@ -345,31 +398,50 @@ def plans_apply(
         if (ref_now is not None and ref_now != plan.external_id) or (
             owner_now is not None and owner_now != str(record.pk)
         ):
-            _conflict(batch, plan, model, f"{model.__name__} {record.pk} is linked to "
-                      f"{ref_now or '-'}, and {plan.external_id} to {owner_now or '-'}")
+            _conflict(
+                batch,
+                plan,
+                model,
+                f"{model.__name__} {record.pk} is linked to "
+                f"{ref_now or '-'}, and {plan.external_id} to {owner_now or '-'}",
+            )
             continue
         if ref_now is None:
             new_refs.append((plan.external_id, record.pk))
         current = {name: getattr(record, _attname(model, name)) for name in plan.values}
         merge = ownership_merge(
-            entity=owner_entity, current=current, incoming=plan.values,
-            source_system=batch.system, book=batch.ownership, on=batch.today,
+            entity=owner_entity,
+            current=current,
+            incoming=plan.values,
+            source_system=batch.system,
+            book=batch.ownership,
+            on=batch.today,
         )
         for refused in merge.refused:
             batch.counts.refused += 1
-            owner, source = (SYSTEM_LABELS.get(s, s) for s in
-                             (refused.owner_system, refused.source_system))
+            owner, source = (
+                SYSTEM_LABELS.get(s, s) for s in (refused.owner_system, refused.source_system)
+            )
             batch.fail(
-                plan.item, plan.external_id, code="FIELD_OWNED_ELSEWHERE", queue=queue,
-                stage=Stage.OWN, park=False, cause=f"{owner_entity}.{refused.field}",
+                plan.item,
+                plan.external_id,
+                code="FIELD_OWNED_ELSEWHERE",
+                queue=queue,
+                stage=Stage.OWN,
+                park=False,
+                cause=f"{owner_entity}.{refused.field}",
                 message=f"The {source} changed {owner_entity} {refused.field} from "
                 f"{refused.current} to {refused.attempted}, but the {owner} owns that field: "
                 "the change was refused.",
                 suggested_fix=f"Make the change in the {owner}, or correct the ownership rule "
                 "if it is wrong.",
-                detail={"field": refused.field, "attempted": str(refused.attempted),
-                        "current": str(refused.current), "owner": refused.owner_system,
-                        "source": refused.source_system},
+                detail={
+                    "field": refused.field,
+                    "attempted": str(refused.attempted),
+                    "current": str(refused.current),
+                    "owner": refused.owner_system,
+                    "source": refused.source_system,
+                },
             )
         applied = dict(merge.applied)
         moving_to = applied.get(status_field)
@@ -379,8 +451,12 @@ def plans_apply(
         ):
             applied.pop(status_field)
             batch.fail(
-                plan.item, plan.external_id, code="STATUS_CHANGE_REFUSED", queue=queue,
-                park=False, cause=f"{owner_entity}:{from_status}->{moving_to}",
+                plan.item,
+                plan.external_id,
+                code="STATUS_CHANGE_REFUSED",
+                queue=queue,
+                park=False,
+                cause=f"{owner_entity}:{from_status}->{moving_to}",
                 message=f"The {SYSTEM_LABELS.get(batch.system, batch.system)} moved "
                 f"{owner_entity} {plan.external_id} from {from_status} to {moving_to}, which "
                 "its lifecycle does not allow; the rest of the change was applied.",
@@ -412,14 +488,18 @@ def plans_apply(
             batch.passed.append(batch.record_key(plan.external_id))
         batch.counts.created += len(created)
     if updates:
-        audited_bulk_update(model=model, objs=updates, fields=sorted(fields),
-                            actor=batch.run.actor)
+        audited_bulk_update(model=model, objs=updates, fields=sorted(fields), actor=batch.run.actor)
     if new_refs:
         audited_bulk_create(
             model=ExternalRef,
             objs=[
-                ExternalRef(system=batch.system, content_type=ct, object_id=str(pk),
-                            external_id=ext, last_synced_at=batch.now)
+                ExternalRef(
+                    system=batch.system,
+                    content_type=ct,
+                    object_id=str(pk),
+                    external_id=ext,
+                    last_synced_at=batch.now,
+                )
                 for ext, pk in new_refs
             ],
             actor=batch.run.actor,
@@ -430,33 +510,51 @@ def plans_apply(
 def _conflict(batch: Batch, plan: Plan, model: type[models.Model], why: str) -> None:
     label = SYSTEM_LABELS.get(batch.system, batch.system)
     batch.fail(
-        plan.item, plan.external_id, code="REFERENCE_CONFLICT", queue=Queue.INTEGRATION_OPS,
-        category="technical", cause=f"{batch.system}:{model.__name__}:{plan.external_id}",
-        message=f"{label} record {plan.external_id} cannot be linked to a {model.__name__}: "
-        f"{why}.",
+        plan.item,
+        plan.external_id,
+        code="REFERENCE_CONFLICT",
+        queue=Queue.INTEGRATION_OPS,
+        category="technical",
+        cause=f"{batch.system}:{model.__name__}:{plan.external_id}",
+        message=f"{label} record {plan.external_id} cannot be linked to a {model.__name__}: {why}.",
         suggested_fix="Find which link is right, correct the cross-reference, then replay.",
     )
 
 
 def missing_reference(
-    batch: Batch, item: InboxItem, external_id: str, *, what: str, ref: str | None,
-    queue: str = Queue.INTEGRATION_OPS, code: str = "REFERENCE_MISSING", fix: str = "",
+    batch: Batch,
+    item: InboxItem,
+    external_id: str,
+    *,
+    what: str,
+    ref: str | None,
+    queue: str = Queue.INTEGRATION_OPS,
+    code: str = "REFERENCE_MISSING",
+    fix: str = "",
 ) -> None:
     """Park a record whose reference (`what` `ref`) is not in Ledgerbridge yet."""
     label = SYSTEM_LABELS.get(batch.system, batch.system)
     batch.fail(
-        item, external_id, code=code, queue=queue, cause=f"{what}:{ref}",
+        item,
+        external_id,
+        code=code,
+        queue=queue,
+        cause=f"{what}:{ref}",
         message=f"{label} {batch.entity} {external_id} refers to {what} {ref}, which "
         "Ledgerbridge does not know yet.",
-        suggested_fix=fix or f"Sync the {what} first (or fix the reference in the {label}), "
-        "then replay.",
+        suggested_fix=fix
+        or f"Sync the {what} first (or fix the reference in the {label}), then replay.",
         detail={"missing": what, "reference": ref},
     )
 
 
 def levels_apply(
-    batch: Batch, *, plans: list[tuple[Plan, str | None]], parent_field: str,
-    known: dict[str, Any], apply: Callable[[list[Plan]], dict[str, Any]],
+    batch: Batch,
+    *,
+    plans: list[tuple[Plan, str | None]],
+    parent_field: str,
+    known: dict[str, Any],
+    apply: Callable[[list[Plan]], dict[str, Any]],
 ) -> None:
     """Apply plans whose `parent_field` names another record of the batch, parents first.
 

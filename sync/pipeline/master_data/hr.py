@@ -36,7 +36,7 @@ from sync.pipeline.master_data.engine import (
     records_by_ref,
     refs_load,
 )
-from sync.pipeline.models.exceptions import Queue
+from sync.pipeline.models.exception_items import Queue
 
 SYSTEM = "hr"
 ENTERPRISE_URN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -74,19 +74,22 @@ def user_parse(payload: Any) -> ScimUser:
         r.errors.append("Neither enterprise `employeeNumber` nor `externalId` is set.")
     names = data.get("name") if isinstance(data.get("name"), dict) else {}
     name = r.text("displayName", required=False, max_length=200) or r.text(
-        "formatted", required=False, max_length=200, source=names)
+        "formatted", required=False, max_length=200, source=names
+    )
     if name is None:
         r.errors.append("Neither `displayName` nor `name.formatted` is set.")
     email = r.text("userName", required=False) or ""
     if "@" not in email:
         emails = data.get("emails") if isinstance(data.get("emails"), list) else []
         primary = [e for e in emails if isinstance(e, dict) and e.get("primary")] or [
-            e for e in emails if isinstance(e, dict)]
+            e for e in emails if isinstance(e, dict)
+        ]
         email = str(primary[0].get("value") or "") if primary else ""
     active = r.flag("active", required=True)
     manager = enterprise.get("manager")
-    manager_id = r.text("value", required=False, source=manager) if isinstance(
-        manager, dict) else None
+    manager_id = (
+        r.text("value", required=False, source=manager) if isinstance(manager, dict) else None
+    )
     rate = costing.get("costRate")
     cost_rate = cost_currency = None
     if isinstance(rate, dict):
@@ -95,15 +98,24 @@ def user_parse(payload: Any) -> ScimUser:
         if cost_currency is not None and not (len(cost_currency) == 3 and cost_currency.isalpha()):
             r.errors.append("`costRate.currency` must be a three-letter ISO 4217 code.")
     keys = tuple(
-        k for k in (r.text("division", required=False, source=enterprise),
-                    r.text("organization", required=False, source=enterprise)) if k
+        k
+        for k in (
+            r.text("division", required=False, source=enterprise),
+            r.text("organization", required=False, source=enterprise),
+        )
+        if k
     )
     r.done()
     return ScimUser(
-        external_id=external_id, employee_number=number, name=name, email=email.lower()[:254],
+        external_id=external_id,
+        employee_number=number,
+        name=name,
+        email=email.lower()[:254],
         entity_keys=keys,
         cost_centre=r.text("costCenter", required=False, max_length=30, source=enterprise),
-        manager=manager_id, active=active, cost_rate=cost_rate,
+        manager=manager_id,
+        active=active,
+        cost_rate=cost_rate,
         cost_currency=cost_currency.upper() if cost_currency else None,
     )
 
@@ -119,16 +131,26 @@ def user_plan(records: list[tuple[Any, ScimUser]], batch: Batch) -> None:
         centres.setdefault(centre.code, {})[centre.legal_entity_id] = centre.pk
     _currencies_ensure({u.cost_currency for u in users if u.cost_currency}, batch)
     by_ref = records_by_ref(SYSTEM, Worker, [u.external_id for u in users])
-    by_number = Worker.objects.in_bulk({u.employee_number for u in users},
-                                       field_name="employee_number")
+    by_number = Worker.objects.in_bulk(
+        {u.employee_number for u in users}, field_name="employee_number"
+    )
     managers = refs_load(SYSTEM, Worker, [u.manager for u in users if u.manager])
     plans = []
     for item, u in records:
-        entity = next((by_code.get(k) or by_name.get(k) for k in u.entity_keys
-                       if by_code.get(k) or by_name.get(k)), None)
+        entity = next(
+            (
+                by_code.get(k) or by_name.get(k)
+                for k in u.entity_keys
+                if by_code.get(k) or by_name.get(k)
+            ),
+            None,
+        )
         if entity is None:
             batch.fail(
-                item, u.external_id, code="LEGAL_ENTITY_UNKNOWN", queue=Queue.MAPPING,
+                item,
+                u.external_id,
+                code="LEGAL_ENTITY_UNKNOWN",
+                queue=Queue.MAPPING,
                 cause=f"organization:{'/'.join(u.entity_keys)}",
                 message=f"Worker {u.employee_number}'s organisation "
                 f"{' / '.join(u.entity_keys) or '(none)'} matches no legal entity.",
@@ -142,18 +164,32 @@ def user_plan(records: list[tuple[Any, ScimUser]], batch: Batch) -> None:
             status = Status.ON_LEAVE
         options = centres.get(u.cost_centre or "", {})
         centre = options.get(entity) or next(iter(options.values()), None)
-        plans.append((Plan(
-            item=item, external_id=u.external_id, existing=existing,
-            values={"employee_number": u.employee_number, "name": u.name, "email": u.email,
-                    "legal_entity": entity, "cost_centre": centre,
-                    "employment_status": status, "cost_rate": u.cost_rate,
-                    "cost_rate_currency": u.cost_currency},
-            natural_key=u.employee_number,
-        ), u.manager))
+        plans.append(
+            (
+                Plan(
+                    item=item,
+                    external_id=u.external_id,
+                    existing=existing,
+                    values={
+                        "employee_number": u.employee_number,
+                        "name": u.name,
+                        "email": u.email,
+                        "legal_entity": entity,
+                        "cost_centre": centre,
+                        "employment_status": status,
+                        "cost_rate": u.cost_rate,
+                        "cost_rate_currency": u.cost_currency,
+                    },
+                    natural_key=u.employee_number,
+                ),
+                u.manager,
+            )
+        )
 
     def apply(ready: list[Plan]) -> dict[str, Any]:
-        return plans_apply(batch, model=Worker, owner_entity="worker", plans=ready,
-                           queue=Queue.TIME_AND_EXPENSE)
+        return plans_apply(
+            batch, model=Worker, owner_entity="worker", plans=ready, queue=Queue.TIME_AND_EXPENSE
+        )
 
     levels_apply(batch, plans=plans, parent_field="manager", known=managers, apply=apply)
 
@@ -165,6 +201,7 @@ def _currencies_ensure(codes: set[str], batch: Batch) -> None:
     missing = codes - set(Currency.objects.filter(code__in=codes).values_list("code", flat=True))
     if missing:
         audited_bulk_create(
-            model=Currency, objs=[Currency(code=c, name=c) for c in sorted(missing)],
+            model=Currency,
+            objs=[Currency(code=c, name=c) for c in sorted(missing)],
             actor=batch.run.actor,
         )

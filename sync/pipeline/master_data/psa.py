@@ -37,7 +37,7 @@ from sync.pipeline.master_data.engine import (
 )
 from sync.pipeline.master_data.workers import worker_not_in_hr, workers_by_email
 from sync.pipeline.models import InboxItem
-from sync.pipeline.models.exceptions import Queue
+from sync.pipeline.models.exception_items import Queue
 
 SYSTEM = "psa"
 LEGAL_ENTITY_SET = "legal-entity"  # the set time posting maps entities to subsidiaries with
@@ -62,34 +62,52 @@ def _record(payload: Any, what: str, read) -> Record:
 
 def workspace_parse(payload: Any) -> Record:
     def read(r: Reader) -> dict[str, Any]:
-        return {"title": r.text("title", max_length=200),
-                "code": r.text("external_reference", required=False, max_length=40),
-                "legal_entity": r.text("legal_entity", required=False, max_length=20)}
+        return {
+            "title": r.text("title", max_length=200),
+            "code": r.text("external_reference", required=False, max_length=40),
+            "legal_entity": r.text("legal_entity", required=False, max_length=20),
+        }
 
     return _record(payload, "workspace", read)
 
 
 def workspace_plan(records: list, batch: Batch) -> None:
     by_ref = records_by_ref(SYSTEM, Project, [p.external_id for _, p in records])
-    by_code = Project.objects.in_bulk({p.fields["code"] for _, p in records if p.fields["code"]},
-                                      field_name="code")
-    entities = set(LegalEntity.objects.filter(
-        code__in={p.fields["legal_entity"] for _, p in records}).values_list("code", flat=True))
+    by_code = Project.objects.in_bulk(
+        {p.fields["code"] for _, p in records if p.fields["code"]}, field_name="code"
+    )
+    entities = set(
+        LegalEntity.objects.filter(
+            code__in={p.fields["legal_entity"] for _, p in records}
+        ).values_list("code", flat=True)
+    )
     mappings = mapping_tables_load(sets=[LEGAL_ENTITY_SET])
     plans = []
     for item, p in records:
         project = by_ref.get(p.external_id) or by_code.get(p.fields["code"])
         if project is not None:
-            plans.append(Plan(item=item, external_id=p.external_id, existing=project,
-                              values={"name": p.fields["title"]}))
+            plans.append(
+                Plan(
+                    item=item,
+                    external_id=p.external_id,
+                    existing=project,
+                    values={"name": p.fields["title"]},
+                )
+            )
             continue
         entity = p.fields["legal_entity"]
-        if entity and (entity not in entities or (
-            LEGAL_ENTITY_SET in mappings.set_slugs
-            and mappings.lookup(LEGAL_ENTITY_SET, entity, batch.today) is None
-        )):
+        if entity and (
+            entity not in entities
+            or (
+                LEGAL_ENTITY_SET in mappings.set_slugs
+                and mappings.lookup(LEGAL_ENTITY_SET, entity, batch.today) is None
+            )
+        ):
             batch.fail(
-                item, p.external_id, code="LEGAL_ENTITY_UNMAPPED", queue=Queue.MAPPING,
+                item,
+                p.external_id,
+                code="LEGAL_ENTITY_UNMAPPED",
+                queue=Queue.MAPPING,
                 cause=entity,
                 message=f"Workspace {p.fields['code'] or p.external_id} belongs to legal entity "
                 f"{entity}, which has no ERP subsidiary in the published mapping: the project "
@@ -100,7 +118,10 @@ def workspace_plan(records: list, batch: Batch) -> None:
             )
             continue
         batch.fail(
-            item, p.external_id, code="PROJECT_NOT_PROVISIONED", queue=Queue.PROJECT_SETUP,
+            item,
+            p.external_id,
+            code="PROJECT_NOT_PROVISIONED",
+            queue=Queue.PROJECT_SETUP,
             cause=p.fields["code"] or p.external_id,
             message=f"Workspace {p.fields['code'] or p.external_id} ({p.fields['title']}) has "
             "no ERP project yet.",
@@ -108,8 +129,9 @@ def workspace_plan(records: list, batch: Batch) -> None:
             "external reference), then replay.",
             detail={"project_code": p.fields["code"]},
         )
-    plans_apply(batch, model=Project, owner_entity="project", plans=plans,
-                queue=Queue.PROJECT_SETUP)
+    plans_apply(
+        batch, model=Project, owner_entity="project", plans=plans, queue=Queue.PROJECT_SETUP
+    )
 
 
 # --- stories ------------------------------------------------------------------------------------
@@ -117,10 +139,12 @@ def workspace_plan(records: list, batch: Batch) -> None:
 
 def story_parse(payload: Any) -> Record:
     def read(r: Reader) -> dict[str, Any]:
-        return {"title": r.text("title", max_length=200),
-                "workspace": r.text("workspace_id"),
-                "code": r.text("external_reference", required=False, max_length=40),
-                "type": r.text("story_type", required=False) or "task"}
+        return {
+            "title": r.text("title", max_length=200),
+            "workspace": r.text("workspace_id"),
+            "code": r.text("external_reference", required=False, max_length=40),
+            "type": r.text("story_type", required=False) or "task",
+        }
 
     return _record(payload, "story", read)
 
@@ -133,23 +157,32 @@ def story_plan(records: list, batch: Batch) -> None:
     by_ref = records_by_ref(SYSTEM, Task, [p.external_id for _, p in records])
     by_key = {
         (t.project_id, t.code): t
-        for t in Task.objects.filter(project_id__in=set(projects.values()),
-                                     code__in={p.fields["code"] for _, p in records})
+        for t in Task.objects.filter(
+            project_id__in=set(projects.values()), code__in={p.fields["code"] for _, p in records}
+        )
     }
     plans = []
     for item, p in records:
         project = projects.get(p.fields["workspace"])
         if project is None:
-            missing_reference(batch, item, p.external_id, what="workspace",
-                              ref=p.fields["workspace"], queue=Queue.PROJECT_SETUP,
-                              code="PROJECT_UNKNOWN",
-                              fix="Provision the workspace's project (see its own exception "
-                              "item), then replay.")
+            missing_reference(
+                batch,
+                item,
+                p.external_id,
+                what="workspace",
+                ref=p.fields["workspace"],
+                queue=Queue.PROJECT_SETUP,
+                code="PROJECT_UNKNOWN",
+                fix="Provision the workspace's project (see its own exception item), then replay.",
+            )
             continue
         task = by_ref.get(p.external_id) or by_key.get((project, p.fields["code"]))
         if task is None:
             batch.fail(
-                item, p.external_id, code="TASK_NOT_PROVISIONED", queue=Queue.PROJECT_SETUP,
+                item,
+                p.external_id,
+                code="TASK_NOT_PROVISIONED",
+                queue=Queue.PROJECT_SETUP,
                 cause=p.fields["code"] or p.external_id,
                 message=f"Story {p.fields['code'] or p.external_id} ({p.fields['title']}) has "
                 "no ERP project task: time booked to it cannot be posted.",
@@ -158,10 +191,15 @@ def story_plan(records: list, batch: Batch) -> None:
                 detail={"task_code": p.fields["code"]},
             )
             continue
-        plans.append(Plan(item=item, external_id=p.external_id, existing=task,
-                          values={"name": p.fields["title"]}))
-    plans_apply(batch, model=Task, owner_entity="task", plans=plans,
-                queue=Queue.PROJECT_SETUP)
+        plans.append(
+            Plan(
+                item=item,
+                external_id=p.external_id,
+                existing=task,
+                values={"name": p.fields["title"]},
+            )
+        )
+    plans_apply(batch, model=Task, owner_entity="task", plans=plans, queue=Queue.PROJECT_SETUP)
 
 
 # --- users ----------------------------------------------------------------------------------------
@@ -169,10 +207,12 @@ def story_plan(records: list, batch: Batch) -> None:
 
 def user_parse(payload: Any) -> Record:
     def read(r: Reader) -> dict[str, Any]:
-        fields = {"name": r.text("full_name", max_length=200),
-                  "email": (r.text("email_address", required=False) or "").lower(),
-                  "role": r.text("headline", required=False, max_length=100),
-                  "placeholder": r.flag("is_placeholder")}
+        fields = {
+            "name": r.text("full_name", max_length=200),
+            "email": (r.text("email_address", required=False) or "").lower(),
+            "role": r.text("headline", required=False, max_length=100),
+            "placeholder": r.flag("is_placeholder"),
+        }
         if not fields["placeholder"] and not fields["email"]:
             r.errors.append("`email_address` is missing: a named user is matched by e-mail.")
         return fields
@@ -198,36 +238,54 @@ def _named_plan(records: list, batch: Batch) -> None:
         if worker is None:
             worker_not_in_hr(batch, item, p.external_id, p.fields["email"])
             continue
-        plans.append(Plan(item=item, external_id=p.external_id, existing=worker,
-                          values={"name": p.fields["name"]}))
-    plans_apply(batch, model=Worker, owner_entity="worker", plans=plans,
-                queue=Queue.TIME_AND_EXPENSE)
+        plans.append(
+            Plan(
+                item=item,
+                external_id=p.external_id,
+                existing=worker,
+                values={"name": p.fields["name"]},
+            )
+        )
+    plans_apply(
+        batch, model=Worker, owner_entity="worker", plans=plans, queue=Queue.TIME_AND_EXPENSE
+    )
 
 
 def _placeholder_plan(records: list, batch: Batch) -> None:
     users = {p.external_id for _, p in records}
     by_ref = records_by_ref(SYSTEM, RolePlaceholder, users)
     staffed: dict[str, list[str]] = {}
-    for payload in InboxItem.objects.filter(
-        system=SYSTEM, entity="assignments", payload__assignee_id__in=sorted(users)
-    ).order_by("id").values_list("payload", flat=True):
+    for payload in (
+        InboxItem.objects.filter(
+            system=SYSTEM, entity="assignments", payload__assignee_id__in=sorted(users)
+        )
+        .order_by("id")
+        .values_list("payload", flat=True)
+    ):
         if isinstance(payload, dict) and payload.get("workspace_id"):
-            staffed.setdefault(str(payload["assignee_id"]), []).append(
-                str(payload["workspace_id"]))
+            staffed.setdefault(str(payload["assignee_id"]), []).append(str(payload["workspace_id"]))
     projects = refs_load(SYSTEM, Project, {w for ws in staffed.values() for w in ws})
     plans = []
     for item, p in records:
         role = p.fields["role"] or p.fields["name"]
         existing = by_ref.get(p.external_id)
         if existing is not None:
-            plans.append(Plan(item=item, external_id=p.external_id, existing=existing,
-                              values={"role_name": role}))
+            plans.append(
+                Plan(
+                    item=item,
+                    external_id=p.external_id,
+                    existing=existing,
+                    values={"role_name": role},
+                )
+            )
             continue
-        project = next((projects[w] for w in staffed.get(p.external_id, []) if w in projects),
-                       None)
+        project = next((projects[w] for w in staffed.get(p.external_id, []) if w in projects), None)
         if project is None:
             batch.fail(
-                item, p.external_id, code="PLACEHOLDER_UNASSIGNED", queue=Queue.PROJECT_SETUP,
+                item,
+                p.external_id,
+                code="PLACEHOLDER_UNASSIGNED",
+                queue=Queue.PROJECT_SETUP,
                 cause=f"placeholder:{p.external_id}",
                 message=f"Role placeholder {p.fields['name']} ({p.external_id}) is assigned to "
                 "no provisioned project yet.",
@@ -235,10 +293,21 @@ def _placeholder_plan(records: list, batch: Batch) -> None:
                 "replay.",
             )
             continue
-        plans.append(Plan(item=item, external_id=p.external_id,
-                          values={"role_name": role}, fixed={"project": project}))
-    plans_apply(batch, model=RolePlaceholder, owner_entity="role_placeholder", plans=plans,
-                queue=Queue.PROJECT_SETUP)
+        plans.append(
+            Plan(
+                item=item,
+                external_id=p.external_id,
+                values={"role_name": role},
+                fixed={"project": project},
+            )
+        )
+    plans_apply(
+        batch,
+        model=RolePlaceholder,
+        owner_entity="role_placeholder",
+        plans=plans,
+        queue=Queue.PROJECT_SETUP,
+    )
 
 
 # --- assignments ----------------------------------------------------------------------

@@ -11,7 +11,7 @@ from django.db.models.functions import Lower
 from sync.models import Worker
 from sync.pipeline.master_data.engine import SYSTEM_LABELS, Batch
 from sync.pipeline.models import InboxItem
-from sync.pipeline.models.exceptions import Queue
+from sync.pipeline.models.exception_items import Queue
 
 
 def workers_by_email(emails: set[str]) -> dict[str, Worker]:
@@ -20,8 +20,7 @@ def workers_by_email(emails: set[str]) -> dict[str, Worker]:
         return {}
     return {
         w.email_lower: w
-        for w in Worker.objects.annotate(email_lower=Lower("email")).filter(
-            email_lower__in=emails)
+        for w in Worker.objects.annotate(email_lower=Lower("email")).filter(email_lower__in=emails)
     }
 
 
@@ -29,7 +28,10 @@ def worker_not_in_hr(batch: Batch, item: InboxItem, external_id: str, who: str) 
     """Park a record that names a worker HR has not delivered (WORKER_NOT_IN_HR)."""
     label = SYSTEM_LABELS.get(batch.system, batch.system)
     batch.fail(
-        item, external_id, code="WORKER_NOT_IN_HR", queue=Queue.TIME_AND_EXPENSE,
+        item,
+        external_id,
+        code="WORKER_NOT_IN_HR",
+        queue=Queue.TIME_AND_EXPENSE,
         cause=f"worker:{who}",
         message=f"{label} {batch.entity} {external_id} ({who}) matches no worker from the HR "
         "feed; it is linked once HR delivers the worker.",

@@ -1,7 +1,7 @@
 """Pipeline records, one module per concept."""
 
 from sync.pipeline.models.connections import Connection
-from sync.pipeline.models.exceptions import ExceptionComment, ExceptionItem
+from sync.pipeline.models.exception_items import ExceptionComment, ExceptionItem
 from sync.pipeline.models.inbox import InboxItem, PullWatermark
 from sync.pipeline.models.outbox import Delivery
 from sync.pipeline.models.runs import SyncRun

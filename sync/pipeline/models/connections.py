@@ -42,7 +42,10 @@ class Connection(models.Model):
     credentials = EncryptedTextField(blank=True, default="")
     enabled = models.BooleanField(default=True)
     rate_per_second = models.DecimalField(
-        max_digits=8, decimal_places=2, null=True, blank=True,
+        max_digits=8,
+        decimal_places=2,
+        null=True,
+        blank=True,
         help_text="Client-side request budget; empty means the target's own limits only.",
     )
     max_concurrency = models.PositiveSmallIntegerField(default=4)

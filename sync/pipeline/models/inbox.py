@@ -48,8 +48,11 @@ class InboxItem(models.Model):
     class Meta:
         indexes = [
             # Only pending items: a processed item leaves this index instead of moving in it.
-            models.Index(fields=["system", "entity", "id"], name="inbox_pending",
-                         condition=models.Q(status="pending")),
+            models.Index(
+                fields=["system", "entity", "id"],
+                name="inbox_pending",
+                condition=models.Q(status="pending"),
+            ),
             # Parked items, counted by /metrics: a stored or processed item never enters it.
             models.Index(fields=["id"], name="inbox_parked", condition=models.Q(status="parked")),
             models.Index(fields=["correlation_id"], name="inbox_correlation"),

@@ -32,7 +32,10 @@ class Delivery(models.Model):
     operation = models.CharField(max_length=64)
     # Indexed by `delivery_record` (content type, object id), which serves this key alone too.
     content_type = models.ForeignKey(
-        ContentType, on_delete=models.PROTECT, related_name="+", db_index=False,
+        ContentType,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
         db_constraint=False,
     )
     object_id = models.CharField(max_length=64)
@@ -62,14 +65,21 @@ class Delivery(models.Model):
         indexes = [
             # Claims read the pending rows of each active connection in due order: a backlog
             # of a disabled connection (or one whose circuit is open) is never walked through.
-            models.Index(fields=["connection", "next_attempt_at", "id"], name="delivery_pending",
-                         condition=models.Q(state="pending")),
-            models.Index(fields=["in_flight_since"], name="delivery_in_flight",
-                         condition=models.Q(state="in_flight")),
+            models.Index(
+                fields=["connection", "next_attempt_at", "id"],
+                name="delivery_pending",
+                condition=models.Q(state="pending"),
+            ),
+            models.Index(
+                fields=["in_flight_since"],
+                name="delivery_in_flight",
+                condition=models.Q(state="in_flight"),
+            ),
             # Failed deliveries by operation, counted by /metrics; a new delivery is never
             # failed, so the posting path does not pay for this index.
-            models.Index(fields=["operation"], name="delivery_failed",
-                         condition=models.Q(state="failed")),
+            models.Index(
+                fields=["operation"], name="delivery_failed", condition=models.Q(state="failed")
+            ),
             models.Index(fields=["content_type", "object_id"], name="delivery_record"),
             models.Index(fields=["correlation_id"], name="delivery_correlation"),
         ]

@@ -24,9 +24,7 @@ class TargetRecord(models.Model):
 
     # A connection's records go with it: they describe that target and nothing else. No index
     # of its own: the unique constraint's index starts with it.
-    connection = models.ForeignKey(
-        "pipeline.Connection", on_delete=models.CASCADE, db_index=False
-    )
+    connection = models.ForeignKey("pipeline.Connection", on_delete=models.CASCADE, db_index=False)
     record_type = models.CharField(max_length=48, help_text="The target's type, e.g. timeBill.")
     external_id = models.CharField(max_length=255, help_text="Our key, e.g. KT-TE-1234.")
     target_id = models.CharField(max_length=255, help_text="The target's own (internal) id.")
@@ -36,8 +34,9 @@ class TargetRecord(models.Model):
     class Meta:
         constraints = [
             # Also the index of the look-up by (connection, record type, external ids).
-            models.UniqueConstraint(fields=["connection", "record_type", "external_id"],
-                                    name="targetrecord_once"),
+            models.UniqueConstraint(
+                fields=["connection", "record_type", "external_id"], name="targetrecord_once"
+            ),
         ]
 
     def __str__(self) -> str:

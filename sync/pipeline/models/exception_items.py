@@ -1,0 +1,118 @@
+"""Exception queues: every record that could not be processed or delivered, owned by a team."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from sync.audit import HistoryActorFields, LeanHistoricalRecords
+from sync.models.fields import MoneyField
+
+
+class Queue(models.TextChoices):
+    CUSTOMER_MASTER = "customer_master", "Customer master"
+    PROJECT_SETUP = "project_setup", "Project set-up"
+    TIME_AND_EXPENSE = "time_and_expense", "Time and expense"
+    BILLING = "billing", "Billing"
+    TAX = "tax", "Tax"
+    INTEGRATION_OPS = "integration_ops", "Integration ops"
+    MAPPING = "mapping", "Mapping admins"
+
+
+class Stage(models.TextChoices):
+    PARSE = "parse", "Parse"
+    MAP = "map", "Map"
+    OWN = "own", "Ownership"
+    VALIDATE = "validate", "Validate"
+    DELIVER = "deliver", "Deliver"
+
+
+class ExceptionItem(models.Model):
+    """One record that failed at one stage, with what failed and what it puts at risk.
+
+    At most one open item per (record key, stage): a re-run that fails again updates the item
+    (occurrences, last failure) instead of adding another. `root_cause` groups items with one
+    cause (queue + code + the offending reference) so a hundred of them are worked as one.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        IN_PROGRESS = "in_progress", "In progress"
+        RESOLVED = "resolved", "Resolved"
+        IGNORED = "ignored", "Ignored"
+
+    OPEN_STATUSES = (Status.OPEN, Status.IN_PROGRESS)
+
+    queue = models.CharField(max_length=24, choices=Queue.choices)
+    stage = models.CharField(max_length=16, choices=Stage.choices)
+    code = models.CharField(max_length=64)
+    category = models.CharField(max_length=32, help_text="business, technical or configuration")
+    message = models.TextField()
+    suggested_fix = models.TextField(blank=True)
+    detail = models.JSONField(default=dict, blank=True, help_text="Rule or target response.")
+    record_key = models.CharField(
+        max_length=255, help_text="system:entity:external id of the failing record."
+    )
+    inbox_item = models.ForeignKey(
+        "pipeline.InboxItem", on_delete=models.SET_NULL, null=True, blank=True
+    )
+    delivery = models.ForeignKey(
+        "pipeline.Delivery", on_delete=models.SET_NULL, null=True, blank=True
+    )
+    payload = models.JSONField(default=dict, blank=True)
+    money_at_risk = MoneyField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    correlation_id = models.CharField(max_length=64, db_index=True, blank=True)
+    run = models.ForeignKey("pipeline.SyncRun", on_delete=models.SET_NULL, null=True, blank=True)
+    root_cause = models.CharField(max_length=64, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    reason = models.TextField(blank=True, help_text="Why it was resolved or ignored.")
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_exceptions",
+    )
+    occurrences = models.PositiveIntegerField(default=1)
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    sla_due_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    history = LeanHistoricalRecords(bases=[HistoryActorFields])
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["record_key", "stage"],
+                condition=Q(status__in=["open", "in_progress"]),
+                name="exception_one_open_per_record_stage",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["queue", "status", "sla_due_at"], name="exception_queue"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_queue_display()}: {self.code} on {self.record_key}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+
+class ExceptionComment(models.Model):
+    item = models.ForeignKey(ExceptionItem, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = LeanHistoricalRecords(bases=[HistoryActorFields])
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"comment on {self.item_id} by {self.author_id}"
