@@ -50,50 +50,131 @@ class Area:
 
 
 AREAS: tuple[Area, ...] = (
-    Area("exceptions", "Exceptions", "area-exceptions",
-         "Failed postings parked by queue, with money at risk, owners and replay.",
-         (FINANCE, PMO, INTEGRATION_OPS, AUDITOR), (FINANCE, PMO, INTEGRATION_OPS)),
-    Area("mappings", "Mappings", "area-mappings",
-         "Versioned mappings: legal entities, service items, tax codes, templates, rate cards.",
-         (MAPPING_ADMIN, AUDITOR), (MAPPING_ADMIN,)),
-    Area("ownership", "Ownership", "area-ownership",
-         "Which system owns which field, effective-dated.",
-         (MAPPING_ADMIN, AUDITOR), (MAPPING_ADMIN,)),
-    Area("runs", "Runs", "area-runs",
-         "Sync runs, connector health, workers, retries and dead letters.",
-         (INTEGRATION_OPS, AUDITOR), (INTEGRATION_OPS,)),
-    Area("reconciliation", "Reconciliation", "area-reconciliation",
-         "Source against target after every cycle; revenue leakage by cause.",
-         (FINANCE, EXECUTIVE, AUDITOR), (FINANCE,)),
-    Area("dashboards", "Dashboards", "area-dashboards",
-         "KPIs: invoice cycle time, approved-to-invoiced lag, unbilled time, DSO, utilisation.",
-         (EXECUTIVE, FINANCE, PMO)),
+    Area(
+        "exceptions",
+        "Exceptions",
+        "area-exceptions",
+        "Failed postings parked by queue, with money at risk, owners and replay.",
+        (FINANCE, PMO, INTEGRATION_OPS, AUDITOR),
+        (FINANCE, PMO, INTEGRATION_OPS),
+    ),
+    Area(
+        "mappings",
+        "Mappings",
+        "area-mappings",
+        "Versioned mappings: legal entities, service items, tax codes, templates, rate cards.",
+        (MAPPING_ADMIN, AUDITOR),
+        (MAPPING_ADMIN,),
+    ),
+    Area(
+        "ownership",
+        "Ownership",
+        "area-ownership",
+        "Which system owns which field, effective-dated.",
+        (MAPPING_ADMIN, AUDITOR),
+        (MAPPING_ADMIN,),
+    ),
+    Area(
+        "runs",
+        "Runs",
+        "area-runs",
+        "Sync runs, connector health, workers, retries and dead letters.",
+        (INTEGRATION_OPS, AUDITOR),
+        (INTEGRATION_OPS,),
+    ),
+    Area(
+        "reconciliation",
+        "Reconciliation",
+        "area-reconciliation",
+        "Source against target after every cycle; revenue leakage by cause.",
+        (FINANCE, EXECUTIVE, AUDITOR),
+        (FINANCE,),
+    ),
+    Area(
+        "dashboards",
+        "Dashboards",
+        "area-dashboards",
+        "KPIs: invoice cycle time, approved-to-invoiced lag, unbilled time, DSO, utilisation.",
+        (EXECUTIVE, FINANCE, PMO),
+    ),
 )
 AREA_BY_SLUG = {area.slug: area for area in AREAS}
 
 # Canonical models by what they are, as `app_label.model_name` (lower case).
 REFERENCE_DATA = (
-    "sync.legalentity", "sync.currency", "sync.fxrate", "sync.taxcode", "sync.costcentre",
-    "sync.ratecard", "sync.ratecardline",
+    "sync.legalentity",
+    "sync.currency",
+    "sync.fxrate",
+    "sync.taxcode",
+    "sync.costcentre",
+    "sync.ratecard",
+    "sync.ratecardline",
 )
 COMMERCIAL = ("sync.customer", "sync.opportunity", "sync.contract")
 DELIVERY = (
-    "sync.project", "sync.task", "sync.worker", "sync.roleplaceholder", "sync.assignment",
-    "sync.milestone", "sync.usagerecord",
+    "sync.project",
+    "sync.task",
+    "sync.worker",
+    "sync.roleplaceholder",
+    "sync.assignment",
+    "sync.milestone",
+    "sync.usagerecord",
 )
 TRANSACTIONS = ("sync.timeentry", "sync.expense")
 BILLING = (
-    "sync.invoicecandidate", "sync.invoice", "sync.invoiceline", "sync.payment",
+    "sync.invoicecandidate",
+    "sync.invoice",
+    "sync.invoiceline",
+    "sync.payment",
     "sync.revenueentry",
 )
 LINKS = ("sync.externalref",)
 ALL_CANONICAL = REFERENCE_DATA + COMMERCIAL + DELIVERY + TRANSACTIONS + BILLING + LINKS
 # The pipeline's own records.
 EXCEPTIONS = ("pipeline.exceptionitem", "pipeline.exceptioncomment")
-PLUMBING = ("pipeline.connection", "pipeline.inboxitem", "pipeline.delivery", "pipeline.syncrun",
-            "pipeline.targetrecord")
-MAPPINGS = ("mappings.mappingset", "mappings.mappingversion", "mappings.mappingentry",
-            "mappings.ownershiprule")
+PLUMBING = (
+    "pipeline.connection",
+    "pipeline.inboxitem",
+    "pipeline.delivery",
+    "pipeline.syncrun",
+    "pipeline.targetrecord",
+)
+MAPPINGS = (
+    "mappings.mappingset",
+    "mappings.mappingversion",
+    "mappings.mappingentry",
+    "mappings.ownershiprule",
+)
+
+
+# Which exception queues each role works (or, for the auditor, reads). Finance owns the money
+# queues; PMO project set-up; integration ops and the auditor see every queue.
+ALL_QUEUES = (
+    "customer_master",
+    "project_setup",
+    "time_and_expense",
+    "billing",
+    "tax",
+    "mapping",
+    "integration_ops",
+)
+FINANCE_QUEUES = ("time_and_expense", "billing", "tax")
+QUEUES_BY_ROLE: dict[str, tuple[str, ...]] = {
+    FINANCE: ("customer_master", "project_setup", *FINANCE_QUEUES, "mapping"),
+    PMO: ("project_setup",),
+    INTEGRATION_OPS: ALL_QUEUES,
+    AUDITOR: ALL_QUEUES,
+}
+
+
+def queues_for(user) -> tuple[str, ...]:
+    """The exception queues `user` may open, in the order of ALL_QUEUES (superuser: all)."""
+    if user.is_superuser:
+        return ALL_QUEUES
+    held = {
+        q for g in user.groups.values_list("name", flat=True) for q in QUEUES_BY_ROLE.get(g, ())
+    }
+    return tuple(q for q in ALL_QUEUES if q in held)
 
 
 def _view(models: tuple[str, ...]) -> list[str]:
@@ -110,18 +191,27 @@ def _edit(models: tuple[str, ...]) -> list[str]:
 
 MODEL_PERMISSIONS: dict[str, list[str]] = {
     # Finance works time, expense, invoice and tax failures and needs labour cost to do it.
-    FINANCE: [*_view(ALL_CANONICAL), "sync.view_cost_rate", *_view(EXCEPTIONS),
-              *_edit(EXCEPTIONS)],
+    FINANCE: [*_view(ALL_CANONICAL), "sync.view_cost_rate", *_view(EXCEPTIONS), *_edit(EXCEPTIONS)],
     # PMO sets up projects and staffing; sees delivery and commercial records, not cost rates.
-    PMO: [*_view((*COMMERCIAL, *DELIVERY, *TRANSACTIONS, "sync.legalentity", "sync.currency")),
-          *_view(EXCEPTIONS), *_edit(EXCEPTIONS)],
+    PMO: [
+        *_view((*COMMERCIAL, *DELIVERY, *TRANSACTIONS, "sync.legalentity", "sync.currency")),
+        *_view(EXCEPTIONS),
+        *_edit(EXCEPTIONS),
+    ],
     # Mapping admins keep reference data right.
-    MAPPING_ADMIN: [*_view(REFERENCE_DATA + COMMERCIAL + DELIVERY + MAPPINGS),
-                    *_edit(REFERENCE_DATA + MAPPINGS), "mappings.delete_mappingversion",
-                    "mappings.publish_mappingversion"],
+    MAPPING_ADMIN: [
+        *_view(REFERENCE_DATA + COMMERCIAL + DELIVERY + MAPPINGS),
+        *_edit(REFERENCE_DATA + MAPPINGS),
+        "mappings.delete_mappingversion",
+        "mappings.publish_mappingversion",
+    ],
     # Integration ops run the plumbing: every record and its cross-references, read-only here.
-    INTEGRATION_OPS: [*_view((*ALL_CANONICAL, *EXCEPTIONS, *PLUMBING)), *_edit(EXCEPTIONS),
-                      "pipeline.change_connection", "pipeline.add_connection"],
+    INTEGRATION_OPS: [
+        *_view((*ALL_CANONICAL, *EXCEPTIONS, *PLUMBING)),
+        *_edit(EXCEPTIONS),
+        "pipeline.change_connection",
+        "pipeline.add_connection",
+    ],
     # Executives see figures, composed on dashboards; record-level reads of commercial data.
     EXECUTIVE: _view((*COMMERCIAL, "sync.project", "sync.invoice", "sync.payment")),
     # Auditors read everything and change nothing; cost rates stay masked for them.
@@ -149,9 +239,9 @@ def roles_sync(*, using: str = "default") -> None:
         wanted = role_permissions(role)
         found = {
             f"{p.content_type.app_label}.{p.codename}": p
-            for p in Permission.objects.using(using).select_related("content_type").filter(
-                codename__in=[w.split(".", 1)[1] for w in wanted]
-            )
+            for p in Permission.objects.using(using)
+            .select_related("content_type")
+            .filter(codename__in=[w.split(".", 1)[1] for w in wanted])
         }
         missing = [w for w in wanted if w not in found]
         if missing:

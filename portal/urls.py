@@ -2,12 +2,28 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from portal import views
-from portal.roles import AREAS
+from portal import exceptions, views
+from portal.roles import AREA_BY_SLUG, AREAS
+
+# Areas with pages of their own; the others show the generic area page until theirs land.
+BUILT = {"exceptions": exceptions.exceptions_overview}
 
 urlpatterns = [
     path("", views.home, name="home"),
-    *[path(f"{a.slug}/", views.area, {"slug": a.slug}, name=a.url_name) for a in AREAS],
+    *[
+        path(f"{a.slug}/", views.area, {"slug": a.slug}, name=a.url_name)
+        for a in AREAS
+        if a.slug not in BUILT
+    ],
+    path("exceptions/", BUILT["exceptions"], name=AREA_BY_SLUG["exceptions"].url_name),
+    path("exceptions/groups/", exceptions.exceptions_groups, name="exceptions-groups"),
+    path(
+        "exceptions/groups/<slug:root_cause>/act/",
+        exceptions.exception_group_act,
+        name="exceptions-group-act",
+    ),
+    path("exceptions/<int:pk>/", exceptions.exception_item_detail, name="exceptions-item"),
+    path("exceptions/<int:pk>/act/", exceptions.exception_item_act, name="exceptions-item-act"),
     path("runs/ping/", views.worker_ping, name="worker-ping"),
     path("metrics", views.metrics, name="metrics"),
     path("hooks/", include("sync.urls")),

@@ -171,6 +171,7 @@ _ITEM_FIELDS = (
     "delivery_id",
     "run_id",
     "root_cause",
+    "cause",
 )
 
 
@@ -194,6 +195,7 @@ def _item_values(failure: Failure, *, run_id: int | None) -> dict[str, Any]:
         "root_cause": root_cause_signature(
             queue=failure.queue, code=failure.code, cause=failure.cause
         ),
+        "cause": failure.cause[:255],
     }
 
 
@@ -271,6 +273,39 @@ def _close(*, item: ExceptionItem, status: str, reason: str, user: Any) -> Excep
         item._history_user = user
         item.save()
     return item
+
+
+def exception_items_close(
+    *, items: Sequence[ExceptionItem], status: str, reason: str, user: Any
+) -> int:
+    """Resolve or ignore many open items at once, with one reason: one locked read and one bulk
+    write with history naming `user`. Items already closed are left alone. Returns how many
+    were closed. Raises ExceptionActionRefused without a reason or for another status."""
+    reason = reason.strip()
+    if not reason:
+        raise ExceptionActionRefused("Say why: a reason is required.")
+    if status not in (ExceptionItem.Status.RESOLVED, ExceptionItem.Status.IGNORED):
+        raise ExceptionActionRefused(f"Items are closed as resolved or ignored, not {status}.")
+    now = timezone.now()
+    with transaction.atomic():
+        locked = list(
+            ExceptionItem.objects.select_for_update()
+            .filter(pk__in=[i.pk for i in items], status__in=ExceptionItem.OPEN_STATUSES)
+            .order_by("pk")
+        )
+        for item in locked:
+            item.status, item.reason, item.closed_at = status, reason, now
+        if not locked:
+            return 0
+        bulk_update_with_history(
+            locked,
+            ExceptionItem,
+            fields=["status", "reason", "closed_at"],
+            batch_size=500,
+            default_user=user,
+            custom_historical_attrs={"history_actor": actor_for_user(user)},
+        )
+    return len(locked)
 
 
 def exception_item_resolve(*, item: ExceptionItem, reason: str, user: Any) -> ExceptionItem:

@@ -24,7 +24,7 @@ from django.db import models
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from portal.roles import AREAS, ROLES, STAFF_ROLES, role_permissions
+from portal.roles import AREAS, QUEUES_BY_ROLE, ROLES, STAFF_ROLES, role_permissions
 from tests import factories as f
 
 ANONYMOUS = "anonymous"
@@ -271,6 +271,19 @@ SIMPLE_NAMES = {  # URL name -> its kind, for URLs that take no object
     "admin:autocomplete": "admin-autocomplete",
 }
 AREA_NAMES = {area.url_name: area for area in AREAS}
+# Pages of an area about one seeded object: URL name -> (kind, how to build its arguments).
+EXCEPTION_PAGES = {
+    "exceptions-groups": ("exceptions-groups", lambda seeded: []),
+    "exceptions-item": ("exceptions-item", lambda seeded: [seeded["pipeline.exceptionitem"].pk]),
+    "exceptions-item-act": (
+        "exceptions-item-act",
+        lambda seeded: [seeded["pipeline.exceptionitem"].pk],
+    ),
+    "exceptions-group-act": (
+        "exceptions-group-act",
+        lambda seeded: [seeded["pipeline.exceptionitem"].root_cause],
+    ),
+}
 WEBHOOK_NAMES = {"sync:billing-webhook": "billing", "sync:psa-webhook": "psa"}
 
 
@@ -284,6 +297,11 @@ def surface_walk(seeded: dict[str, models.Model]) -> tuple[list[Cell], list[str]
             cells += [Cell(SIMPLE_NAMES[name], reverse(name), m, name) for m in methods]
         elif name in AREA_NAMES:
             cells += [Cell("area", reverse(name), m, AREA_NAMES[name].slug) for m in methods]
+        elif name in EXCEPTION_PAGES:
+            kind, arguments = EXCEPTION_PAGES[name]
+            url = reverse(name, args=arguments(seeded))
+            queue = seeded["pipeline.exceptionitem"].queue
+            cells += [Cell(kind, url, m, queue) for m in methods]
         elif name in WEBHOOK_NAMES:
             url = reverse(name, args=["no-such-connection"])
             cells += [Cell("webhook", url, m, name) for m in methods]
@@ -374,6 +392,8 @@ def expected(user: str, cell: Cell) -> set[object]:
         if not get:
             return {405}
         return {200} if user in area.roles else {403}
+    if kind.startswith("exceptions-"):
+        return _exceptions_expected(user, cell, perms)
     if kind == "worker-ping":
         runs = next(a for a in AREAS if a.slug == "runs")
         if get:
@@ -384,6 +404,29 @@ def expected(user: str, cell: Cell) -> set[object]:
     if kind == "password-change-done":
         return {200} if get else {405}
     raise AssertionError(f"no rule for {kind}")
+
+
+def _exceptions_expected(user: str, cell: Cell, perms: set[str]) -> set[object]:
+    """The Exceptions area: its roles read, its operators act, each in its own queues
+    (`cell.label` is the seeded item's queue); an item of another queue does not exist (404)."""
+    get = cell.method == "GET"
+    area = next(a for a in AREAS if a.slug == "exceptions")
+    opens = user in area.roles
+    sees_queue = cell.label in QUEUES_BY_ROLE.get(user, ())
+    acts = user in area.operators and "pipeline.change_exceptionitem" in perms
+    if cell.kind in ("exceptions-groups", "exceptions-item"):
+        if not get:
+            return {405}
+        if not opens:
+            return {403}
+        return {200} if cell.kind == "exceptions-groups" or sees_queue else {404}
+    if get:
+        return {405}
+    if not (opens and acts):
+        return {403}
+    if cell.kind == "exceptions-item-act" and not sees_queue:
+        return {404}
+    return {302}  # the page again, with what happened (here: an unknown action) as a message
 
 
 def _admin_expected(user: str, cell: Cell, perms: set[str]) -> set[object]:

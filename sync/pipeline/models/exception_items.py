@@ -66,6 +66,9 @@ class ExceptionItem(models.Model):
     correlation_id = models.CharField(max_length=64, db_index=True, blank=True)
     run = models.ForeignKey("pipeline.SyncRun", on_delete=models.SET_NULL, null=True, blank=True)
     root_cause = models.CharField(max_length=64, db_index=True)
+    cause = models.CharField(
+        max_length=255, blank=True, help_text="The offending reference the root cause names."
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     reason = models.TextField(blank=True, help_text="Why it was resolved or ignored.")
     assignee = models.ForeignKey(

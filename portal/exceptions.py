@@ -1,0 +1,251 @@
+"""The Exceptions area: queue cards and the item list, root-cause groups, one item, and the
+actions people take on them. Thin views: the reads are `sync.pipeline.exception_queries`, the
+writes the same services the commands and tasks call (`exception_items`, `replay`).
+
+Who sees what: the area needs `portal.area_exceptions`; each role sees its own queues
+(`portal.roles.QUEUES_BY_ROLE`), and an item of another queue does not exist for it (404).
+Every action (POST) needs `portal.act_exceptions` and `pipeline.change_exceptionitem`: the
+auditor reads everything and acts on nothing. Payloads are shown through `sync.redaction`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST, require_safe
+
+from portal.roles import AREA_BY_SLUG, queues_for
+from sync.errors import DomainError
+from sync.pipeline import exception_items as actions
+from sync.pipeline.exception_filters import ExceptionItemFilter
+from sync.pipeline.exception_queries import (
+    exception_groups,
+    exception_items_page,
+    exception_queue_cards,
+)
+from sync.pipeline.models import Delivery, ExceptionItem, InboxItem
+from sync.pipeline.replay import REPLAY_GROUP_LIMIT, exception_items_replay
+from sync.redaction import cost_rates_visible_to, value_redact
+
+AREA = AREA_BY_SLUG["exceptions"]
+ACT_PERMISSIONS = (AREA.act_permission, "pipeline.change_exceptionitem")
+TIMELINE_LIMIT = 50
+
+
+def _queues(request: HttpRequest) -> tuple[str, ...]:
+    if not request.user.has_perm(AREA.permission):
+        raise PermissionDenied("The Exceptions area is not one of your role's areas.")
+    return queues_for(request.user)
+
+
+def _may_act(request: HttpRequest) -> bool:
+    return request.user.has_perms(ACT_PERMISSIONS)
+
+
+def _item(request: HttpRequest, pk: int) -> ExceptionItem:
+    item = (
+        ExceptionItem.objects.filter(pk=pk, queue__in=_queues(request))
+        .select_related("assignee", "inbox_item", "delivery")
+        .first()
+    )
+    if item is None:
+        raise Http404("No such exception item in your queues.")
+    return item
+
+
+@require_safe
+def exceptions_overview(request: HttpRequest) -> HttpResponse:
+    """`/exceptions/`: a card per queue, then the filtered list, most money at risk first."""
+    queues = _queues(request)
+    base = ExceptionItem.objects.filter(queue__in=queues)
+    found = ExceptionItemFilter(request.GET or None, queryset=base, user=request.user)
+    page = exception_items_page(items=found.qs, cursor=request.GET.get("after"))
+    next_query = None
+    if page.next_cursor:
+        query = request.GET.copy()
+        query["after"] = page.next_cursor
+        next_query = query.urlencode()
+    return render(
+        request,
+        "portal/exceptions/overview.html",
+        {
+            "area": AREA,
+            "cards": exception_queue_cards(queues=queues),
+            "filter": found,
+            "page": page,
+            "next_query": next_query,
+            "paged": "after" in request.GET,
+            "may_act": _may_act(request),
+        },
+    )
+
+
+@require_safe
+def exceptions_groups(request: HttpRequest) -> HttpResponse:
+    """`/exceptions/groups/`: open items by root cause, the unit people fix and replay."""
+    return render(
+        request,
+        "portal/exceptions/groups.html",
+        {
+            "area": AREA,
+            "groups": exception_groups(queues=_queues(request)),
+            "may_act": _may_act(request),
+        },
+    )
+
+
+def payload_fields(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """A JSON payload as (dotted path, value) rows, in document order."""
+    if isinstance(value, dict):
+        rows: list[tuple[str, Any]] = []
+        for key, item in value.items():
+            rows += payload_fields(item, f"{prefix}.{key}" if prefix else str(key))
+        return rows or [(prefix, "{}")]
+    if isinstance(value, list):
+        rows = []
+        for index, item in enumerate(value):
+            rows += payload_fields(item, f"{prefix}[{index}]")
+        return rows or [(prefix, "[]")]
+    return [(prefix, value)]
+
+
+def _timeline(item: ExceptionItem) -> list[dict[str, Any]]:
+    """Inbox items, deliveries and exception items sharing the item's correlation id, by time."""
+    if not item.correlation_id:
+        return []
+    corr = item.correlation_id
+    events = [
+        {
+            "at": i.received_at,
+            "what": f"Received {i.system} {i.entity} {i.external_id}",
+            "state": i.status,
+        }
+        for i in InboxItem.objects.filter(correlation_id=corr).order_by("pk")[:TIMELINE_LIMIT]
+    ]
+    events += [
+        {
+            "at": d.delivered_at or d.created_at,
+            "what": f"Delivery {d.operation} {d.external_id}",
+            "state": d.state,
+        }
+        for d in Delivery.objects.filter(correlation_id=corr).order_by("pk")[:TIMELINE_LIMIT]
+    ]
+    events += [
+        {
+            "at": e.first_failed_at,
+            "what": f"Exception {e.code} ({e.get_queue_display()})",
+            "state": e.status,
+            "pk": e.pk,
+        }
+        for e in ExceptionItem.objects.filter(correlation_id=corr).order_by("pk")[:TIMELINE_LIMIT]
+    ]
+    return sorted(events, key=lambda event: event["at"])
+
+
+@require_safe
+def exception_item_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """`/exceptions/<id>/`: the item, its payload as fields, its trace, history and comments."""
+    item = _item(request, pk)
+    visible = cost_rates_visible_to(request.user)
+    payload = value_redact(item.payload, cost_rates_visible=visible)
+    detail = value_redact(item.detail, cost_rates_visible=visible)
+    return render(
+        request,
+        "portal/exceptions/item.html",
+        {
+            "area": AREA,
+            "item": item,
+            "payload_rows": payload_fields(payload),
+            "payload_json": json.dumps(payload, indent=2, default=str),
+            "detail_rows": payload_fields(detail) if detail else [],
+            "timeline": _timeline(item),
+            "history": item.history.select_related("history_user").order_by("-history_id")[:50],
+            "comments": item.comments.select_related("author").order_by("pk"),
+            "may_act": _may_act(request),
+        },
+    )
+
+
+def _act_check(request: HttpRequest) -> tuple[str, ...]:
+    queues = _queues(request)
+    if not _may_act(request):
+        raise PermissionDenied("Your role reads the exception queues; it does not act on them.")
+    return queues
+
+
+def _done(request: HttpRequest, text: str) -> None:
+    messages.success(request, text)
+
+
+@require_POST
+def exception_item_act(request: HttpRequest, pk: int) -> HttpResponse:
+    """One action on one item: assign to me, comment, replay, resolve, ignore."""
+    _act_check(request)
+    item = _item(request, pk)
+    action = request.POST.get("action", "")
+    user = request.user
+    try:
+        if action == "assign_me":
+            actions.exception_item_assign(item=item, assignee=user, user=user)
+            _done(request, f"Item {item.pk} is yours.")
+        elif action == "comment":
+            actions.exception_item_comment(item=item, body=request.POST.get("body", ""), user=user)
+            _done(request, "Comment added.")
+        elif action == "replay":
+            result = exception_items_replay(items=[item], user=user)
+            _done(request, f"Replayed: {result.resolved} resolved, {result.still_open} still open.")
+        elif action in ("resolve", "ignore"):
+            close = (
+                actions.exception_item_resolve
+                if action == "resolve"
+                else (actions.exception_item_ignore)
+            )
+            close(item=item, reason=request.POST.get("reason", ""), user=user)
+            _done(request, f"Item {item.pk} {action}d.")
+        else:
+            messages.error(request, f"Unknown action {action!r}.")
+    except DomainError as refused:
+        messages.error(request, str(refused))
+    return redirect("exceptions-item", pk=item.pk)
+
+
+@require_POST
+def exception_group_act(request: HttpRequest, root_cause: str) -> HttpResponse:
+    """One action on every open item of a root-cause group: replay, resolve or ignore."""
+    queues = _act_check(request)
+    items = list(
+        ExceptionItem.objects.filter(
+            root_cause=root_cause, queue__in=queues, status__in=ExceptionItem.OPEN_STATUSES
+        ).order_by("pk")[:REPLAY_GROUP_LIMIT]
+    )
+    action = request.POST.get("action", "")
+    back = redirect(reverse("exceptions-groups"))
+    if not items:
+        messages.error(request, "That group has no open items in your queues.")
+        return back
+    reason = request.POST.get("reason", "")
+    try:
+        if action == "replay":
+            result = exception_items_replay(items=items, user=request.user)
+            _done(
+                request,
+                f"Replayed {result.items}: {result.resolved} resolved, "
+                f"{result.still_open} still open.",
+            )
+        elif action in ("resolve", "ignore"):
+            status = "resolved" if action == "resolve" else "ignored"
+            closed = actions.exception_items_close(
+                items=items, status=status, reason=reason, user=request.user
+            )
+            _done(request, f"{closed} items {status}.")
+        else:
+            messages.error(request, f"Unknown action {action!r}.")
+    except DomainError as refused:
+        messages.error(request, str(refused))
+    return back
