@@ -24,11 +24,15 @@ STATUSES = (("open", "Open and in progress"), *ExceptionItem.Status.choices)
 class ExceptionItemFilter(django_filters.FilterSet):
     """Filters people combine on a queue: all optional, all in the URL."""
 
-    tab = django_filters.ChoiceFilter(choices=TABS, method="_tab", empty_label="All")
+    tab = django_filters.ChoiceFilter(choices=TABS, method="_tab", empty_label="All", label="Tab")
     queue = django_filters.ChoiceFilter(choices=Queue.choices, empty_label="Any queue")
     code = django_filters.CharFilter(lookup_expr="exact", max_length=64)
-    status = django_filters.ChoiceFilter(choices=STATUSES, method="_status", empty_label="Open")
-    system = django_filters.ChoiceFilter(choices=SYSTEMS, method="_system", empty_label="Any")
+    status = django_filters.ChoiceFilter(
+        choices=STATUSES, method="_status", empty_label="Open", label="Status"
+    )
+    system = django_filters.ChoiceFilter(
+        choices=SYSTEMS, method="_system", empty_label="Any", label="System"
+    )
     assignee = django_filters.CharFilter(method="_assignee", max_length=150, label="Assignee")
     older_than_days = django_filters.NumberFilter(
         method="_older", min_value=0, max_value=3650, label="Older than (days)"

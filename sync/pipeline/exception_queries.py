@@ -125,20 +125,31 @@ class RootCauseGroup:
     cause: str
     message: str
     suggested_fix: str
-    record_kind: str
+    record_nouns: tuple[str, str]
     items: int
     oldest: dt.datetime | None
     money: list[tuple[str, Decimal]] = field(default_factory=list)
 
+    @property
+    def record_kind(self) -> str:
+        """What the items are, in the number the count needs: "1 time entry", "3 time entries"."""
+        return self.record_nouns[0] if self.items == 1 else self.record_nouns[1]
 
-def _record_kind(record_key: str) -> str:
-    """`psa:time_entry:123` → "time entries" (what the group's items are)."""
+
+def _record_nouns(record_key: str) -> tuple[str, str]:
+    """`psa:time_entry:123` → ("time entry", "time entries"): what the group's items are."""
     parts = record_key.split(":")
     entity = parts[1] if len(parts) > 2 else "record"
-    noun = entity.replace("_", " ").lower().rstrip("s")
+    noun = entity.replace("_", " ").lower()
+    if noun.endswith("ies"):
+        noun = f"{noun[:-3]}y"
+    elif noun.endswith(("xes", "sses")):
+        noun = noun[:-2]
+    elif noun.endswith("s") and not noun.endswith("ss"):
+        noun = noun[:-1]
     if noun.endswith("y"):
-        return f"{noun[:-1]}ies"
-    return f"{noun}es" if noun.endswith("x") else f"{noun}s"
+        return noun, f"{noun[:-1]}ies"
+    return noun, f"{noun}es" if noun.endswith(("x", "ss")) else f"{noun}s"
 
 
 def exception_groups(*, queues: Sequence[str], limit: int = 200) -> list[RootCauseGroup]:
@@ -173,7 +184,7 @@ def exception_groups(*, queues: Sequence[str], limit: int = 200) -> list[RootCau
             cause=row["cause"] or "",
             message=row["message"],
             suggested_fix=row["suggested_fix"],
-            record_kind=_record_kind(row["record_key"]),
+            record_nouns=_record_nouns(row["record_key"]),
             items=row["items"],
             oldest=row["oldest"],
             money=money.get(row["root_cause"], []),

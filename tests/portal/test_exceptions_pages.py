@@ -197,3 +197,31 @@ def test_the_role_table_names_every_queue_the_pipeline_raises_items_in():
 
     assert set(ALL_QUEUES) == set(Queue.values)
     assert all(set(queues) <= set(ALL_QUEUES) for queues in QUEUES_BY_ROLE.values())
+
+
+@pytest.mark.parametrize(
+    ("record_key", "one", "many"),
+    [
+        ("psa:time_entry:1", "time entry", "time entries"),
+        ("psa:stories:9", "story", "stories"),
+        ("hr:Users:u-1", "user", "users"),
+        ("crm:address:4", "address", "addresses"),
+        ("odd", "record", "records"),
+    ],
+)
+def test_a_group_names_its_records_in_the_number_its_count_needs(record_key, one, many):
+    from sync.pipeline.exception_queries import RootCauseGroup, _record_nouns
+
+    nouns = _record_nouns(record_key)
+    group = dict(
+        root_cause="r",
+        queue="q",
+        code="C",
+        cause="",
+        message="",
+        suggested_fix="",
+        record_nouns=nouns,
+        oldest=None,
+    )
+    assert RootCauseGroup(items=1, **group).record_kind == one
+    assert RootCauseGroup(items=2, **group).record_kind == many
