@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import UTC, datetime
 
 from celery import Celery
-from celery.signals import before_task_publish
+from celery.signals import after_setup_logger, before_task_publish
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -44,3 +45,32 @@ def _stamp_publish_time(headers: dict | None = None, **kwargs) -> None:
     """Stamp every message with its publish time, so workers can measure queue latency."""
     if headers is not None:
         headers.setdefault("lb_sent_at", datetime.now(UTC).isoformat())
+
+
+# Tasks beat sends every few seconds: their "received", "succeeded" and "sending due task"
+# lines are DEBUG, so that a terminal running `make run` shows what people did, not the clock.
+ROUTINE_TASKS = (
+    "sync.deliveries_sweep",
+    "sync.deliveries_send_due",
+    "sync.metrics_totals_refresh",
+    "portal.heartbeat",
+)
+CHATTY_LOGGERS = ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+
+
+class RoutineTasksAtDebug(logging.Filter):
+    """Drops INFO lines about ROUTINE_TASKS unless the logger shows DEBUG; failures pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO or logging.getLogger(record.name).isEnabledFor(
+            logging.DEBUG
+        ):
+            return True
+        message = record.getMessage()
+        return not any(task in message for task in ROUTINE_TASKS)
+
+
+@after_setup_logger.connect
+def _quiet_routine_tasks(**kwargs) -> None:
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).addFilter(RoutineTasksAtDebug())

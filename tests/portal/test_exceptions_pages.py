@@ -213,15 +213,15 @@ def test_a_group_names_its_records_in_the_number_its_count_needs(record_key, one
     from sync.pipeline.exception_queries import RootCauseGroup, _record_nouns
 
     nouns = _record_nouns(record_key)
-    group = dict(
-        root_cause="r",
-        queue="q",
-        code="C",
-        cause="",
-        message="",
-        suggested_fix="",
-        record_nouns=nouns,
-        oldest=None,
-    )
+    group = {
+        "root_cause": "r",
+        "queue": "q",
+        "code": "C",
+        "cause": "",
+        "message": "",
+        "suggested_fix": "",
+        "record_nouns": nouns,
+        "oldest": None,
+    }
     assert RootCauseGroup(items=1, **group).record_kind == one
     assert RootCauseGroup(items=2, **group).record_kind == many

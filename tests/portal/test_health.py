@@ -62,3 +62,25 @@ def test_workers_count_as_down_when_the_last_heartbeat_is_older_than_three_inter
 @pytest.mark.django_db
 def test_with_no_heartbeat_at_all_the_workers_are_reported_down():
     assert worker_status_get().healthy is False
+
+
+def test_routine_beat_tasks_log_at_debug_and_their_failures_still_show():
+    import logging
+
+    from portal.celery import RoutineTasksAtDebug
+
+    quiet = RoutineTasksAtDebug()
+    logger = logging.getLogger("celery.app.trace")
+    logger.setLevel(logging.INFO)
+
+    def record(level, message, *args):
+        return logging.LogRecord(logger.name, level, __file__, 1, message, args, None)
+
+    assert not quiet.filter(record(logging.INFO, "Task %s[%s] received", "portal.heartbeat", "1"))
+    assert quiet.filter(record(logging.INFO, "Task %s[%s] received", "sync.cycle_run", "2"))
+    assert quiet.filter(record(logging.ERROR, "Task %s[%s] raised", "sync.deliveries_sweep", "3"))
+    logger.setLevel(logging.DEBUG)
+    try:
+        assert quiet.filter(record(logging.INFO, "Task %s received", "portal.heartbeat"))
+    finally:
+        logger.setLevel(logging.NOTSET)
