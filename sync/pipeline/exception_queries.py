@@ -4,7 +4,8 @@ one filtered page of items. Selectors only: nothing here writes.
 Money is summed in integer cents (each amount rounded to the cent first), so SQLite's
 floating-point SUM cannot drift a cent, and comes back as Decimal with its currency.
 Every query is one GROUP BY over the open items, or one keyset page: none reads rows it does
-not show.
+not show. On PostgreSQL the GROUP BYs are index-only scans and a page is a range of one index
+(ExceptionItem's `exception_open_by_*` indexes; bench/portal_pages.py measures them).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import BigIntegerField, Count, F, Max, Min, Q, QuerySet, Sum
+from django.db.models import BigIntegerField, Count, F, Min, Q, QuerySet, Sum
 from django.db.models.functions import Cast, Round, TruncDate
 from django.utils import timezone
 
@@ -41,6 +42,10 @@ def _money(rows: Iterable[dict], key: str) -> dict[object, list[tuple[str, Decim
     for amounts in by_group.values():
         amounts.sort(key=lambda pair: (-pair[1], pair[0]))
     return by_group
+
+
+def _earliest(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def open_items(*, queues: Sequence[str] | None = None) -> QuerySet[ExceptionItem]:
@@ -72,30 +77,40 @@ def exception_queue_cards(
 ) -> list[QueueCard]:
     """One card per queue in `queues`, in their order, empty queues included."""
     now = now or timezone.now()
-    items = open_items(queues=queues)
-    counts = {
-        row["queue"]: row
-        for row in items.values("queue").annotate(
+    # One pass over the open items (counts and money by queue and currency, added up per queue
+    # here), not one for the counts and another for the money.
+    rows = list(
+        open_items(queues=queues)
+        .values("queue", "currency")
+        .annotate(
             open=Count("id"),
             past_sla=Count("id", filter=Q(sla_due_at__lt=now)),
             oldest=Min("first_failed_at"),
             without_amount=Count("id", filter=Q(money_at_risk__isnull=True)),
+            cents=_cents_sum(),
         )
-    }
-    money = _money(
-        items.filter(money_at_risk__isnull=False)
-        .values("queue", "currency")
-        .annotate(cents=_cents_sum()),
-        "queue",
     )
+    counts: dict[str, dict] = {}
+    for row in rows:
+        card = counts.setdefault(
+            row["queue"], {"open": 0, "past_sla": 0, "oldest": None, "without_amount": 0}
+        )
+        for name in ("open", "past_sla", "without_amount"):
+            card[name] += row[name]
+        card["oldest"] = _earliest(card["oldest"], row["oldest"])
+    money = _money(rows, "queue")
     since = (now - dt.timedelta(days=TREND_DAYS - 1)).date()
+    # `first_failed_at__date__gte=since` as a range on the column (midnight of `since` in the
+    # current time zone, where TruncDate counts days), so that it reads an index instead of
+    # casting every item's time to a date.
+    since_start = timezone.make_aware(dt.datetime.combine(since, dt.time.min))
     days = [since + dt.timedelta(days=n) for n in range(TREND_DAYS)]
     trend: dict[str, dict[dt.date, int]] = defaultdict(dict)
     for row in (
-        ExceptionItem.objects.filter(queue__in=queues, first_failed_at__date__gte=since)
+        ExceptionItem.objects.filter(queue__in=queues, first_failed_at__gte=since_start)
         .annotate(day=TruncDate("first_failed_at"))
         .values("queue", "day")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))  # not Count("id"): the index read has no id
     ):
         trend[row["queue"]][row["day"]] = row["n"]
     labels = dict(Queue.choices)
@@ -153,44 +168,59 @@ def _record_nouns(record_key: str) -> tuple[str, str]:
 
 
 def exception_groups(*, queues: Sequence[str], limit: int = 200) -> list[RootCauseGroup]:
-    """Open items grouped by root cause, the most items first (one GROUP BY and one money
-    GROUP BY over the same groups)."""
-    items = open_items(queues=queues)
+    """Open items grouped by root cause, the most items first (ties by root cause).
+
+    One GROUP BY (root cause, currency) over the open items, added up per group here, then the
+    shown groups' first items (lowest id) in one query: a group's queue, code and cause are its
+    root cause's (the signature is made of them); its message, suggested fix and record noun
+    are those of its first item. Reading the largest text of each column instead (Max) would
+    read every open item's row, where the GROUP BY reads one index.
+    """
     rows = list(
-        items.values("root_cause")
+        open_items(queues=queues)
+        .values("root_cause", "currency")
         .annotate(
             items=Count("id"),
             oldest=Min("first_failed_at"),
-            queue=Max("queue"),
-            code=Max("code"),
-            cause=Max("cause"),
-            message=Max("message"),
-            suggested_fix=Max("suggested_fix"),
-            record_key=Max("record_key"),
+            first=Min("id"),
+            cents=_cents_sum(),
         )
-        .order_by("-items", "root_cause")[:limit]
     )
-    money = _money(
-        items.filter(root_cause__in=[r["root_cause"] for r in rows], money_at_risk__isnull=False)
-        .values("root_cause", "currency")
-        .annotate(cents=_cents_sum()),
-        "root_cause",
-    )
-    return [
-        RootCauseGroup(
-            root_cause=row["root_cause"],
-            queue=row["queue"],
-            code=row["code"],
-            cause=row["cause"] or "",
-            message=row["message"],
-            suggested_fix=row["suggested_fix"],
-            record_nouns=_record_nouns(row["record_key"]),
-            items=row["items"],
-            oldest=row["oldest"],
-            money=money.get(row["root_cause"], []),
+    groups: dict[str, dict] = {}
+    for row in rows:
+        group = groups.setdefault(row["root_cause"], {"items": 0, "oldest": None, "first": None})
+        group["items"] += row["items"]
+        group["oldest"] = _earliest(group["oldest"], row["oldest"])
+        group["first"] = (
+            row["first"] if group["first"] is None else min(group["first"], row["first"])
         )
-        for row in rows
-    ]
+    shown = sorted(groups, key=lambda cause: (-groups[cause]["items"], cause))[:limit]
+    wanted = set(shown)
+    money = _money((row for row in rows if row["root_cause"] in wanted), "root_cause")
+    firsts = ExceptionItem.objects.only(
+        "queue", "code", "cause", "message", "suggested_fix", "record_key"
+    ).in_bulk([groups[cause]["first"] for cause in shown])
+    result = []
+    for cause in shown:
+        group = groups[cause]
+        first = firsts.get(group["first"])
+        if first is None:  # deleted since the GROUP BY read it
+            continue
+        result.append(
+            RootCauseGroup(
+                root_cause=cause,
+                queue=first.queue,
+                code=first.code,
+                cause=first.cause or "",
+                message=first.message,
+                suggested_fix=first.suggested_fix,
+                record_nouns=_record_nouns(first.record_key),
+                items=group["items"],
+                oldest=group["oldest"],
+                money=money.get(cause, []),
+            )
+        )
+    return result
 
 
 @dataclass(frozen=True)
@@ -216,21 +246,23 @@ def exception_items_page(
     the oldest. Keyset paging on (amount, id), so the thousandth page costs what the first
     does; `cursor` is the previous page's `next_cursor` (an unreadable one starts over)."""
     after = _cursor_parse(cursor)
-    if after is not None:
-        amount, pk = after
-        if amount is None:
-            items = items.filter(money_at_risk__isnull=True, pk__gt=pk)
-        else:
-            items = items.filter(
-                Q(money_at_risk__lt=amount)
-                | Q(money_at_risk=amount, pk__gt=pk)
-                | Q(money_at_risk__isnull=True)
+    # Read as two ranges of one index: the items with an amount (largest first), then those
+    # without (they come last). One ORDER BY … NULLS LAST would need that order in the index,
+    # and a cursor "… OR money_at_risk IS NULL" would read the list from its top.
+    items = items.select_related("assignee")
+    amounts = items.filter(money_at_risk__isnull=False).order_by("-money_at_risk", "pk")
+    no_amount = items.filter(money_at_risk__isnull=True).order_by("pk")
+    if after is not None and after[0] is None:
+        rows = list(no_amount.filter(pk__gt=after[1])[: size + 1])
+    else:
+        if after is not None:
+            amount, pk = after
+            amounts = amounts.filter(money_at_risk__lte=amount).exclude(
+                money_at_risk=amount, pk__lte=pk
             )
-    rows = list(
-        items.select_related("assignee").order_by(F("money_at_risk").desc(nulls_last=True), "pk")[
-            : size + 1
-        ]
-    )
+        rows = list(amounts[: size + 1])
+        if len(rows) <= size:
+            rows += no_amount[: size + 1 - len(rows)]
     more = len(rows) > size
     rows = rows[:size]
     last = rows[-1] if rows else None

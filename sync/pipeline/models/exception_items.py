@@ -96,6 +96,37 @@ class ExceptionItem(models.Model):
         ]
         indexes = [
             models.Index(fields=["queue", "status", "sla_due_at"], name="exception_queue"),
+            # The Exceptions pages read open items in list order (most money at risk first,
+            # then the lowest id: `exception_items_page`), whole or by queue or root cause, and
+            # count them by queue and by root cause. Partial (open items only) and covering, so
+            # a page of the list is a range of one index and the counts are index-only scans
+            # (bench/portal_pages.py; bench/README.md "Portal pages at 1,000,000 exception
+            # items"). No NULLS LAST in them (SQLite's CREATE INDEX has none): the list reads
+            # the items with an amount and those without as two ranges. Built plainly, not
+            # CONCURRENTLY (that needs a non-atomic, PostgreSQL-only migration): at 1,000,000
+            # items each takes 1-3 s, during which new items wait; on a much larger table
+            # build them by hand with CREATE INDEX CONCURRENTLY before migrating.
+            models.Index(
+                fields=["-money_at_risk", "id"],
+                condition=Q(status__in=["open", "in_progress"]),
+                name="exception_open_by_money",
+            ),
+            models.Index(
+                fields=["queue", "-money_at_risk", "id"],
+                include=["currency", "sla_due_at", "first_failed_at"],
+                condition=Q(status__in=["open", "in_progress"]),
+                name="exception_open_by_queue",
+            ),
+            models.Index(
+                fields=["root_cause", "-money_at_risk", "id"],
+                include=["queue", "currency", "first_failed_at"],
+                condition=Q(status__in=["open", "in_progress"]),
+                name="exception_open_by_cause",
+            ),
+            # The queue cards' 14-day trend counts every item (open or not) by its first failure.
+            models.Index(
+                fields=["first_failed_at"], include=["queue"], name="exception_first_failed"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,565 @@
+"""Benchmark the Exceptions area's pages on PostgreSQL with 1,000,000 exception items.
+
+    python scripts/bench.py portal_pages                   # 1,000,000 items, 30 requests a page
+    python scripts/bench.py portal_pages --n 100000 --requests 50
+    python scripts/bench.py portal_pages --explain         # and EXPLAIN ANALYZE each query
+
+`make bench` starts a private PostgreSQL and Redis, sets DATABASE_URL and migrates before it
+runs this. Target (issue 15): each page's server time at p95 ≤ 150 ms. Nothing is asserted: the
+figures go to bench/README.md, between the machine's speed before and after
+(bench/stages/machine.py).
+
+Set-up (not measured): N exception items COPY-loaded as the pipeline would have raised them,
+from the posting rules' own codes, queues and messages (`sync.pipeline.rules`):
+
+- one root cause holds half of them (a legal entity missing from the published mapping parks
+  every entry of that entity under one cause), the rest spread over ~400 causes with a long
+  tail (Zipf: the largest ~90,000 items, the smallest ~100), plus malformed payloads and ERP
+  rejections in integration ops;
+- 90 % open (8 % of those in progress, assigned), 7 % resolved, 3 % ignored;
+- money at risk in GBP / EUR / USD, 15 % without an amount (non-billable time), first failures
+  spread over the last 60 days, a correlation id and a small JSON payload each, record keys
+  `psa:time_entry:<n>` (a tenth `psa:expense:<n>`);
+- a "+" history row for every tenth item only (the history table is read by the item page
+  through its index on the item id: its size beyond that does not change the page); the item
+  pages measured are items with history and two comments;
+- then VACUUM ANALYZE (what autovacuum does minutes after a bulk load). The inbox and the
+  deliveries are empty: the item page's trace looks them up by correlation id (an index probe
+  each) and finds nothing.
+
+Measured: Django's test Client, signed in as a finance user (role group "finance", six of the
+seven queues), in this process against the bench's PostgreSQL; server time is the wall time of
+`client.get` (middleware, session, view, queries, template), 3 warm-ups and then `--requests`
+requests a page. The item page cycles through `--requests` different items. Each page also
+reports its query count and the database's share of one request (CaptureQueriesContext).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import html
+import math
+import os
+import random
+import re
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+TARGET_MS = 150.0
+WARM_UPS = 3
+DAYS = 60
+GIANT_SHARE = 0.5  # of all items, under one root cause
+TAIL_CAUSES = 400
+HISTORY_EVERY = 10
+USERS = 20
+HOST = "localhost"  # in ALLOWED_HOSTS of a checkout's settings (the test Client sends "testserver")
+
+
+def django_setup() -> None:
+    import django
+    from django.conf import settings
+
+    django.setup()
+    # DEBUG (the default without configuration) keeps every query in memory: not production.
+    settings.DEBUG = False
+
+
+# --- set-up ------------------------------------------------------------------------------------
+
+
+def causes_build(rng: random.Random) -> list[dict]:
+    """Root causes with their share of the items: one giant, a Zipf tail over the rules' codes,
+    and the pipeline's technical failures."""
+    from sync.pipeline.exception_items import root_cause_signature
+    from sync.pipeline.models.exception_items import Queue, Stage
+    from sync.pipeline.rules import RULES
+
+    def cause_value(field: str, k: int) -> dict:
+        """The facts a rule's message names, for the k-th cause of that rule."""
+        project = f"P-{10000 + k:05d}"
+        return {
+            "project_ref": f"ws-{k}",
+            "project_code": project,
+            "project_status": rng.choice(["closed", "on_hold"]),
+            "task_ref": f"st-{k}",
+            "task_code": f"{project}.{k % 7 + 1}",
+            "worker_ref": f"u-{k}",
+            "worker_number": f"E{k:06d}",
+            "worker_status": rng.choice(["terminated", "suspended"]),
+            "legal_entity": ["UK01", "DE01", "US01", "FR01", "NL01", "IE01", "ES01"][k % 7],
+            "currency": ["CHF", "SEK", "NOK", "PLN", "DKK"][k % 5],
+            "service_item": f"SVC-{k:03d}",
+            "period_name": f"{['UK01', 'DE01', 'US01'][k % 3]} 2026-{k % 12 + 1:02d}",
+            "customer_name": f"Customer {k} Ltd",
+            "customer_status": "pending_approval",
+        }
+
+    causes = []
+    giant_values = cause_value("legal_entity", 1)
+    giant_rule = next(rule for rule, _ in RULES if rule.code == "LEGAL_ENTITY_UNMAPPED")
+    causes.append({"rule": giant_rule, "values": giant_values, "weight": None})
+    rules = [rule for rule, _ in RULES]
+    tail = []
+    for k in range(1, TAIL_CAUSES + 1):
+        rule = rules[(k * 7) % len(rules)]
+        tail.append({"rule": rule, "values": cause_value(rule.cause, k), "weight": 1 / k**1.1})
+    causes += tail
+    technical = [
+        ("MALFORMED_PAYLOAD", Stage.PARSE, "The PSA sent a time entry Ledgerbridge cannot read"),
+        ("DELIVERY_REJECTED", Stage.DELIVER, "The ERP refused the timeBill"),
+    ]
+    for code, stage, text in technical:
+        causes.append(
+            {
+                "technical": (code, stage, text),
+                "queue": Queue.INTEGRATION_OPS,
+                "values": {},
+                "weight": 0.03,
+            }
+        )
+    for cause in causes:
+        if "rule" in cause:
+            rule = cause["rule"]
+            cause.update(
+                queue=rule.queue,
+                code=rule.code,
+                stage=Stage.VALIDATE,
+                category="configuration" if rule.queue == Queue.MAPPING else "business",
+                cause=str(cause["values"][rule.cause]),
+                fix=rule.suggested_fix.format(**cause["values"]),
+            )
+        else:
+            code, stage, _ = cause["technical"]
+            cause.update(
+                code=code,
+                stage=stage,
+                category="technical",
+                cause=code,
+                fix="Check the source record, then replay.",
+            )
+        cause["signature"] = root_cause_signature(
+            queue=cause["queue"], code=cause["code"], cause=cause["cause"]
+        )
+    return causes
+
+
+def _message(cause: dict, work_date: dt.date, external_id: str) -> str:
+    if "rule" in cause:
+        return cause["rule"].message.format(**cause["values"], work_date=work_date)
+    return f"{cause['technical'][2]} {external_id}: field 'hours' is not a number."
+
+
+def items_fill(n: int, *, seed: int = 15) -> dict:
+    """COPY n exception items (see the module docstring), a "+" history row for every tenth,
+    ANALYZE. Returns what was built."""
+    import orjson
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.db import connection
+    from django.utils import timezone
+
+    from sync.pipeline.exception_items import SLA_HOURS
+
+    rng = random.Random(seed)
+    finance = Group.objects.get(name="finance")
+    users = []
+    for i in range(USERS):
+        user, _ = get_user_model().objects.get_or_create(username=f"bench-finance-{i}")
+        user.groups.add(finance)
+        users.append(user.pk)
+    causes = causes_build(rng)
+    giant, rest = causes[0], causes[1:]
+    weights = [c["weight"] for c in rest]
+    now = timezone.now()
+    started = time.perf_counter()
+    columns = (
+        "queue",
+        "stage",
+        "code",
+        "category",
+        "message",
+        "suggested_fix",
+        "detail",
+        "record_key",
+        "payload",
+        "money_at_risk",
+        "currency",
+        "correlation_id",
+        "root_cause",
+        "cause",
+        "status",
+        "reason",
+        "occurrences",
+        "first_failed_at",
+        "last_failed_at",
+        "sla_due_at",
+        "closed_at",
+        "assignee_id",
+    )
+    cent = Decimal("0.01")
+    giant_n = int(n * GIANT_SHARE)
+    order = [giant] * giant_n + rng.choices(rest, weights=weights, k=n - giant_n)
+    rng.shuffle(order)  # causes arrive interleaved over the 60 days, not one after another
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY pipeline_exceptionitem ({', '.join(columns)}) FROM STDIN") as copy,
+    ):
+        for i, cause in enumerate(order):
+            entity = "expense" if i % 10 == 9 else "time_entry"
+            external_id = f"{'EX' if entity == 'expense' else 'TE'}-{i}"
+            first = now - dt.timedelta(seconds=rng.random() * DAYS * 86400)
+            work_date = (first - dt.timedelta(days=rng.randrange(1, 10))).date()
+            hours = Decimal(rng.randint(1, 40)) / 4
+            rate = Decimal(rng.choice([95, 120, 150, 180, 250, 400]))
+            currency = rng.choices(("GBP", "EUR", "USD"), weights=(50, 30, 20))[0]
+            amount = None if rng.random() < 0.15 else (hours * rate).quantize(cent)
+            if amount is not None and entity == "expense":
+                amount = Decimal(rng.randint(500, 5_000_000)) * cent
+            roll = rng.random()
+            status, reason, closed, assignee = "open", "", None, None
+            if roll < 0.07:
+                status, reason = "resolved", "Passed validation on replay."
+            elif roll < 0.10:
+                status, reason = "ignored", "Written off: booked in error."
+            elif roll < 0.172:
+                status, assignee = "in_progress", users[i % USERS]
+            last = first + dt.timedelta(hours=rng.random() * 48)
+            if status in ("resolved", "ignored"):
+                closed = last + dt.timedelta(hours=rng.random() * 24)
+            payload = {
+                "id": external_id,
+                "workspace_id": f"ws-{rng.randrange(2000)}",
+                "user_id": f"u-{rng.randrange(5000)}",
+                "date_performed": work_date.isoformat(),
+                "time_in_minutes": int(hours * 60),
+                "rate_in_cents": int(rate * 100),
+                "currency": currency,
+            }
+            copy.write_row(
+                (
+                    cause["queue"],
+                    cause["stage"],
+                    cause["code"],
+                    cause["category"],
+                    _message(cause, work_date, external_id),
+                    cause["fix"],
+                    orjson.dumps({"rule": cause["code"]}).decode(),
+                    f"psa:{entity}:{i}",
+                    orjson.dumps(payload).decode(),
+                    amount,
+                    currency,
+                    uuid.UUID(int=rng.getrandbits(128)).hex,
+                    cause["signature"],
+                    cause["cause"],
+                    status,
+                    reason,
+                    1 + (rng.random() < 0.2) + (rng.random() < 0.05),
+                    first,
+                    last,
+                    first + dt.timedelta(hours=SLA_HOURS.get(cause["queue"], 24)),
+                    closed,
+                    assignee,
+                )
+            )
+    items_seconds = time.perf_counter() - started
+    history_columns = ", ".join(
+        c
+        for c in (
+            "id",
+            *columns,
+            "inbox_item_id",
+            "delivery_id",
+            "run_id",
+        )
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO pipeline_historicalexceptionitem ({history_columns}, history_actor, "  # noqa: S608 - fixed names
+            "history_date, history_type) "
+            f"SELECT {history_columns}, 'system:pipeline', first_failed_at, '+' "
+            "FROM pipeline_exceptionitem WHERE id %% %s = 0",
+            [HISTORY_EVERY],
+        )
+        # VACUUM too: autovacuum would set the visibility map within minutes of a bulk load, and
+        # until it has, every index-only scan also visits the table.
+        cursor.execute("VACUUM ANALYZE pipeline_exceptionitem")
+        cursor.execute("VACUUM ANALYZE pipeline_historicalexceptionitem")
+    return {
+        "items": n,
+        "seconds": time.perf_counter() - started,
+        "items_seconds": items_seconds,
+        "causes": len({cause["signature"] for cause in causes}),
+        "giant": giant["signature"],
+    }
+
+
+def finance_user():
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-finance")
+    user.groups.add(Group.objects.get(name="finance"))
+    return user
+
+
+# --- measurement -------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Nearest-rank percentile: the value at least `share` of the values are at or below."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def page_measure(client, urls: list[str], requests: int) -> dict:
+    """Server time of `requests` GETs cycling through `urls`, after WARM_UPS."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for i in range(WARM_UPS):
+        response = client.get(urls[i % len(urls)])
+        if response.status_code != 200:
+            raise RuntimeError(f"{urls[i % len(urls)]} answered {response.status_code}")
+    times = []
+    for i in range(requests):
+        started = time.perf_counter()
+        response = client.get(urls[i % len(urls)])
+        times.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise RuntimeError(f"{urls[i % len(urls)]} answered {response.status_code}")
+    with CaptureQueriesContext(connection) as captured:
+        started = time.perf_counter()
+        client.get(urls[0])
+        one = (time.perf_counter() - started) * 1000
+    db_ms = sum(float(q["time"]) * 1000 for q in captured.captured_queries)
+    return {
+        "p50": percentile(times, 0.50),
+        "p95": percentile(times, 0.95),
+        "max": max(times),
+        "queries": len(captured.captured_queries),
+        "db_share": db_ms / one if one else 0.0,
+        "sql": [q["sql"] for q in captured.captured_queries],
+    }
+
+
+def selectors_measure(user, pages: list[tuple[str, list[str]]], requests: int) -> list[tuple]:
+    """Where a page's time goes: the selectors the views call, timed alone (same arguments,
+    the same warm-ups and number of calls as the pages)."""
+    from urllib.parse import urlsplit
+
+    from django.http import QueryDict
+
+    from portal.roles import queues_for
+    from sync.pipeline.exception_filters import ExceptionItemFilter
+    from sync.pipeline.exception_queries import (
+        exception_groups,
+        exception_items_page,
+        exception_queue_cards,
+    )
+    from sync.pipeline.models import ExceptionItem
+
+    queues = queues_for(user)
+
+    def list_page(query: QueryDict):
+        found = ExceptionItemFilter(
+            query or None, queryset=ExceptionItem.objects.filter(queue__in=queues), user=user
+        )
+        return lambda: exception_items_page(items=found.qs, cursor=query.get("after"))
+
+    calls = [
+        ("exception_queue_cards (every list page)", lambda: exception_queue_cards(queues=queues))
+    ]
+    for label, urls in pages:
+        url = urlsplit(urls[0])
+        if url.path == "/exceptions/":
+            page = label.removeprefix("/exceptions/").strip()
+            page = "default" if page.startswith("(cards") else page
+            calls.append((f"exception_items_page: {page}", list_page(QueryDict(url.query))))
+    calls.append(("exception_groups", lambda: exception_groups(queues=queues)))
+    rows = []
+    for label, call in calls:
+        for _ in range(WARM_UPS):
+            call()
+        times = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - started) * 1000)
+        rows.append(
+            (label, f"{percentile(times, 0.5):.1f} ms", f"{percentile(times, 0.95):.1f} ms")
+        )
+        print(f"  {label:<60} p50 {rows[-1][1]:>9}  p95 {rows[-1][2]:>9}", flush=True)
+    return rows
+
+
+def next_link(body: str) -> str:
+    found = re.search(r'rel="next" href="\?([^"]+)"', body)
+    if not found:
+        raise RuntimeError("the list has no next page")
+    return f"/exceptions/?{html.unescape(found.group(1))}"
+
+
+def pages_pick(client, user) -> list[tuple[str, list[str]]]:
+    """(label, urls) of every page measured."""
+    from django.db.models import Count, F
+    from django.db.models.functions import Mod
+
+    from portal.roles import queues_for
+    from sync.pipeline.exception_queries import exception_items_page, open_items
+    from sync.pipeline.models import ExceptionComment, ExceptionItem
+
+    queues = queues_for(user)
+    open_ = open_items(queues=queues)
+    groups = list(open_.values("root_cause").annotate(n=Count("id")).order_by("-n", "root_cause"))
+    big = groups[0]
+    tail = min(groups, key=lambda g: (abs(g["n"] - 1000), g["root_cause"]))
+    second = next_link(client.get("/exceptions/").content.decode())
+    deep_last = open_.order_by(F("money_at_risk").desc(nulls_last=True), "pk")[10_000 - 1]
+    deep_cursor = f"{deep_last.money_at_risk}|{deep_last.pk}"
+    # Items with a history row (every tenth), open, in finance's queues: two comments each.
+    middle = ExceptionItem.objects.order_by("-pk").values_list("pk", flat=True)[0] // 2
+    items = list(
+        open_.annotate(tenth=Mod("id", HISTORY_EVERY))
+        .filter(tenth=0, pk__gt=middle)
+        .order_by("pk")[:30]
+    )
+    for item in items:
+        if not item.comments.exists():
+            ExceptionComment.objects.bulk_create(
+                [
+                    ExceptionComment(item=item, author=user, body="Asked HR for the record."),
+                    ExceptionComment(item=item, author=user, body="Mapping fix due Friday."),
+                ]
+            )
+    if not exception_items_page(items=open_, cursor=deep_cursor).items:
+        raise RuntimeError("the cursor after item 10,000 finds no page")
+    return [
+        ("/exceptions/ (cards + list, default)", ["/exceptions/"]),
+        (
+            "/exceptions/?queue=time_and_expense&min_amount=100",
+            ["/exceptions/?queue=time_and_expense&min_amount=100"],
+        ),
+        ("/exceptions/ page 2 (its Next link)", [second]),
+        ("/exceptions/ page 201 (after item 10,000)", [f"/exceptions/?after={deep_cursor}"]),
+        ("/exceptions/groups/", ["/exceptions/groups/"]),
+        (
+            f"/exceptions/?root_cause= largest group ({big['n']:,})",
+            [f"/exceptions/?root_cause={big['root_cause']}"],
+        ),
+        (
+            f"/exceptions/?root_cause= a tail group ({tail['n']:,})",
+            [f"/exceptions/?root_cause={tail['root_cause']}"],
+        ),
+        (f"/exceptions/<id>/ ({len(items)} items)", [f"/exceptions/{i.pk}/" for i in items]),
+    ]
+
+
+def explain(sqls: list[str]) -> None:
+    """EXPLAIN ANALYZE each query of one request (the slow ones first)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        plans = []
+        for sql in sqls:
+            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            took = float(re.search(r"Execution Time: ([\d.]+)", plan).group(1))
+            plans.append((took, sql, plan))
+    for took, sql, plan in sorted(plans, reverse=True):
+        if took < 1.0:
+            continue
+        print(f"\n--- {took:.1f} ms: {sql[:300]}\n{plan}")
+
+
+def print_table(table: list, head: tuple) -> None:
+    print()
+    widths = [max(len(str(r[i])) for r in [head, *table]) for i in range(len(head))]
+    for row in [head, tuple("-" * w for w in widths), *table]:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000, help="exception items (1,000,000)")
+    parser.add_argument("--requests", type=int, default=30, help="measured requests a page")
+    parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE every query")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the items already in the database when there are at least N (development)",
+    )
+    args = parser.parse_args(argv)
+    django_setup()
+    from django.db import connection
+    from django.test import Client
+
+    from bench.stages.machine import machine_line
+    from sync.pipeline.models import ExceptionItem
+
+    if connection.vendor != "postgresql":
+        print("portal_pages needs PostgreSQL: run it through scripts/bench.py (make bench).")
+        return 2
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(machine_line("before"), flush=True)
+    if not (args.reuse and ExceptionItem.objects.count() >= args.n):
+        built = items_fill(args.n)
+        print(
+            f"set-up: {built['items']:,} items in {built['items_seconds']:.1f} s (COPY), "
+            f"{built['seconds']:.1f} s with history and VACUUM ANALYZE; "
+            f"{built['causes']} root causes",
+            flush=True,
+        )
+    user = finance_user()
+    client = Client(HTTP_HOST=HOST)
+    client.force_login(user)
+    from portal.roles import queues_for
+    from sync.pipeline.exception_queries import open_items
+
+    print(
+        f"items: {ExceptionItem.objects.count():,}, open in finance's queues: "
+        f"{open_items(queues=queues_for(user)).count():,}",
+        flush=True,
+    )
+    table = []
+    pages = pages_pick(client, user)
+    for label, urls in pages:
+        result = page_measure(client, urls, args.requests)
+        met = "✔" if result["p95"] <= TARGET_MS else "✘"
+        print(
+            f"  {label:<52} p50 {result['p50']:6.1f}  p95 {result['p95']:6.1f}  "
+            f"max {result['max']:6.1f} ms  {met}",
+            flush=True,
+        )
+        table.append(
+            (
+                label,
+                f"{result['p50']:.1f} ms",
+                f"{result['p95']:.1f} ms",
+                f"{result['max']:.1f} ms",
+                f"{result['queries']}, {result['db_share']:.0%}",
+                met,
+            )
+        )
+        if args.explain:
+            explain(result["sql"])
+    print("selectors alone:", flush=True)
+    selectors = selectors_measure(user, pages, args.requests)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print(machine_line("after"), flush=True)
+    print_table(
+        table, ("page", "p50", "p95", "max", "queries, DB share", f"p95 ≤ {TARGET_MS:.0f} ms")
+    )
+    print_table(selectors, ("selector", "p50", "p95"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
