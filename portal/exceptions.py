@@ -20,17 +20,21 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
+from portal.exception_jobs import INLINE_LIMIT, exception_group_job_start
+from portal.models import ExceptionGroupJob
 from portal.roles import AREA_BY_SLUG, queues_for
 from sync.errors import DomainError
 from sync.pipeline import exception_items as actions
+from sync.pipeline import trace
 from sync.pipeline.exception_filters import ExceptionItemFilter
 from sync.pipeline.exception_queries import (
     exception_groups,
     exception_items_page,
     exception_queue_cards,
 )
-from sync.pipeline.models import Delivery, ExceptionItem, InboxItem
-from sync.pipeline.replay import REPLAY_GROUP_LIMIT, exception_items_replay
+from sync.pipeline.models import ExceptionItem
+from sync.pipeline.replay import exception_item_replay_preview, exception_items_replay
+from sync.pipeline.trace import trace_for
 from sync.redaction import cost_rates_visible_to, value_redact
 
 AREA = AREA_BY_SLUG["exceptions"]
@@ -115,43 +119,30 @@ def payload_fields(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, value)]
 
 
-def _timeline(item: ExceptionItem) -> list[dict[str, Any]]:
-    """Inbox items, deliveries and exception items sharing the item's correlation id, by time."""
+def _timeline(item: ExceptionItem, queues: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The item's trace (`trace_for`: everything sharing its correlation id), as table rows."""
     if not item.correlation_id:
         return []
-    corr = item.correlation_id
-    events = [
-        {
-            "at": i.received_at,
-            "what": f"Received {i.system} {i.entity} {i.external_id}",
-            "state": i.status,
-        }
-        for i in InboxItem.objects.filter(correlation_id=corr).order_by("pk")[:TIMELINE_LIMIT]
-    ]
-    events += [
-        {
-            "at": d.delivered_at or d.created_at,
-            "what": f"Delivery {d.operation} {d.external_id}",
-            "state": d.state,
-        }
-        for d in Delivery.objects.filter(correlation_id=corr).order_by("pk")[:TIMELINE_LIMIT]
-    ]
-    events += [
-        {
-            "at": e.first_failed_at,
-            "what": f"Exception {e.code} ({e.get_queue_display()})",
-            "state": e.status,
-            "pk": e.pk,
-        }
-        for e in ExceptionItem.objects.filter(correlation_id=corr).order_by("pk")[:TIMELINE_LIMIT]
-    ]
-    return sorted(events, key=lambda event: event["at"])
+    rows = []
+    for event in trace_for(correlation_id=item.correlation_id, queues=queues).events:
+        row, pk = event.row, None
+        if event.kind == trace.INBOX:
+            what, state = f"Received {row.system} {row.entity} {row.external_id}", row.status
+        elif event.kind == trace.RECORD:
+            what, state = f"{row.model_name} {row.pk}", row.status
+        elif event.kind == trace.DELIVERY:
+            what, state = f"Delivery {row.operation} {row.external_id}", row.state
+        else:
+            what, state, pk = f"Exception {row.code} ({row.queue_label})", row.status, row.pk
+        rows.append({"at": event.at, "what": what, "state": state, "pk": pk})
+    return rows[:TIMELINE_LIMIT]
 
 
 @require_safe
 def exception_item_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """`/exceptions/<id>/`: the item, its payload as fields, its trace, history and comments."""
     item = _item(request, pk)
+    queues = _queues(request)
     visible = cost_rates_visible_to(request.user)
     payload = value_redact(item.payload, cost_rates_visible=visible)
     detail = value_redact(item.detail, cost_rates_visible=visible)
@@ -164,10 +155,11 @@ def exception_item_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "payload_rows": payload_fields(payload),
             "payload_json": json.dumps(payload, indent=2, default=str),
             "detail_rows": payload_fields(detail) if detail else [],
-            "timeline": _timeline(item),
+            "timeline": _timeline(item, queues),
             "history": item.history.select_related("history_user").order_by("-history_id")[:50],
             "comments": item.comments.select_related("author").order_by("pk"),
             "may_act": _may_act(request),
+            "preview": exception_item_replay_preview(item=item) if item.is_open else None,
         },
     )
 
@@ -217,21 +209,31 @@ def exception_item_act(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def exception_group_act(request: HttpRequest, root_cause: str) -> HttpResponse:
-    """One action on every open item of a root-cause group: replay, resolve or ignore."""
+    """One action on every open item of a root-cause group: replay, resolve or ignore.
+
+    Up to INLINE_LIMIT items are acted on now; a larger group becomes a job a worker runs,
+    and the page shows its progress (`exceptions-job`)."""
     queues = _act_check(request)
-    items = list(
-        ExceptionItem.objects.filter(
-            root_cause=root_cause, queue__in=queues, status__in=ExceptionItem.OPEN_STATUSES
-        ).order_by("pk")[:REPLAY_GROUP_LIMIT]
+    group = ExceptionItem.objects.filter(
+        root_cause=root_cause, queue__in=queues, status__in=ExceptionItem.OPEN_STATUSES
     )
     action = request.POST.get("action", "")
-    back = redirect(reverse("exceptions-groups"))
-    if not items:
-        messages.error(request, "That group has no open items in your queues.")
-        return back
     reason = request.POST.get("reason", "")
+    back = redirect(reverse("exceptions-groups"))
     try:
-        if action == "replay":
+        if group.count() > INLINE_LIMIT:
+            job = exception_group_job_start(
+                root_cause=root_cause,
+                action=action,
+                reason=reason,
+                queues=queues,
+                user=request.user,
+            )
+            return redirect("exceptions-job", pk=job.pk)
+        items = list(group.order_by("pk"))
+        if not items:
+            messages.error(request, "That group has no open items in your queues.")
+        elif action == "replay":
             result = exception_items_replay(items=items, user=request.user)
             _done(
                 request,
@@ -249,3 +251,16 @@ def exception_group_act(request: HttpRequest, root_cause: str) -> HttpResponse:
     except DomainError as refused:
         messages.error(request, str(refused))
     return back
+
+
+@require_safe
+def exception_job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """`/exceptions/jobs/<id>/`: a group action's progress; htmx polls the fragment while the
+    job is active, and a reload shows where it stands."""
+    _queues(request)
+    job = ExceptionGroupJob.objects.filter(pk=pk).select_related("requested_by").first()
+    if job is None:
+        raise Http404("No such job.")
+    fragment = request.headers.get("HX-Request") == "true"
+    template = "portal/exceptions/_job.html" if fragment else "portal/exceptions/job.html"
+    return render(request, template, {"area": AREA, "job": job})

@@ -22,3 +22,17 @@ def heartbeat(self) -> dict:
         task_id=self.request.id or "", sent_at=sent, worker_hostname=self.request.hostname or ""
     )
     return {"worker": beat.worker_hostname, "round_trip_ms": beat.round_trip_ms}
+
+
+@shared_task(
+    name="portal.exception_group_job_run",
+    # Redelivered if the worker dies: the job resumes after its last finished chunk.
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=0,
+    ignore_result=True,
+)
+def exception_group_job_run_task(job_id: int) -> None:
+    from portal.exception_jobs import exception_group_job_run
+
+    exception_group_job_run(job_id=job_id)

@@ -2,11 +2,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from portal import exceptions, views
+from portal import exceptions, runs, trace, views
 from portal.roles import AREA_BY_SLUG, AREAS
 
 # Areas with pages of their own; the others show the generic area page until theirs land.
-BUILT = {"exceptions": exceptions.exceptions_overview}
+BUILT = {"exceptions": exceptions.exceptions_overview, "runs": runs.runs_overview}
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -23,8 +23,14 @@ urlpatterns = [
         name="exceptions-group-act",
     ),
     path("exceptions/<int:pk>/", exceptions.exception_item_detail, name="exceptions-item"),
+    path("exceptions/jobs/<int:pk>/", exceptions.exception_job_detail, name="exceptions-job"),
     path("exceptions/<int:pk>/act/", exceptions.exception_item_act, name="exceptions-item-act"),
+    path("runs/", BUILT["runs"], name=AREA_BY_SLUG["runs"].url_name),
+    path("runs/act/", runs.runs_act, name="runs-act"),
+    path("runs/connections/<int:pk>/act/", runs.runs_connection_act, name="runs-connection-act"),
     path("runs/ping/", views.worker_ping, name="worker-ping"),
+    # `path`, not `str`: a correlation id is a label a webhook's header may set, slashes and all.
+    path("trace/<path:correlation_id>/", trace.trace_detail, name="trace"),
     path("metrics", views.metrics, name="metrics"),
     path("hooks/", include("sync.urls")),
     # Sign-in, sign-out and a password change; no self-service reset (no mail is configured:

@@ -10,9 +10,9 @@ from django.contrib.auth.decorators import login_not_required, permission_requir
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from portal.health import worker_status_get
-from portal.models import WorkerHeartbeat
 from portal.roles import AREA_BY_SLUG, AREAS, ROLES
 from portal.tasks import heartbeat
 from sync.pipeline.metrics import metrics_render
@@ -40,11 +40,7 @@ def area(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("No such area.")
     if not request.user.has_perm(found.permission):
         return render(request, "403.html", {"area": found}, status=403)
-    context = {"area": found}
-    if slug == "runs":
-        context["worker"] = worker_status_get()
-        context["heartbeats"] = WorkerHeartbeat.objects.order_by("-completed_at")[:20]
-    return render(request, [f"portal/area_{slug}.html", "portal/area.html"], context)
+    return render(request, "portal/area.html", {"area": found})
 
 
 @login_not_required
@@ -63,7 +59,14 @@ def metrics(request: HttpRequest) -> HttpResponse:
 @require_POST
 @permission_required("portal.act_runs", raise_exception=True)
 def worker_ping(request: HttpRequest) -> HttpResponse:
-    """Send one heartbeat through the broker; the Runs page shows it when a worker has run it."""
-    result = heartbeat.delay()
-    messages.info(request, f"Heartbeat {result.id} sent; it appears below once a worker runs it.")
+    """Send one heartbeat through the broker; the Runs page (portal/runs.py) shows it when a
+    worker has run it."""
+    try:
+        result = heartbeat.delay()
+    except BrokerUnavailable as exc:
+        messages.error(request, f"The broker did not take the heartbeat ({exc}): is Redis up?")
+    else:
+        messages.info(
+            request, f"Heartbeat {result.id} sent; it appears below once a worker runs it."
+        )
     return redirect("area-runs")

@@ -92,3 +92,98 @@ def exception_items_replay_group(*, root_cause: str, user: Any) -> ReplayResult:
         ).order_by("pk")[:REPLAY_GROUP_LIMIT]
     )
     return exception_items_replay(items=items, user=user)
+
+
+@dataclass(frozen=True)
+class ReplayPreview:
+    """What a replay or retry of one item would send, and whether the target holds it already.
+
+    `kind`: "retry" (a failed delivery is sent again), "replay" (the record re-enters its
+    processor with today's mappings) or "none" (nothing to send: fix and resolve it).
+    """
+
+    kind: str
+    target_key: str = ""  # our key in the target (external id, e.g. KT-TE-1852)
+    held_as: str = ""  # the target's own id, when it holds the record already
+    held_since: object = None
+    lines: tuple[tuple[str, str], ...] = ()
+    note: str = ""
+
+
+def exception_item_replay_preview(*, item: ExceptionItem) -> ReplayPreview:
+    """Read-only: what `exception_items_replay` would do with `item` (one lookup per table).
+
+    A target that already holds the record under our key is reported, so a person sees before
+    clicking that the replay links to it (time posting links, never posts twice) rather than
+    posting a second one.
+    """
+    from sync.pipeline.models import TargetRecord
+    from sync.pipeline.rules import money_at_risk
+    from sync.pipeline.time_posting import (
+        ERP_KEY_PREFIX,
+        ERP_RECORD_TYPE,
+        RECORD_KEY_PREFIX,
+        PayloadError,
+        time_payload_parse,
+    )
+
+    if item.delivery_id:
+        delivery = Delivery.objects.filter(pk=item.delivery_id).first()
+        if delivery is None:
+            return ReplayPreview(kind="none", note="Its delivery is gone: fix and resolve it.")
+        held = (
+            TargetRecord.objects.filter(
+                connection_id=delivery.connection_id, external_id=delivery.external_id
+            )
+            .order_by("-seen_at")
+            .first()
+        )
+        return ReplayPreview(
+            kind="retry",
+            target_key=delivery.external_id,
+            held_as=held.target_id if held else "",
+            held_since=held.seen_at if held else None,
+            lines=(
+                ("operation", delivery.operation),
+                ("idempotency key", delivery.idempotency_key),
+                ("attempts so far", str(delivery.attempts)),
+                ("last error", delivery.last_error[:300]),
+            ),
+            note="Sent again under the same idempotency key and external id.",
+        )
+    if not item.inbox_item_id:
+        return ReplayPreview(kind="none", note="No inbox item or delivery: fix and resolve it.")
+    if not item.record_key.startswith(RECORD_KEY_PREFIX):
+        return ReplayPreview(
+            kind="replay", note="The record re-enters its processor with today's mappings."
+        )
+    inbox = InboxItem.objects.filter(pk=item.inbox_item_id).first()
+    try:
+        parsed = time_payload_parse(inbox.payload if inbox else None)
+    except PayloadError as exc:
+        return ReplayPreview(kind="replay", note=f"The payload cannot be read: {exc}")
+    key = f"{ERP_KEY_PREFIX}{parsed.external_id}"
+    held = (
+        TargetRecord.objects.filter(record_type=ERP_RECORD_TYPE, external_id=key)
+        .order_by("-seen_at")
+        .first()
+    )
+    amount = money_at_risk(hours=parsed.hours, bill_rate=parsed.rate)  # half-up, to the cent
+    return ReplayPreview(
+        kind="replay",
+        target_key=key,
+        held_as=held.target_id if held else "",
+        held_since=held.seen_at if held else None,
+        lines=(
+            ("work date", parsed.work_date.isoformat()),
+            ("hours", f"{parsed.hours}"),
+            ("bill rate", f"{parsed.rate} {parsed.currency}"),
+            ("billable", "yes" if parsed.billable else "no"),
+            ("value", f"{amount:,.2f} {parsed.currency}"),
+            (
+                "PSA workspace / story / user",
+                f"{parsed.workspace_id} / {parsed.story_id} / {parsed.user_id}",
+            ),
+        ),
+        note="Posted as an ERP time bill if every rule passes with today's mappings.",
+    )

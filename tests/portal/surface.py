@@ -76,6 +76,7 @@ def surface_seed() -> dict[str, models.Model]:
     wherever a page could show them (worker fields, payloads, credentials, their history)."""
     from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 
+    from portal.models import ExceptionGroupJob
     from sync.mappings import services
     from sync.pipeline.models import (
         Connection,
@@ -214,7 +215,13 @@ def surface_seed() -> dict[str, models.Model]:
         AccessLog.objects.create(username="x", ip_address="127.0.0.1"),
         AccessFailureLog.objects.create(username="x", ip_address="127.0.0.1", locked_out=False),
         Group.objects.get(name=ROLES[0]),
-        User.objects.create_user("someone-else"),
+    ]
+    someone = User.objects.create_user("someone-else")
+    objects += [
+        someone,
+        ExceptionGroupJob.objects.create(
+            root_cause=exception.root_cause, action="replay", requested_by=someone, total=1
+        ),
     ]
     seeded = {}
     for obj in objects:
@@ -257,6 +264,7 @@ def _admin_model_page(name: str) -> tuple[str, str] | None:
 SIMPLE_NAMES = {  # URL name -> its kind, for URLs that take no object
     "home": "home",
     "worker-ping": "worker-ping",
+    "runs-act": "runs-act",
     "metrics": "metrics",
     "login": "login",
     "logout": "logout",
@@ -283,6 +291,15 @@ EXCEPTION_PAGES = {
         "exceptions-group-act",
         lambda seeded: [seeded["pipeline.exceptionitem"].root_cause],
     ),
+    "exceptions-job": ("exceptions-job", lambda seeded: [seeded["portal.exceptiongroupjob"].pk]),
+}
+# Pages beside the areas' own, about one seeded object: URL name -> (kind, its arguments).
+OBJECT_PAGES = {
+    "trace": ("trace", lambda seeded: [seeded["pipeline.exceptionitem"].correlation_id]),
+    "runs-connection-act": (
+        "runs-connection-act",
+        lambda seeded: [seeded["pipeline.connection"].pk],
+    ),
 }
 WEBHOOK_NAMES = {"sync:billing-webhook": "billing", "sync:psa-webhook": "psa"}
 
@@ -302,6 +319,10 @@ def surface_walk(seeded: dict[str, models.Model]) -> tuple[list[Cell], list[str]
             url = reverse(name, args=arguments(seeded))
             queue = seeded["pipeline.exceptionitem"].queue
             cells += [Cell(kind, url, m, queue) for m in methods]
+        elif name in OBJECT_PAGES:
+            kind, arguments = OBJECT_PAGES[name]
+            url = reverse(name, args=arguments(seeded))
+            cells += [Cell(kind, url, m, name) for m in methods]
         elif name in WEBHOOK_NAMES:
             url = reverse(name, args=["no-such-connection"])
             cells += [Cell("webhook", url, m, name) for m in methods]
@@ -394,6 +415,10 @@ def expected(user: str, cell: Cell) -> set[object]:
         return {200} if user in area.roles else {403}
     if kind.startswith("exceptions-"):
         return _exceptions_expected(user, cell, perms)
+    if kind == "trace":
+        return _trace_expected(user, cell)
+    if kind.startswith("runs-"):
+        return _runs_expected(user, cell, perms)
     if kind == "worker-ping":
         runs = next(a for a in AREAS if a.slug == "runs")
         if get:
@@ -414,12 +439,12 @@ def _exceptions_expected(user: str, cell: Cell, perms: set[str]) -> set[object]:
     opens = user in area.roles
     sees_queue = cell.label in QUEUES_BY_ROLE.get(user, ())
     acts = user in area.operators and "pipeline.change_exceptionitem" in perms
-    if cell.kind in ("exceptions-groups", "exceptions-item"):
+    if cell.kind in ("exceptions-groups", "exceptions-item", "exceptions-job"):
         if not get:
             return {405}
         if not opens:
             return {403}
-        return {200} if cell.kind == "exceptions-groups" or sees_queue else {404}
+        return {200} if cell.kind != "exceptions-item" or sees_queue else {404}
     if get:
         return {405}
     if not (opens and acts):
@@ -427,6 +452,23 @@ def _exceptions_expected(user: str, cell: Cell, perms: set[str]) -> set[object]:
     if cell.kind == "exceptions-item-act" and not sees_queue:
         return {404}
     return {302}  # the page again, with what happened (here: an unknown action) as a message
+
+
+def _trace_expected(user: str, cell: Cell) -> set[object]:
+    """A trace is read by whoever opens the Exceptions or the Runs area; nobody posts to it."""
+    if cell.method != "GET":
+        return {405}
+    readers = {role for a in AREAS if a.slug in ("exceptions", "runs") for role in a.roles}
+    return {200} if user in readers else {403}
+
+
+def _runs_expected(user: str, cell: Cell, perms: set[str]) -> set[object]:
+    """The Runs area's actions: its operators act (`portal.act_runs`), everyone else gets 403.
+    The matrix posts no action, so an operator gets the page again with "unknown action"."""
+    if cell.method == "GET":
+        return {405}
+    runs = next(a for a in AREAS if a.slug == "runs")
+    return {302} if user in runs.operators and runs.act_permission in perms else {403}
 
 
 def _admin_expected(user: str, cell: Cell, perms: set[str]) -> set[object]:

@@ -225,3 +225,74 @@ def test_a_group_names_its_records_in_the_number_its_count_needs(record_key, one
     }
     assert RootCauseGroup(items=1, **group).record_kind == one
     assert RootCauseGroup(items=2, **group).record_kind == many
+
+
+def _time_entry_item(entry_id: str):
+    from django.utils import timezone
+
+    from sync.pipeline.models import Connection, InboxItem
+
+    psa = Connection.objects.create(name="kantata", system="psa", dialect="kantata")
+    payload = {
+        "id": entry_id,
+        "workspace_id": "101",
+        "story_id": "107",
+        "user_id": "272",
+        "date_performed": "2026-05-22",
+        "time_in_minutes": 450,
+        "rate_in_cents": 12050,
+        "billable": True,
+        "approved": True,
+        "currency": "GBP",
+    }
+    inbox = InboxItem.objects.create(
+        connection=psa,
+        system="psa",
+        entity="time_entries",
+        external_id=entry_id,
+        payload=payload,
+        payload_hash="0" * 64,
+        received_at=timezone.now(),
+        correlation_id="c",
+    )
+    item = raise_items(
+        1,
+        record_key=f"psa:time_entry:{entry_id}",
+        queue="project_setup",
+        code="PROJECT_UNKNOWN",
+        payload=payload,
+    )[0]
+    ExceptionItem.objects.filter(pk=item.pk).update(inbox_item=inbox)
+    return item
+
+
+@pytest.mark.django_db
+def test_before_a_replay_the_page_shows_what_it_would_post_and_that_the_erp_has_none(client, login):
+    item = _time_entry_item("5501")
+    login("finance")
+    text = client.get(f"/exceptions/{item.pk}/").content.decode()
+    assert "The target holds no record KT-TE-5501" in text
+    assert "903.75 GBP" in text  # 7.5 hours at 120.50, half-up to the cent
+
+
+@pytest.mark.django_db
+def test_before_a_replay_the_page_warns_that_the_erp_already_holds_the_record(client, login):
+    from django.utils import timezone
+
+    from sync.pipeline.models import Connection, TargetRecord
+
+    item = _time_entry_item("5502")
+    erp = Connection.objects.create(name="netsuite", system="erp", dialect="netsuite")
+    TargetRecord.objects.create(
+        connection=erp,
+        record_type="timeBill",
+        external_id="KT-TE-5502",
+        target_id="8841",
+        source="pulled",
+        seen_at=timezone.now(),
+    )
+    login("finance")
+    text = client.get(f"/exceptions/{item.pk}/").content.decode()
+    assert "The target already holds KT-TE-5502" in text
+    assert "8841" in text
+    assert "posts nothing twice" in text

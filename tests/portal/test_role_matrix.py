@@ -37,9 +37,10 @@ def eager_celery():
     from portal.celery import app
 
     before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
+    # Settings come in under the CELERY_ namespace: only the namespaced key reaches Celery.
+    app.conf.update(CELERY_TASK_ALWAYS_EAGER=True)
     yield
-    app.conf.task_always_eager = before
+    app.conf.update(CELERY_TASK_ALWAYS_EAGER=before)
 
 
 def _client_for(user: str, django_user_model) -> Client:
