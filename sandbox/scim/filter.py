@@ -9,6 +9,7 @@ Not supported (400 invalidFilter): `or`, `not`, parentheses, value paths `emails
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -75,9 +76,13 @@ def _value(token: str, kind: str) -> Any:
     if lowered == "null":
         return None
     try:
-        return json.loads(token)
+        value = json.loads(token)
     except ValueError:
         raise ScimFilterError(f"Invalid comparison value: {token}") from None
+    # Python reads Infinity, NaN and 1e400 as floats that are no JSON (RFC 8259) at all.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ScimFilterError(f"Invalid comparison value: {token}")
+    return value
 
 
 def scim_filter_parse(text: str) -> list[Comparison]:

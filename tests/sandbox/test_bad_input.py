@@ -134,3 +134,9 @@ def test_out_of_range_ids_are_4xx_or_empty(client, path):
     storage.record_create(system="kantata", object_type="workspaces", data={"title": "x"})
     headers = SCIM if path.startswith("/scim") else KANTATA
     no_server_error(client.get(path, headers=headers))
+
+
+@pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN", "1e400"])
+def test_a_scim_filter_value_that_is_no_json_number_is_a_400(client, value):
+    answer = client.get("/scim/v2/Users", params={"filter": f"userName eq {value}"}, headers=SCIM)
+    assert answer.status_code == 400, answer.text
