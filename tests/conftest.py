@@ -56,6 +56,20 @@ def role_user(db, django_user_model):
     return make
 
 
+@pytest.fixture
+def eager_celery():
+    """Work a request queues runs in the request, not on a broker. The Celery app reads Django
+    settings under the CELERY namespace, so the key carries the prefix: neither
+    `conf.task_always_eager = True` nor `conf.update(task_always_eager=True)` reaches it."""
+    from portal.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.update(CELERY_TASK_ALWAYS_EAGER=True)
+    assert app.conf.task_always_eager
+    yield
+    app.conf.update(CELERY_TASK_ALWAYS_EAGER=before)
+
+
 def _database_url(alias: str) -> str:
     """The URL of the *test* database pytest-django created for `alias`, for child processes."""
     from django.db import connections

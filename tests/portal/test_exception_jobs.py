@@ -13,17 +13,6 @@ from tests.portal.test_exceptions_pages import raise_items
 
 
 @pytest.fixture
-def eager_celery():
-    from portal.celery import app
-
-    before = app.conf.task_always_eager
-    # Settings come in under the CELERY_ namespace: only the namespaced key reaches Celery.
-    app.conf.update(CELERY_TASK_ALWAYS_EAGER=True)
-    yield
-    app.conf.update(CELERY_TASK_ALWAYS_EAGER=before)
-
-
-@pytest.fixture
 def finance(client, django_user_model):
     user = django_user_model.objects.create_user("fin-jobs", password="unused")
     user.groups.add(Group.objects.get(name="finance"))

@@ -31,18 +31,6 @@ from tests.portal.surface import (
 LOGIN_PAGES = ("/accounts/login/", "/admin/login/")
 
 
-@pytest.fixture
-def eager_celery():
-    """Work a request queues (a heartbeat) runs in the request, not on a broker."""
-    from portal.celery import app
-
-    before = app.conf.task_always_eager
-    # Settings come in under the CELERY_ namespace: only the namespaced key reaches Celery.
-    app.conf.update(CELERY_TASK_ALWAYS_EAGER=True)
-    yield
-    app.conf.update(CELERY_TASK_ALWAYS_EAGER=before)
-
-
 def _client_for(user: str, django_user_model) -> Client:
     client = Client(raise_request_exception=False)
     if user != ANONYMOUS:

@@ -19,20 +19,6 @@ from sync.tasks_cycle import cycle_run
 SECRET = "cred-runs-page-client-secret"
 
 
-@pytest.fixture
-def eager_celery():
-    """Work a request queues (a cycle) runs in the request, not on a broker. The Celery app
-    reads Django settings under the CELERY namespace, so the key carries the prefix: neither
-    `conf.task_always_eager = True` nor `conf.update(task_always_eager=True)` reaches it."""
-    from portal.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.update(CELERY_TASK_ALWAYS_EAGER=True)
-    assert app.conf.task_always_eager
-    yield
-    app.conf.update(CELERY_TASK_ALWAYS_EAGER=before)
-
-
 def connection(name: str, **values) -> Connection:
     made = Connection(name=name, system="erp", dialect="netsuite", **values)
     made.credentials_set({"client_secret": SECRET})
