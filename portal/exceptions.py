@@ -52,9 +52,9 @@ def _may_act(request: HttpRequest) -> bool:
     return request.user.has_perms(ACT_PERMISSIONS)
 
 
-def _item(request: HttpRequest, pk: int) -> ExceptionItem:
+def _item(pk: int, queues: tuple[str, ...]) -> ExceptionItem:
     item = (
-        ExceptionItem.objects.filter(pk=pk, queue__in=_queues(request))
+        ExceptionItem.objects.filter(pk=pk, queue__in=queues)
         .select_related("assignee", "inbox_item", "delivery")
         .first()
     )
@@ -141,8 +141,8 @@ def _timeline(item: ExceptionItem, queues: tuple[str, ...]) -> list[dict[str, An
 @require_safe
 def exception_item_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """`/exceptions/<id>/`: the item, its payload as fields, its trace, history and comments."""
-    item = _item(request, pk)
     queues = _queues(request)
+    item = _item(pk, queues)
     visible = cost_rates_visible_to(request.user)
     payload = value_redact(item.payload, cost_rates_visible=visible)
     detail = value_redact(item.detail, cost_rates_visible=visible)
@@ -178,8 +178,7 @@ def _done(request: HttpRequest, text: str) -> None:
 @require_POST
 def exception_item_act(request: HttpRequest, pk: int) -> HttpResponse:
     """One action on one item: assign to me, comment, replay, resolve, ignore."""
-    _act_check(request)
-    item = _item(request, pk)
+    item = _item(pk, _act_check(request))
     action = request.POST.get("action", "")
     user = request.user
     try:
