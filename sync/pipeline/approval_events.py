@@ -49,9 +49,10 @@ from django.utils import timezone
 
 from sync.connectors.base import TransportError, correlation_scope
 from sync.errors import DomainError
+from sync.integrations.registry import source_connector_for
 from sync.logging import run_scope
 from sync.models import TimeEntry
-from sync.pipeline.cycle import erp_connection_get, source_connector_for
+from sync.pipeline.connection_services import erp_connection_get
 from sync.pipeline.delivery import deliveries_send
 from sync.pipeline.exception_items import Failure, exception_items_close_for, exception_items_raise
 from sync.pipeline.inbox import inbox_store

@@ -8,6 +8,7 @@ from django.db import transaction
 
 from sync.audit import acting_as, actor_for_user
 from sync.pipeline.models import Connection
+from sync.pipeline.models.connections import System
 
 
 def connection_enabled_set(*, connection: Connection, enabled: bool, user: Any) -> Connection:
@@ -28,3 +29,8 @@ def connection_enabled_set(*, connection: Connection, enabled: bool, user: Any) 
         # validator tightened (a base URL on a bare host name) must still be pausable.
         locked.save(update_fields=["enabled", "updated_at"])
     return locked
+
+
+def erp_connection_get() -> Connection | None:
+    """The enabled ERP connection time entries are posted to (the first, if several)."""
+    return Connection.objects.filter(enabled=True, system=System.ERP).order_by("id").first()

@@ -37,21 +37,18 @@ from django.utils import timezone
 from sync.connectors.base import (
     CONFIGURATION,
     PERMANENT,
-    ConnectionConfig,
     TransportError,
     correlation_scope,
     watermark_max,
 )
-from sync.connectors.kantata import CHANGE_EVENTS, KantataConnector
-from sync.connectors.netsuite import NetSuiteConnector
-from sync.connectors.salesforce import SalesforceConnector
-from sync.connectors.scim import ScimConnector
-from sync.connectors.stripe import StripeConnector
+from sync.connectors.kantata import CHANGE_EVENTS
 from sync.errors import DomainError
+from sync.integrations.registry import ConnectionNotPullable, source_connector_for
 from sync.logging import run_scope
+from sync.pipeline.connection_services import erp_connection_get
 from sync.pipeline.delivery import deliveries_send_due
 from sync.pipeline.inbox import inbox_store, payload_hash, watermark_advance, watermark_get
-from sync.pipeline.master_data import ERP_COLUMNS, PROCESSING_ORDER, PROCESSORS
+from sync.pipeline.master_data import PROCESSING_ORDER, PROCESSORS
 from sync.pipeline.models import Connection, InboxItem, SyncRun
 from sync.pipeline.models.connections import Dialect, System
 from sync.pipeline.reoffer import parked_items_reoffer
@@ -87,19 +84,6 @@ EXTRA_ENTITIES: dict[str, tuple[str, ...]] = {
 }
 
 
-def netsuite_connector(config: ConnectionConfig, **options: Any) -> NetSuiteConnector:
-    """The NetSuite connector reading the SuiteQL columns the master-data processors need."""
-    return NetSuiteConnector(config, columns=ERP_COLUMNS, **options)
-
-
-SOURCE_CONNECTORS: dict[str, Callable[..., Any]] = {
-    Dialect.NETSUITE: netsuite_connector,
-    Dialect.SCIM: ScimConnector,
-    Dialect.KANTATA: KantataConnector,
-    Dialect.SALESFORCE: SalesforceConnector,
-    Dialect.STRIPE: StripeConnector,
-}
-
 # Where each dialect keeps a record's id and its change marker (for `until`).
 ID_FIELD = {Dialect.SALESFORCE: "Id"}
 MARKER_FIELD: dict[str, str] = {
@@ -119,10 +103,6 @@ POSITION_MAX_LENGTH = 255  # PullWatermark.value
 CLOCK_SKEW_ALLOWANCE = dt.timedelta(seconds=120)
 
 Processor = Callable[..., Any]
-
-
-class ConnectionNotPullable(DomainError):
-    """The connection's dialect has no source connector, or the entity is not one it pulls."""
 
 
 # -- pull position -------------------------------------------------------------------------------
@@ -221,13 +201,6 @@ class PageProgress:
 def pull_entities(connection: Connection) -> tuple[str, ...]:
     """The entities a cycle pulls from this connection (empty for a dialect nobody pulls)."""
     return PULL_PLAN.get(connection.dialect, ())
-
-
-def source_connector_for(connection: Connection, *, transport: Any = None) -> Any:
-    factory = SOURCE_CONNECTORS.get(connection.dialect)
-    if factory is None:
-        raise ConnectionNotPullable(f"{connection} has no source connector to pull with.")
-    return factory(ConnectionConfig.from_connection(connection), transport=transport)
 
 
 def _external_id(dialect: str, record: Mapping[str, Any]) -> str:
@@ -501,11 +474,6 @@ def inbox_process(
                 for name in ("created", "updated", "unchanged", "refused", "failed"):
                     setattr(totals, name, getattr(totals, name) + int(getattr(counts, name, 0)))
     return totals
-
-
-def erp_connection_get() -> Connection | None:
-    """The enabled ERP connection time entries are posted to (the first, if several)."""
-    return Connection.objects.filter(enabled=True, system=System.ERP).order_by("id").first()
 
 
 # -- the cycle -----------------------------------------------------------------------------------

@@ -31,8 +31,8 @@ from typing import Any
 from django.db import DatabaseError
 from django.utils import timezone
 
-from sync.connectors.base import INDETERMINATE, ConnectionConfig, TransportError, correlation_scope
-from sync.connectors.netsuite import NetSuiteConnector
+from sync.connectors.base import INDETERMINATE, TransportError, correlation_scope
+from sync.integrations.registry import target_connector_for
 from sync.pipeline.delivery_budget import SlotBudget, slot_budget_for
 from sync.pipeline.models import Connection, Delivery
 from sync.pipeline.outbox import (
@@ -52,12 +52,6 @@ logger = logging.getLogger(__name__)
 # (JSON has no decimal type); they become Decimal here and exact numbers on the wire.
 NUMERIC_FIELDS: dict[str, frozenset[str]] = {"timeBill": frozenset({"hours", "rate"})}
 
-# Dialects that can receive deliveries, and the connector that writes to each.
-TARGET_CONNECTORS: dict[str, Callable[..., Any]] = {
-    "netsuite": NetSuiteConnector,
-}
-
-
 MAX_RETRY_WAIT_SECONDS = 2.0
 
 
@@ -68,13 +62,6 @@ class SendCounts:
     retrying: int = 0
     failed: int = 0
     released: int = 0  # claimed, not sent (no slot, or the connection stopped): pending again
-
-
-def connector_for(connection: Connection, **options: Any) -> Any:
-    factory = TARGET_CONNECTORS.get(connection.dialect)
-    if factory is None:
-        raise ValueError(f"{connection} cannot receive deliveries (dialect {connection.dialect}).")
-    return factory(ConnectionConfig.from_connection(connection), **options)
 
 
 def delivery_send_one(*, delivery: Delivery, connector: Any) -> Outcome:
@@ -404,7 +391,7 @@ class _Sender:
                 target.queue.append(delivery)
 
     def _target(self, connection: Connection) -> _Target:
-        connector = connector_for(connection, **self.options)
+        connector = target_connector_for(connection, **self.options)
         executor: Executor = (
             _Inline()
             if connection.max_concurrency == 1

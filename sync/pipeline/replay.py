@@ -19,7 +19,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from sync.audit import acting_as, actor_for_user
-from sync.pipeline.cycle import erp_connection_get, processing_registry
+from sync.pipeline.connection_services import erp_connection_get
+from sync.pipeline.cycle import processing_registry
 from sync.pipeline.exception_items import ExceptionActionRefused
 from sync.pipeline.models import Delivery, ExceptionItem, InboxItem, SyncRun
 from sync.pipeline.outbox import delivery_retry

@@ -28,9 +28,9 @@ from django.utils import timezone
 
 from sync.audit import acting_as, audited_bulk_create
 from sync.models import ExternalRef, TimeEntry
+from sync.pipeline.connection_services import erp_connection_get
 from sync.pipeline.exception_items import Failure, exception_items_close_for, exception_items_raise
 from sync.pipeline.models import Connection, InboxItem, SyncRun, TargetRecord
-from sync.pipeline.models.connections import System
 from sync.pipeline.models.exception_items import Queue, Stage
 
 SYSTEM = "erp"
@@ -179,9 +179,8 @@ def time_bills_process(
             .order_by("id")
         )
         # An item stored without its connection (not a pull) belongs to the enabled ERP.
-        default_connection = (
-            _erp_connection_id() if any(i.connection_id is None for i in items) else None
-        )
+        erp = erp_connection_get() if any(i.connection_id is None for i in items) else None
+        default_connection = erp.id if erp is not None else None
         by_id: dict[tuple[int, str], tuple[InboxItem, TimeBill]] = {}
         for item in items:
             try:
@@ -338,17 +337,6 @@ def _links_write(
     if new_refs:
         audited_bulk_create(model=ExternalRef, objs=new_refs, actor=run.actor)
     return linked
-
-
-def _erp_connection_id() -> int | None:
-    """The enabled ERP connection (the first, if several), as `cycle.erp_connection_get` picks
-    it; importing cycle here would be circular."""
-    return (
-        Connection.objects.filter(enabled=True, system=System.ERP)
-        .order_by("id")
-        .values_list("id", flat=True)
-        .first()
-    )
 
 
 def _record_key(internal_id: str) -> str:

@@ -16,7 +16,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from sandbox.models import SandboxRecord
-from sync.pipeline.delivery import connector_for
+from sync.integrations.registry import target_connector_for as connector_for
 from sync.pipeline.models import Connection, Delivery, ExceptionItem
 from sync.pipeline.outbox import deliveries_enqueue
 from sync.tasks import deliveries_sweep

@@ -32,8 +32,8 @@ from sandbox.netsuite import views as netsuite_views
 from sandbox.router import SANDBOX_DB
 from sync.connectors.kantata import KantataConnector
 from sync.connectors.netsuite import NetSuiteConnector
+from sync.integrations import registry
 from sync.models import AccountingPeriod, ExternalRef
-from sync.pipeline import cycle, delivery
 from sync.pipeline.cycle import processing_registry, sync_cycle_run
 from sync.pipeline.models import Connection, Delivery, ExceptionItem, InboxItem, SyncRun
 from sync.tasks_events import approval_event_process
@@ -68,8 +68,8 @@ def network(sandbox, monkeypatch, settings):
 
         return connect
 
-    monkeypatch.setitem(cycle.SOURCE_CONNECTORS, "kantata", through_sandbox(KantataConnector))
-    monkeypatch.setitem(delivery.TARGET_CONNECTORS, "netsuite", through_sandbox(NetSuiteConnector))
+    monkeypatch.setitem(registry.SOURCE_CONNECTORS, "kantata", through_sandbox(KantataConnector))
+    monkeypatch.setitem(registry.TARGET_CONNECTORS, "netsuite", through_sandbox(NetSuiteConnector))
     # Celery reads its Django settings live (portal/celery.py, namespace CELERY).
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.CELERY_TASK_EAGER_PROPAGATES = True

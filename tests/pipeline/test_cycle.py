@@ -18,6 +18,7 @@ from sandbox.kantata import views as kantata_views
 from sandbox.netsuite import views as netsuite_views
 from sync.connectors.kantata import KantataConnector
 from sync.errors import DomainError
+from sync.integrations import registry
 from sync.pipeline import cycle
 from sync.pipeline.cycle import (
     PullPosition,
@@ -50,7 +51,9 @@ def transport_for(sandbox):
 @pytest.fixture
 def small_pages(monkeypatch):
     """Kantata pages of 2 records, so a handful of records spans several pages."""
-    monkeypatch.setitem(cycle.SOURCE_CONNECTORS, "kantata", partial(KantataConnector, per_page=2))
+    monkeypatch.setitem(
+        registry.SOURCE_CONNECTORS, "kantata", partial(KantataConnector, per_page=2)
+    )
 
 
 @pytest.fixture

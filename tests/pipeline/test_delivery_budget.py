@@ -22,7 +22,8 @@ from sandbox.core.app import SandboxApp
 from sandbox.core.faults import FaultBook
 from sandbox.core.server import sandbox_server_start
 from sandbox.models import SandboxRecord
-from sync.pipeline.delivery import connector_for, deliveries_send, deliveries_send_due
+from sync.integrations.registry import target_connector_for as connector_for
+from sync.pipeline.delivery import deliveries_send, deliveries_send_due
 from sync.pipeline.delivery_budget import AdvisoryLockBudget, delivery_slot_key
 from sync.pipeline.models import Connection, Delivery
 

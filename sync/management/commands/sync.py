@@ -16,8 +16,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from sync.connectors.base import TransportError
+from sync.integrations.registry import ConnectionNotPullable
 from sync.pipeline.cycle import (
-    ConnectionNotPullable,
     PageProgress,
     sync_backfill_run,
     sync_cycle_run,
