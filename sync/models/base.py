@@ -26,9 +26,9 @@ from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models, router, transaction
 
-from sync.audit import HistoryActorFields, LeanHistoricalRecords
 from sync.encryption import EncryptedDecimalField
 from sync.errors import IllegalTransition, ImmutableRecord, StaleRecord, UnknownStatus
+from sync.models.history import HistoryActorFields, LeanHistoricalRecords
 
 # Bookkeeping columns: a save that changes only these does not change the record, so it keeps
 # the version (and with it the delivery idempotency key). `correlation_id` is a tracing label

@@ -46,12 +46,22 @@ class TimeEntry(CanonicalModel):
     entry, never an edit. Only the status moves on (posted -> invoiced/reversed).
     """
 
-    worker = models.ForeignKey(Worker, on_delete=models.PROTECT, related_name="time_entries")
+    # The worker, project and task are checked by statement-level triggers on PostgreSQL, not
+    # by foreign keys (sync/sql/timeentry_references.sql; docs/decisions.md #28).
+    worker = models.ForeignKey(
+        Worker, on_delete=models.PROTECT, related_name="time_entries", db_constraint=False
+    )
     # Indexed by (project, work_date) below, which also serves look-ups by project alone.
     project = models.ForeignKey(
-        Project, on_delete=models.PROTECT, related_name="time_entries", db_index=False
+        Project,
+        on_delete=models.PROTECT,
+        related_name="time_entries",
+        db_index=False,
+        db_constraint=False,
     )
-    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="time_entries")
+    task = models.ForeignKey(
+        Task, on_delete=models.PROTECT, related_name="time_entries", db_constraint=False
+    )
     work_date = models.DateField()
     hours = QuantityField(max_digits=6, decimal_places=2)
     billable = models.BooleanField(default=True)

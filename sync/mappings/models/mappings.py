@@ -21,9 +21,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from sync.audit import HistoryActorFields, LeanHistoricalRecords
 from sync.mappings.errors import MappingTransitionRefused, MappingVersionFrozen
 from sync.mappings.models.systems import System
+from sync.models.history import HistoryActorFields, LeanHistoricalRecords
 
 
 class MappingSet(models.Model):

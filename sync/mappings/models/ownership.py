@@ -16,8 +16,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q, QuerySet
 
-from sync.audit import HistoryActorFields, LeanHistoricalRecords
 from sync.mappings.models.systems import System
+from sync.models.history import HistoryActorFields, LeanHistoricalRecords
 
 canonical_name = RegexValidator(
     r"^[a-z][a-z0-9_]*$", "Use the canonical name in snake case, e.g. time_entry or cost_centre."

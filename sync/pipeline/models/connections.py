@@ -7,8 +7,8 @@ from typing import Any
 
 from django.db import models
 
-from sync.audit import HistoryActorFields, LeanHistoricalRecords
 from sync.encryption import EncryptedTextField
+from sync.models.history import HistoryActorFields, LeanHistoricalRecords
 
 
 class System(models.TextChoices):

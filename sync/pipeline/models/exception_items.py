@@ -6,8 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from sync.audit import HistoryActorFields, LeanHistoricalRecords
 from sync.models.fields import MoneyField
+from sync.models.history import HistoryActorFields, LeanHistoricalRecords
 
 
 class Queue(models.TextChoices):

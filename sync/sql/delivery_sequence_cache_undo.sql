@@ -1,0 +1,1 @@
+ALTER TABLE pipeline_delivery ALTER COLUMN id SET CACHE 1;
