@@ -12,7 +12,7 @@ from sync.connectors.base import (
     TransportError,
     correlation_id_var,
     correlation_scope,
-    watermark_max,
+    position_max,
 )
 
 
@@ -34,7 +34,7 @@ from sync.connectors.base import (
 def test_the_watermark_is_the_later_instant_whatever_the_offset_notation(
     current, candidate, expected
 ):
-    assert watermark_max(current, candidate) == expected
+    assert position_max(current, candidate) == expected
 
 
 @pytest.mark.parametrize(
