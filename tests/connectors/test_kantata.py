@@ -86,7 +86,7 @@ def test_an_incremental_pull_uses_updated_after_and_reports_the_newest_change(ka
     assert pages[-1].position == "2026-01-05T09:29:00+00:00"
 
 
-def test_the_change_feed_is_followed_to_its_end_and_resumes_from_the_watermark(kantata):
+def test_the_change_feed_is_followed_to_its_end_and_resumes_from_its_pull_position(kantata):
     for n in range(5):
         storage.record_create(
             system="kantata",

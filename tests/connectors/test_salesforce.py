@@ -67,7 +67,7 @@ def test_an_incremental_pull_reads_only_records_modified_after_since(salesforce)
     assert pages[-1].position == "2026-01-01T00:29:00.000+0000"
 
 
-def test_an_incremental_pull_with_nothing_new_keeps_the_old_watermark(salesforce):
+def test_an_incremental_pull_with_nothing_new_keeps_the_old_pull_position(salesforce):
     accounts_seed(3)
     since = "2026-02-01T00:00:00.000+0000"
     pages = list(salesforce().pull(entity="Account", since=since))
