@@ -461,7 +461,7 @@ def child_pull(n: int, per_page: int) -> dict:
     from sandbox.models import SandboxRecord
     from sandbox.storage import record_bulk_insert
     from sync.connectors.base import ConnectionConfig
-    from sync.connectors.kantata import KantataConnector
+    from sync.integrations.kantata.client import KantataConnector
     from sync.pipeline.inbox import inbox_store
     from sync.pipeline.models import Connection
 

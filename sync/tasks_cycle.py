@@ -81,8 +81,8 @@ def beat_schedule_sync() -> dict:
         # Celery reads the schedule when its app finalizes, which can come before its Django
         # fixup has set Django up; the connections table needs the app registry.
         django.setup()
-    from sync.pipeline.cycle import pull_entities
     from sync.pipeline.models import Connection
+    from sync.pipeline.pull import pull_entities
 
     try:
         connections = list(Connection.objects.filter(enabled=True).order_by("name"))

@@ -144,7 +144,7 @@ def _books(base: str) -> dict[str, str]:
     """An ERP ledger to post into, written with the NetSuite connector itself."""
     from sandbox.netsuite import views as netsuite
     from sync.connectors.base import ConnectionConfig
-    from sync.connectors.netsuite import NetSuiteConnector
+    from sync.integrations.netsuite.client import NetSuiteConnector
 
     ns = NetSuiteConnector(
         ConnectionConfig(

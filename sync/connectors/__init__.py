@@ -1,1 +1,1 @@
-"""Connectors: one module per vendor dialect, all HTTP through `http.py`."""
+"""The transport every vendor shares: configuration, errors, HTTP, auth, budgets, paging, stats."""

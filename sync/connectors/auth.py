@@ -22,17 +22,35 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from sync.connectors.base import CONFIGURATION, TransportError
 
-if TYPE_CHECKING:
-    from sync.connectors.http import VendorHttp
+
+class TokenAnswer(Protocol):
+    def json(self) -> Any: ...
+
+
+class TokenRequester(Protocol):
+    """What an `Auth` may ask of the transport that calls it (`http.VendorHttp`): one request.
+    Typed here rather than imported so that auth.py does not import http.py, which imports it."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: Mapping[str, Any] | None = None,
+        idempotent: bool | None = None,
+        not_found: str = CONFIGURATION,
+        authenticate: bool = True,
+        attempts: int | None = None,
+    ) -> TokenAnswer: ...
 
 
 class Auth(Protocol):
-    def headers(self, *, method: str, url: str, http: VendorHttp) -> dict[str, str]:
+    def headers(self, *, method: str, url: str, http: TokenRequester) -> dict[str, str]:
         """Headers that authenticate this request (may fetch a token through `http`)."""
         ...
 
@@ -42,7 +60,7 @@ class Auth(Protocol):
 
 
 class NoAuth:
-    def headers(self, *, method: str, url: str, http: VendorHttp) -> dict[str, str]:
+    def headers(self, *, method: str, url: str, http: TokenRequester) -> dict[str, str]:
         return {}
 
     def invalidate(self) -> bool:
@@ -55,7 +73,7 @@ class BearerAuth:
             raise TransportError(kind=CONFIGURATION, message="no access token configured")
         self._token = token
 
-    def headers(self, *, method: str, url: str, http: VendorHttp) -> dict[str, str]:
+    def headers(self, *, method: str, url: str, http: TokenRequester) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"}
 
     def invalidate(self) -> bool:
@@ -67,7 +85,7 @@ class StripeKeyAuth(BearerAuth):
         super().__init__(secret_key)
         self._version = api_version
 
-    def headers(self, *, method: str, url: str, http: VendorHttp) -> dict[str, str]:
+    def headers(self, *, method: str, url: str, http: TokenRequester) -> dict[str, str]:
         headers = super().headers(method=method, url=url, http=http)
         if self._version:
             headers["Stripe-Version"] = self._version
@@ -154,10 +172,10 @@ class OAuth2ClientCredentials:
         self._expires_at: float | None = None
         self.token_answer: dict[str, Any] = {}  # the last token answer (e.g. instance_url)
 
-    def headers(self, *, method: str, url: str, http: VendorHttp) -> dict[str, str]:
+    def headers(self, *, method: str, url: str, http: TokenRequester) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._current(http)}"}
 
-    def _current(self, http: VendorHttp) -> str:
+    def _current(self, http: TokenRequester) -> str:
         with self._lock:
             if self._shared_key:  # the process's token for this client, renewed by any
                 shared = _shared_tokens.get(self._shared_key)
@@ -236,7 +254,7 @@ class NetSuiteTokenAuth:
         self._nonce = nonce
         self._timestamp = timestamp
 
-    def headers(self, *, method: str, url: str, http: VendorHttp) -> dict[str, str]:
+    def headers(self, *, method: str, url: str, http: TokenRequester) -> dict[str, str]:
         oauth = {
             "oauth_consumer_key": self._consumer[0],
             "oauth_token": self._token[0],

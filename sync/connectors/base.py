@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 # Failure kinds: how the caller must react (STYLE.md rule 5; sync.pipeline.outbox uses the same).
@@ -140,27 +140,34 @@ class Page:
     """One page of a pull.
 
     `next_cursor` resumes the same pull after this page (pass it back as `cursor=`); None on
-    the last page. `watermark` is the highest change marker seen so far in this pull (a
-    last-modified time, or a feed position); store it as the next pull's `since` only after
-    the last page has been processed.
+    the last page. `position` is the pull position this page reaches: the highest change time
+    seen so far in this pull (a last-modified time, or a feed position); it may become the
+    next pull's `since` only after the last page has been processed.
     """
 
     records: list[dict[str, Any]]
     next_cursor: str | None
-    watermark: str | None
+    position: str | None
     rejected: tuple[RejectedRow, ...] = ()
 
 
 class SourceConnector(Protocol):
+    """A system a cycle pulls from. `pull` yields the pages of `entity` changed after `since`
+    (a pull position in the vendor's own format), resuming after `cursor` when given; raises
+    TransportError. `close` frees the connection pool (the caller owns the connector)."""
+
     def pull(
         self, *, entity: str, since: str | None = None, cursor: str | None = None
     ) -> Iterator[Page]: ...
+
+    def close(self) -> None: ...
 
 
 class TargetConnector(Protocol):
     """A target the outbox delivers to. `upsert_by_external_id` returns the target's id and is
     safe to repeat; `get_by_external_id` returns the target's record with its id under "id",
-    or None when absent (how an INDETERMINATE write is resolved)."""
+    or None when absent (how an INDETERMINATE write is resolved). Both raise TransportError.
+    `close` frees the connection pool."""
 
     def upsert_by_external_id(
         self,
@@ -175,11 +182,21 @@ class TargetConnector(Protocol):
         self, *, record_type: str, external_id: str
     ) -> dict[str, Any] | None: ...
 
+    def close(self) -> None: ...
 
-def watermark_max(current: str | None, candidate: str | None) -> str | None:
+
+class SignatureInvalid(ValueError):
+    """A webhook whose signature does not verify (tampered, wrong secret, too old)."""
+
+
+class SignatureMissing(SignatureInvalid):
+    """A webhook that carries no signature (or no timestamp) at all."""
+
+
+def position_max(current: str | None, candidate: str | None) -> str | None:
     """The later of two ISO 8601 timestamps with offsets (kept in the vendor's own format).
 
-    A value that does not parse is ignored rather than trusted as a watermark.
+    A value that does not parse is ignored rather than trusted as a pull position.
     """
     if candidate is None or _instant(candidate) is None:
         return current
@@ -194,6 +211,20 @@ def _instant(value: str) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else None
+
+
+def instant_read(value: Any) -> datetime | None:
+    """A record's change time: unix seconds, or ISO 8601 (no offset: UTC); None when unreadable."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, tz=UTC)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    # NetSuite's SuiteQL times have no offset: the sandbox (and our accounts) run in UTC.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def iso_date(text: str) -> date:

@@ -1,2 +1,1 @@
-"""One package per vendor: its client, webhook checks, payload readers, the bodies it renders,
-its pull plan and error codes. `registry` maps a connection's dialect to its integration."""
+"""One package per vendor (client, pull plan, webhook checks, fields); `registry` maps dialects."""

@@ -1,379 +1,45 @@
 """One sync cycle: pull every enabled connection into the inbox, process the inbox, deliver.
 
-- `connection_pull` reads one (connection, entity) page by page through the connector of the
-  connection's dialect. Each page is stored in the inbox and the pull position advanced in ONE
-  transaction, so a crash mid-pull re-reads at most the page that was in hand.
 - `inbox_process` hands pending inbox items, in batches, to the processor registered for their
-  (system, entity), master data first and time entries last.
-- `sync_cycle_run` does both for every enabled connection, then sends due deliveries, and
-  records the whole pass as a `SyncRun` with its counts, status and error text.
-
-The pull position kept in `PullWatermark.value` is the plain watermark (the highest change
-marker of the last complete pull: the next pull's `since`) when no pull is half done. While a
-pull is under way it is a small JSON object `{"since", "cursor", "mark"}`: the `since` that pull
-started from, the cursor after the last committed page and the highest marker committed so far.
-Connectors page in id order (not change order), so moving `since` up before the pull ends
-could skip records on later pages; resuming from the cursor with the old `since` cannot.
-A cursor too long to keep (a vendor's opaque query locator) is not kept: that pull then
-resumes from its start, which re-reads pages but never skips one.
+  (system, entity) (`processing_registry`), master data first and time entries last.
+- `sync_cycle_run` pulls every enabled connection's plan (`sync.pipeline.pull`), processes,
+  sends due deliveries, and records the whole pass as a `SyncRun` with its counts, status and
+  error text. `sync_backfill_run` re-reads a window without moving the pull position.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
-from sync.connectors.base import (
-    CONFIGURATION,
-    PERMANENT,
-    TransportError,
-    correlation_scope,
-    watermark_max,
-)
-from sync.connectors.kantata import CHANGE_EVENTS
+from sync.connectors.base import CONFIGURATION, TransportError
 from sync.errors import DomainError
-from sync.integrations.registry import ConnectionNotPullable, source_connector_for
+from sync.integrations.registry import source_connector_for
 from sync.logging import run_scope
 from sync.pipeline.connection_services import erp_connection_get
 from sync.pipeline.delivery import deliveries_send_due
-from sync.pipeline.inbox import inbox_store, payload_hash, watermark_advance, watermark_get
 from sync.pipeline.master_data import PROCESSING_ORDER, PROCESSORS
 from sync.pipeline.models import Connection, InboxItem, SyncRun
-from sync.pipeline.models.connections import Dialect, System
+from sync.pipeline.models.connections import System
+from sync.pipeline.pull import PageProgress, connection_pull, pull_entities
 from sync.pipeline.reoffer import parked_items_reoffer
 from sync.pipeline.time_posting import time_entries_process
 
 logger = logging.getLogger(__name__)
-
-# What a cycle pulls from each dialect, in this order (reference data before what points at it).
-PULL_PLAN: dict[str, tuple[str, ...]] = {
-    # timeBill: what the ERP holds already by our key (target_records.py), for time posting.
-    Dialect.NETSUITE: (
-        "currency",
-        "subsidiary",
-        "accountingPeriod",
-        "department",
-        "customer",
-        "employee",
-        "job",
-        "projectTask",
-        "timeBill",
-    ),
-    Dialect.SCIM: ("Users",),
-    # Time entries and expenses: the approved ones (KantataConnector's approved_only).
-    Dialect.KANTATA: ("workspaces", "stories", "assignments", "users", "time_entries", "expenses"),
-    Dialect.SALESFORCE: ("Account", "Opportunity", "Contract"),
-    Dialect.STRIPE: ("customers", "invoices"),
-    # CSV drops arrive as files, not pulls.
-}
-# Entities a pull accepts beyond the cycle's plan (backfills, explicit pulls).
-EXTRA_ENTITIES: dict[str, tuple[str, ...]] = {
-    Dialect.KANTATA: ("change_events",),
-    Dialect.STRIPE: ("invoiceitems", "events"),
-}
-
-
-# Where each dialect keeps a record's id and its change marker (for `until`).
-ID_FIELD = {Dialect.SALESFORCE: "Id"}
-MARKER_FIELD: dict[str, str] = {
-    Dialect.NETSUITE: "lastmodified_at",
-    Dialect.KANTATA: "updated_at",
-    Dialect.SALESFORCE: "LastModifiedDate",
-    Dialect.STRIPE: "created",
-}
 
 TIME_ENTRIES = (System.PSA.value, "time_entries")
 PROCESS_BATCH = 1000
 PROCESS_LIMIT = 50_000
 DELIVERY_BATCH = 200
 DELIVERY_ROUNDS = 50  # at most 10,000 deliveries per cycle; the sweeper sends the rest
-POSITION_MAX_LENGTH = 255  # PullWatermark.value
-# How far a vendor's clock may run ahead of ours (see marker_cap).
-CLOCK_SKEW_ALLOWANCE = dt.timedelta(seconds=120)
 
 Processor = Callable[..., Any]
-
-
-# -- pull position -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PullPosition:
-    since: str | None = None  # where the next pull starts, or the pull under way started
-    cursor: str | None = None  # resume after the last committed page; None: no pull under way
-    mark: str | None = None  # the highest change marker committed so far
-    started: str | None = None  # when the pull under way started (ISO 8601, our clock)
-
-    def encode(self) -> str | None:
-        """The PullWatermark value; None when the cursor is too long to keep."""
-        if self.cursor is None:
-            return self.since or ""
-        value = json.dumps(
-            {
-                "since": self.since,
-                "cursor": self.cursor,
-                "mark": self.mark,
-                "started": self.started,
-            },
-            separators=(",", ":"),
-        )
-        return value if len(value) <= POSITION_MAX_LENGTH else None
-
-    @classmethod
-    def decode(cls, value: str) -> PullPosition:
-        if value.startswith("{"):
-            data = json.loads(value)
-            return cls(
-                since=data.get("since"),
-                cursor=data.get("cursor"),
-                mark=data.get("mark"),
-                started=data.get("started"),
-            )
-        return cls(since=value or None, mark=value or None)
-
-
-def pull_position_get(*, connection: Connection, entity: str) -> PullPosition:
-    return PullPosition.decode(watermark_get(connection=connection, entity=entity))
-
-
-def marker_later(current: str | None, candidate: str | None) -> str | None:
-    """The later of two change markers of one pull, never moving backwards.
-
-    Feed positions (digits) compare as numbers, ISO 8601 instants with offsets as instants
-    (`watermark_max`), NetSuite's fixed-width "YYYY-MM-DD HH:MM:SS" as text.
-    """
-    if candidate is None or candidate == "":
-        return current
-    if current is None or current == "":
-        return candidate
-    if current.isdigit() and candidate.isdigit():
-        return candidate if int(candidate) > int(current) else current
-    if "T" in current and "T" in candidate:
-        return watermark_max(current, candidate)
-    return max(current, candidate)
-
-
-def marker_earlier(mark: str | None, cap: str | None) -> str | None:
-    """The earlier of the highest marker seen and a cap; None when nothing was seen."""
-    if not mark:
-        return None
-    if not cap:
-        return mark
-    return mark if marker_later(mark, cap) == cap else cap
-
-
-def marker_cap(dialect: str, entity: str, started: dt.datetime) -> str | None:
-    """The latest `since` a pull that started at `started` may hand to the next one.
-
-    Pages come in id order, not change order: a record changed after the pull passed its page
-    has a marker below the highest one seen later in the same pull, so the next pull must
-    start no later than this pull's start (less an allowance for the vendor's clock) or that
-    change is skipped. Re-reading the overlap costs nothing but reads: the inbox skips equal
-    payloads. Feed positions (change events) need no cap.
-    """
-    if entity == CHANGE_EVENTS:
-        return None
-    moment = (started - CLOCK_SKEW_ALLOWANCE).astimezone(dt.UTC)
-    if dialect == Dialect.NETSUITE:
-        return moment.strftime("%Y-%m-%d %H:%M:%S")  # SuiteQL's format (account time zone)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S+00:00")
-
-
-# -- pulling -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PageProgress:
-    connection: str
-    entity: str
-    pages: int
-    records: int
-    stored: int
-
-
-def pull_entities(connection: Connection) -> tuple[str, ...]:
-    """The entities a cycle pulls from this connection (empty for a dialect nobody pulls)."""
-    return PULL_PLAN.get(connection.dialect, ())
-
-
-def _external_id(dialect: str, record: Mapping[str, Any]) -> str:
-    value = record.get(ID_FIELD.get(dialect, "id"))
-    # A record without an id is still stored (nothing is lost); its content names it.
-    return str(value) if value not in (None, "") else f"sha256:{payload_hash(record)[:40]}"
-
-
-def _instant(value: Any) -> dt.datetime | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return dt.datetime.fromtimestamp(value, tz=dt.UTC)
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    # NetSuite's SuiteQL marker has no offset: the sandbox (and our accounts) run in UTC.
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
-def _record_marker(dialect: str, entity: str, record: Mapping[str, Any]) -> dt.datetime | None:
-    if dialect == Dialect.SCIM:
-        return _instant((record.get("meta") or {}).get("lastModified"))
-    if entity == "change_events":
-        return _instant(record.get("occurred_at"))
-    return _instant(record.get(MARKER_FIELD.get(dialect, "updated_at")))
-
-
-def _until_filter(
-    dialect: str, entity: str, records: list[dict], until: dt.datetime | None
-) -> list[dict]:
-    if until is None:
-        return records
-    kept = []
-    for record in records:
-        marker = _record_marker(dialect, entity, record)
-        # A record whose marker cannot be read is kept: better stored twice than lost.
-        if marker is None or marker <= until:
-            kept.append(record)
-    return kept
-
-
-def connection_pull(
-    *,
-    connection: Connection,
-    entity: str,
-    run: SyncRun,
-    since: str | None = None,
-    until: str | None = None,
-    transport: Any = None,
-    on_page: Callable[[PageProgress], None] | None = None,
-    connector: Any = None,
-) -> int:
-    """Pull `entity` from `connection` into the inbox; returns how many records were read.
-
-    Incremental (no `since`/`until`): starts from the stored pull position and advances it in
-    the same transaction as each page, so a crash re-reads at most one page and the position
-    never moves backwards. A window (`since` and/or `until`, ISO 8601 instants) is a
-    backfill: it ignores the stored position and does not move it. `until` is applied to each
-    record's change marker here (vendors filter only on "after"). `connector`: one already
-    open for this connection (the cycle shares one across entities, and its OAuth token);
-    the caller closes it.
-
-    Idempotent: a page already stored adds nothing (`inbox_store` skips equal payloads).
-    Raises TransportError (classified by the connector) and ConnectionNotPullable; pages
-    committed before the error stay committed, with the position after them.
-    """
-    allowed = (*PULL_PLAN.get(connection.dialect, ()), *EXTRA_ENTITIES.get(connection.dialect, ()))
-    if entity not in allowed:
-        raise ConnectionNotPullable(
-            f"{connection.name} pulls {', '.join(allowed) or 'nothing'}, not {entity!r}."
-        )
-    backfill = since is not None or until is not None
-    until_at = _instant(until) if until is not None else None
-    if until is not None and until_at is None:
-        raise ValueError(f"until must be an ISO 8601 date or instant, got {until!r}")
-    position = (
-        PullPosition() if backfill else pull_position_get(connection=connection, entity=entity)
-    )
-    start = since if backfill else position.since
-    mark = position.mark
-    # A resumed pull keeps the start time of the pull it continues.
-    started = (_instant(position.started) if position.cursor else None) or timezone.now()
-    pages = records = stored = 0
-    # A stored position the vendor no longer honours (a Stripe cursor object deleted, a
-    # Kantata feed position past retention: 410 cursor_expired) must not wedge the pull for
-    # ever: the pull starts again once, from `since` (a feed from its oldest kept event).
-    attempts = [(start, position.cursor)]
-    if not backfill and position.cursor is not None:
-        attempts.append((start, None))
-    elif not backfill and entity == CHANGE_EVENTS and start:
-        attempts.append((None, None))
-    owned = connector is None
-    connector = connector or source_connector_for(connection, transport=transport)
-    try:
-        for number, (start, cursor) in enumerate(attempts, start=1):
-            try:
-                with correlation_scope(uuid.uuid4().hex):
-                    for page in connector.pull(entity=entity, since=start, cursor=cursor):
-                        kept = _until_filter(connection.dialect, entity, page.records, until_at)
-                        with transaction.atomic():
-                            result = inbox_store(
-                                system=connection.system,
-                                entity=entity,
-                                connection=connection,
-                                run_id=run.id,
-                                records=[(_external_id(connection.dialect, r), r) for r in kept],
-                            )
-                            if not backfill:
-                                mark = marker_later(mark, page.watermark)
-                                _position_advance(
-                                    connection,
-                                    entity,
-                                    PullPosition(
-                                        since=start,
-                                        cursor=page.next_cursor,
-                                        mark=mark,
-                                        started=started.isoformat(),
-                                    ),
-                                )
-                            SyncRun.objects.filter(pk=run.pk).update(pulled=F("pulled") + len(kept))
-                        run.pulled += len(kept)
-                        pages += 1
-                        records += len(kept)
-                        stored += len(result.new)
-                        logger.info(
-                            "pulled %s/%s page %s: %s records, %s new",
-                            connection.name,
-                            entity,
-                            pages,
-                            len(kept),
-                            len(result.new),
-                        )
-                        if on_page is not None:
-                            on_page(
-                                PageProgress(
-                                    connection=connection.name,
-                                    entity=entity,
-                                    pages=pages,
-                                    records=records,
-                                    stored=stored,
-                                )
-                            )
-                break
-            except TransportError as exc:
-                if pages or exc.kind != PERMANENT or number == len(attempts):
-                    raise
-                logger.warning(
-                    "pull %s/%s cannot resume from %s (%s): starting it again",
-                    connection.name,
-                    entity,
-                    cursor or start,
-                    exc,
-                )
-    finally:
-        if owned:
-            connector.close()
-    return records
-
-
-def _position_advance(connection: Connection, entity: str, position: PullPosition) -> None:
-    """Store the position after a committed page (inside the page's transaction)."""
-    if position.cursor is None:
-        # The pull is complete: the next one starts from what it saw, capped at its start,
-        # and never earlier than this one did.
-        started = _instant(position.started)
-        cap = marker_cap(connection.dialect, entity, started) if started else None
-        since = marker_later(position.since, marker_earlier(position.mark, cap))
-        position = PullPosition(since=since, mark=since)
-    value = position.encode()
-    if value is not None:  # a cursor too long to keep: the position stays where it was
-        watermark_advance(connection=connection, entity=entity, value=value)
 
 
 # -- processing ----------------------------------------------------------------------------------
@@ -484,7 +150,7 @@ def _deliver(
     options: dict[str, Any] = {}
     if transport_for is not None and erp is not None:
         # One options set serves every target in deliveries_send_due; the ERP is the only
-        # delivery target so far (TARGET_CONNECTORS).
+        # delivery target so far (sync.integrations.registry).
         options["transport"] = transport_for(erp)
     delivered = failed = 0
     for _ in range(DELIVERY_ROUNDS):
@@ -504,7 +170,7 @@ def sync_cycle_run(
     order: Sequence[tuple[str, str]] | None = None,
     deliver: bool = True,
 ) -> SyncRun:
-    """One full cycle: pull every enabled connection's entities (`PULL_PLAN`), process the
+    """One full cycle: pull every enabled connection's entities (its pull plan), process the
     inbox, send due deliveries. Returns the finished SyncRun.
 
     A pull that fails (TransportError, DomainError) is recorded and the cycle goes on with the

@@ -5,69 +5,33 @@ target keeps one record per key, so a resend cannot duplicate), resolve indeterm
 by looking the record up before anything else, and record every outcome (outbox.py decides
 retry, failure or success).
 
-Throughput: each connection keeps up to its `max_concurrency` requests in flight for as long
-as there is work. The calling thread claims the next deliveries while others are in flight,
-hands each to a sender thread when it holds a slot of the connection's in-flight budget, and
-records each outcome as its request completes (database writes stay on the calling thread:
-Django connections are per thread). The budget is connection-wide, shared by every worker
-process (PostgreSQL advisory locks; per process on SQLite), so several workers together never
-send a target more requests at once than it allows (docs/decisions.md #16).
+How many are in flight at once, and on which threads, is `sender.py`'s business.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import threading
-import time
-from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from decimal import Decimal
-from queue import Empty, SimpleQueue
 from typing import Any
 
-from django.db import DatabaseError
-from django.utils import timezone
-
-from sync.connectors.base import INDETERMINATE, TransportError, correlation_scope
-from sync.integrations.registry import target_connector_for
-from sync.pipeline.delivery_budget import SlotBudget, slot_budget_for
-from sync.pipeline.models import Connection, Delivery
-from sync.pipeline.outbox import (
-    CONFIGURATION,
-    PERMANENT,
-    TRANSIENT,
-    Outcome,
-    deliveries_claim,
-    deliveries_delivered_record,
-    deliveries_unclaim,
-    delivery_outcome_record,
-)
-
-logger = logging.getLogger(__name__)
-
-# Body fields a target wants as JSON numbers. The outbox keeps them as exact decimal strings
-# (JSON has no decimal type); they become Decimal here and exact numbers on the wire.
-NUMERIC_FIELDS: dict[str, frozenset[str]] = {"timeBill": frozenset({"hours", "rate"})}
-
-MAX_RETRY_WAIT_SECONDS = 2.0
+from sync.connectors.base import INDETERMINATE, TargetConnector, TransportError, correlation_scope
+from sync.pipeline.models import Delivery
+from sync.pipeline.outbox import TRANSIENT, Outcome, deliveries_claim
+from sync.pipeline.sender import SendCounts, Sender
 
 
-@dataclass
-class SendCounts:
-    claimed: int = 0
-    delivered: int = 0
-    retrying: int = 0
-    failed: int = 0
-    released: int = 0  # claimed, not sent (no slot, or the connection stopped): pending again
-
-
-def delivery_send_one(*, delivery: Delivery, connector: Any) -> Outcome:
-    """Send one delivery; never raises for a target failure (it becomes the Outcome)."""
+def delivery_send_one(
+    *,
+    delivery: Delivery,
+    connector: TargetConnector,
+    numeric_body_fields: Mapping[str, frozenset[str]],
+) -> Outcome:
+    """Send one delivery as an upsert by external id; never raises for a target failure (it
+    becomes the Outcome). `numeric_body_fields`: the body fields, by record type, the target
+    wants as JSON numbers (the outbox keeps them as exact decimal strings: JSON has no decimal
+    type), sent as Decimal."""
     record_type = delivery.payload["record_type"]
-    numeric = NUMERIC_FIELDS.get(record_type, frozenset())
+    numeric = numeric_body_fields.get(record_type, frozenset())
     body = {
         name: Decimal(value) if name in numeric and isinstance(value, str) else value
         for name, value in delivery.payload["body"].items()
@@ -108,443 +72,6 @@ def _failed(error: TransportError, *, kind: str | None = None) -> Outcome:
     )
 
 
-# -- sending ------------------------------------------------------------------------------------
-# Deliveries claimed per outbox query: enough to keep a connection's requests in flight while
-# the next claim is made, few enough that other senders find work too.
-CLAIM_CHUNK = 50
-# A sender that holds claimed deliveries but gets no slot of the budget (other senders hold it
-# all) asks again after this long, backing off to the maximum while it keeps failing.
-SLOT_RETRY_SECONDS = 0.01
-SLOT_RETRY_MAX_SECONDS = 0.02
-# ... and gives its claimed deliveries back after waiting this long with none in flight; after
-# SLOT_WAIT_IDLE_SECONDS if it has sent nothing yet: another sender (a send task with a
-# backlog) holds the whole budget and claims these rows itself, so this worker is freed for
-# other tasks at once.
-SLOT_WAIT_SECONDS = 30.0
-SLOT_WAIT_IDLE_SECONDS = 1.0
-# How often a sender working through a backlog asks whether a priority sender (deliveries a
-# person is waiting for: an approval posted now) waits for one of the connection's slots; while
-# one does, it hands one slot back per check (the first sender loop to finish its request in
-# hand ends) and takes no new one.
-PRIORITY_CHECK_SECONDS = 0.05
-# A sender that recorded a success on a connection resets its consecutive-failure count (one
-# UPDATE) at most this often, or at once after a failure of its own.
-CIRCUIT_RESET_EVERY_SECONDS = 1.0
-# How long the calling thread lets outcomes gather before it records them together.
-RECORD_GATHER_SECONDS = 0.02
-
-
-class _Inline(Executor):
-    """Runs a sender loop on the calling thread: a connection with max_concurrency 1 needs no
-    thread, and in-process test transports then share the caller's database transaction."""
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        future: Future = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except Exception as exc:  # not handled here: the caller's result() raises it, as
-            future.set_exception(exc)  # with a thread pool
-        return future
-
-
-@dataclass
-class _Target:
-    """One connection's sending state during one call."""
-
-    connection: Connection
-    connector: Any
-    executor: Executor
-    budget: SlotBudget
-    # Claimed deliveries waiting to be sent. Sender threads pop from the left while the
-    # calling thread appends (deque operations are atomic): no delivery is taken twice.
-    queue: deque[Delivery] = field(default_factory=deque)
-    free: list[int] = field(default_factory=list)  # slots held with no sender using them
-    senders: int = 0  # sender loops running, each holding one slot
-    stopped: bool = False  # circuit opened or configuration refused: send nothing more now
-    priority: bool = False  # this call's deliveries go ahead of backlogs (deliveries_send)
-    yielding: bool = False  # a priority sender waits for a slot (as of the last check)
-    priority_check_at: float = 0.0
-    hand_back: int = 0  # slots sender loops are to hand back to the budget as they end
-    hand_back_lock: threading.Lock = field(default_factory=threading.Lock)
-    retry_at: float = 0.0
-    retry_wait: float = SLOT_RETRY_SECONDS
-    reset_at: float = 0.0  # monotonic time of the last consecutive-failure reset
-    failed_since_reset: bool = True
-    owner_thread: int = field(default_factory=threading.get_ident)  # the calling thread
-
-    def slot(self, now: float) -> int | None:
-        """A slot for one more sender: a free one held, else one more from the budget."""
-        if self.yielding:
-            self.retry_at = max(self.retry_at, self.priority_check_at)
-            return None
-        if self.free:
-            return self.free.pop()
-        if now < self.retry_at or self.senders >= self.connection.max_concurrency:
-            return None
-        slot = self.budget.try_acquire()
-        if slot is None:
-            self.retry_at = now + self.retry_wait
-            self.retry_wait = min(self.retry_wait * 2, SLOT_RETRY_MAX_SECONDS)
-        else:
-            self.retry_wait = SLOT_RETRY_SECONDS
-        return slot
-
-    def release_free(self) -> None:
-        while self.free:
-            self.budget.release(self.free.pop())
-
-    def priority_check(self, now: float) -> None:
-        """A backlog sender, every PRIORITY_CHECK_SECONDS: whether a priority sender waits for
-        this connection's slots, and if so one slot goes back to the budget — a free one, else
-        the next sender loop to finish its request hands its own back. Runs on the thread that
-        owns the budget's database session."""
-        if self.priority or now < self.priority_check_at:
-            return
-        self.priority_check_at = now + PRIORITY_CHECK_SECONDS
-        self.yielding = self.budget.priority_waiting()
-        if not self.yielding:
-            self.hand_back = 0
-        elif self.free:
-            self.budget.release(self.free.pop())
-        else:
-            with self.hand_back_lock:
-                self.hand_back = min(self.hand_back + 1, self.senders)
-
-    def hand_back_taken(self) -> bool:
-        """Whether the calling sender loop is to end and hand its slot back."""
-        if self.hand_back <= 0:
-            return False
-        with self.hand_back_lock:
-            if self.hand_back <= 0:
-                return False
-            self.hand_back -= 1
-            return True
-
-    def circuit_reset_due(self, now: float) -> bool:
-        due = self.failed_since_reset or now - self.reset_at >= CIRCUIT_RESET_EVERY_SECONDS
-        if due:
-            self.reset_at, self.failed_since_reset = now, False
-        return due
-
-
-@dataclass(frozen=True)
-class _SenderDone:
-    """A sender loop ended: its slot is the calling thread's again."""
-
-    slot: int
-    error: BaseException | None = None  # an unexpected error (a bug), raised by the caller
-    handed_back: bool = False  # for a priority sender: back to the budget, not kept free
-
-
-def _sender_loop(target: _Target, slot: int, results: SimpleQueue) -> None:
-    """One sender thread holding one slot: sends the target's queued deliveries back to back,
-    handing each outcome to the calling thread, until the queue is empty, the target is
-    stopped, its slot is to go to a priority sender, or a failure that may concern the whole
-    connection (the calling thread decides whether to go on)."""
-    error = None
-    handed_back = False
-    # Run inline (max_concurrency 1), this loop is on the calling thread: it makes the
-    # priority checks itself, between requests, or a chunk would run to its end first.
-    inline = threading.get_ident() == target.owner_thread
-    try:
-        while not target.stopped:
-            if inline:
-                target.priority_check(time.monotonic())
-            if target.hand_back_taken():
-                handed_back = True
-                break
-            try:
-                delivery = target.queue.popleft()
-            except IndexError:
-                break
-            outcome = delivery_send_one(delivery=delivery, connector=target.connector)
-            results.put((target, delivery, outcome))
-            if not outcome.ok and outcome.kind != PERMANENT:
-                break
-    except Exception as exc:  # a bug: the calling thread raises it once the run is wound up
-        error = exc
-    finally:
-        results.put((target, None, _SenderDone(slot=slot, error=error, handed_back=handed_back)))
-
-
-class _Sender:
-    """The calling thread's loop: claim, start senders within each connection's budget,
-    record outcomes as they come."""
-
-    def __init__(
-        self,
-        *,
-        claim: Callable[[int], list[Delivery]],
-        limit: int,
-        connector_options: dict[str, Any] | None,
-        seconds: float | None = None,
-        priority: bool = False,
-    ) -> None:
-        self.claim = claim
-        self.limit = limit
-        # A priority sender's deliveries are awaited by someone (an approval posted now): when
-        # it gets no slot it says so, and backlog senders hand theirs back.
-        self.priority = priority
-        # Claim no more once this monotonic time has passed (what is claimed is still sent).
-        self.claim_until = math.inf if seconds is None else time.monotonic() + seconds
-        # A worker never sleeps out a target's long Retry-After: the outbox's next_attempt_at
-        # does.
-        self.options = {
-            "http_options": {"max_retry_wait": MAX_RETRY_WAIT_SECONDS},
-            **(connector_options or {}),
-        }
-        self.counts = SendCounts()
-        self.targets: dict[int, _Target] = {}
-        self.results: SimpleQueue = SimpleQueue()
-        self.senders = 0
-        self.threaded = False  # some sender runs in a thread of its own
-        self.more = True
-        self.error: BaseException | None = None
-
-    def run(self) -> SendCounts:
-        waiting_since: float | None = None
-        try:
-            while self.error is None:
-                self._refill()
-                now = time.monotonic()
-                self._senders_start(now)
-                if not self.senders:
-                    if not any(t.queue for t in self.targets.values() if not t.stopped):
-                        if self._may_claim():
-                            continue
-                        break
-                    # Deliveries claimed, no slot: other senders hold this target's budget.
-                    waiting_since = waiting_since or now
-                    # A priority sender waits for the backlog senders to hand a slot back
-                    # (after the requests they have in hand).
-                    started = self.threaded or self._sent_any() or self.priority
-                    wait = SLOT_WAIT_SECONDS if started else SLOT_WAIT_IDLE_SECONDS
-                    if now - waiting_since > wait:
-                        logger.log(
-                            logging.WARNING if started else logging.INFO,
-                            "no in-flight slot for %.0f s: giving %d deliveries back",
-                            wait,
-                            self._queued(),
-                        )
-                        break
-                    time.sleep(max(self._retry_at() - now, SLOT_RETRY_SECONDS / 10))
-                    continue
-                waiting_since = None
-                retry_at = self._retry_at()
-                self._results_take(
-                    timeout=None if retry_at == math.inf else max(retry_at - now, 0.0)
-                )
-        finally:
-            self._finish()
-        if self.error is not None:
-            raise self.error
-        return self.counts
-
-    def _sent_any(self) -> bool:
-        c = self.counts
-        return bool(c.delivered or c.retrying or c.failed)
-
-    def _queued(self) -> int:
-        return sum(len(t.queue) for t in self.targets.values() if not t.stopped)
-
-    def _retry_at(self) -> float:
-        """When a target with deliveries waiting may ask its budget for another slot."""
-        return min(
-            (
-                t.retry_at
-                for t in self.targets.values()
-                if t.queue and not t.stopped and t.senders < t.connection.max_concurrency
-            ),
-            default=math.inf,
-        )
-
-    def _may_claim(self) -> bool:
-        return (
-            self.more and self.counts.claimed < self.limit and time.monotonic() < self.claim_until
-        )
-
-    def _refill(self) -> None:
-        """Claim the next deliveries while the ones claimed before are being sent."""
-        if not self._may_claim():
-            return
-        low_water = (
-            2 * sum(t.connection.max_concurrency for t in self.targets.values() if not t.stopped)
-            or CLAIM_CHUNK
-        )
-        if self._queued() >= low_water:
-            return
-        want = min(self.limit - self.counts.claimed, max(CLAIM_CHUNK, low_water))
-        batch = self.claim(want)
-        self.counts.claimed += len(batch)
-        # A short batch may only mean that other claimers hold some due rows (skip locked):
-        # the outbox is drained when a claim finds nothing.
-        self.more = bool(batch)
-        unknown = {d.connection_id for d in batch} - self.targets.keys()
-        if unknown:
-            for connection in Connection.objects.filter(id__in=unknown):
-                self.targets[connection.id] = self._target(connection)
-        for delivery in batch:
-            target = self.targets[delivery.connection_id]
-            if target.stopped:
-                self.counts.released += deliveries_unclaim(deliveries=[delivery])
-            else:
-                target.queue.append(delivery)
-
-    def _target(self, connection: Connection) -> _Target:
-        connector = target_connector_for(connection, **self.options)
-        executor: Executor = (
-            _Inline()
-            if connection.max_concurrency == 1
-            else ThreadPoolExecutor(
-                max_workers=connection.max_concurrency,
-                thread_name_prefix=f"deliver-{connection.id}",
-            )
-        )
-        return _Target(
-            connection=connection,
-            connector=connector,
-            executor=executor,
-            budget=slot_budget_for(connection),
-            priority=self.priority,
-            failed_since_reset=connection.consecutive_failures > 0,
-        )
-
-    def _senders_start(self, now: float) -> None:
-        for target in self.targets.values():
-            if not target.queue or target.stopped:
-                target.release_free()  # nothing to send here: others may use the slots
-                target.budget.priority_withdraw()
-                continue
-            target.priority_check(now)
-            while len(target.queue) > target.senders and not target.stopped:
-                slot = target.slot(now)
-                if slot is None:
-                    if self.priority:
-                        target.budget.priority_announce()
-                    break
-                target.senders += 1
-                self.senders += 1
-                target.executor.submit(_sender_loop, target, slot, self.results)
-                self.threaded = self.threaded or not isinstance(target.executor, _Inline)
-            if len(target.queue) <= target.senders:
-                target.budget.priority_withdraw()  # every delivery has its slot: stop waiting
-
-    def _results_take(self, *, timeout: float | None) -> None:
-        """Wait for the next outcomes (or a retry time), then record all that have come."""
-        try:
-            taken = [self.results.get(timeout=timeout)]
-        except Empty:
-            return
-        if self.threaded and not isinstance(taken[0][2], _SenderDone):
-            # Let a few more requests finish, to record them in one statement: the senders
-            # keep sending meanwhile, so this costs no throughput.
-            time.sleep(RECORD_GATHER_SECONDS)
-        while True:
-            try:
-                taken.append(self.results.get_nowait())
-            except Empty:
-                break
-        outcomes = []
-        for target, delivery, item in taken:
-            if isinstance(item, _SenderDone):
-                target.senders -= 1
-                self.senders -= 1
-                if item.handed_back:
-                    target.budget.release(item.slot)  # a priority sender waits for it
-                else:
-                    target.free.append(item.slot)
-                self.error = self.error or item.error
-            else:
-                outcomes.append((target, delivery, item))
-        self._record_all(outcomes)
-
-    def _record_all(self, outcomes: list[tuple[_Target, Delivery, Outcome]]) -> None:
-        """Record finished requests: the successes of each connection together."""
-        now = time.monotonic()
-        by_target: dict[int, list[tuple[Delivery, Outcome]]] = {}
-        for target, delivery, outcome in outcomes:
-            if outcome.ok:
-                by_target.setdefault(target.connection.id, []).append((delivery, outcome))
-        for connection_id, results in by_target.items():
-            target = self.targets[connection_id]
-            states = deliveries_delivered_record(
-                results=results, circuit_reset=target.circuit_reset_due(now)
-            )
-            for state in states:
-                self._count(state)
-        for target, delivery, outcome in outcomes:
-            if not outcome.ok:
-                self._count(delivery_outcome_record(delivery=delivery, outcome=outcome))
-                target.failed_since_reset = True
-                self._stop_if_refused(target, outcome)
-
-    def _count(self, state: str) -> None:
-        if state == Delivery.State.DELIVERED:
-            self.counts.delivered += 1
-        elif state == Delivery.State.FAILED:
-            self.counts.failed += 1
-        else:
-            self.counts.retrying += 1
-
-    def _stop_if_refused(self, target: _Target, outcome: Outcome) -> None:
-        """A configuration failure or an open circuit stops this connection for now: what is
-        still queued for it goes back to the outbox, to be sent once the circuit closes."""
-        if outcome.kind == PERMANENT or target.stopped:
-            return  # a refused record says nothing about the connection
-        if (
-            outcome.kind != CONFIGURATION
-            and not Connection.objects.filter(
-                id=target.connection.id, circuit_open_until__gt=timezone.now()
-            ).exists()
-        ):
-            return
-        target.stopped = True
-        self.counts.released += deliveries_unclaim(deliveries=_drain(target.queue))
-
-    def _finish(self) -> None:
-        """However the loop ended: let the senders finish the request in hand and record it
-        (each request is bounded by its timeout), give back what was claimed and not sent,
-        free every slot."""
-        for target in self.targets.values():
-            target.stopped = True
-        try:
-            while self.senders:
-                try:
-                    self._results_take(timeout=None)
-                except DatabaseError:
-                    logger.exception(
-                        "recording a delivery outcome failed: the sweeper will reclaim the delivery"
-                    )
-            queued = [d for t in self.targets.values() for d in _drain(t.queue)]
-            if queued:
-                self.counts.released += deliveries_unclaim(deliveries=queued)
-        finally:
-            for target in self.targets.values():
-                try:  # first and on its own: an announcement left held would stall backlogs
-                    target.budget.priority_withdraw()
-                except DatabaseError:  # the session is gone, and its lock with it
-                    logger.warning("could not withdraw the priority wait on %s", target.connection)
-                try:
-                    target.release_free()
-                    target.budget.close()
-                except DatabaseError:  # the session is gone, and its locks with it
-                    logger.warning("could not release the in-flight slots of %s", target.connection)
-                target.executor.shutdown(wait=True)
-                close = getattr(target.connector, "close", None)
-                if close:
-                    close()
-
-
-def _drain(queue: deque[Delivery]) -> list[Delivery]:
-    """Everything left in a queue that sender threads may still be popping from."""
-    taken = []
-    while True:
-        try:
-            taken.append(queue.popleft())
-        except IndexError:
-            return taken
-
-
 def deliveries_send_due(
     *,
     limit: int = 200,
@@ -557,7 +84,8 @@ def deliveries_send_due(
     completes, and the next deliveries are claimed while others are in flight, so a backlog
     flows without a pause for as long as the call lasts. Safe to run in many workers at once.
     """
-    return _Sender(
+    return Sender(
+        send=delivery_send_one,
         claim=lambda n: deliveries_claim(limit=n),
         limit=limit,
         seconds=seconds,
@@ -571,7 +99,7 @@ def deliveries_send(
     """Send exactly these deliveries now, those of them that are pending and due (a delivery
     another worker holds, or one waiting for its retry time, is left alone), through the same
     connection-wide budget, ahead of any backlog: senders working through one hand their slots
-    back while this call waits for one (PRIORITY_CHECK_SECONDS). Idempotent: a second call
+    back while this call waits for one (sender.PRIORITY_CHECK_SECONDS). Idempotent: a second call
     claims nothing already sent."""
     ids = list(dict.fromkeys(delivery_ids))
     if not ids:
@@ -583,6 +111,10 @@ def deliveries_send(
             return []
         return deliveries_claim(limit=len(ids), delivery_ids=pending.pop())
 
-    return _Sender(
-        claim=claim, limit=len(ids), connector_options=connector_options, priority=True
+    return Sender(
+        send=delivery_send_one,
+        claim=claim,
+        limit=len(ids),
+        connector_options=connector_options,
+        priority=True,
     ).run()

@@ -11,10 +11,9 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from django.db import transaction
 from django.utils import timezone
 
-from sync.pipeline.models import Connection, InboxItem, PullWatermark
+from sync.pipeline.models import Connection, InboxItem
 
 
 @dataclass(frozen=True)
@@ -83,18 +82,3 @@ def inbox_store(
     # PostgreSQL and SQLite (3.35+) return the new ids: the stored rows need no read-back.
     stored = sorted(InboxItem.objects.bulk_create(fresh, batch_size=1000), key=lambda i: i.pk)
     return InboxStored(new=stored, skipped=len(rows) - len(stored))
-
-
-def watermark_get(*, connection: Connection, entity: str) -> str:
-    mark = PullWatermark.objects.filter(connection=connection, entity=entity).first()
-    return mark.value if mark else ""
-
-
-def watermark_advance(*, connection: Connection, entity: str, value: str) -> None:
-    """Record how far a pull got. Call inside the transaction that stored the batch, so the
-    watermark never runs ahead of what was committed."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("Advance a watermark inside the batch's transaction.")
-    PullWatermark.objects.update_or_create(
-        connection=connection, entity=entity, defaults={"value": value}
-    )

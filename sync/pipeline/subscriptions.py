@@ -20,8 +20,8 @@ from django.db import transaction
 from sync.connectors.auth import BearerAuth
 from sync.connectors.base import ConnectionConfig
 from sync.connectors.http import ABSENT, VendorHttp
-from sync.connectors.stripe import StripeConnector
 from sync.errors import DomainError
+from sync.integrations.stripe.client import StripeConnector
 from sync.pipeline.models import Connection
 from sync.pipeline.models.connections import Dialect
 from sync.webhooks import SECRET_KEY

@@ -1,4 +1,4 @@
-"""Shared connector types: config checks, the error type, watermarks, correlation scope."""
+"""Shared connector types: config checks, the error type, pull positions, correlation scope."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sync.connectors.base import (
     TransportError,
     correlation_id_var,
     correlation_scope,
-    watermark_max,
+    position_max,
 )
 
 
@@ -31,10 +31,10 @@ from sync.connectors.base import (
         ("2026-01-01T10:00:00Z", "2026-01-02T00:00:00", "2026-01-01T10:00:00Z"),  # no offset
     ],
 )
-def test_the_watermark_is_the_later_instant_whatever_the_offset_notation(
+def test_the_pull_position_is_the_later_instant_whatever_the_offset_notation(
     current, candidate, expected
 ):
-    assert watermark_max(current, candidate) == expected
+    assert position_max(current, candidate) == expected
 
 
 @pytest.mark.parametrize(

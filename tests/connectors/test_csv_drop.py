@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sync.connectors.base import CONFIGURATION, TransportError
-from sync.connectors.csv_drop import CsvDropConnector, pages_from_text
+from sync.integrations.csv_drop.client import CsvDropConnector, pages_from_text
 
 HEADER = (
     "entry_id,user_id,workspace_id,story_id,date_performed,hours,billable,notes,rate,currency\n"

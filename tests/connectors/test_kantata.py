@@ -10,7 +10,7 @@ from sandbox import storage
 from sandbox.models import SandboxRecord
 from sync.connectors.base import PERMANENT, TRANSIENT, TransportError
 from sync.connectors.http import DEFAULT_RATE_LIMIT_BACKOFF
-from sync.connectors.kantata import CURSOR_EXPIRED, KantataConnector
+from sync.integrations.kantata.client import CURSOR_EXPIRED, KantataConnector
 
 from .conftest import SANDBOX_DATABASES, SleepRecorder
 
@@ -83,10 +83,10 @@ def test_an_incremental_pull_uses_updated_after_and_reports_the_newest_change(ka
     pages = list(kantata().pull(entity="time_entries", since="2026-01-05T09:19:30+00:00"))
     records = [r for p in pages for r in p.records]
     assert len(records) == 10
-    assert pages[-1].watermark == "2026-01-05T09:29:00+00:00"
+    assert pages[-1].position == "2026-01-05T09:29:00+00:00"
 
 
-def test_the_change_feed_is_followed_to_its_end_and_resumes_from_the_watermark(kantata):
+def test_the_change_feed_is_followed_to_its_end_and_resumes_from_its_pull_position(kantata):
     for n in range(5):
         storage.record_create(
             system="kantata",
@@ -99,9 +99,9 @@ def test_the_change_feed_is_followed_to_its_end_and_resumes_from_the_watermark(k
     events = [e for p in pages for e in p.records]
     assert len(events) == 5
     assert {e["change_type"] for e in events} == {"created"}
-    watermark = pages[-1].watermark
+    position = pages[-1].position
     storage.record_create(system="kantata", object_type="workspaces", data={"title": "Late"})
-    later = [e for p in connector.pull(entity="change_events", since=watermark) for e in p.records]
+    later = [e for p in connector.pull(entity="change_events", since=position) for e in p.records]
     assert [e["subject_type"] for e in later] == ["Workspace"]
 
 

@@ -17,7 +17,11 @@ from sync.connectors.base import (
     ConnectionConfig,
     TransportError,
 )
-from sync.connectors.netsuite import NetSuiteConnector, record_id_from_location, suiteql_timestamp
+from sync.integrations.netsuite.client import (
+    NetSuiteConnector,
+    record_id_from_location,
+    suiteql_timestamp,
+)
 
 from .conftest import SANDBOX_DATABASES, SleepRecorder
 
@@ -135,7 +139,7 @@ def test_a_suiteql_pull_pages_with_limit_and_offset_to_the_last_page(netsuite, s
     rows = [r for p in pages for r in p.records]
     assert len(pages) == 3
     assert len(rows) == len({r["id"] for r in rows}) == 1200
-    assert pages[-1].watermark == "2026-01-03 10:19:59"
+    assert pages[-1].position == "2026-01-03 10:19:59"
 
 
 def test_an_incremental_suiteql_pull_reads_only_later_changes(netsuite, subsidiary):
@@ -143,7 +147,7 @@ def test_an_incremental_suiteql_pull_reads_only_later_changes(netsuite, subsidia
     pages = list(netsuite().pull(entity="customer", since="2026-01-03 10:00:39"))
     rows = [r for p in pages for r in p.records]
     assert sorted(r["externalid"] for r in rows) == sorted(f"CUST-{n}" for n in range(40, 50))
-    assert pages[-1].watermark == "2026-01-03 10:00:49"
+    assert pages[-1].position == "2026-01-03 10:00:49"
 
 
 def test_time_bills_are_listed_incrementally_with_their_external_ids(netsuite):
@@ -173,7 +177,7 @@ def test_time_bills_are_listed_incrementally_with_their_external_ids(netsuite):
     assert sorted(r["externalid"] for r in later if "externalid" in r) == sorted(
         f"KT-TE-{n}" for n in range(21, 31) if n % 5
     )
-    assert pages[-1].watermark == "2026-01-03 10:00:30"
+    assert pages[-1].position == "2026-01-03 10:00:30"
 
 
 def test_a_bad_token_signature_is_a_configuration_failure(sandbox_config, sandbox_transport):
@@ -228,7 +232,7 @@ def test_since_becomes_a_suiteql_timestamp(value, literal):
 
 
 def test_a_since_that_is_not_a_timestamp_is_refused_before_it_reaches_a_query():
-    with pytest.raises(ValueError, match="watermark"):
+    with pytest.raises(ValueError, match="pull position"):
         suiteql_timestamp("2026-01-03'); DROP")
 
 

@@ -10,7 +10,7 @@ from sandbox import storage
 from sandbox.models import SandboxRecord
 from sync.connectors.base import CONFIGURATION, PERMANENT, TRANSIENT, TransportError
 from sync.connectors.http import SALESFORCE_LIMIT_BACKOFF
-from sync.connectors.salesforce import SalesforceConnector, soql_datetime, soql_string
+from sync.integrations.salesforce.client import SalesforceConnector, soql_datetime, soql_string
 
 from .conftest import SANDBOX_DATABASES, SleepRecorder
 
@@ -64,15 +64,15 @@ def test_an_incremental_pull_reads_only_records_modified_after_since(salesforce)
     pages = list(salesforce().pull(entity="Account", since=since))
     names = sorted(r["Name"] for p in pages for r in p.records)
     assert len(names) == 10  # minutes 20..29
-    assert pages[-1].watermark == "2026-01-01T00:29:00.000+0000"
+    assert pages[-1].position == "2026-01-01T00:29:00.000+0000"
 
 
-def test_an_incremental_pull_with_nothing_new_keeps_the_old_watermark(salesforce):
+def test_an_incremental_pull_with_nothing_new_keeps_the_old_pull_position(salesforce):
     accounts_seed(3)
     since = "2026-02-01T00:00:00.000+0000"
     pages = list(salesforce().pull(entity="Account", since=since))
     assert sum(len(p.records) for p in pages) == 0
-    assert pages[-1].watermark == since
+    assert pages[-1].position == since
 
 
 def test_a_pull_resumes_from_a_pages_cursor(salesforce):

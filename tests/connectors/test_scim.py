@@ -9,7 +9,7 @@ import pytest
 from sandbox import storage
 from sandbox.models import SandboxRecord
 from sync.connectors.base import CONFIGURATION, TransportError
-from sync.connectors.scim import ENTERPRISE_URN, ScimConnector, scim_string
+from sync.integrations.scim.client import ENTERPRISE_URN, ScimConnector, scim_string
 
 from .conftest import SANDBOX_DATABASES
 
@@ -62,7 +62,7 @@ def test_an_incremental_pull_filters_on_meta_last_modified(scim):
     pages = list(scim().pull(entity="Users", since="2026-01-02T08:00:29.500Z"))
     users = [u for p in pages for u in p.records]
     assert sorted(u["externalId"] for u in users) == sorted(f"W-{n}" for n in range(30, 40))
-    assert pages[-1].watermark == "2026-01-02T08:00:39.000Z"
+    assert pages[-1].position == "2026-01-02T08:00:39.000Z"
 
 
 def test_a_worker_is_found_by_its_hr_key(scim):

@@ -15,13 +15,15 @@ import pytest
 from sandbox import storage
 from sandbox.models import SandboxRecord
 from sandbox.stripe.webhooks import webhook_signature_header
-from sync.connectors.base import CONFIGURATION, PERMANENT, ConnectionConfig, TransportError
-from sync.connectors.stripe import (
+from sync.connectors.base import (
+    CONFIGURATION,
+    PERMANENT,
+    ConnectionConfig,
     SignatureInvalid,
-    StripeConnector,
-    stripe_form_encode,
-    stripe_signature_verify,
+    TransportError,
 )
+from sync.integrations.stripe.client import StripeConnector, stripe_form_encode
+from sync.integrations.stripe.webhooks import stripe_signature_verify
 
 from .conftest import SANDBOX_DATABASES, FakeVendor
 
@@ -60,7 +62,7 @@ def test_a_list_pull_follows_starting_after_to_the_last_page(stripe):
     assert len(pages) == 3
     assert len(ids) == len(set(ids)) == 250
     assert (
-        pages[-1].watermark
+        pages[-1].position
         == dt.datetime.fromtimestamp(
             int((BASE + dt.timedelta(seconds=249)).timestamp()), dt.UTC
         ).isoformat()

@@ -9,6 +9,7 @@ real worker process (`make test`).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 
@@ -30,9 +31,9 @@ from sandbox.kantata.webhooks import (
 from sandbox.models import SandboxEvent, SandboxRecord
 from sandbox.netsuite import views as netsuite_views
 from sandbox.router import SANDBOX_DB
-from sync.connectors.kantata import KantataConnector
-from sync.connectors.netsuite import NetSuiteConnector
 from sync.integrations import registry
+from sync.integrations.kantata.client import KantataConnector
+from sync.integrations.netsuite.client import NetSuiteConnector
 from sync.models import AccountingPeriod, ExternalRef
 from sync.pipeline.cycle import processing_registry, sync_cycle_run
 from sync.pipeline.models import Connection, Delivery, ExceptionItem, InboxItem, SyncRun
@@ -68,8 +69,11 @@ def network(sandbox, monkeypatch, settings):
 
         return connect
 
-    monkeypatch.setitem(registry.SOURCE_CONNECTORS, "kantata", through_sandbox(KantataConnector))
-    monkeypatch.setitem(registry.TARGET_CONNECTORS, "netsuite", through_sandbox(NetSuiteConnector))
+    kantata, netsuite = registry.INTEGRATIONS["kantata"], registry.INTEGRATIONS["netsuite"]
+    kantata = dataclasses.replace(kantata, source=through_sandbox(KantataConnector))
+    netsuite = dataclasses.replace(netsuite, target=through_sandbox(NetSuiteConnector))
+    monkeypatch.setitem(registry.INTEGRATIONS, "kantata", kantata)
+    monkeypatch.setitem(registry.INTEGRATIONS, "netsuite", netsuite)
     # Celery reads its Django settings live (portal/celery.py, namespace CELERY).
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.CELERY_TASK_EAGER_PROPAGATES = True

@@ -13,8 +13,8 @@ from sandbox.core.app import SandboxApp
 from sandbox.core.faults import FaultBook
 from sandbox.core.server import sandbox_server_start
 from sandbox.kantata import views as kantata_views
-from sync.pipeline.cycle import pull_position_get
 from sync.pipeline.models import Connection, InboxItem, SyncRun
+from sync.pipeline.pull import pull_position_get
 
 DATABASES = ["default", "sandbox"]
 
@@ -123,7 +123,7 @@ def test_sync_cycle_exits_with_an_error_when_a_system_refuses_us(served):
 
 
 @pytest.mark.django_db(databases=DATABASES, transaction=True)
-def test_sync_backfill_prints_progress_and_leaves_the_watermark(served):
+def test_sync_backfill_prints_progress_and_leaves_the_pull_position(served):
     connect("--base-url", served.base_url)
     for n in range(2):
         storage.record_create(system="kantata", object_type="users", data={"full_name": f"U{n}"})

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import importlib
 import json
 from functools import partial
 from types import SimpleNamespace
 
 import httpx
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from sandbox import storage
@@ -16,20 +19,20 @@ from sandbox.core.app import SandboxApp
 from sandbox.core.faults import FaultBook
 from sandbox.kantata import views as kantata_views
 from sandbox.netsuite import views as netsuite_views
-from sync.connectors.kantata import KantataConnector
 from sync.errors import DomainError
 from sync.integrations import registry
+from sync.integrations.kantata.client import KantataConnector
 from sync.pipeline import cycle
-from sync.pipeline.cycle import (
-    PullPosition,
-    connection_pull,
-    inbox_process,
-    marker_later,
-    pull_position_get,
-    sync_backfill_run,
-    sync_cycle_run,
-)
+from sync.pipeline.cycle import inbox_process, sync_backfill_run, sync_cycle_run
 from sync.pipeline.models import Connection, InboxItem, SyncRun
+from sync.pipeline.pull import (
+    connection_pull,
+    position_cap,
+    position_earlier,
+    position_later,
+    pull_position_get,
+    pull_position_store,
+)
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
@@ -51,8 +54,11 @@ def transport_for(sandbox):
 @pytest.fixture
 def small_pages(monkeypatch):
     """Kantata pages of 2 records, so a handful of records spans several pages."""
+    kantata = registry.INTEGRATIONS["kantata"]
     monkeypatch.setitem(
-        registry.SOURCE_CONNECTORS, "kantata", partial(KantataConnector, per_page=2)
+        registry.INTEGRATIONS,
+        "kantata",
+        dataclasses.replace(kantata, source=partial(KantataConnector, per_page=2)),
     )
 
 
@@ -109,16 +115,16 @@ def pull_users(psa, sandbox, **options) -> int:
     )
 
 
-def test_pulling_the_same_pages_twice_stores_nothing_new_and_moves_no_watermark_back(
+def test_pulling_the_same_pages_twice_stores_nothing_new_and_moves_no_pull_position_back(
     psa, sandbox, small_pages
 ):
     kantata_users(5)
     assert pull_users(psa, sandbox) == 5
     after_first = pull_position_get(connection=psa, entity="users")
-    assert after_first.cursor is None  # a complete pull: a plain mark
+    assert after_first.cursor is None  # a complete pull
     assert after_first.since
 
-    pull_users(psa, sandbox)  # the mark has whole seconds: the last second is read again
+    pull_users(psa, sandbox)  # the position has whole seconds: the last second is read again
     connection_pull(
         connection=psa,
         entity="users",
@@ -129,10 +135,10 @@ def test_pulling_the_same_pages_twice_stores_nothing_new_and_moves_no_watermark_
 
     assert InboxItem.objects.filter(system="psa", entity="users").count() == 5
     after_second = pull_position_get(connection=psa, entity="users")
-    assert marker_later(after_first.since, after_second.since) == after_second.since
+    assert position_later(after_first.since, after_second.since) == after_second.since
 
 
-def test_a_crash_after_the_second_page_leaves_the_watermark_at_that_page(psa, sandbox, small_pages):
+def test_a_crash_after_the_second_page_leaves_the_pull_position_there(psa, sandbox, small_pages):
     kantata_users(5)  # three pages: 2 + 2 + 1
 
     def crash_after_second(progress):
@@ -198,10 +204,11 @@ def test_a_change_behind_the_pull_is_read_next_time_though_a_later_page_was_newe
     assert names == {"Consultant 0", "Changed behind"}
 
 
-def test_a_backfill_reads_its_window_and_leaves_the_watermark_alone(psa, sandbox, small_pages):
+def test_a_backfill_reads_its_window_and_leaves_the_pull_position_alone(psa, sandbox, small_pages):
     kantata_users(3)
     pull_users(psa, sandbox)
     before = pull_position_get(connection=psa, entity="users")
+    fields = ("since", "cursor", "reached", "started_at", "updated_at")
     InboxItem.objects.all().delete()
 
     run = sync_backfill_run(
@@ -214,7 +221,8 @@ def test_a_backfill_reads_its_window_and_leaves_the_watermark_alone(psa, sandbox
 
     assert (run.kind, run.status, run.pulled) == ("backfill", "succeeded", 3)
     assert InboxItem.objects.count() == 3
-    assert pull_position_get(connection=psa, entity="users") == before
+    after = pull_position_get(connection=psa, entity="users")
+    assert [getattr(after, f) for f in fields] == [getattr(before, f) for f in fields]
 
 
 def test_the_kantata_change_feed_is_pulled_from_its_last_position(psa, sandbox):
@@ -298,8 +306,8 @@ def test_a_cycle_pulls_processes_and_records_a_run_with_counts(psa, erp, transpo
     assert set(InboxItem.objects.values_list("entity", flat=True)) == {"users"}
     assert set(run.stage_seconds) == {"pull", "process", "deliver"}
     # Every planned entity of both connections was pulled once and has a position now.
-    assert {(w.connection.name, w.entity) for w in psa.pullwatermark_set.all()} == {
-        ("kantata", e) for e in cycle.PULL_PLAN["kantata"]
+    assert {(p.connection.name, p.entity) for p in psa.pullposition_set.all()} == {
+        ("kantata", e) for e in registry.INTEGRATIONS["kantata"].pull_plan
     }
 
 
@@ -330,7 +338,7 @@ def test_a_system_that_refuses_the_credentials_fails_the_run_but_not_the_other_p
     assert run.status == "failed"
     assert "pull kantata/workspaces: configuration 401" in run.error
     assert run.error.count("pull kantata/") == 1  # stopped after the first refusal
-    assert erp.pullwatermark_set.count() == len(cycle.PULL_PLAN["netsuite"])
+    assert erp.pullposition_set.count() == len(registry.INTEGRATIONS["netsuite"].pull_plan)
 
 
 def test_a_processor_that_refuses_a_batch_leaves_it_pending_and_fails_the_run(psa, transport_for):
@@ -410,8 +418,8 @@ def test_time_entries_are_processed_last_and_posted_to_the_enabled_erp(erp):
         ("10", None, "10"),
     ],
 )
-def test_a_pull_marker_only_moves_forward(current, candidate, later):
-    assert marker_later(current, candidate) == later
+def test_a_pull_position_only_moves_forward(current, candidate, later):
+    assert position_later(current, candidate) == later
 
 
 @pytest.mark.parametrize(
@@ -424,25 +432,46 @@ def test_a_pull_marker_only_moves_forward(current, candidate, later):
 )
 def test_the_next_pull_starts_no_later_than_this_pulls_start(dialect, entity, cap):
     started = dt.datetime(2026, 10, 1, 10, 0, tzinfo=dt.UTC)
-    assert cycle.marker_cap(dialect, entity, started) == cap
-    assert cycle.marker_earlier("2026-10-01T11:00:00+00:00", cap) == (
+    integration = registry.integration_for(dialect)
+    assert position_cap(integration=integration, entity=entity, started=started) == cap
+    assert position_earlier("2026-10-01T11:00:00+00:00", cap) == (
         cap or "2026-10-01T11:00:00+00:00"
     )
-    assert cycle.marker_earlier(None, cap) is None
+    assert position_earlier(None, cap) is None
 
 
-def test_a_pull_position_round_trips_and_a_complete_one_is_the_plain_mark():
-    assert PullPosition(since="a", mark="b").encode() == "a"
-    under_way = PullPosition(since="a", cursor="3", mark="b", started="2026-10-01T00:00:00")
-    assert json.loads(under_way.encode()) == {
-        "since": "a",
-        "cursor": "3",
-        "mark": "b",
-        "started": "2026-10-01T00:00:00",
-    }
-    assert PullPosition.decode(under_way.encode()) == under_way
-    assert PullPosition.decode("") == PullPosition()
-    assert PullPosition(since="a", cursor="x" * 300, mark="b").encode() is None
+def test_a_cursor_of_any_length_is_kept_so_a_crashed_pull_resumes_where_it_stopped(psa):
+    run = new_run()
+    cursor = "x" * 2000  # a vendor's opaque query locator
+    with transaction.atomic():
+        pull_position_store(
+            connection=psa,
+            entity="users",
+            since="2026-10-01T00:00:00+00:00",
+            cursor=cursor,
+            reached=None,
+            started_at=run.started_at,
+        )
+    assert pull_position_get(connection=psa, entity="users").cursor == cursor
+
+
+MIGRATION = importlib.import_module("sync.pipeline.migrations.0002_pull_position")
+
+
+@pytest.mark.parametrize(
+    ("value", "position"),
+    [
+        ("", (None, None, None, None)),
+        ("2026-10-01 10:00:00", ("2026-10-01 10:00:00", None, "2026-10-01 10:00:00", None)),
+        (
+            '{"since":"a","cursor":"3","mark":"b","started":"2026-10-01T00:00:00+00:00"}',
+            ("a", "3", "b", dt.datetime(2026, 10, 1, tzinfo=dt.UTC)),
+        ),
+    ],
+)
+def test_an_old_pull_position_value_migrates_to_columns_and_back(value, position):
+    assert MIGRATION.position_from_value(value) == position
+    assert MIGRATION.value_from_position(*position) == (value or "")
 
 
 # -- end to end: approved PSA time → ERP posting, through one cycle -----------------------------

@@ -5,13 +5,9 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from sync.pipeline.inbox import (
-    inbox_store,
-    payload_hash,
-    watermark_advance,
-    watermark_get,
-)
+from sync.pipeline.inbox import inbox_store, payload_hash
 from sync.pipeline.models import InboxItem
+from sync.pipeline.pull import pull_position_get, pull_position_store
 
 pytestmark = pytest.mark.django_db
 
@@ -35,30 +31,41 @@ def test_a_changed_payload_is_stored_as_a_new_version():
     assert InboxItem.objects.filter(external_id="101").count() == 2
 
 
+def store_since(connection, since: str) -> None:
+    pull_position_store(
+        connection=connection,
+        entity="time_entry",
+        since=since,
+        cursor=None,
+        reached=since,
+        started_at=None,
+    )
+
+
 def test_the_payload_hash_ignores_key_order():
     assert payload_hash({"a": 1, "b": 2}) == payload_hash({"b": 2, "a": 1})
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_watermark_moves_only_inside_the_batch_transaction(erp_connection):
+def test_a_pull_position_moves_only_inside_the_batch_transaction(erp_connection):
     with pytest.raises(RuntimeError, match="transaction"):
-        watermark_advance(connection=erp_connection, entity="time_entry", value="2026-10-01")
+        store_since(erp_connection, "2026-10-01")
     with transaction.atomic():
-        watermark_advance(connection=erp_connection, entity="time_entry", value="2026-10-01")
-    assert watermark_get(connection=erp_connection, entity="time_entry") == "2026-10-01"
+        store_since(erp_connection, "2026-10-01")
+    assert pull_position_get(connection=erp_connection, entity="time_entry").since == "2026-10-01"
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_watermark_rolls_back_with_a_failed_batch(erp_connection):
+def test_a_pull_position_rolls_back_with_a_failed_batch(erp_connection):
     def failing_batch():
         with transaction.atomic():
             inbox_store(system="psa", entity="time_entry", records=PAGE)
-            watermark_advance(connection=erp_connection, entity="time_entry", value="2026-11-01")
-            raise ZeroDivisionError  # the batch fails after the watermark moved
+            store_since(erp_connection, "2026-11-01")
+            raise ZeroDivisionError  # the batch fails after the pull position moved
 
     with pytest.raises(ZeroDivisionError):
         failing_batch()
-    assert watermark_get(connection=erp_connection, entity="time_entry") == ""
+    assert pull_position_get(connection=erp_connection, entity="time_entry").since is None
     assert InboxItem.objects.count() == 0
 
 

@@ -658,9 +658,10 @@ def test_a_seeded_firm_syncs_master_data_and_every_approved_entry_posts_or_waits
     from sandbox.core.faults import FaultBook
     from sandbox.generator.seed import sandbox_seed
     from sync.connectors.base import ConnectionConfig
-    from sync.connectors.kantata import KantataConnector
-    from sync.connectors.netsuite import NetSuiteConnector
-    from sync.connectors.scim import ScimConnector
+    from sync.integrations.kantata.client import KantataConnector
+    from sync.integrations.netsuite.client import NetSuiteConnector
+    from sync.integrations.netsuite.columns import ERP_COLUMNS
+    from sync.integrations.scim.client import ScimConnector
     from sync.mappings.services import (
         mapping_entry_set,
         mapping_set_create,
@@ -669,7 +670,6 @@ def test_a_seeded_firm_syncs_master_data_and_every_approved_entry_posts_or_waits
         mapping_version_submit,
     )
     from sync.models import TimeEntry
-    from sync.pipeline.master_data import ERP_COLUMNS
     from sync.pipeline.models import Connection, Delivery
     from sync.pipeline.time_posting import time_entries_process
 

@@ -12,7 +12,7 @@ from sandbox.models import SandboxWebhookDelivery, SandboxWebhookSubscription
 from sandbox.product_setup import connections_from_sandbox
 from sandbox.stripe.webhooks import http_post, webhook_deliveries_send_due
 from sync.connectors.base import ConnectionConfig
-from sync.connectors.stripe import StripeConnector
+from sync.integrations.stripe.client import StripeConnector
 from sync.pipeline.models import Connection, InboxItem
 from sync.pipeline.subscriptions import (
     BILLING_EVENT_TYPES,

@@ -10,8 +10,9 @@ from django.urls import include, path
 
 from sandbox.kantata.webhooks import webhook_signature
 from sandbox.stripe.webhooks import webhook_signature_header
+from sync.connectors.base import SignatureInvalid
+from sync.integrations.kantata.webhooks import kantata_signature_verify
 from sync.pipeline.models import Connection, InboxItem
-from sync.webhooks import kantata_signature_verify
 
 # The lead mounts sync.urls under hooks/ in portal/urls.py; this module does the same.
 urlpatterns = [path("hooks/", include("sync.urls"))]
@@ -302,8 +303,6 @@ def test_a_webhook_carries_the_senders_correlation_id_into_the_inbox(client, psa
     ],
 )
 def test_the_kantata_signature_check(signature, timestamp, now, valid):
-    from sync.connectors.stripe import SignatureInvalid
-
     body = b'{"event_id": "1"}'
     good = webhook_signature(secret=SECRET, timestamp=timestamp, body=body)
     given = good if signature == "good" else "sha256=" + "0" * 64

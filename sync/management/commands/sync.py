@@ -17,13 +17,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from sync.connectors.base import TransportError
 from sync.integrations.registry import ConnectionNotPullable
-from sync.pipeline.cycle import (
-    PageProgress,
-    sync_backfill_run,
-    sync_cycle_run,
-)
+from sync.pipeline.cycle import sync_backfill_run, sync_cycle_run
 from sync.pipeline.models import Connection, SyncRun
 from sync.pipeline.models.connections import Dialect
+from sync.pipeline.pull import PageProgress
 from sync.pipeline.subscriptions import (
     SubscriptionRefused,
     billing_webhook_subscribe,
@@ -59,7 +56,7 @@ class Command(BaseCommand):
         backfill = subparsers.add_parser(
             "backfill",
             help="Re-read an entity changed in a date window into the inbox "
-            "(ignores and keeps the pull watermark).",
+            "(ignores and keeps the pull position).",
         )
         backfill.add_argument("--connection", required=True, metavar="NAME")
         backfill.add_argument("--entity", required=True)

@@ -23,13 +23,6 @@ from sync.pipeline.master_data_order import PROCESSING_ORDER
 from sync.pipeline.models import SyncRun
 from sync.pipeline.time_posting import ProcessCounts
 
-# What the cycle's NetSuite connector selects: the master data, and the time bills whose keys
-# tell time posting which PSA time the ERP holds already.
-ERP_COLUMNS: dict[str, tuple[str, ...]] = {
-    **erp.ERP_COLUMNS,
-    target_records.TIME_BILL: target_records.TIME_BILL_COLUMNS,
-}
-
 Processor = Callable[..., ProcessCounts]
 
 
@@ -86,4 +79,4 @@ PROCESSORS: dict[tuple[str, str], Processor] = {
     ("erp", target_records.TIME_BILL): target_records.time_bills_process,
 }
 
-__all__ = ["ERP_COLUMNS", "PROCESSING_ORDER", "PROCESSORS"]
+__all__ = ["PROCESSING_ORDER", "PROCESSORS"]

@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# The SuiteQL columns these processors read live with NetSuite's other fields.
+from sync.integrations.netsuite.columns import ERP_COLUMNS  # noqa: F401
 from sync.models import (
     AccountingPeriod,
     CostCentre,
@@ -49,71 +51,6 @@ from sync.pipeline.models.exception_items import Queue
 from sync.pipeline.time_posting import PayloadError
 
 SYSTEM = "erp"
-
-# SuiteQL columns each entity's processor reads (pass as NetSuiteConnector(columns=…)).
-ERP_COLUMNS: dict[str, tuple[str, ...]] = {
-    "currency": ("id", "name", "symbol", "isinactive"),
-    "subsidiary": ("id", "externalid", "name", "country", "currency", "isinactive"),
-    "department": ("id", "externalid", "name", "subsidiary", "isinactive"),
-    "accountingPeriod": (
-        "id",
-        "periodname",
-        "startdate",
-        "enddate",
-        "closed",
-        "subsidiary",
-        "isquarter",
-        "isyear",
-        "isinactive",
-    ),
-    "customer": (
-        "id",
-        "externalid",
-        "companyname",
-        "entityid",
-        "subsidiary",
-        "currency",
-        "isinactive",
-        "vatregnumber",
-        "creditlimit",
-    ),
-    "employee": (
-        "id",
-        "externalid",
-        "firstname",
-        "lastname",
-        "entityid",
-        "email",
-        "subsidiary",
-        "department",
-        "supervisor",
-        "isinactive",
-        "title",
-    ),
-    "job": (
-        "id",
-        "externalid",
-        "companyname",
-        "entityid",
-        "parent",
-        "subsidiary",
-        "currency",
-        "entitystatus",
-        "startdate",
-        "projectedenddate",
-        "isinactive",
-    ),
-    "projectTask": (
-        "id",
-        "externalid",
-        "title",
-        "company",
-        "parent",
-        "status",
-        "startdate",
-        "enddate",
-    ),
-}
 
 # NetSuite job entityStatus → project status. Awarded (5) is provisioned and takes time.
 JOB_STATUS = {"1": "closed", "2": "open", "3": "closed", "4": "provisioning", "5": "open"}

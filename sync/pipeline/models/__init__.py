@@ -2,7 +2,7 @@
 
 from sync.pipeline.models.connections import Connection
 from sync.pipeline.models.exception_items import ExceptionComment, ExceptionItem
-from sync.pipeline.models.inbox import InboxItem, PullWatermark
+from sync.pipeline.models.inbox import InboxItem, PullPosition
 from sync.pipeline.models.outbox import Delivery
 from sync.pipeline.models.runs import SyncRun
 from sync.pipeline.models.targets import TargetRecord
@@ -13,7 +13,7 @@ __all__ = [
     "ExceptionComment",
     "ExceptionItem",
     "InboxItem",
-    "PullWatermark",
+    "PullPosition",
     "SyncRun",
     "TargetRecord",
 ]

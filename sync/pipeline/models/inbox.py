@@ -1,4 +1,4 @@
-"""The inbox: every inbound payload, stored before it is processed, and pull watermarks."""
+"""The inbox: every inbound payload, stored before it is processed, and pull positions."""
 
 from __future__ import annotations
 
@@ -63,18 +63,29 @@ class InboxItem(models.Model):
         return f"{self.system}:{self.entity}:{self.external_id}"
 
 
-class PullWatermark(models.Model):
-    """How far a (connection, entity) pull has got; advanced only after its batch commits."""
+class PullPosition(models.Model):
+    """How far a (connection, entity) pull has got; moved only inside the transaction that
+    stored its page, so it never runs ahead of what was committed.
+
+    `since`: where the next pull starts, or where the pull under way started (a change time or
+    a feed position, in the vendor's own format); `cursor`: where the pull under way resumes,
+    after its last committed page (None: no pull under way); `reached`: the latest change time
+    the pull under way has committed; `started_at`: when it started, by our clock.
+    """
 
     connection = models.ForeignKey("pipeline.Connection", on_delete=models.CASCADE)
     entity = models.CharField(max_length=48)
-    value = models.CharField(max_length=255, blank=True)
+    since = models.TextField(null=True, blank=True)
+    # Unbounded: a vendor's opaque query locator may be long, and dropping it re-reads a pull.
+    cursor = models.TextField(null=True, blank=True)
+    reached = models.TextField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["connection", "entity"], name="watermark_once"),
+            models.UniqueConstraint(fields=["connection", "entity"], name="pull_position_once"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.connection_id}:{self.entity}={self.value}"
+        return f"{self.connection_id}:{self.entity} since {self.since}"

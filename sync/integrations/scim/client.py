@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sync.connectors.auth import BearerAuth
-from sync.connectors.base import ConnectionConfig, Page, watermark_max
+from sync.connectors.base import ConnectionConfig, Page, position_max
 from sync.connectors.http import VendorHttp
 from sync.connectors.paging import int_cursor, pages_follow
 
@@ -67,21 +67,21 @@ class ScimConnector:
         params: dict[str, Any] = {"count": self.page_size}
         if since is not None:
             params["filter"] = f"meta.lastModified gt {scim_string(since)}"
-        watermark = since
+        reached = since
 
-        def fetch(position: str | None) -> Page:
-            nonlocal watermark
-            start = int_cursor(position, default=1)
+        def fetch(after: str | None) -> Page:
+            nonlocal reached
+            start = int_cursor(after, default=1)
             body = self.http.request("GET", entity, params={**params, "startIndex": start}).json()
             records = body.get("Resources") or []
             for record in records:
-                watermark = watermark_max(watermark, (record.get("meta") or {}).get("lastModified"))
+                reached = position_max(reached, (record.get("meta") or {}).get("lastModified"))
             total = int(body.get("totalResults") or 0)
             served = int(body.get("itemsPerPage") or len(records))
             following = start + served
             more = served > 0 and following <= total
             return Page(
-                records=records, next_cursor=str(following) if more else None, watermark=watermark
+                records=records, next_cursor=str(following) if more else None, position=reached
             )
 
         return pages_follow(fetch, cursor=cursor)

@@ -11,8 +11,7 @@ Vendor documentation followed:
   https://docs.stripe.com/api/invoices/finalize;
 - Errors `{"error": {"type", "code", "message", "param"}}`, `Stripe-Should-Retry`:
   https://docs.stripe.com/error-low-level;
-- Webhook signatures (`Stripe-Signature: t=…,v1=…`, HMAC-SHA256 of "{t}.{payload}"):
-  https://docs.stripe.com/webhooks#verify-manually.
+- Webhook signatures: `webhooks.py` beside this module.
 
 Credentials: `secret_key` (sk_…); optional `api_version`, `webhook_secret` (whsec_…).
 """
@@ -20,8 +19,6 @@ Credentials: `secret_key` (sk_…); optional `api_version`, `webhook_secret` (wh
 from __future__ import annotations
 
 import hashlib
-import hmac
-import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -34,7 +31,7 @@ from sync.connectors.base import (
     ConnectionConfig,
     Page,
     TransportError,
-    watermark_max,
+    position_max,
 )
 from sync.connectors.http import ABSENT, VendorHttp
 from sync.connectors.paging import pages_follow
@@ -45,10 +42,6 @@ ENTITIES = ("customers", "invoices", "invoiceitems", "events")
 WRITABLE = ("customers", "invoiceitems", "invoices")
 SEARCHABLE = frozenset({"customers", "invoices"})
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-class SignatureInvalid(ValueError):
-    """A webhook whose Stripe-Signature does not verify (tampered, wrong secret, too old)."""
 
 
 def stripe_form_encode(values: Mapping[str, Any]) -> str:
@@ -77,38 +70,6 @@ def stripe_form_encode(values: Mapping[str, Any]) -> str:
     for key, value in values.items():
         add(str(key), value)
     return urlencode(pairs)
-
-
-def stripe_signature_verify(
-    payload: bytes,
-    header: str,
-    secret: str,
-    *,
-    tolerance_seconds: int = 300,
-    now: float | None = None,
-) -> None:
-    """Check a webhook's `Stripe-Signature` header against the raw request body.
-
-    Passes when any `v1` signature equals HMAC-SHA256(secret, "{t}.{payload}") and `t` is
-    within `tolerance_seconds` of `now`. Raises SignatureInvalid otherwise.
-    """
-    timestamp: int | None = None
-    signatures: list[str] = []
-    for part in (header or "").split(","):
-        name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit():
-            timestamp = int(value)
-        elif name == "v1" and value:
-            signatures.append(value)
-    if timestamp is None or not signatures:
-        raise SignatureInvalid("no timestamp or v1 signature in the Stripe-Signature header")
-    signed = str(timestamp).encode() + b"." + payload
-    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-    if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
-        raise SignatureInvalid("no v1 signature matches the payload")
-    current = time.time() if now is None else now
-    if tolerance_seconds > 0 and abs(current - timestamp) > tolerance_seconds:
-        raise SignatureInvalid(f"timestamp {timestamp} is outside the tolerance")
 
 
 def _unix(since: str) -> int:
@@ -161,27 +122,27 @@ class StripeConnector:
         as Stripe lists them; cursor: the last object id (`starting_after`).
 
         Stripe lists filter by `created` only: changes to existing objects arrive through
-        `entity="events"` (or webhooks). Watermark: the newest `created` seen, ISO 8601.
+        `entity="events"` (or webhooks). Pull position: the newest `created` seen, ISO 8601.
         """
         if entity not in ENTITIES:
             raise ValueError(f"unknown Stripe entity {entity!r}; known: {ENTITIES}")
         params: dict[str, Any] = {"limit": self.page_size}
         if since is not None:
             params["created[gt]"] = _unix(since)
-        watermark = since if since is None or not since.isdigit() else _iso(int(since))
+        reached = since if since is None or not since.isdigit() else _iso(int(since))
 
-        def fetch(position: str | None) -> Page:
-            nonlocal watermark
-            query = {**params, **({"starting_after": position} if position else {})}
+        def fetch(after: str | None) -> Page:
+            nonlocal reached
+            query = {**params, **({"starting_after": after} if after else {})}
             body = self.http.request("GET", f"/v1/{entity}", params=query).json()
             records = body.get("data") or []
             for record in records:
-                watermark = watermark_max(watermark, _iso(record.get("created")))
+                reached = position_max(reached, _iso(record.get("created")))
             more = bool(body.get("has_more")) and bool(records)
             return Page(
                 records=records,
                 next_cursor=records[-1]["id"] if more else None,
-                watermark=watermark,
+                position=reached,
             )
 
         return pages_follow(fetch, cursor=cursor)

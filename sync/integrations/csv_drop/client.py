@@ -178,7 +178,7 @@ class CsvDropConnector:
         self, *, entity: str = "time_entries", since: str | None = None, cursor: str | None = None
     ) -> Iterator[Page]:
         """Pages of records, each with the rows rejected among them. `since` is ignored (a
-        drop is read whole); the watermark is None."""
+        drop is read whole); the pull position is None."""
         if entity != "time_entries":
             raise ValueError(f"CSV drops carry time_entries, not {entity!r}")
         skip = int_cursor(cursor, default=0)
@@ -202,10 +202,10 @@ def pages_from_stream(
             records.append(item)
         if len(records) + len(rejected) >= page_size:
             yield Page(
-                records=records, next_cursor=str(consumed), watermark=None, rejected=tuple(rejected)
+                records=records, next_cursor=str(consumed), position=None, rejected=tuple(rejected)
             )
             records, rejected = [], []
-    yield Page(records=records, next_cursor=None, watermark=None, rejected=tuple(rejected))
+    yield Page(records=records, next_cursor=None, position=None, rejected=tuple(rejected))
 
 
 def pages_from_text(text: str, *, page_size: int = PAGE_SIZE) -> Iterator[Page]:

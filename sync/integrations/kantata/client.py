@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sync.connectors.auth import BearerAuth
-from sync.connectors.base import PERMANENT, ConnectionConfig, Page, watermark_max
+from sync.connectors.base import PERMANENT, ConnectionConfig, Page, position_max
 from sync.connectors.http import VendorHttp
 from sync.connectors.paging import int_cursor, pages_follow
 
@@ -86,20 +86,20 @@ class KantataConnector:
             params["updated_after"] = since
         if entity in APPROVABLE and self.approved_only:
             params.setdefault("approved", "true")
-        watermark = since
+        reached = since
 
-        def fetch(position: str | None) -> Page:
-            nonlocal watermark
-            page = int_cursor(position, default=1)
+        def fetch(after: str | None) -> Page:
+            nonlocal reached
+            page = int_cursor(after, default=1)
             answer = self.http.request("GET", f"{entity}.json", params={**params, "page": page})
             body = answer.json()
             records = _side_loaded(body, entity)
             for record in records:
-                watermark = watermark_max(watermark, record.get("updated_at"))
+                reached = position_max(reached, record.get("updated_at"))
             page_count = int((body.get("meta") or {}).get("page_count") or 0)
             more = page < page_count and len(records) > 0
             return Page(
-                records=records, next_cursor=str(page + 1) if more else None, watermark=watermark
+                records=records, next_cursor=str(page + 1) if more else None, position=reached
             )
 
         return pages_follow(fetch, cursor=cursor)
@@ -107,21 +107,21 @@ class KantataConnector:
     def change_events(self, *, cursor: str | None = None) -> Iterator[Page]:
         """The change feed after `cursor` (None: from the oldest kept event).
 
-        Each page's `watermark` is the feed position to resume from next time.
+        Each page's `position` is the feed position to resume from next time.
         """
 
-        def fetch(position: str | None) -> Page:
+        def fetch(after: str | None) -> Page:
             params: dict[str, Any] = {"per_page": self.per_page}
-            if position is not None:
-                params["since"] = position
+            if after is not None:
+                params["since"] = after
             body = self.http.request("GET", "change_events.json", params=params).json()
             meta = body.get("meta") or {}
-            next_position = meta.get("next_cursor")
-            more = bool(meta.get("has_more")) and next_position not in (None, position)
+            following = meta.get("next_cursor")
+            more = bool(meta.get("has_more")) and following not in (None, after)
             return Page(
                 records=_side_loaded(body, CHANGE_EVENTS),
-                next_cursor=str(next_position) if more else None,
-                watermark=None if next_position is None else str(next_position),
+                next_cursor=str(following) if more else None,
+                position=None if following is None else str(following),
             )
 
         return pages_follow(fetch, cursor=cursor)

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sync.connectors.auth import Auth, BearerAuth, OAuth2ClientCredentials
-from sync.connectors.base import ConnectionConfig, Page, watermark_max
+from sync.connectors.base import ConnectionConfig, Page, position_max
 from sync.connectors.http import VendorHttp
 from sync.connectors.paging import pages_follow
 
@@ -165,7 +165,7 @@ class SalesforceConnector:
     ) -> Iterator[Page]:
         """Records of sObject `entity` modified after `since` (all when None), page by page.
 
-        `cursor` is a `nextRecordsUrl` from an earlier page. Watermark: the highest
+        `cursor` is a `nextRecordsUrl` from an earlier page. Pull position: the highest
         LastModifiedDate seen (starting from `since`).
         """
         fields = self.fields.get(entity)
@@ -181,23 +181,23 @@ class SalesforceConnector:
         self, soql: str, *, cursor: str | None = None, since: str | None = None
     ) -> Iterator[Page]:
         """Any SOQL query, followed through nextRecordsUrl to its last batch."""
-        watermark = since
+        reached = since
         options = {"Sforce-Query-Options": f"batchSize={self.batch_size}"}
 
-        def fetch(position: str | None) -> Page:
-            nonlocal watermark
-            if position is None:
+        def fetch(after: str | None) -> Page:
+            nonlocal reached
+            if after is None:
                 answer = self.http.request(
                     "GET", f"{self._data}/query", params={"q": soql}, headers=options
                 )
             else:
-                answer = self.http.request("GET", position, headers=options)
+                answer = self.http.request("GET", after, headers=options)
             body = answer.json()
             records = body.get("records", [])
             for record in records:
-                watermark = watermark_max(watermark, record.get("LastModifiedDate"))
+                reached = position_max(reached, record.get("LastModifiedDate"))
             next_url = None if body.get("done", True) else body.get("nextRecordsUrl")
-            return Page(records=records, next_cursor=next_url, watermark=watermark)
+            return Page(records=records, next_cursor=next_url, position=reached)
 
         return pages_follow(fetch, cursor=cursor)
 

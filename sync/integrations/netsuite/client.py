@@ -35,8 +35,8 @@ RECORD = "/services/rest/record/v1"
 SUITEQL = "/services/rest/query/v1/suiteql"
 PAGE_SIZE = 1000
 # SuiteQL renders dates in the user's date preference; this column carries the exact instant.
-WATERMARK_COLUMN = "lastmodified_at"
-WATERMARK_FORMAT = "YYYY-MM-DD HH24:MI:SS"
+POSITION_COLUMN = "lastmodified_at"
+POSITION_FORMAT = "YYYY-MM-DD HH24:MI:SS"
 
 # What a pull selects per record type (SuiteQL column names); override with `columns=`.
 DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -119,7 +119,7 @@ DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 def suiteql_timestamp(value: str) -> str:
-    """A watermark ("YYYY-MM-DD HH:MM:SS", or ISO 8601 with an offset) as a TO_TIMESTAMP."""
+    """A pull position ("YYYY-MM-DD HH:MM:SS", or ISO 8601 with an offset) as a TO_TIMESTAMP."""
     text = value
     if "T" in value:
         parsed = datetime.fromisoformat(value)
@@ -127,8 +127,8 @@ def suiteql_timestamp(value: str) -> str:
             parsed = parsed.astimezone(UTC)
         text = parsed.strftime("%Y-%m-%d %H:%M:%S")
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", text):
-        raise ValueError(f"not a NetSuite watermark: {value!r}")
-    return f"TO_TIMESTAMP('{text}', '{WATERMARK_FORMAT}')"
+        raise ValueError(f"not a NetSuite pull position: {value!r}")
+    return f"TO_TIMESTAMP('{text}', '{POSITION_FORMAT}')"
 
 
 def _identifier(name: str) -> str:
@@ -193,15 +193,15 @@ class NetSuiteConnector:
         query: str,
         *,
         cursor: str | None = None,
-        watermark_column: str | None = None,
+        position_column: str | None = None,
         since: str | None = None,
     ) -> Iterator[Page]:
         """Any SuiteQL query, page by page (cursor: the offset)."""
-        watermark = since
+        reached = since
 
-        def fetch(position: str | None) -> Page:
-            nonlocal watermark
-            offset = int_cursor(position, default=0)
+        def fetch(after: str | None) -> Page:
+            nonlocal reached
+            offset = int_cursor(after, default=0)
             body = self.http.request(
                 "POST",
                 SUITEQL,
@@ -213,15 +213,15 @@ class NetSuiteConnector:
             items = [
                 {k: v for k, v in item.items() if k != "links"} for item in body.get("items") or []
             ]
-            if watermark_column:
+            if position_column:
                 # A fixed-width "YYYY-MM-DD HH:MM:SS": string order is time order.
-                stamps = [i[watermark_column] for i in items if i.get(watermark_column)]
-                watermark = max([*stamps, *([watermark] if watermark else [])], default=None)
+                stamps = [i[position_column] for i in items if i.get(position_column)]
+                reached = max([*stamps, *([reached] if reached else [])], default=None)
             more = bool(body.get("hasMore")) and len(items) > 0
             return Page(
                 records=items,
                 next_cursor=str(offset + len(items)) if more else None,
-                watermark=watermark,
+                position=reached,
             )
 
         return pages_follow(fetch, cursor=cursor)
@@ -232,7 +232,7 @@ class NetSuiteConnector:
         """Records of type `entity` modified after `since`, in id order (offset paging only
         lets changed records in, so a change while paging reads a row twice at worst).
 
-        Watermark: the highest lastmodifieddate seen, "YYYY-MM-DD HH:MM:SS" in the account's
+        Pull position: the highest lastmodifieddate seen, "YYYY-MM-DD HH:MM:SS" in the account's
         time zone (SuiteQL's); pass it back unchanged as `since`.
         """
         columns = self.columns.get(entity)
@@ -240,13 +240,13 @@ class NetSuiteConnector:
             raise ValueError(f"no column list for NetSuite record type {entity!r}; pass columns=")
         items = ", ".join(map(_identifier, columns))
         query = (
-            f"SELECT {items}, TO_CHAR(lastmodifieddate, '{WATERMARK_FORMAT}') AS "  # noqa: S608
-            f"{WATERMARK_COLUMN} FROM {_identifier(entity)}"
+            f"SELECT {items}, TO_CHAR(lastmodifieddate, '{POSITION_FORMAT}') AS "  # noqa: S608
+            f"{POSITION_COLUMN} FROM {_identifier(entity)}"
         )
         if since is not None:
             query += f" WHERE lastmodifieddate > {suiteql_timestamp(since)}"
         query += " ORDER BY id"
-        return self.suiteql(query, cursor=cursor, watermark_column=WATERMARK_COLUMN, since=since)
+        return self.suiteql(query, cursor=cursor, position_column=POSITION_COLUMN, since=since)
 
     def get_by_external_id(self, *, record_type: str, external_id: str) -> dict[str, Any] | None:
         """The record with this externalId, or None (a 404 NONEXISTENT_ID)."""

@@ -1,0 +1,76 @@
+"""The NetSuite fields Ledgerbridge reads and writes: SuiteQL columns, numeric body fields."""
+
+from __future__ import annotations
+
+# SuiteQL columns the cycle's NetSuite connector selects (NetSuiteConnector(columns=…)): what
+# each master-data processor (sync/pipeline/master_data/erp.py) reads, and the time bills whose
+# keys tell time posting which PSA time the ERP holds already.
+ERP_COLUMNS: dict[str, tuple[str, ...]] = {
+    "currency": ("id", "name", "symbol", "isinactive"),
+    "subsidiary": ("id", "externalid", "name", "country", "currency", "isinactive"),
+    "department": ("id", "externalid", "name", "subsidiary", "isinactive"),
+    "accountingPeriod": (
+        "id",
+        "periodname",
+        "startdate",
+        "enddate",
+        "closed",
+        "subsidiary",
+        "isquarter",
+        "isyear",
+        "isinactive",
+    ),
+    "customer": (
+        "id",
+        "externalid",
+        "companyname",
+        "entityid",
+        "subsidiary",
+        "currency",
+        "isinactive",
+        "vatregnumber",
+        "creditlimit",
+    ),
+    "employee": (
+        "id",
+        "externalid",
+        "firstname",
+        "lastname",
+        "entityid",
+        "email",
+        "subsidiary",
+        "department",
+        "supervisor",
+        "isinactive",
+        "title",
+    ),
+    "job": (
+        "id",
+        "externalid",
+        "companyname",
+        "entityid",
+        "parent",
+        "subsidiary",
+        "currency",
+        "entitystatus",
+        "startdate",
+        "projectedenddate",
+        "isinactive",
+    ),
+    "projectTask": (
+        "id",
+        "externalid",
+        "title",
+        "company",
+        "parent",
+        "status",
+        "startdate",
+        "enddate",
+    ),
+    # What the ERP holds already, by our key (target_records.py): its id and external id.
+    "timeBill": ("id", "externalid"),
+}
+
+# Body fields NetSuite wants as JSON numbers, by record type. The outbox keeps them as exact
+# decimal strings (JSON has no decimal type); delivery turns them into Decimal for the wire.
+NUMERIC_BODY_FIELDS: dict[str, frozenset[str]] = {"timeBill": frozenset({"hours", "rate"})}

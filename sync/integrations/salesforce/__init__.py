@@ -1,0 +1,1 @@
+"""Salesforce (the CRM): SOQL pulls and upserts by external id, its pull plan."""

@@ -1,0 +1,1 @@
+"""Stripe (billing): form-encoded writes, cursor lists, signed webhooks, its pull plan."""
