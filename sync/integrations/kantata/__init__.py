@@ -1,0 +1,1 @@
+"""Kantata (the PSA): REST pulls, the change-event feed, its approval webhooks, its pull plan."""
