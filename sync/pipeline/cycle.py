@@ -52,7 +52,7 @@ from sync.pipeline.master_data import PROCESSING_ORDER, PROCESSORS
 from sync.pipeline.models import Connection, InboxItem, SyncRun
 from sync.pipeline.models.connections import Dialect, System
 from sync.pipeline.reoffer import parked_items_reoffer
-from sync.pipeline.time_posting import time_entries_process
+from sync.pipeline.time_posting.flow import time_entries_process
 
 logger = logging.getLogger(__name__)
 

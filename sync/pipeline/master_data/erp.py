@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sync.errors import PayloadError
 from sync.models import (
     AccountingPeriod,
     CostCentre,
@@ -35,7 +36,6 @@ from sync.models import (
 )
 from sync.models.reference import ReferenceStatus
 from sync.pipeline.master_data.engine import (
-    Batch,
     Plan,
     Reader,
     levels_apply,
@@ -46,7 +46,7 @@ from sync.pipeline.master_data.engine import (
 )
 from sync.pipeline.master_data.workers import worker_not_in_hr, workers_by_email
 from sync.pipeline.models.exception_items import Queue
-from sync.pipeline.time_posting import PayloadError
+from sync.pipeline.processing import Batch
 
 SYSTEM = "erp"
 
