@@ -78,12 +78,12 @@ Reader = Callable[[Any], Any]
 class Flow:
     """What one flow supplies to the protocol.
 
-    `system`/`entity`: the inbox items it processes. `record`: the noun of its record keys
-    (`<system>:<record>:<id>`). `read(payload)`: the record, or PayloadError naming what is
-    wrong. `write(records, batch)`: plans and writes the batch's (item, record) pairs, reporting
-    exception items with `batch.fail` and the records that passed in `batch.passed`. `what`
-    and `fix` word the MALFORMED_PAYLOAD item. `close_stages`: the stages whose open items a
-    record that passes closes.
+    `system`/`entity`: the inbox items it processes (its callers pick them by these).
+    `record`: the noun of its record keys (`<system>:<record>:<id>`). `read(payload)`: the
+    record, or PayloadError naming what is wrong. `write(records, batch)`: plans and writes the
+    batch's (item, record) pairs, reporting exception items with `batch.fail` and the records
+    that passed in `batch.passed`. `what` and `fix` word the MALFORMED_PAYLOAD item.
+    `close_stages`: the stages whose open items a record that passes closes.
     """
 
     system: str
@@ -204,7 +204,7 @@ def batch_process(
     batch = Batch(flow=flow, run=run, now=now or timezone.now())
     # The cyclic collector is paused for the batch: decision 29 (sync.bulk.gc_paused).
     with gc_paused(), transaction.atomic(), acting_as(run.actor):
-        items, marked = items_claim(flow=flow, inbox_ids=inbox_ids, now=batch.now)
+        items, marked = items_claim(inbox_ids=inbox_ids, now=batch.now)
         if not items:
             return batch.counts
         batch.counts.claimed = len(items)
@@ -215,11 +215,10 @@ def batch_process(
     return batch.counts
 
 
-def items_claim(
-    *, flow: Flow, inbox_ids: Sequence[int], now: dt.datetime
-) -> tuple[list[Item], bool]:
-    """Lock the batch's pending items of the flow's (system, entity), oldest first, skipping any
-    another worker holds. Returns (items, whether they are already marked processed).
+def items_claim(*, inbox_ids: Sequence[int], now: dt.datetime) -> tuple[list[Item], bool]:
+    """Lock the pending items among `inbox_ids` (the caller chose them by system and entity),
+    oldest first, skipping any another worker holds. Returns (items, whether they are already
+    marked processed).
 
     On PostgreSQL one `UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED) … RETURNING` locks the
     items, marks them processed and returns their payloads as text, read by json_decode (every
@@ -237,7 +236,6 @@ def items_claim(
                 f"{column['processed_at']} = %s "
                 f"FROM (SELECT id, {column['processed_at']} AS before FROM {table} "
                 f"WHERE id = ANY(%s::bigint[]) AND {column['status']} = %s "
-                f"AND {column['system']} = %s AND {column['entity']} = %s "
                 "FOR UPDATE SKIP LOCKED) AS claimed WHERE item.id = claimed.id "
                 f"RETURNING item.id, item.{column['external_id']}, "
                 f"item.{column['correlation_id']}, item.{column['connection']}, claimed.before, "
@@ -247,20 +245,13 @@ def items_claim(
                     now,
                     list(inbox_ids),
                     InboxItem.Status.PENDING,
-                    flow.system,
-                    flow.entity,
                 ],
             )
             rows = sorted(cursor.fetchall())
         return [Item(*row[:5], json_decode(row[5])) for row in rows], True
     rows = (
         InboxItem.objects.select_for_update(skip_locked=True)
-        .filter(
-            id__any=list(inbox_ids),
-            status=InboxItem.Status.PENDING,
-            system=flow.system,
-            entity=flow.entity,
-        )
+        .filter(id__any=list(inbox_ids), status=InboxItem.Status.PENDING)
         .order_by("id")
         .values_list(*Item._fields[:3], "connection_id", "processed_at", "payload")
     )
