@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync.errors import PayloadError
-from sync.integrations.kantata.time_entries import time_entry_read as time_payload_parse
+from sync.integrations.kantata.time_entries import time_entry_read
 from sync.mappings.services import (
     mapping_entry_set,
     mapping_set_create,
@@ -330,7 +330,7 @@ def test_unapproved_time_is_stored_in_the_inbox_but_not_posted(firm):
 )
 def test_a_malformed_payload_is_refused_with_a_reason_a_person_can_act_on(payload, words):
     with pytest.raises(PayloadError, match=words.replace("`", "`")):
-        time_payload_parse(payload)
+        time_entry_read(payload)
 
 
 def test_a_malformed_payload_becomes_an_integration_exception_and_nothing_is_written(firm):
