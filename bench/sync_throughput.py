@@ -324,7 +324,7 @@ def child_engine(
     from django.utils import timezone
 
     from sync.pipeline.models import Connection, SyncRun
-    from sync.pipeline.time_posting import time_entries_process
+    from sync.pipeline.time_posting.flow import time_entries_process
 
     erp = Connection.objects.get(id=erp_id)
     run = SyncRun.objects.create(kind="process", started_at=timezone.now())
@@ -400,11 +400,12 @@ def child_naive(prefix: str, erp_id: int) -> dict:
     from django.utils import timezone
 
     from sync.audit import acting_as
+    from sync.integrations.kantata.time_entries import time_entry_read
     from sync.models import TimeEntry
     from sync.models.transactions import ApprovalStatus
-    from sync.pipeline import time_posting as tp
     from sync.pipeline.models import Connection, InboxItem, SyncRun
     from sync.pipeline.rules import rules_check
+    from sync.pipeline.time_posting import references, writers
 
     erp = Connection.objects.get(id=erp_id)
     run = SyncRun.objects.create(kind="process", started_at=timezone.now())
@@ -414,10 +415,12 @@ def child_naive(prefix: str, erp_id: int) -> dict:
         now = timezone.now()
         with transaction.atomic(), acting_as(run.actor):
             items = list(InboxItem.objects.filter(id__in=ids).order_by("id"))
-            parsed = [(item, tp.time_payload_parse(item.payload)) for item in items]
-            pre = tp._preload([p for _, p in parsed], today=now.date())
+            parsed = [(item, time_entry_read(item.payload)) for item in items]
+            pre = references.time_references_preload(
+                parsed=[p for _, p in parsed], today=now.date()
+            )
             for item, p in parsed:
-                resolved = tp._resolve(p, pre)
+                resolved = references.time_entry_resolve(p, pre)
                 if rules_check(resolved.facts):
                     failed += 1
                     continue
@@ -437,7 +440,7 @@ def child_naive(prefix: str, erp_id: int) -> dict:
                     correlation_id=resolved.project.correlation_id or item.correlation_id,
                 )
                 entry.save()
-                tp._delivery(entry, resolved, p, item, erp=erp, now=now, pre=pre).save()
+                writers._delivery(entry, resolved, p, item, erp=erp, now=now, pre=pre).save()
                 item.status = InboxItem.Status.PROCESSED
                 item.processed_at = now
                 item.save(update_fields=["status", "processed_at"])

@@ -24,7 +24,7 @@ from sync.mappings.services import (
 )
 from sync.pipeline.models import Connection
 from sync.pipeline.models.connections import Dialect, System
-from sync.pipeline.time_posting import LEGAL_ENTITY_SET
+from sync.pipeline.time_posting.references import LEGAL_ENTITY_SET
 
 DEMO_EFFECTIVE_FROM = dt.date(2000, 1, 1)
 SANDBOX_SYSTEMS: dict[str, str] = {

@@ -68,3 +68,11 @@ class ImmutableRecord(DomainError):
             f"{model} {pk} is {status!r} and can no longer be edited (changed: "
             f"{', '.join(fields)}); correct it with a reversal and a new record"
         )
+
+
+class PayloadError(ValueError):
+    """A payload is not a record we can read; the message names every field that is wrong.
+
+    Raised by the vendor readers (`sync/integrations/<vendor>/`); the processing protocol parks
+    the inbox item as MALFORMED_PAYLOAD (`sync.pipeline.processing`).
+    """

@@ -1,13 +1,13 @@
 """PSA approval events (signed Kantata webhooks) → the approved record → its ERP posting, at once.
 
 A webhook stores each event in the inbox as (psa, "approval_events") before anything processes
-it (sync/webhooks.py). `approval_events_process` takes a batch of those events in ONE
-transaction:
+it (sync/webhooks.py). `approval_events_process` takes a batch of those events through the
+processing protocol (sync.pipeline.processing), in ONE transaction:
 
-1. claims the events still pending with row locks, skipping any another worker holds, so
-   concurrent callers take disjoint events and no record is read twice;
-2. parses each strictly; an event it cannot read is parked with a MALFORMED_PAYLOAD exception
-   item for integration ops (nothing is dropped);
+1. claims the events still pending, skipping any another worker holds, so concurrent callers
+   take disjoint events and no record is read twice;
+2. reads each strictly (sync.integrations.kantata.events); an event it cannot read is parked
+   with a MALFORMED_PAYLOAD exception item for integration ops (nothing is dropped);
 3. gets the approved records: from the event when it carries one (`subject`), else from the PSA
    through the event's connection and its connector (`only=<ids>&approved=true`, 200 ids a
    request). A record the PSA no longer shows as approved (approval withdrawn, record deleted)
@@ -40,172 +40,38 @@ import datetime as dt
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
 from django.utils import timezone
 
 from sync.connectors.base import TransportError, correlation_scope
 from sync.errors import DomainError
+from sync.integrations.kantata.events import ApprovalEvent, approval_event_read
 from sync.integrations.registry import source_connector_for
 from sync.logging import run_scope
 from sync.models import TimeEntry
 from sync.pipeline.connection_services import erp_connection_get
 from sync.pipeline.delivery import deliveries_send
-from sync.pipeline.exception_items import Failure, exception_items_close_for, exception_items_raise
 from sync.pipeline.inbox import inbox_store
 from sync.pipeline.models import Connection, Delivery, InboxItem, SyncRun
 from sync.pipeline.models.connections import Dialect, System
-from sync.pipeline.models.exception_items import Queue, Stage
-from sync.pipeline.time_posting import time_entries_process
+from sync.pipeline.models.exception_items import Stage
+from sync.pipeline.processing import Batch, Flow, Item, ProcessCounts, batch_process
+from sync.pipeline.time_posting.flow import time_entries_process
 
 logger = logging.getLogger(__name__)
 
 ENTITY = "approval_events"
 TIME_ENTRIES = "time_entries"
-EXPENSES = "expenses"
-# What each approval event type approves: the PSA entity, which is also the inbox entity the
-# approved record is stored under.
-SUBJECT_ENTITIES = {"time_entry.approved": TIME_ENTRIES, "expense.approved": EXPENSES}
-MAX_ID = 255
 FETCH_CHUNK = 200  # Kantata's per_page maximum: one request reads up to 200 records by id
 # Events one webhook task takes (its own and those waiting beside it): small enough that the
 # batch ends well within the task's time limit, large enough to absorb a burst.
 EVENT_BATCH = 100
+# What the webhook task reports of a batch (besides the run's id and status).
+_REPORTED = ("created", "updated", "unchanged", "refused", "failed", "deliveries")
 
 ConnectorFor = Callable[[Connection], Any]
-
-
-class EventMalformed(ValueError):
-    """The event is not one we can read; the message says exactly why."""
-
-
-@dataclass(frozen=True)
-class ApprovalEvent:
-    event_id: str
-    event_type: str
-    entity: str  # time_entries / expenses
-    subject_id: str
-    occurred_at: dt.datetime
-    subject: dict[str, Any] | None  # the approved record, when the event carries it
-
-
-def _shown(value: Any) -> str:
-    return repr(value)[:60]
-
-
-def _id(payload: dict[str, Any], name: str, errors: list[str]) -> str | None:
-    value = payload.get(name)
-    if value is None or value == "":
-        errors.append(f"`{name}` is missing.")
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        errors.append(f"`{name}` must be an id (text or integer), got {type(value).__name__}.")
-        return None
-    text = str(value)
-    if len(text) > MAX_ID:
-        errors.append(f"`{name}` is {len(text)} characters long; at most {MAX_ID}.")
-        return None
-    return text
-
-
-def _instant(value: Any, errors: list[str]) -> dt.datetime | None:
-    parsed = None
-    if isinstance(value, str):
-        try:
-            parsed = dt.datetime.fromisoformat(value)
-        except ValueError:
-            parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        errors.append(
-            f"`occurred_at` must be an ISO 8601 time with its offset, got {_shown(value)}."
-        )
-        return None
-    return parsed
-
-
-def approval_event_parse(payload: Any) -> ApprovalEvent:
-    """Read one PSA approval event strictly. Raises EventMalformed naming every field it refuses.
-
-    Shape (sandbox/kantata/webhooks.py): {"event_id", "event_type": "time_entry.approved" |
-    "expense.approved", "subject_type": "time_entries" | "expenses", "subject_id": digits,
-    "occurred_at": ISO 8601 with offset}, optionally "subject": the approved record itself.
-    """
-    if not isinstance(payload, dict):
-        raise EventMalformed("The event is not a JSON object.")
-    errors: list[str] = []
-    event_id = _id(payload, "event_id", errors)
-    event_type = payload.get("event_type")
-    entity = SUBJECT_ENTITIES.get(event_type) if isinstance(event_type, str) else None
-    if entity is None:
-        errors.append(
-            f"`event_type` must be one of {', '.join(SUBJECT_ENTITIES)}, got {_shown(event_type)}."
-        )
-    subject_type = payload.get("subject_type")
-    if entity is not None and subject_type != entity:
-        errors.append(
-            f"`subject_type` must be {entity!r} for a {event_type} event, "
-            f"got {_shown(subject_type)}."
-        )
-    subject_id = _id(payload, "subject_id", errors)
-    if subject_id is not None and not (subject_id.isascii() and subject_id.isdigit()):
-        errors.append(f"`subject_id` must be a PSA record id (digits), got {_shown(subject_id)}.")
-    occurred_at = _instant(payload.get("occurred_at"), errors)
-    subject = payload.get("subject")
-    if subject is not None and (
-        not isinstance(subject, dict) or str(subject.get("id")) != str(subject_id)
-    ):
-        errors.append(
-            "`subject`, when sent, must be the approved record with the id `subject_id` names."
-        )
-    if errors:
-        raise EventMalformed(" ".join(errors))
-    return ApprovalEvent(
-        event_id=event_id,
-        event_type=event_type,
-        entity=entity,
-        subject_id=subject_id,
-        occurred_at=occurred_at,
-        subject=subject,
-    )
-
-
-@dataclass
-class ApprovalCounts:
-    """What a batch of events came to. `created` … `failed` as the cycle sums them."""
-
-    events: int = 0  # events this call claimed and processed or parked
-    stored: int = 0  # approved records new to the inbox (time entries and expenses)
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    refused: int = 0
-    failed: int = 0
-    deliveries: int = 0
-    delivery_ids: list[int] = field(default_factory=list)  # pending ERP postings to send now
-
-
-def _record_key(event_id: str) -> str:
-    return f"{System.PSA.value}:approval_event:{event_id}"
-
-
-def _malformed(item: InboxItem, reason: str) -> Failure:
-    return Failure(
-        record_key=_record_key(item.external_id or f"inbox-{item.id}"),
-        stage=Stage.PARSE,
-        queue=Queue.INTEGRATION_OPS,
-        code="MALFORMED_PAYLOAD",
-        category="technical",
-        message=f"The PSA sent an approval event Ledgerbridge cannot read: {reason}"[:2000],
-        suggested_fix="Check the PSA's webhook sender (or a change to its event format), then "
-        "replay the event; the approved record also arrives with the next pull.",
-        cause="MALFORMED_PAYLOAD",
-        payload=item.payload if isinstance(item.payload, dict) else {},
-        correlation_id=item.correlation_id,
-        inbox_item_id=item.id,
-    )
 
 
 def _psa_connection_fallback() -> Connection:
@@ -258,111 +124,92 @@ def approval_events_process(
     erp: Connection | None,
     now: dt.datetime | None = None,
     connector_for: ConnectorFor | None = None,
-) -> ApprovalCounts:
+) -> ProcessCounts:
     """Process the given pending approval-event inbox items (see the module docstring).
 
-    The events are claimed with row locks (skipping any another worker holds) for the whole
-    batch, PSA read included, so concurrent callers take disjoint events and nobody reads the
-    same record twice; the read is bounded by the connection's timeout.
+    The events are claimed (skipping any another worker holds) for the whole batch, PSA read
+    included, so concurrent callers take disjoint events and nobody reads the same record
+    twice; the read is bounded by the connection's timeout.
 
     Raises TransportError (the PSA could not be read) and DomainError; then nothing is written
     and every event stays pending. Malformed events never raise: they are parked.
     """
-    now = now or timezone.now()
-    counts = ApprovalCounts()
-    with transaction.atomic():
-        items = list(
-            InboxItem.objects.select_for_update(skip_locked=True)
-            .filter(
-                id__in=list(inbox_ids),
-                system=System.PSA,
-                entity=ENTITY,
-                status=InboxItem.Status.PENDING,
-            )
-            .order_by("id")
-        )
-        if not items:
-            return counts
-        counts.events = len(items)
-        connections = Connection.objects.in_bulk({i.connection_id for i in items} - {None})
-        parsed: dict[int, ApprovalEvent] = {}
-        failures: list[Failure] = []
-        for item in items:
-            try:
-                parsed[item.id] = approval_event_parse(item.payload)
-            except EventMalformed as exc:
-                failures.append(_malformed(item, str(exc)))
-        wanted: dict[tuple[int | None, str], set[str]] = defaultdict(set)
-        for item in items:
-            event = parsed.get(item.id)
-            if event is not None and event.subject is None:
-                wanted[(item.connection_id, event.entity)].add(event.subject_id)
-        records = (
-            approved_records_fetch(wanted=wanted, connector_for=connector_for) if wanted else {}
-        )
-
-        read = [item for item in items if item.id in parsed]
-        # The approved records to store, by (entity, connection): {record id: (record, event)}.
-        approved: dict[tuple[str, int | None], dict[str, tuple[dict, InboxItem]]] = defaultdict(
-            dict
-        )
-        for item in read:
-            event = parsed[item.id]
-            record = event.subject or records.get(
-                (item.connection_id, event.entity, event.subject_id)
-            )
-            if record is None:
-                counts.unchanged += 1  # no longer approved, or gone: nothing to post
-                continue
-            approved[(event.entity, item.connection_id)][event.subject_id] = (record, item)
-        new_time_items: list[int] = []
-        posted_entries: list[str] = []
-        for (entity, connection_id), by_record in approved.items():
-            stored = inbox_store(
-                system=System.PSA,
-                entity=entity,
-                connection=connections.get(connection_id),
-                run_id=run.id,
-                now=now,
-                records=[(record_id, record) for record_id, (record, _) in by_record.items()],
-            )
-            # Each stored record carries the correlation id of the event that approved it.
-            for new in stored.new:
-                new.correlation_id = by_record[new.external_id][1].correlation_id
-            InboxItem.objects.bulk_update(stored.new, ["correlation_id"], batch_size=1000)
-            counts.stored += len(stored.new)
-            counts.unchanged += len(by_record) - len(stored.new)  # equal payload stored already
-            if entity == TIME_ENTRIES:
-                new_time_items.extend(new.id for new in stored.new)
-                posted_entries.extend(new.external_id for new in stored.new)
-        exception_items_raise(failures=failures, run_id=run.id, now=now)
-        counts.failed += len(failures)
-        if _replayed(read):
-            exception_items_close_for(
-                record_keys=[_record_key(item.external_id) for item in read],
-                stage=Stage.PARSE,
-                reason="Read on replay.",
-            )
-        InboxItem.objects.filter(id__in=[i.id for i in items if i.id not in parsed]).update(
-            status=InboxItem.Status.PARKED, processed_at=now
-        )
-        InboxItem.objects.filter(id__in=[i.id for i in read]).update(
-            status=InboxItem.Status.PROCESSED, processed_at=now
-        )
-        if new_time_items and erp is None:
-            logger.warning(
-                "no enabled ERP connection: %d approved time entries wait in the inbox",
-                len(new_time_items),
-            )
-        elif new_time_items:
-            posted = time_entries_process(inbox_ids=new_time_items, run=run, erp=erp, now=now)
-            for name in ("created", "updated", "unchanged", "refused", "failed", "deliveries"):
-                setattr(counts, name, getattr(counts, name) + int(getattr(posted, name, 0)))
-            counts.delivery_ids = _pending_delivery_ids(psa_ids=posted_entries, erp=erp)
-    return counts
+    flow = Flow(
+        system=System.PSA.value,
+        entity=ENTITY,
+        record="approval_event",
+        read=approval_event_read,
+        write=lambda records, batch: _events_write(
+            records, batch=batch, erp=erp, connector_for=connector_for
+        ),
+        what="an approval event",
+        fix="Check the PSA's webhook sender (or a change to its event format), then replay the "
+        "event; the approved record also arrives with the next pull.",
+        identity=None,
+        close_stages=(Stage.PARSE,),
+        close_reason="Read on replay.",
+    )
+    return batch_process(flow=flow, inbox_ids=inbox_ids, run=run, now=now)
 
 
-def _replayed(items: list[InboxItem]) -> bool:
+def _events_write(
+    records: list[tuple[Item, ApprovalEvent]],
+    *,
+    batch: Batch,
+    erp: Connection | None,
+    connector_for: ConnectorFor | None,
+) -> None:
+    """Store the records the events approve and post their time entries (steps 3 and 4)."""
+    counts, run, now = batch.counts, batch.run, batch.now
+    connections = Connection.objects.in_bulk({i.connection_id for i, _ in records} - {None})
+    wanted: dict[tuple[int | None, str], set[str]] = defaultdict(set)
+    for item, event in records:
+        if event.subject is None:
+            wanted[(item.connection_id, event.entity)].add(event.subject_id)
+    fetched = approved_records_fetch(wanted=wanted, connector_for=connector_for) if wanted else {}
+    # The approved records to store, by (entity, connection): {record id: (record, event item)}.
+    approved: dict[tuple[str, int | None], dict[str, tuple[dict, Item]]] = defaultdict(dict)
+    for item, event in records:
+        record = event.subject or fetched.get((item.connection_id, event.entity, event.subject_id))
+        if record is None:
+            counts.unchanged += 1  # no longer approved, or gone: nothing to post
+            continue
+        approved[(event.entity, item.connection_id)][event.subject_id] = (record, item)
+    new_time_items: list[int] = []
+    posted_entries: list[str] = []
+    for (entity, connection_id), by_record in approved.items():
+        stored = inbox_store(
+            system=System.PSA,
+            entity=entity,
+            connection=connections.get(connection_id),
+            run_id=run.id,
+            now=now,
+            records=[(record_id, record) for record_id, (record, _) in by_record.items()],
+        )
+        # Each stored record carries the correlation id of the event that approved it.
+        for new in stored.new:
+            new.correlation_id = by_record[new.external_id][1].correlation_id
+        InboxItem.objects.bulk_update(stored.new, ["correlation_id"], batch_size=1000)
+        counts.stored += len(stored.new)
+        counts.unchanged += len(by_record) - len(stored.new)  # equal payload stored already
+        if entity == TIME_ENTRIES:
+            new_time_items.extend(new.id for new in stored.new)
+            posted_entries.extend(new.external_id for new in stored.new)
+    if _replayed([item for item, _ in records]):
+        batch.passed.extend(batch.record_key(item.external_id) for item, _ in records)
+    if new_time_items and erp is None:
+        logger.warning(
+            "no enabled ERP connection: %d approved time entries wait in the inbox",
+            len(new_time_items),
+        )
+    elif new_time_items:
+        posted = time_entries_process(inbox_ids=new_time_items, run=run, erp=erp, now=now)
+        for name in _REPORTED:
+            setattr(counts, name, getattr(counts, name) + getattr(posted, name))
+        counts.delivery_ids = _pending_delivery_ids(psa_ids=posted_entries, erp=erp)
+
+
+def _replayed(items: list[Item]) -> bool:
     """Whether any of these events was parked before and is replayed (a replay resets the
     status, not `processed_at`): only then can a parse item be open for it. Spares the hot path,
     where every event is new, the look-up."""
@@ -432,7 +279,7 @@ def approval_event_post_now(
         connection_id=item.connection_id,
         entity=ENTITY,
     )
-    counts = ApprovalCounts()
+    counts = ProcessCounts()
     error = ""
     delivered = 0
     finished = False
@@ -454,7 +301,7 @@ def approval_event_post_now(
             run.status = SyncRun.Status.FAILED if error else SyncRun.Status.SUCCEEDED
             run.error = error[:10_000]
             run.finished_at = timezone.now()
-            for name in ("created", "updated", "unchanged", "refused", "failed"):
+            for name in _REPORTED[:-1]:  # a run records no deliveries count
                 setattr(run, name, getattr(counts, name))
             run.delivered = delivered
             run.save(
@@ -470,6 +317,12 @@ def approval_event_post_now(
                     "delivered",
                 ]
             )
-    result = asdict(counts)
-    result.update(run_id=run.pk, status=run.status, delivered=delivered)
-    return result
+    return {
+        "events": counts.claimed,
+        "stored": counts.stored,
+        **{name: getattr(counts, name) for name in _REPORTED},
+        "delivery_ids": counts.delivery_ids,
+        "run_id": run.pk,
+        "status": run.status,
+        "delivered": delivered,
+    }

@@ -29,7 +29,7 @@ from sync.pipeline.models import Connection, InboxItem, SyncRun
 from sync.pipeline.models.connections import System
 from sync.pipeline.pull import PageProgress, connection_pull, pull_entities
 from sync.pipeline.reoffer import parked_items_reoffer
-from sync.pipeline.time_posting import time_entries_process
+from sync.pipeline.time_posting.flow import time_entries_process
 
 logger = logging.getLogger(__name__)
 

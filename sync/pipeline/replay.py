@@ -118,15 +118,12 @@ def exception_item_replay_preview(*, item: ExceptionItem) -> ReplayPreview:
     clicking that the replay links to it (time posting links, never posts twice) rather than
     posting a second one.
     """
+    from sync.errors import PayloadError
+    from sync.integrations.kantata.time_entries import time_entry_read
+    from sync.integrations.netsuite import time_bills
     from sync.pipeline.models import TargetRecord
     from sync.pipeline.rules import money_at_risk
-    from sync.pipeline.time_posting import (
-        ERP_KEY_PREFIX,
-        ERP_RECORD_TYPE,
-        RECORD_KEY_PREFIX,
-        PayloadError,
-        time_payload_parse,
-    )
+    from sync.pipeline.time_posting.flow import RECORD_KEY_PREFIX
 
     if item.delivery_id:
         delivery = Delivery.objects.filter(pk=item.delivery_id).first()
@@ -160,12 +157,12 @@ def exception_item_replay_preview(*, item: ExceptionItem) -> ReplayPreview:
         )
     inbox = InboxItem.objects.filter(pk=item.inbox_item_id).first()
     try:
-        parsed = time_payload_parse(inbox.payload if inbox else None)
+        parsed = time_entry_read(inbox.payload if inbox else None)
     except PayloadError as exc:
         return ReplayPreview(kind="replay", note=f"The payload cannot be read: {exc}")
-    key = f"{ERP_KEY_PREFIX}{parsed.external_id}"
+    key = time_bills.time_bill_key(parsed.external_id)
     held = (
-        TargetRecord.objects.filter(record_type=ERP_RECORD_TYPE, external_id=key)
+        TargetRecord.objects.filter(record_type=time_bills.RECORD_TYPE, external_id=key)
         .order_by("-seen_at")
         .first()
     )

@@ -5,12 +5,9 @@ The firm's ERP holds timeBills keyed `KT-TE-<PSA time entry id>` for time posted
 Ledgerbridge was linked, the same key time posting upserts under. Knowing them lets time
 posting record that history as already posted instead of parking it (closed periods).
 
-- `time_bills_process`: the (erp, timeBill) inbox processor. Idempotent.
+- `time_bills_process`: the (erp, timeBill) inbox flow. Idempotent.
 - `target_records_upsert`: write what a target told us (a pull or a delivery's answer).
 - `target_records_known`: our key → the target's id, for a batch of keys, in one query.
-
-Not built on `master_data.engine` like the other processors: time_posting imports this module
-for the look-up, and the engine imports time_posting.
 """
 
 from __future__ import annotations
@@ -18,77 +15,21 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from sync.audit import acting_as, audited_bulk_create
+from sync.audit import audited_bulk_create
+from sync.integrations.netsuite import time_bills
+from sync.integrations.netsuite.time_bills import TimeBill, time_bill_read
 from sync.models import ExternalRef, TimeEntry
 from sync.pipeline.connection_services import erp_connection_get
-from sync.pipeline.exception_items import Failure, exception_items_close_for, exception_items_raise
-from sync.pipeline.models import Connection, InboxItem, SyncRun, TargetRecord
-from sync.pipeline.models.exception_items import Queue, Stage
+from sync.pipeline.models import Connection, SyncRun, TargetRecord
+from sync.pipeline.models.exception_items import Queue
+from sync.pipeline.processing import Batch, Flow, Item, ProcessCounts, batch_process
 
 SYSTEM = "erp"
-TIME_BILL = "timeBill"  # NetSuite's record type; also the inbox entity the cycle pulls it as
-# The key time posting writes time bills under (time_posting.ERP_KEY_PREFIX; a test keeps the
-# two equal: importing it here would be circular).
-TIME_BILL_KEY_PREFIX = "KT-TE-"
-# The SuiteQL columns `time_bills_process` reads (the connector adds the change marker).
-TIME_BILL_COLUMNS: tuple[str, ...] = ("id", "externalid")
-MAX_TEXT = 255  # TargetRecord.external_id / target_id
-
-
-class TimeBillUnreadable(ValueError):
-    """The payload is not a time bill we can read; the message says exactly why."""
-
-
-@dataclass(frozen=True)
-class TimeBill:
-    internal_id: str
-    external_id: str | None  # None: not posted under a key (entered in the ERP itself)
-
-
-@dataclass
-class TargetCounts:
-    """What one batch did, by time bill (the cycle sums these like any processor's counts)."""
-
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    refused: int = 0
-    failed: int = 0
-    failures: list[Failure] = field(default_factory=list)
-
-
-def time_bill_parse(payload: Any) -> TimeBill:
-    """Read a SuiteQL timeBill row strictly. Raises TimeBillUnreadable naming every problem."""
-    if not isinstance(payload, dict):
-        raise TimeBillUnreadable("The timeBill payload is not a JSON object.")
-    errors: list[str] = []
-    internal_id = payload.get("id")
-    if (
-        isinstance(internal_id, bool)
-        or not isinstance(internal_id, str | int)
-        or not (str(internal_id).isdigit() and len(str(internal_id)) <= MAX_TEXT)
-    ):
-        errors.append(
-            f"`id` must be NetSuite's internal id (digits), got {str(internal_id)[:40]!r}."
-        )
-    external_id = payload.get("externalid")
-    if external_id == "":
-        external_id = None
-    if external_id is not None and not isinstance(external_id, str):
-        errors.append(f"`externalid` must be text, got {type(external_id).__name__}.")
-    elif external_id is not None and len(external_id) > MAX_TEXT:
-        errors.append(f"`externalid` is {len(external_id)} characters long; at most {MAX_TEXT}.")
-    if errors:
-        raise TimeBillUnreadable(" ".join(errors))
-    return TimeBill(internal_id=str(internal_id), external_id=external_id)
 
 
 # --- reads and writes of TargetRecord ------------------------------------------------------------
@@ -153,8 +94,8 @@ def target_records_upsert(
 
 def time_bills_process(
     *, inbox_ids: Sequence[int], run: SyncRun, now: dt.datetime | None = None
-) -> TargetCounts:
-    """Process pending ERP timeBill inbox items as one batch.
+) -> ProcessCounts:
+    """Process pending ERP timeBill inbox items as one batch (sync.pipeline.processing).
 
     Every bill with an externalId becomes (or refreshes) a TargetRecord of its connection (an
     item stored without one belongs to the enabled ERP connection). A bill keyed
@@ -162,83 +103,67 @@ def time_bills_process(
     ExternalRef(erp, internal id), written with history (actor = the run); a link that would
     contradict an existing one is a REFERENCE_CONFLICT for integration ops, an unreadable row
     MALFORMED_PAYLOAD, a bill with no connection to hold it CONNECTION_UNKNOWN; each parks its
-    item for a replay. The newest payload of a bill in
-    the batch wins; older ones are marked processed.
+    item for a replay. The newest payload of a bill in the batch wins; older ones are marked
+    processed.
 
     Idempotent: the same rows again write nothing. A fixed number of queries per batch. One
     transaction: a database error rolls the batch back and leaves its items pending.
     """
-    now = now or timezone.now()
-    counts = TargetCounts()
-    parked: set[int] = set()
-    passed: list[str] = []
-    with transaction.atomic(), acting_as(run.actor):
-        items = list(
-            InboxItem.objects.select_for_update()
-            .filter(id__any=list(inbox_ids), status=InboxItem.Status.PENDING)
-            .order_by("id")
-        )
-        # An item stored without its connection (not a pull) belongs to the enabled ERP.
-        erp = erp_connection_get() if any(i.connection_id is None for i in items) else None
-        default_connection = erp.id if erp is not None else None
-        by_id: dict[tuple[int, str], tuple[InboxItem, TimeBill]] = {}
-        for item in items:
-            try:
-                bill = time_bill_parse(item.payload)
-            except TimeBillUnreadable as exc:
-                counts.failures.append(_malformed(item, str(exc)))
-                parked.add(item.id)
-                continue
-            connection_id = item.connection_id or default_connection
-            if connection_id is None:
-                counts.failures.append(_no_connection(item, bill))
-                parked.add(item.id)
-                continue
-            by_id[connection_id, bill.internal_id] = (item, bill)
-        # One ERP record per key: should two bills of a batch claim one key, the later wins.
-        by_key: dict[tuple[int, str], tuple[InboxItem, TimeBill]] = {}
-        for (connection_id, _), (item, bill) in by_id.items():
-            if bill.external_id is None:
-                counts.unchanged += 1  # not ours to track
-                passed.append(_record_key(bill.internal_id))
-                continue
-            by_key[connection_id, bill.external_id] = (item, bill)
-        if by_key:
-            _apply(by_key, run=run, now=now, counts=counts, parked=parked, passed=passed)
-        exception_items_raise(failures=counts.failures, run_id=run.id, now=now)
-        if passed:
-            for stage in (Stage.PARSE, Stage.VALIDATE):
-                exception_items_close_for(
-                    record_keys=passed, stage=stage, reason="Processed on replay."
-                )
-        if parked:
-            InboxItem.objects.filter(id__any=sorted(parked)).update(
-                status=InboxItem.Status.PARKED, processed_at=now
-            )
-        done = [i.id for i in items if i.id not in parked]
-        if done:
-            InboxItem.objects.filter(id__any=done).update(
-                status=InboxItem.Status.PROCESSED, processed_at=now
-            )
-    counts.failed = len(counts.failures) - counts.refused
-    return counts
+    return batch_process(flow=FLOW, inbox_ids=inbox_ids, run=run, now=now)
 
 
-def _apply(
-    by_key: dict[tuple[int, str], tuple[InboxItem, TimeBill]],
-    *,
-    run: SyncRun,
-    now: dt.datetime,
-    counts: TargetCounts,
-    parked: set[int],
-    passed: list[str],
-) -> None:
+def _bills_write(records: list[tuple[Item, TimeBill]], batch: Batch) -> None:
+    """Group the batch's bills by connection and key, then record and link them."""
+    # An item stored without its connection (not a pull) belongs to the enabled ERP.
+    erp = erp_connection_get() if any(i.connection_id is None for i, _ in records) else None
+    default_connection = erp.id if erp is not None else None
+    by_id: dict[tuple[int, str], tuple[Item, TimeBill]] = {}
+    for item, bill in records:
+        connection_id = item.connection_id or default_connection
+        if connection_id is None:
+            batch.fail(
+                item,
+                bill.internal_id,
+                code="CONNECTION_UNKNOWN",
+                queue=Queue.INTEGRATION_OPS,
+                category="configuration",
+                message="An ERP timeBill reached the inbox without its connection, and no ERP "
+                "connection is enabled to hold it.",
+                suggested_fix="Enable the ERP connection, then replay.",
+            )
+            continue
+        by_id[connection_id, bill.internal_id] = (item, bill)
+    # One ERP record per key: should two bills of a batch claim one key, the later wins.
+    by_key: dict[tuple[int, str], tuple[Item, TimeBill]] = {}
+    for (connection_id, _), (item, bill) in by_id.items():
+        if bill.external_id is None:
+            batch.counts.unchanged += 1  # not ours to track
+            batch.passed.append(batch.record_key(bill.internal_id))
+            continue
+        by_key[connection_id, bill.external_id] = (item, bill)
+    if by_key:
+        _apply(by_key, batch=batch)
+
+
+FLOW = Flow(
+    system=SYSTEM,
+    entity=time_bills.RECORD_TYPE,
+    record=time_bills.RECORD_TYPE,
+    read=time_bill_read,
+    write=_bills_write,
+    what=f"a {time_bills.RECORD_TYPE} record",
+    identity=None,  # the newest per (connection, bill): `_bills_write` groups them
+)
+
+
+def _apply(by_key: dict[tuple[int, str], tuple[Item, TimeBill]], *, batch: Batch) -> None:
     """Upsert the batch's TargetRecords and link time entries (see time_bills_process)."""
+    counts = batch.counts
     stored = {
         (connection_id, external_id): (target_id, source)
         for connection_id, external_id, target_id, source in TargetRecord.objects.filter(
             connection_id__in={c for c, _ in by_key},
-            record_type=TIME_BILL,
+            record_type=time_bills.RECORD_TYPE,
             external_id__any=sorted({e for _, e in by_key}),
         ).values_list("connection_id", "external_id", "target_id", "source")
     }
@@ -256,36 +181,31 @@ def _apply(
     for connection_id, known in to_write.items():
         target_records_upsert(
             connection=connection_id,
-            record_type=TIME_BILL,
+            record_type=time_bills.RECORD_TYPE,
             known=known,
             source=TargetRecord.Source.PULLED,
-            now=now,
+            now=batch.now,
         )
-    linked = _links_write(by_key, run=run, now=now, counts=counts, parked=parked)
+    linked = _links_write(by_key, batch=batch)
     for key, (item, bill) in by_key.items():
         if key in linked and key not in changed:
             counts.updated += 1  # newly linked to its time entry
         elif key not in changed:
             counts.unchanged += 1
-        if item.id not in parked:
-            passed.append(_record_key(bill.internal_id))
+        if item.id not in batch.parked:
+            batch.passed.append(batch.record_key(bill.internal_id))
 
 
 def _links_write(
-    by_key: dict[tuple[int, str], tuple[InboxItem, TimeBill]],
-    *,
-    run: SyncRun,
-    now: dt.datetime,
-    counts: TargetCounts,
-    parked: set[int],
+    by_key: dict[tuple[int, str], tuple[Item, TimeBill]], *, batch: Batch
 ) -> set[tuple[int, str]]:
     """Link each bill keyed by a known PSA time entry to that entry (ExternalRef erp → the
     bill's internal id). Returns the keys newly linked. Three queries, plus two to write."""
+    prefix = time_bills.KEY_PREFIX
     psa_ids = {
-        key: bill.external_id.removeprefix(TIME_BILL_KEY_PREFIX)
+        key: bill.external_id.removeprefix(prefix)
         for key, (_, bill) in by_key.items()
-        if bill.external_id.startswith(TIME_BILL_KEY_PREFIX)
-        and len(bill.external_id) > len(TIME_BILL_KEY_PREFIX)
+        if bill.external_id.startswith(prefix) and len(bill.external_id) > len(prefix)
     }
     if not psa_ids:
         return set()
@@ -318,8 +238,7 @@ def _links_write(
         if has == bill.internal_id and holder == entry_pk:
             continue  # linked already
         if has is not None or holder is not None:
-            counts.failures.append(_conflict(item, bill, entry_pk=entry_pk, has=has, holder=holder))
-            parked.add(item.id)
+            _conflict(batch, item, bill, entry_pk=entry_pk, has=has, holder=holder)
             continue
         # Claimed now, so a second bill of the batch naming this entry or id conflicts.
         bill_of_entry[entry_pk] = bill.internal_id
@@ -330,65 +249,28 @@ def _links_write(
                 content_type=entry_type,
                 object_id=entry_pk,
                 external_id=bill.internal_id,
-                last_synced_at=now,
+                last_synced_at=batch.now,
             )
         )
         linked.add(key)
     if new_refs:
-        audited_bulk_create(model=ExternalRef, objs=new_refs, actor=run.actor)
+        audited_bulk_create(model=ExternalRef, objs=new_refs, actor=batch.run.actor)
     return linked
 
 
-def _record_key(internal_id: str) -> str:
-    return f"{SYSTEM}:{TIME_BILL}:{internal_id}"
-
-
-def _malformed(item: InboxItem, reason: str) -> Failure:
-    return Failure(
-        record_key=_record_key(item.external_id or f"inbox-{item.id}"),
-        stage=Stage.PARSE,
-        queue=Queue.INTEGRATION_OPS,
-        code="MALFORMED_PAYLOAD",
-        category="technical",
-        message=f"The ERP sent a timeBill record Ledgerbridge cannot read: {reason}"[:2000],
-        suggested_fix="Check the record in the ERP (or a schema change on its side), then replay.",
-        cause="MALFORMED_PAYLOAD",
-        payload=item.payload if isinstance(item.payload, dict) else {},
-        correlation_id=item.correlation_id,
-        inbox_item_id=item.id,
-    )
-
-
-def _no_connection(item: InboxItem, bill: TimeBill) -> Failure:
-    return Failure(
-        record_key=_record_key(bill.internal_id),
-        stage=Stage.VALIDATE,
-        queue=Queue.INTEGRATION_OPS,
-        code="CONNECTION_UNKNOWN",
-        category="configuration",
-        message="An ERP timeBill reached the inbox without its connection, and no ERP "
-        "connection is enabled to hold it.",
-        suggested_fix="Enable the ERP connection, then replay.",
-        cause="CONNECTION_UNKNOWN",
-        payload=item.payload,
-        correlation_id=item.correlation_id,
-        inbox_item_id=item.id,
-    )
-
-
 def _conflict(
-    item: InboxItem, bill: TimeBill, *, entry_pk: str, has: str | None, holder: str | None
-) -> Failure:
+    batch: Batch, item: Item, bill: TimeBill, *, entry_pk: str, has: str | None, holder: str | None
+) -> None:
     why = []
     if has is not None and has != bill.internal_id:
         why.append(f"time entry {entry_pk} is linked to ERP timeBill {has}")
     if holder is not None and holder != entry_pk:
         why.append(f"timeBill {bill.internal_id} is linked to time entry {holder}")
-    return Failure(
-        record_key=_record_key(bill.internal_id),
-        stage=Stage.VALIDATE,
-        queue=Queue.INTEGRATION_OPS,
+    batch.fail(
+        item,
+        bill.internal_id,
         code="REFERENCE_CONFLICT",
+        queue=Queue.INTEGRATION_OPS,
         category="technical",
         message=f"ERP timeBill {bill.internal_id} ({bill.external_id}) cannot be linked to "
         f"time entry {entry_pk}: {' and '.join(why)}.",
@@ -396,7 +278,4 @@ def _conflict(
         "deleted and posted again), correct the cross-reference, then replay.",
         cause=f"{SYSTEM}:TimeEntry:{entry_pk}",
         detail={"time_entry": entry_pk, "linked_bill": has, "bill_linked_to": holder},
-        payload=item.payload,
-        correlation_id=item.correlation_id,
-        inbox_item_id=item.id,
     )

@@ -619,7 +619,7 @@ def erp_time_bills() -> list:
 
 
 def time_cycle(erp, transport_for) -> SyncRun:
-    from sync.pipeline.time_posting import time_entries_process
+    from sync.pipeline.time_posting.flow import time_entries_process
 
     registry = {("psa", "time_entries"): partial(time_entries_process, erp=erp)}
     return sync_cycle_run(transport_for=transport_for, processors=registry, order=list(registry))

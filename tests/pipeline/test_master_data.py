@@ -671,7 +671,7 @@ def test_a_seeded_firm_syncs_master_data_and_every_approved_entry_posts_or_waits
     )
     from sync.models import TimeEntry
     from sync.pipeline.models import Connection, Delivery
-    from sync.pipeline.time_posting import time_entries_process
+    from sync.pipeline.time_posting.flow import time_entries_process
 
     manifest = sandbox_seed(seed=42, time_entries=1_500, reset=True).manifest
     app = SandboxApp(faults=FaultBook(seed=1), manage_connections=False, sleep=lambda _s: None)

@@ -14,13 +14,14 @@ from django.utils import timezone
 from sandbox import storage
 from sandbox.models import SandboxRecord
 from sandbox.netsuite import views as netsuite_views
+from sync.integrations.netsuite.time_bills import KEY_PREFIX as TIME_BILL_KEY_PREFIX
+from sync.integrations.netsuite.time_bills import RECORD_TYPE as TIME_BILL
+from sync.integrations.netsuite.time_bills import time_bill_key
 from sync.models import ExternalRef, TimeEntry
 from sync.pipeline.inbox import inbox_store
 from sync.pipeline.master_data import PROCESSORS
 from sync.pipeline.models import Connection, ExceptionItem, InboxItem, SyncRun, TargetRecord
 from sync.pipeline.target_records import (
-    TIME_BILL,
-    TIME_BILL_KEY_PREFIX,
     target_records_known,
     target_records_upsert,
     time_bills_process,
@@ -294,9 +295,8 @@ def test_a_bill_with_no_erp_connection_to_hold_it_is_parked_for_integration_ops(
 
 def test_time_bills_are_keyed_as_time_posting_writes_them_and_read_before_psa_time():
     from sync.pipeline.master_data_order import PROCESSING_ORDER
-    from sync.pipeline.time_posting import ERP_KEY_PREFIX
 
-    assert TIME_BILL_KEY_PREFIX == ERP_KEY_PREFIX
+    assert time_bill_key("1852") == "KT-TE-1852"
     position = {key: n for n, key in enumerate(PROCESSING_ORDER)}
     psa = [n for (system, _), n in position.items() if system == "psa"]
     assert position["erp", TIME_BILL] < min(psa)

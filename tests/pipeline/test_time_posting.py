@@ -11,6 +11,8 @@ from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sync.errors import PayloadError
+from sync.integrations.kantata.time_entries import time_entry_read
 from sync.mappings.services import (
     mapping_entry_set,
     mapping_set_create,
@@ -22,7 +24,7 @@ from sync.models import AccountingPeriod, ExternalRef, TimeEntry
 from sync.pipeline.exception_items import record_key_fit
 from sync.pipeline.inbox import inbox_store
 from sync.pipeline.models import Delivery, ExceptionItem, InboxItem, SyncRun
-from sync.pipeline.time_posting import PayloadError, time_entries_process, time_payload_parse
+from sync.pipeline.time_posting.flow import time_entries_process
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -328,7 +330,7 @@ def test_unapproved_time_is_stored_in_the_inbox_but_not_posted(firm):
 )
 def test_a_malformed_payload_is_refused_with_a_reason_a_person_can_act_on(payload, words):
     with pytest.raises(PayloadError, match=words.replace("`", "`")):
-        time_payload_parse(payload)
+        time_entry_read(payload)
 
 
 def test_a_malformed_payload_becomes_an_integration_exception_and_nothing_is_written(firm):
@@ -588,7 +590,7 @@ def test_the_fast_reading_accepts_exactly_what_the_careful_one_accepts_with_the_
     payload,
     broken,
 ):
-    from sync.pipeline.time_posting import _careful, _plain
+    from sync.integrations.kantata.time_entries import _careful, _plain
 
     payload = {**payload, **broken}
     fast = _plain(payload)

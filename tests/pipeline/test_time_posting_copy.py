@@ -18,11 +18,12 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 
-import sync.pipeline.time_posting as time_posting
+import sync.pipeline.time_posting.writers as time_posting
 from sync.models import TimeEntry
 from sync.pipeline.inbox import inbox_store
 from sync.pipeline.models import Delivery, SyncRun
-from sync.pipeline.time_posting import OPERATION, time_entries_process
+from sync.pipeline.time_posting.flow import time_entries_process
+from sync.pipeline.time_posting.writers import OPERATION
 from tests import factories as f
 from tests.pipeline import test_time_posting as posting
 from tests.pipeline.test_time_posting import entry, ref

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sync.integrations.netsuite import time_bills
+
 # SuiteQL columns the cycle's NetSuite connector selects (NetSuiteConnector(columns=…)): what
 # each master-data processor (sync/pipeline/master_data/erp.py) reads, and the time bills whose
 # keys tell time posting which PSA time the ERP holds already.
@@ -67,10 +69,10 @@ ERP_COLUMNS: dict[str, tuple[str, ...]] = {
         "startdate",
         "enddate",
     ),
-    # What the ERP holds already, by our key (target_records.py): its id and external id.
-    "timeBill": ("id", "externalid"),
+    # What the ERP holds already, by our key (target_records.py).
+    time_bills.RECORD_TYPE: time_bills.COLUMNS,
 }
 
 # Body fields NetSuite wants as JSON numbers, by record type. The outbox keeps them as exact
 # decimal strings (JSON has no decimal type); delivery turns them into Decimal for the wire.
-NUMERIC_BODY_FIELDS: dict[str, frozenset[str]] = {"timeBill": frozenset({"hours", "rate"})}
+NUMERIC_BODY_FIELDS: dict[str, frozenset[str]] = {time_bills.RECORD_TYPE: time_bills.NUMERIC_FIELDS}

@@ -1,44 +1,38 @@
-"""Master-data processors: ERP, HR and PSA reference records → canonical records and refs.
-
-Every processor has the signature `(*, inbox_ids, run, now=None) -> ProcessCounts` and takes
-one batch of inbox items of its (system, entity) through `engine.batch_process`: strict parse
-(MALFORMED_PAYLOAD), references resolved with a fixed number of queries, field ownership on
-updates, bulk upserts with history (actor = the run) and ExternalRefs, exception items for the
-rest. Idempotent: the same payloads again change nothing. `PROCESSORS` is keyed by (inbox
-system, inbox entity); `sync.pipeline.master_data_order.PROCESSING_ORDER` says in which order a
-cycle runs them. The cycle adds `("psa", "time_entries")` (time posting needs an ERP connection).
-`("erp", "timeBill")` is registered here too (`sync.pipeline.target_records`): the time bills the
-ERP holds, read before PSA time so that history already posted is known as such.
-"""
+"""Master-data flows: ERP, HR and PSA reference records → canonical records and refs."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
 
+from sync.integrations.netsuite import time_bills
 from sync.pipeline import target_records
 from sync.pipeline.master_data import erp, hr, psa
-from sync.pipeline.master_data.engine import batch_process
 from sync.pipeline.master_data_order import PROCESSING_ORDER
 from sync.pipeline.models import SyncRun
-from sync.pipeline.time_posting import ProcessCounts
+from sync.pipeline.models.exception_items import Stage
+from sync.pipeline.processing import Flow, ProcessCounts, batch_process
 
 Processor = Callable[..., ProcessCounts]
 
 
 def _processor(system: str, entity: str, parse, plan) -> Processor:
+    """The processor of one (system, entity): `parse` reads a payload (PayloadError), `plan`
+    plans and writes the batch (master_data.engine), through the processing protocol."""
+    flow = Flow(
+        system=system,
+        entity=entity,
+        record=entity,
+        read=parse,
+        write=plan,
+        what=f"a {entity} record",
+        close_stages=(Stage.PARSE, Stage.MAP, Stage.VALIDATE),
+    )
+
     def process(
         *, inbox_ids: Sequence[int], run: SyncRun, now: dt.datetime | None = None
     ) -> ProcessCounts:
-        return batch_process(
-            system=system,
-            entity=entity,
-            inbox_ids=inbox_ids,
-            run=run,
-            now=now,
-            parse=parse,
-            plan=plan,
-        )
+        return batch_process(flow=flow, inbox_ids=inbox_ids, run=run, now=now)
 
     process.__name__ = f"{system}_{entity}_process"
     process.__doc__ = f"Process pending {system} {entity} inbox items as one batch."
@@ -61,6 +55,9 @@ stories_process = _processor("psa", "stories", psa.story_parse, psa.story_plan)
 assignments_process = _processor("psa", "assignments", psa.assignment_parse, psa.assignment_plan)
 psa_users_process = _processor("psa", "users", psa.user_parse, psa.user_plan)
 
+# Every processor is `(*, inbox_ids, run, now=None) -> ProcessCounts`, keyed by (inbox system,
+# inbox entity); `master_data_order.PROCESSING_ORDER` says in which order a cycle runs them. The
+# cycle adds ("psa", "time_entries") and approval events (they need the ERP connection).
 PROCESSORS: dict[tuple[str, str], Processor] = {
     ("erp", "currency"): currencies_process,
     ("erp", "subsidiary"): subsidiaries_process,
@@ -76,7 +73,7 @@ PROCESSORS: dict[tuple[str, str], Processor] = {
     ("psa", "assignments"): assignments_process,
     ("psa", "users"): psa_users_process,
     # Not master data, but read like it: what the ERP already holds (target_records.py).
-    ("erp", target_records.TIME_BILL): target_records.time_bills_process,
+    ("erp", time_bills.RECORD_TYPE): target_records.time_bills_process,
 }
 
 __all__ = ["PROCESSING_ORDER", "PROCESSORS"]

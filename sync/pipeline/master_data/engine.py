@@ -1,10 +1,11 @@
-"""The path every master-data batch takes: parse, plan, own, upsert with history and refs.
+"""What every master-data flow shares: strict reading, plans, and writing them in bulk.
 
-A processor module (erp.py, hr.py, psa.py) supplies two things per (system, entity): a strict
-`parse(payload)` that raises PayloadError, and a `plan(records, batch)` that resolves the
-references of the whole batch with a fixed number of queries and turns each record into a
-`Plan` (create or update a canonical record, link it with an ExternalRef) or an exception
-(`batch.fail`). `plans_apply` then writes the plans in bulk:
+A processor module (erp.py, hr.py, psa.py) supplies two things per (system, entity) to the
+processing protocol (sync.pipeline.processing): a strict `parse(payload)` that raises
+PayloadError, with `Reader`, and a `plan(records, batch)` that resolves the references of the
+whole batch with a fixed number of queries and turns each record into a `Plan` (create or
+update a canonical record, link it with an ExternalRef) or an exception (`batch.fail`).
+`plans_apply` then writes the plans in bulk:
 
 - a new record: `audited_bulk_create` (history, actor = the run) and its ExternalRef;
 - a matched record: `ownership_merge` on the processing day; refused fields become
@@ -15,35 +16,29 @@ references of the whole batch with a fixed number of queries and turns each reco
   REFERENCE_CONFLICT for integration ops (never overwritten silently).
 
 Idempotent: the same payload again matches the same record, changes nothing and writes nothing.
-One batch is one transaction: a database error rolls everything back and leaves the inbox items
-pending.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import models, transaction
-from django.utils import timezone
+from django.db import models
 
-from sync.audit import acting_as, audited_bulk_create, audited_bulk_update
+from sync.audit import audited_bulk_create, audited_bulk_update
 from sync.connectors.base import iso_date
-from sync.mappings.ownership import OwnershipBook, ownership_merge
-from sync.mappings.selectors import ownership_book_load
+from sync.errors import PayloadError
+from sync.mappings.ownership import ownership_merge
 from sync.models import ExternalRef
-from sync.pipeline.exception_items import Failure, exception_items_close_for, exception_items_raise
-from sync.pipeline.models import InboxItem, SyncRun
 from sync.pipeline.models.exception_items import Queue, Stage
-from sync.pipeline.time_posting import PayloadError, ProcessCounts
+from sync.pipeline.processing import SYSTEM_LABELS, Batch, Item
 
 MAX_TEXT = 255
-SYSTEM_LABELS = {"erp": "ERP", "hr": "HR", "psa": "PSA", "crm": "CRM", "billing": "billing"}
 
 
 # --- strict payload reading ----------------------------------------------------------------
@@ -147,7 +142,7 @@ class Reader:
             raise PayloadError(" ".join(self.errors))
 
 
-# --- a batch and its plans -------------------------------------------------------------------
+# --- plans -----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -160,143 +155,12 @@ class Plan:
     creates of one record within a batch.
     """
 
-    item: InboxItem
+    item: Item
     external_id: str
     values: dict[str, Any]
     existing: models.Model | None = None
     fixed: dict[str, Any] = field(default_factory=dict)
     natural_key: Any = None
-
-
-@dataclass
-class Batch:
-    run: SyncRun
-    now: dt.datetime
-    system: str
-    entity: str
-    counts: ProcessCounts = field(default_factory=ProcessCounts)
-    parked: set[int] = field(default_factory=set)
-    passed: list[str] = field(default_factory=list)
-    _ownership: OwnershipBook | None = None
-
-    @property
-    def today(self) -> dt.date:
-        return timezone.localdate(self.now)
-
-    @property
-    def ownership(self) -> OwnershipBook:
-        if self._ownership is None:
-            # Ownership is judged on the day the change is processed.
-            self._ownership = ownership_book_load(on=self.today)
-        return self._ownership
-
-    def record_key(self, external_id: str) -> str:
-        return f"{self.system}:{self.entity}:{external_id}"
-
-    def fail(
-        self,
-        item: InboxItem,
-        external_id: str,
-        *,
-        code: str,
-        queue: str,
-        message: str,
-        suggested_fix: str,
-        stage: str = Stage.VALIDATE,
-        cause: str = "",
-        category: str = "business",
-        detail: dict[str, Any] | None = None,
-        park: bool = True,
-    ) -> None:
-        """Report the record as an exception item; `park` keeps its inbox item for a replay."""
-        self.counts.failures.append(
-            Failure(
-                record_key=self.record_key(external_id),
-                stage=stage,
-                queue=queue,
-                code=code,
-                category=category,
-                message=message[:2000],
-                suggested_fix=suggested_fix,
-                cause=cause or code,
-                detail=detail or {},
-                payload=item.payload if isinstance(item.payload, dict) else {},
-                correlation_id=item.correlation_id,
-                inbox_item_id=item.id,
-            )
-        )
-        if park:
-            self.parked.add(item.id)
-
-
-Parse = Callable[[Any], Any]
-PlanFn = Callable[[list[tuple[InboxItem, Any]], Batch], None]
-
-
-def batch_process(
-    *,
-    system: str,
-    entity: str,
-    inbox_ids: Sequence[int],
-    run: SyncRun,
-    now: dt.datetime | None,
-    parse: Parse,
-    plan: PlanFn,
-) -> ProcessCounts:
-    """Process the pending inbox items `inbox_ids` as one batch (see the module docstring).
-
-    `parse(payload)` returns an object with `external_id` or raises PayloadError; the newest
-    payload of a record in the batch wins (older ones are marked processed, superseded).
-    Raises nothing for bad records: they become exception items and their items are parked.
-    """
-    batch = Batch(run=run, now=now or timezone.now(), system=system, entity=entity)
-    with transaction.atomic(), acting_as(run.actor):
-        items = list(
-            InboxItem.objects.select_for_update()
-            .filter(id__any=inbox_ids, status=InboxItem.Status.PENDING)
-            .order_by("id")
-        )
-        latest: dict[str, tuple[InboxItem, Any]] = {}
-        for item in items:
-            try:
-                parsed = parse(item.payload)
-            except PayloadError as exc:
-                label = SYSTEM_LABELS.get(system, system)
-                batch.fail(
-                    item,
-                    item.external_id or f"inbox-{item.id}",
-                    code="MALFORMED_PAYLOAD",
-                    queue=Queue.INTEGRATION_OPS,
-                    stage=Stage.PARSE,
-                    category="technical",
-                    message=f"The {label} sent a {entity} record Ledgerbridge cannot read: {exc}",
-                    suggested_fix=f"Check the record in the {label} (or a schema change on its "
-                    "side), then replay.",
-                )
-                continue
-            latest[parsed.external_id] = (item, parsed)
-        if latest:
-            plan(list(latest.values()), batch)
-        exception_items_raise(failures=batch.counts.failures, run_id=run.id, now=batch.now)
-        if batch.passed:
-            for stage in (Stage.PARSE, Stage.MAP, Stage.VALIDATE):
-                # A record may pass while reporting something at this stage (a refused status
-                # move): that item stays open.
-                failing = {f.record_key for f in batch.counts.failures if f.stage == stage}
-                keys = [k for k in batch.passed if k not in failing]
-                if keys:
-                    exception_items_close_for(
-                        record_keys=keys, stage=stage, reason="Processed on replay."
-                    )
-        InboxItem.objects.filter(id__in=[i.id for i in items if i.id in batch.parked]).update(
-            status=InboxItem.Status.PARKED, processed_at=batch.now
-        )
-        InboxItem.objects.filter(id__any=[i.id for i in items if i.id not in batch.parked]).update(
-            status=InboxItem.Status.PROCESSED, processed_at=batch.now
-        )
-    counts = batch.counts
-    counts.failed = len(counts.failures) - counts.refused
-    return counts
 
 
 # --- reads shared by processors ----------------------------------------------------------------
@@ -523,7 +387,7 @@ def _conflict(batch: Batch, plan: Plan, model: type[models.Model], why: str) -> 
 
 def missing_reference(
     batch: Batch,
-    item: InboxItem,
+    item: Item,
     external_id: str,
     *,
     what: str,

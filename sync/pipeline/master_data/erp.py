@@ -2,7 +2,8 @@
 
 Payloads are the rows `NetSuiteConnector.pull(entity=…)` yields: lower-case column names,
 every value a string (booleans "T"/"F", dates "M/D/YYYY"), empty values left out. Pull with
-`columns=ERP_COLUMNS` so each row carries what these processors read.
+`columns=ERP_COLUMNS` (sync/integrations/netsuite/columns.py) so each row carries what these
+processors read.
 
 Matching keys (what the sandbox generator writes on both sides):
 - every record: ExternalRef(erp, internal `id`) first;
@@ -23,8 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# The SuiteQL columns these processors read live with NetSuite's other fields.
-from sync.integrations.netsuite.columns import ERP_COLUMNS  # noqa: F401
+from sync.errors import PayloadError
 from sync.models import (
     AccountingPeriod,
     CostCentre,
@@ -37,7 +37,6 @@ from sync.models import (
 )
 from sync.models.reference import ReferenceStatus
 from sync.pipeline.master_data.engine import (
-    Batch,
     Plan,
     Reader,
     levels_apply,
@@ -48,7 +47,7 @@ from sync.pipeline.master_data.engine import (
 )
 from sync.pipeline.master_data.workers import worker_not_in_hr, workers_by_email
 from sync.pipeline.models.exception_items import Queue
-from sync.pipeline.time_posting import PayloadError
+from sync.pipeline.processing import Batch
 
 SYSTEM = "erp"
 

@@ -28,7 +28,6 @@ from django.db.models import Q
 from sync.audit import audited_bulk_create
 from sync.models import CostCentre, Currency, LegalEntity, Worker
 from sync.pipeline.master_data.engine import (
-    Batch,
     Plan,
     Reader,
     levels_apply,
@@ -37,6 +36,7 @@ from sync.pipeline.master_data.engine import (
     refs_load,
 )
 from sync.pipeline.models.exception_items import Queue
+from sync.pipeline.processing import Batch
 
 SYSTEM = "hr"
 ENTERPRISE_URN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"

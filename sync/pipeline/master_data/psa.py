@@ -27,7 +27,6 @@ from typing import Any
 from sync.mappings.selectors import mapping_tables_load
 from sync.models import LegalEntity, Project, RolePlaceholder, Task, Worker
 from sync.pipeline.master_data.engine import (
-    Batch,
     Plan,
     Reader,
     missing_reference,
@@ -38,6 +37,7 @@ from sync.pipeline.master_data.engine import (
 from sync.pipeline.master_data.workers import worker_not_in_hr, workers_by_email
 from sync.pipeline.models import InboxItem
 from sync.pipeline.models.exception_items import Queue
+from sync.pipeline.processing import Batch
 
 SYSTEM = "psa"
 LEGAL_ENTITY_SET = "legal-entity"  # the set time posting maps entities to subsidiaries with

@@ -9,9 +9,8 @@ from __future__ import annotations
 from django.db.models.functions import Lower
 
 from sync.models import Worker
-from sync.pipeline.master_data.engine import SYSTEM_LABELS, Batch
-from sync.pipeline.models import InboxItem
 from sync.pipeline.models.exception_items import Queue
+from sync.pipeline.processing import SYSTEM_LABELS, Batch, Item
 
 
 def workers_by_email(emails: set[str]) -> dict[str, Worker]:
@@ -24,7 +23,7 @@ def workers_by_email(emails: set[str]) -> dict[str, Worker]:
     }
 
 
-def worker_not_in_hr(batch: Batch, item: InboxItem, external_id: str, who: str) -> None:
+def worker_not_in_hr(batch: Batch, item: Item, external_id: str, who: str) -> None:
     """Park a record that names a worker HR has not delivered (WORKER_NOT_IN_HR)."""
     label = SYSTEM_LABELS.get(batch.system, batch.system)
     batch.fail(

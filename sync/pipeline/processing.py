@@ -1,0 +1,299 @@
+"""The protocol every inbox flow follows, written once: claim → read → plan and write → finish.
+
+A flow (PSA time entries, approval events, ERP time bills, each master-data entity) is a
+`Flow`: its reader (payload → record, raising PayloadError) and its planner/writer, which turns
+the batch's records into canonical writes and exception items through the `Batch` it is given.
+`batch_process` does the rest, in ONE transaction:
+
+1. claim the batch's pending items (`items_claim`): an item another worker holds or has
+   already finished is skipped, never processed twice;
+2. read each payload with the flow's reader; one it cannot read is parked, once, as a
+   MALFORMED_PAYLOAD item for integration ops (`malformed`). When the flow names its records
+   (`Flow.identity`) the newest payload of a record wins and older ones are superseded;
+3. hand the records to the flow's `write`;
+4. finish: raise the batch's exception items, close the open ones of the records that passed,
+   mark the items parked or processed.
+
+A database error rolls the batch back and leaves every item pending. Nothing is processed twice:
+an item no longer pending is not claimed again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from django.db import connections, router, transaction
+from django.utils import timezone
+
+from sync.audit import acting_as
+from sync.bulk import gc_paused
+from sync.connectors.http import json_decode
+from sync.errors import PayloadError
+from sync.mappings.ownership import OwnershipBook
+from sync.mappings.selectors import ownership_book_load
+from sync.pipeline.exception_items import Failure, exception_items_close_for, exception_items_raise
+from sync.pipeline.models import InboxItem, SyncRun
+from sync.pipeline.models.exception_items import Queue, Stage
+
+SYSTEM_LABELS = {"erp": "ERP", "hr": "HR", "psa": "PSA", "crm": "CRM", "billing": "billing"}
+
+
+@dataclass
+class ProcessCounts:
+    """What one batch did; the cycle sums `created` … `failed` over its batches."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    refused: int = 0  # changes refused by field ownership (each also an exception item)
+    failed: int = 0  # exception items raised, refusals aside
+    deliveries: int = 0
+    linked: int = 0  # of `created`: already in the target, recorded as posted, not posted again
+    claimed: int = 0  # inbox items this call claimed
+    stored: int = 0  # records a flow stored in the inbox for another flow (approval events)
+    delivery_ids: list[int] = field(default_factory=list)  # pending postings to send at once
+    failures: list[Failure] = field(default_factory=list)
+
+
+class Item(NamedTuple):
+    """The inbox columns a flow reads (no model instance per item)."""
+
+    id: int
+    external_id: str
+    correlation_id: str
+    connection_id: int | None
+    processed_at: dt.datetime | None  # as it was before this claim: set once an item is replayed
+    payload: Any
+
+
+Reader = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Flow:
+    """What one flow supplies to the protocol.
+
+    `system`/`entity`: the inbox items it processes (its callers pick them by these).
+    `record`: the noun of its record keys (`<system>:<record>:<id>`). `read(payload)`: the
+    record, or PayloadError naming what is wrong. `write(records, batch)`: plans and writes the
+    batch's (item, record) pairs, reporting exception items with `batch.fail` and the records
+    that passed in `batch.passed`. `what` and `fix` word the MALFORMED_PAYLOAD item.
+    `close_stages`: the stages whose open items a record that passes closes.
+    """
+
+    system: str
+    entity: str
+    record: str
+    read: Reader
+    write: Callable[[list[tuple[Item, Any]], Batch], None]
+    what: str
+    fix: str = ""
+    identity: Callable[[Any], Hashable] | None = operator.attrgetter("external_id")
+    close_stages: tuple[str, ...] = (Stage.PARSE, Stage.VALIDATE)
+    close_reason: str = "Processed on replay."
+
+    @property
+    def label(self) -> str:
+        return SYSTEM_LABELS.get(self.system, self.system)
+
+
+@dataclass
+class Batch:
+    """One batch in flight: what the flow's writer reports into."""
+
+    flow: Flow
+    run: SyncRun
+    now: dt.datetime
+    counts: ProcessCounts = field(default_factory=ProcessCounts)
+    parked: set[int] = field(default_factory=set)
+    passed: list[str] = field(default_factory=list)  # record keys
+    _ownership: OwnershipBook | None = None
+
+    @property
+    def system(self) -> str:
+        return self.flow.system
+
+    @property
+    def entity(self) -> str:
+        return self.flow.entity
+
+    @property
+    def today(self) -> dt.date:
+        return timezone.localdate(self.now)
+
+    @property
+    def ownership(self) -> OwnershipBook:
+        if self._ownership is None:
+            # Ownership is judged on the day the change is processed.
+            self._ownership = ownership_book_load(on=self.today)
+        return self._ownership
+
+    def record_key(self, external_id: str) -> str:
+        return f"{self.flow.system}:{self.flow.record}:{external_id}"
+
+    def fail(
+        self,
+        item: Item,
+        external_id: str,
+        *,
+        code: str,
+        queue: str,
+        message: str,
+        suggested_fix: str,
+        stage: str = Stage.VALIDATE,
+        cause: str | None = None,
+        category: str = "business",
+        detail: dict[str, Any] | None = None,
+        money_at_risk: Decimal | None = None,
+        currency: str = "",
+        park: bool = True,
+    ) -> None:
+        """Report the record as an exception item; `park` keeps its inbox item for a replay."""
+        self.counts.failures.append(
+            Failure(
+                record_key=self.record_key(external_id),
+                stage=stage,
+                queue=queue,
+                code=code,
+                category=category,
+                message=message[:2000],
+                suggested_fix=suggested_fix,
+                cause=code if cause is None else cause,
+                detail=detail or {},
+                payload=item.payload if isinstance(item.payload, dict) else {},
+                money_at_risk=money_at_risk,
+                currency=currency,
+                correlation_id=item.correlation_id,
+                inbox_item_id=item.id,
+            )
+        )
+        if park:
+            self.parked.add(item.id)
+
+
+def malformed(batch: Batch, item: Item, reason: str) -> None:
+    """Park an item whose payload the flow's reader refused (MALFORMED_PAYLOAD)."""
+    flow = batch.flow
+    batch.fail(
+        item,
+        item.external_id or f"inbox-{item.id}",
+        code="MALFORMED_PAYLOAD",
+        queue=Queue.INTEGRATION_OPS,
+        stage=Stage.PARSE,
+        category="technical",
+        message=f"The {flow.label} sent {flow.what} Ledgerbridge cannot read: {reason}",
+        suggested_fix=flow.fix
+        or f"Check the record in the {flow.label} (or a schema change on its side), then replay.",
+    )
+
+
+def batch_process(
+    *, flow: Flow, inbox_ids: Sequence[int], run: SyncRun, now: dt.datetime | None = None
+) -> ProcessCounts:
+    """Take the pending items of `inbox_ids` through `flow` as one batch (see the module
+    docstring). History is attributed to the run.
+
+    Raises nothing for bad records: they become exception items and their items are parked.
+    Whatever the flow's writer raises rolls the batch back, every item left pending.
+    """
+    batch = Batch(flow=flow, run=run, now=now or timezone.now())
+    # The cyclic collector is paused for the batch: decision 29 (sync.bulk.gc_paused).
+    with gc_paused(), transaction.atomic(), acting_as(run.actor):
+        items, marked = items_claim(inbox_ids=inbox_ids, now=batch.now)
+        if not items:
+            return batch.counts
+        batch.counts.claimed = len(items)
+        records = _records_read(batch, items)
+        if records:
+            flow.write(records, batch)
+        _finish(batch, items, marked=marked)
+    return batch.counts
+
+
+def items_claim(*, inbox_ids: Sequence[int], now: dt.datetime) -> tuple[list[Item], bool]:
+    """Lock the pending items among `inbox_ids` (the caller chose them by system and entity),
+    oldest first, skipping any another worker holds. Returns (items, whether they are already
+    marked processed).
+
+    On PostgreSQL one `UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED) … RETURNING` locks the
+    items, marks them processed and returns their payloads as text, read by json_decode (every
+    number exact); a rollback leaves them all pending (decision 40). Elsewhere: SELECT … FOR
+    UPDATE (SKIP LOCKED where the database has it) now, the status update when the batch ends.
+    """
+    database = connections[router.db_for_write(InboxItem)]
+    if database.vendor == "postgresql":
+        table = InboxItem._meta.db_table
+        column = {f.name: f.column for f in InboxItem._meta.concrete_fields}
+        with database.cursor() as cursor:
+            cursor.execute(
+                # Fixed names from the model's own metadata, every value a parameter.
+                f"UPDATE {table} AS item SET {column['status']} = %s, "  # noqa: S608
+                f"{column['processed_at']} = %s "
+                f"FROM (SELECT id, {column['processed_at']} AS before FROM {table} "
+                f"WHERE id = ANY(%s::bigint[]) AND {column['status']} = %s "
+                "FOR UPDATE SKIP LOCKED) AS claimed WHERE item.id = claimed.id "
+                f"RETURNING item.id, item.{column['external_id']}, "
+                f"item.{column['correlation_id']}, item.{column['connection']}, claimed.before, "
+                f"item.{column['payload']}::text",
+                [
+                    InboxItem.Status.PROCESSED,
+                    now,
+                    list(inbox_ids),
+                    InboxItem.Status.PENDING,
+                ],
+            )
+            rows = sorted(cursor.fetchall())
+        return [Item(*row[:5], json_decode(row[5])) for row in rows], True
+    rows = (
+        InboxItem.objects.select_for_update(skip_locked=True)
+        .filter(id__any=list(inbox_ids), status=InboxItem.Status.PENDING)
+        .order_by("id")
+        .values_list(*Item._fields[:3], "connection_id", "processed_at", "payload")
+    )
+    return [Item(*row) for row in rows], False
+
+
+def _records_read(batch: Batch, items: list[Item]) -> list[tuple[Item, Any]]:
+    """(item, record) of every item the flow's reader can read; the rest are parked."""
+    read, identity = batch.flow.read, batch.flow.identity
+    records: list[tuple[Item, Any]] = []
+    latest: dict[Hashable, tuple[Item, Any]] = {}
+    for item in items:
+        try:
+            record = read(item.payload)
+        except PayloadError as exc:
+            malformed(batch, item, str(exc))
+            continue
+        if identity is None:
+            records.append((item, record))
+        else:
+            latest[identity(record)] = (item, record)
+    return records if identity is None else list(latest.values())
+
+
+def _finish(batch: Batch, items: list[Item], *, marked: bool) -> None:
+    """Raise the batch's exception items, close those of records that passed, mark the items."""
+    counts, flow = batch.counts, batch.flow
+    exception_items_raise(failures=counts.failures, run_id=batch.run.id, now=batch.now)
+    if batch.passed:
+        for stage in flow.close_stages:
+            # A record may pass while reporting something at this stage (a refused status
+            # move): that item stays open.
+            failing = {f.record_key for f in counts.failures if f.stage == stage}
+            keys = [k for k in batch.passed if k not in failing] if failing else batch.passed
+            if keys:
+                exception_items_close_for(record_keys=keys, stage=stage, reason=flow.close_reason)
+    if batch.parked:
+        InboxItem.objects.filter(id__any=sorted(batch.parked)).update(
+            status=InboxItem.Status.PARKED, processed_at=batch.now
+        )
+    if not marked:
+        InboxItem.objects.filter(id__any=[i.id for i in items if i.id not in batch.parked]).update(
+            status=InboxItem.Status.PROCESSED, processed_at=batch.now
+        )
+    counts.failed += sum(1 for f in counts.failures if f.stage != Stage.OWN)

@@ -1,0 +1,1 @@
+"""PSA time entries → canonical TimeEntry → ERP labour postings (docs/time-posting.md)."""
