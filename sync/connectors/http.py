@@ -286,7 +286,7 @@ def json_encode(value: Any) -> bytes:
 # orjson reads an integer beyond 64 bits as a float, silently rounded; json reads it exactly.
 # Such a number has 19 digits or more in a row, so only a text with such a run is read by json
 # (a long digit string in a text value costs that document the slower reader, nothing else).
-# Found by mapping every digit to 0 and looking for 19 zeros (docs/decisions.md #52).
+# Found by mapping every digit to 0 and looking for 19 zeros (docs/decisions.md #42).
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_DIGIT_RUN = b"0" * 19
 

@@ -222,7 +222,7 @@ def items_claim(*, inbox_ids: Sequence[int], now: dt.datetime) -> tuple[list[Ite
 
     On PostgreSQL one `UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED) … RETURNING` locks the
     items, marks them processed and returns their payloads as text, read by json_decode (every
-    number exact); a rollback leaves them all pending (decision 40). Elsewhere: SELECT … FOR
+    number exact); a rollback leaves them all pending (decision 39). Elsewhere: SELECT … FOR
     UPDATE (SKIP LOCKED where the database has it) now, the status update when the batch ends.
     """
     database = connections[router.db_for_write(InboxItem)]
