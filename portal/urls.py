@@ -2,11 +2,15 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from portal import exceptions, runs, trace, views
+from portal import exceptions, mappings, runs, trace, views
 from portal.roles import AREA_BY_SLUG, AREAS
 
 # Areas with pages of their own; the others show the generic area page until theirs land.
-BUILT = {"exceptions": exceptions.exceptions_overview, "runs": runs.runs_overview}
+BUILT = {
+    "exceptions": exceptions.exceptions_overview,
+    "mappings": mappings.mappings_overview,
+    "runs": runs.runs_overview,
+}
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -25,6 +29,18 @@ urlpatterns = [
     path("exceptions/<int:pk>/", exceptions.exception_item_detail, name="exceptions-item"),
     path("exceptions/jobs/<int:pk>/", exceptions.exception_job_detail, name="exceptions-job"),
     path("exceptions/<int:pk>/act/", exceptions.exception_item_act, name="exceptions-item-act"),
+    path("mappings/", BUILT["mappings"], name=AREA_BY_SLUG["mappings"].url_name),
+    path("mappings/sets/<slug:slug>/act/", mappings.mapping_set_act, name="mappings-set-act"),
+    path("mappings/sets/<slug:slug>/diff/", mappings.mapping_set_diff, name="mappings-diff"),
+    path("mappings/versions/<int:pk>/", mappings.mapping_version_detail, name="mappings-version"),
+    path(
+        "mappings/versions/<int:pk>/act/", mappings.mapping_version_act, name="mappings-version-act"
+    ),
+    path(
+        "mappings/versions/<int:pk>/export.csv",
+        mappings.mapping_version_export,
+        name="mappings-version-export",
+    ),
     path("runs/", BUILT["runs"], name=AREA_BY_SLUG["runs"].url_name),
     path("runs/act/", runs.runs_act, name="runs-act"),
     path("runs/connections/<int:pk>/act/", runs.runs_connection_act, name="runs-connection-act"),

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
-from django.db.models import Q
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Prefetch, Q
 
 from sync.mappings.models import MappingEntry, MappingSet, MappingVersion, OwnershipRule
 from sync.mappings.ownership import OwnershipBook, Rule
 from sync.mappings.resolve import MappingTable
+from sync.models import Currency, ExternalRef, LegalEntity
 
 PUBLISHED = MappingVersion.Status.PUBLISHED
 ENTRY_CHUNK = 5000
@@ -82,3 +86,103 @@ def ownership_book_load(*, on: dt.date | None = None) -> OwnershipBook:
         ),
         covers_from=on,
     )
+
+
+# --- the mapping editor ---------------------------------------------------------------------
+
+
+def mapping_sets_overview() -> list[MappingSet]:
+    """Every set with its versions (newest first) and their people, in two queries.
+
+    Each set's `versions_newest` lists its versions with `created_by`, `submitted_by` and
+    `published_by` loaded.
+    """
+    versions = MappingVersion.objects.select_related(
+        "created_by", "submitted_by", "published_by", "retired_by"
+    ).order_by("-number")
+    return list(
+        MappingSet.objects.order_by("name").prefetch_related(
+            Prefetch("versions", queryset=versions, to_attr="versions_newest")
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ReferenceList:
+    """The values a set's targets must be one of, and what they are, for the editor."""
+
+    label: str
+    values: frozenset[str]
+
+
+def mapping_reference_list(*, mapping_set: MappingSet) -> ReferenceList | None:
+    """The reference data a set's target values are checked against; None: not checked.
+
+    - legal entity → the ERP subsidiaries Ledgerbridge knows: the ERP ids of legal entities
+      (active ExternalRefs of system "erp"), learned from the ERP by the subsidiary pull;
+    - currency → the currencies Ledgerbridge knows (ISO codes, `Currency`).
+    Other kinds map to values no table here holds (ERP item ids, tax codes by jurisdiction):
+    they are not checked. One query.
+    """
+    kind = mapping_set.kind
+    if kind == MappingSet.Kind.LEGAL_ENTITY:
+        refs = ExternalRef.objects.filter(
+            system=ExternalRef.System.ERP,
+            content_type=ContentType.objects.get_for_model(LegalEntity),
+            status=ExternalRef.Status.ACTIVE,
+        )
+        return ReferenceList(
+            "an ERP subsidiary id Ledgerbridge knows",
+            frozenset(refs.values_list("external_id", flat=True)),
+        )
+    if kind == MappingSet.Kind.CURRENCY:
+        return ReferenceList(
+            "a currency code Ledgerbridge knows",
+            frozenset(Currency.objects.values_list("code", flat=True)),
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class EntryChange:
+    source_value: str
+    old: tuple[str, dict[str, Any]] | None  # (target, attributes); None: added
+    new: tuple[str, dict[str, Any]] | None  # None: removed
+
+
+@dataclass(frozen=True)
+class VersionsDiff:
+    added: list[EntryChange]
+    removed: list[EntryChange]
+    changed: list[EntryChange]
+    unchanged: int
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+def _entries_of(version: MappingVersion) -> dict[str, tuple[str, dict[str, Any]]]:
+    rows = version.entries.values_list("source_value", "target_value", "attributes")
+    return {source: (target, attributes or {}) for source, target, attributes in rows}
+
+
+def mapping_versions_diff(*, old: MappingVersion, new: MappingVersion) -> VersionsDiff:
+    """What changes from `old`'s entries to `new`'s, by source value, sorted by it (2 queries).
+
+    A row is changed when its target or attributes differ. Any two versions of any status may
+    be compared, in either order.
+    """
+    before, after = _entries_of(old), _entries_of(new)
+    added, removed, changed, unchanged = [], [], [], 0
+    for source in sorted(before.keys() | after.keys()):
+        was, now = before.get(source), after.get(source)
+        if was is None:
+            added.append(EntryChange(source, None, now))
+        elif now is None:
+            removed.append(EntryChange(source, was, None))
+        elif was != now:
+            changed.append(EntryChange(source, was, now))
+        else:
+            unchanged += 1
+    return VersionsDiff(added, removed, changed, unchanged)

@@ -16,15 +16,17 @@ here, not in the admin, so that every way in (admin, shell, commands) meets it.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from sync.audit import UNKNOWN_ACTOR, actor_for_user, current_actor
+from sync.mappings.csv_io import csv_errors_describe, entries_csv_parse
 from sync.mappings.errors import (
     MappingEffectiveDateTaken,
     MappingError,
@@ -37,6 +39,7 @@ from sync.mappings.errors import (
     OwnershipOverlap,
 )
 from sync.mappings.models import MappingEntry, MappingSet, MappingVersion, OwnershipRule
+from sync.mappings.selectors import mapping_reference_list
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -411,6 +414,69 @@ def mapping_version_rollback(
     if user is not None:
         return submitted
     return mapping_version_publish(version=submitted, effective_from=effective_from, user=None)
+
+
+@dataclass(frozen=True)
+class CsvImported:
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
+
+
+@transaction.atomic
+def mapping_version_import_csv(
+    *, version: MappingVersion, text: str, replace: bool = False, user: UserOrSystem
+) -> CsvImported:
+    """Add or change a draft's entries from CSV (`sync.mappings.csv_io`'s format); with
+    `replace`, also remove the entries the file does not list.
+
+    All or nothing: any bad row (see `entries_csv_parse`; or a target value that is not in the
+    set's reference list, `mapping_reference_list`) raises MappingInvalid whose messages name
+    each bad row ("Row 3: …") and nothing is written. Raises MappingVersionFrozen unless the
+    version is a draft. Idempotent: importing the same file again writes nothing. Entries are
+    written in bulk with history naming `user`.
+    """
+    locked = _version_lock(version)
+    if not locked.is_editable:
+        raise MappingVersionFrozen(f"{locked} is not a draft: nothing can be imported into it.")
+    parsed = entries_csv_parse(text)
+    reference = mapping_reference_list(mapping_set=locked.mapping_set)
+    for row in parsed.rows:
+        if reference is not None and row.target_value not in reference.values:
+            parsed.refuse(row.number, f"Target {row.target_value!r} is not {reference.label}.")
+    existing = {entry.source_value: entry for entry in locked.entries.all()}
+    added, changed = [], []
+    for row in parsed.rows:
+        entry = existing.get(row.source_value) or MappingEntry(
+            version=locked, source_value=row.source_value
+        )
+        if entry.pk and (entry.target_value, entry.attributes) == (
+            row.target_value,
+            row.attributes,
+        ):
+            continue
+        entry.target_value, entry.attributes = row.target_value, row.attributes
+        try:  # the file has no duplicate sources and matched existing ones: no unique checks
+            entry.full_clean(validate_unique=False, validate_constraints=False)
+        except ValidationError as error:
+            parsed.refuse(row.number, "; ".join(error.messages))
+        (changed if entry.pk else added).append(entry)
+    if parsed.errors:
+        raise MappingInvalid(csv_errors_describe(sorted(parsed.errors)))
+    listed = {row.source_value for row in parsed.rows}
+    gone = [entry for source, entry in existing.items() if replace and source not in listed]
+    history = {"default_user": user, "custom_historical_attrs": {"history_actor": _actor(user)}}
+    bulk_create_with_history(added, MappingEntry, batch_size=ENTRY_BATCH, **history)
+    bulk_update_with_history(
+        changed, MappingEntry, ["target_value", "attributes"], batch_size=ENTRY_BATCH, **history
+    )
+    for entry in gone:  # one by one, so each removal leaves its history row
+        if user is not None:
+            entry._history_user = user
+        entry.delete()
+    unchanged = len(parsed.rows) - len(added) - len(changed)
+    return CsvImported(len(added), len(changed), len(gone), unchanged)
 
 
 # --- ownership rules ----------------------------------------------------------------------

@@ -301,6 +301,20 @@ OBJECT_PAGES = {
         lambda seeded: [seeded["pipeline.connection"].pk],
     ),
 }
+# The Mappings area's pages about the seeded set or version: URL name -> (kind, its arguments).
+MAPPING_PAGES = {
+    "mappings-version": ("mappings-read", lambda seeded: [seeded["mappings.mappingversion"].pk]),
+    "mappings-version-export": (
+        "mappings-read",
+        lambda seeded: [seeded["mappings.mappingversion"].pk],
+    ),
+    "mappings-diff": ("mappings-read", lambda seeded: [seeded["mappings.mappingset"].slug]),
+    "mappings-version-act": (
+        "mappings-act",
+        lambda seeded: [seeded["mappings.mappingversion"].pk],
+    ),
+    "mappings-set-act": ("mappings-act", lambda seeded: [seeded["mappings.mappingset"].slug]),
+}
 WEBHOOK_NAMES = {"sync:billing-webhook": "billing", "sync:psa-webhook": "psa"}
 
 
@@ -321,6 +335,10 @@ def surface_walk(seeded: dict[str, models.Model]) -> tuple[list[Cell], list[str]
             cells += [Cell(kind, url, m, queue) for m in methods]
         elif name in OBJECT_PAGES:
             kind, arguments = OBJECT_PAGES[name]
+            url = reverse(name, args=arguments(seeded))
+            cells += [Cell(kind, url, m, name) for m in methods]
+        elif name in MAPPING_PAGES:
+            kind, arguments = MAPPING_PAGES[name]
             url = reverse(name, args=arguments(seeded))
             cells += [Cell(kind, url, m, name) for m in methods]
         elif name in WEBHOOK_NAMES:
@@ -419,6 +437,8 @@ def expected(user: str, cell: Cell) -> set[object]:
         return _trace_expected(user, cell)
     if kind.startswith("runs-"):
         return _runs_expected(user, cell, perms)
+    if kind.startswith("mappings-"):
+        return _mappings_expected(user, cell, perms)
     if kind == "worker-ping":
         runs = next(a for a in AREAS if a.slug == "runs")
         if get:
@@ -469,6 +489,27 @@ def _runs_expected(user: str, cell: Cell, perms: set[str]) -> set[object]:
         return {405}
     runs = next(a for a in AREAS if a.slug == "runs")
     return {302} if user in runs.operators and runs.act_permission in perms else {403}
+
+
+def _mappings_expected(user: str, cell: Cell, perms: set[str]) -> set[object]:
+    """The Mappings area: its roles read every page (the CSV export too); its operators, holding
+    the mapping models' add/change permissions, act. The matrix posts no action, so an
+    operator gets the page again with "unknown action"; everyone else gets 403."""
+    area = next(a for a in AREAS if a.slug == "mappings")
+    get = cell.method == "GET"
+    if cell.kind == "mappings-read":
+        if not get:
+            return {405}
+        return {200} if user in area.roles else {403}
+    if get:
+        return {405}
+    edits = {
+        area.act_permission,
+        "mappings.add_mappingversion",
+        "mappings.change_mappingversion",
+        "mappings.change_mappingentry",
+    }
+    return {302} if user in area.operators and edits <= perms else {403}
 
 
 def _admin_expected(user: str, cell: Cell, perms: set[str]) -> set[object]:
