@@ -217,12 +217,14 @@ def batch_process(
 
 def items_claim(*, inbox_ids: Sequence[int], now: dt.datetime) -> tuple[list[Item], bool]:
     """Lock the pending items among `inbox_ids` (the caller chose them by system and entity),
-    oldest first, skipping any another worker holds. Returns (items, whether they are already
-    marked processed).
+    oldest first; one that another worker claims meanwhile is skipped. Returns (items, whether
+    they are already marked processed).
 
-    On PostgreSQL one `UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED) … RETURNING` locks the
-    items, marks them processed and returns their payloads as text, read by json_decode (every
-    number exact); a rollback leaves them all pending (decision 39). Elsewhere: SELECT … FOR
+    On PostgreSQL one conditional `UPDATE … RETURNING` marks the items processed, locks them and
+    returns their payloads as text, read by json_decode (every number exact); an item a
+    concurrent worker claimed is waited for and then skipped (it is no longer pending), and a
+    rollback leaves them all pending. No `FOR UPDATE SKIP LOCKED` here: locking the rows before
+    updating them costs every item a second tuple write (decision 39). Elsewhere: SELECT … FOR
     UPDATE (SKIP LOCKED where the database has it) now, the status update when the batch ends.
     """
     database = connections[router.db_for_write(InboxItem)]
@@ -232,18 +234,19 @@ def items_claim(*, inbox_ids: Sequence[int], now: dt.datetime) -> tuple[list[Ite
         with database.cursor() as cursor:
             cursor.execute(
                 # Fixed names from the model's own metadata, every value a parameter.
-                f"UPDATE {table} AS item SET {column['status']} = %s, "  # noqa: S608
-                f"{column['processed_at']} = %s "
-                f"FROM (SELECT id, {column['processed_at']} AS before FROM {table} "
-                f"WHERE id = ANY(%s::bigint[]) AND {column['status']} = %s "
-                "FOR UPDATE SKIP LOCKED) AS claimed WHERE item.id = claimed.id "
+                f"WITH pending AS (SELECT id, {column['processed_at']} AS before "  # noqa: S608
+                f"FROM {table} WHERE id = ANY(%s::bigint[]) AND {column['status']} = %s) "
+                f"UPDATE {table} AS item SET {column['status']} = %s, "
+                f"{column['processed_at']} = %s FROM pending "
+                f"WHERE item.id = pending.id AND item.{column['status']} = %s "
                 f"RETURNING item.id, item.{column['external_id']}, "
-                f"item.{column['correlation_id']}, item.{column['connection']}, claimed.before, "
+                f"item.{column['correlation_id']}, item.{column['connection']}, pending.before, "
                 f"item.{column['payload']}::text",
                 [
+                    list(inbox_ids),
+                    InboxItem.Status.PENDING,
                     InboxItem.Status.PROCESSED,
                     now,
-                    list(inbox_ids),
                     InboxItem.Status.PENDING,
                 ],
             )
