@@ -148,6 +148,7 @@ def approval_events_process(
         identity=None,
         close_stages=(Stage.PARSE,),
         close_reason="Read on replay.",
+        previous_claim=True,  # _replayed reads processed_at
     )
     return batch_process(flow=flow, inbox_ids=inbox_ids, run=run, now=now)
 
