@@ -19,6 +19,7 @@ app.autodiscover_tasks()
 def _beat_schedule() -> dict:
     from django.conf import settings
 
+    from reconciliation.tasks import beat_schedule_reconciliation
     from sync.tasks import beat_schedule_delivery
     from sync.tasks_cycle import beat_schedule_sync
 
@@ -32,6 +33,7 @@ def _beat_schedule() -> dict:
         },
         **beat_schedule_sync(),
         **beat_schedule_delivery(),
+        **beat_schedule_reconciliation(),
     }
 
 

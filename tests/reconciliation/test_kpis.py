@@ -217,3 +217,24 @@ def test_the_command_prints_the_report_as_json(capsys):
     assert '"as_of": "2026-11-15"' in out
     assert '"value": "1125.00"' in out
     assert kpis_compute(as_of=AS_OF)["unposted_time"]["EUR"]["entries"] == 1
+
+
+def test_a_day_keeps_one_snapshot_with_its_latest_values():
+    from reconciliation.models import KpiSnapshot
+    from reconciliation.services import kpi_snapshot_take
+
+    kpi_snapshot_take(day=AS_OF)
+    assert KpiSnapshot.objects.get(day=AS_OF).values["unposted_time"] == {}
+    f.TimeEntryFactory(status=ApprovalStatus.APPROVED, work_date=AS_OF)
+    kpi_snapshot_take(day=AS_OF)
+
+    snapshot = KpiSnapshot.objects.get(day=AS_OF)
+    assert snapshot.values["unposted_time"]["EUR"]["value"] == "1125.00"
+    assert KpiSnapshot.objects.count() == 1
+
+
+def test_beat_takes_the_snapshot_with_a_registered_task():
+    from portal.celery import _beat_schedule, app
+
+    entry = _beat_schedule()["reconciliation-kpi-snapshot"]
+    assert entry["task"] in app.tasks
