@@ -1,8 +1,8 @@
 """Send due outbox deliveries to their targets through the connectors, concurrently per target.
 
-Claim due deliveries (outbox.deliveries_claim), send each as an upsert by external id (the
+Claim due deliveries (outbox.claims.deliveries_claim), send each as an upsert by external id (the
 target keeps one record per key, so a resend cannot duplicate), resolve indeterminate outcomes
-by looking the record up before anything else, and record every outcome (outbox.py decides
+by looking the record up before anything else, and record every outcome (outbox.outcomes decides
 retry, failure or success).
 
 How many are in flight at once, and on which threads, is `sender.py`'s business.
@@ -16,7 +16,8 @@ from typing import Any
 
 from sync.connectors.base import INDETERMINATE, TargetConnector, TransportError, correlation_scope
 from sync.pipeline.models import Delivery
-from sync.pipeline.outbox import TRANSIENT, Outcome, deliveries_claim
+from sync.pipeline.outbox.claims import deliveries_claim
+from sync.pipeline.outbox.outcomes import TRANSIENT, Outcome
 from sync.pipeline.sender import SendCounts, Sender
 
 

@@ -29,12 +29,12 @@ from sync.connectors.base import TargetConnector
 from sync.integrations.registry import integration_for, target_connector_for
 from sync.pipeline.delivery_budget import SlotBudget, slot_budget_for
 from sync.pipeline.models import Connection, Delivery
-from sync.pipeline.outbox import (
+from sync.pipeline.outbox.claims import deliveries_unclaim
+from sync.pipeline.outbox.outcomes import (
     CONFIGURATION,
     PERMANENT,
     Outcome,
     deliveries_delivered_record,
-    deliveries_unclaim,
     delivery_outcome_record,
 )
 
