@@ -100,8 +100,8 @@ def deliveries_send(
     """Send exactly these deliveries now, those of them that are pending and due (a delivery
     another worker holds, or one waiting for its retry time, is left alone), through the same
     connection-wide budget, ahead of any backlog: senders working through one hand their slots
-    back while this call waits for one (sender.PRIORITY_CHECK_SECONDS). Idempotent: a second call
-    claims nothing already sent."""
+    back while this call waits for one (sender_loops.PRIORITY_CHECK_SECONDS). Idempotent: a
+    second call claims nothing already sent."""
     ids = list(dict.fromkeys(delivery_ids))
     if not ids:
         return SendCounts()
