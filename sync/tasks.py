@@ -34,8 +34,8 @@ DELIVERY_SWEEP_SECONDS = 2.0
 # the next sweep enqueues fresh ones for whatever is still due, so a backlog of stale messages
 # (after an outage, or a message redelivered after its worker was killed) never piles up.
 SEND_EXPIRES_SECONDS = 20.0
-# Never above the global hard limit: outbox.IN_FLIGHT_TIMEOUT is twice that global limit, so a
-# batch still being sent by a live worker is never reclaimed from under it.
+# Never above the global hard limit: outbox.claims.IN_FLIGHT_TIMEOUT is twice that global
+# limit, so a batch still being sent by a live worker is never reclaimed from under it.
 SEND_SOFT_TIME_LIMIT = min(120, settings.CELERY_TASK_SOFT_TIME_LIMIT)
 SEND_TIME_LIMIT = min(150, settings.CELERY_TASK_TIME_LIMIT)
 
@@ -91,7 +91,7 @@ def deliveries_sweep(*, fan_out: int = SWEEP_FAN_OUT, limit: int = SEND_BATCH) -
     Returns {"reclaimed", "due", "enqueued"}; `due` is counted up to fan_out * limit. Run by
     beat every DELIVERY_SWEEP_SECONDS; idempotent (an extra send task claims nothing).
     """
-    from sync.pipeline.outbox import deliveries_reclaim_stuck
+    from sync.pipeline.outbox.claims import deliveries_reclaim_stuck
 
     reclaimed = deliveries_reclaim_stuck()
     due = _deliveries_due_count(cap=fan_out * limit)
@@ -110,7 +110,7 @@ def _deliveries_due_count(*, cap: int) -> int:
     sync.pipeline has a selectors module.
     """
     from sync.pipeline.models import Delivery
-    from sync.pipeline.outbox import connections_sending_ids
+    from sync.pipeline.outbox.claims import connections_sending_ids
 
     now = timezone.now()
     # Active connections only: a disabled connection's backlog enqueues no task.

@@ -18,7 +18,7 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 # One event: a PSA read, one small batch of time posting and a few ERP writes. Never above the
-# global limits: outbox.IN_FLIGHT_TIMEOUT is twice the global hard limit, so a delivery this
+# global limits: outbox.claims.IN_FLIGHT_TIMEOUT is twice the global hard limit, so a delivery this
 # task still sends is never reclaimed from under it.
 EVENT_SOFT_TIME_LIMIT = min(60, settings.CELERY_TASK_SOFT_TIME_LIMIT)
 EVENT_TIME_LIMIT = min(90, settings.CELERY_TASK_TIME_LIMIT)

@@ -1,8 +1,8 @@
 """Send due outbox deliveries to their targets through the connectors, concurrently per target.
 
-Claim due deliveries (outbox.deliveries_claim), send each as an upsert by external id (the
+Claim due deliveries (outbox.claims.deliveries_claim), send each as an upsert by external id (the
 target keeps one record per key, so a resend cannot duplicate), resolve indeterminate outcomes
-by looking the record up before anything else, and record every outcome (outbox.py decides
+by looking the record up before anything else, and record every outcome (outbox.outcomes decides
 retry, failure or success).
 
 How many are in flight at once, and on which threads, is `sender.py`'s business.
@@ -16,7 +16,8 @@ from typing import Any
 
 from sync.connectors.base import INDETERMINATE, TargetConnector, TransportError, correlation_scope
 from sync.pipeline.models import Delivery
-from sync.pipeline.outbox import TRANSIENT, Outcome, deliveries_claim
+from sync.pipeline.outbox.claims import deliveries_claim
+from sync.pipeline.outbox.outcomes import TRANSIENT, Outcome
 from sync.pipeline.sender import SendCounts, Sender
 
 
@@ -99,8 +100,8 @@ def deliveries_send(
     """Send exactly these deliveries now, those of them that are pending and due (a delivery
     another worker holds, or one waiting for its retry time, is left alone), through the same
     connection-wide budget, ahead of any backlog: senders working through one hand their slots
-    back while this call waits for one (sender.PRIORITY_CHECK_SECONDS). Idempotent: a second call
-    claims nothing already sent."""
+    back while this call waits for one (sender_loops.PRIORITY_CHECK_SECONDS). Idempotent: a
+    second call claims nothing already sent."""
     ids = list(dict.fromkeys(delivery_ids))
     if not ids:
         return SendCounts()

@@ -23,7 +23,7 @@ from sync.pipeline.connection_services import erp_connection_get
 from sync.pipeline.cycle import processing_registry
 from sync.pipeline.exception_items import ExceptionActionRefused
 from sync.pipeline.models import Delivery, ExceptionItem, InboxItem, SyncRun
-from sync.pipeline.outbox import delivery_retry
+from sync.pipeline.outbox.claims import delivery_retry
 
 REPLAY_GROUP_LIMIT = 5000
 

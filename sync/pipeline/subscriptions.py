@@ -19,7 +19,8 @@ from django.db import transaction
 
 from sync.connectors.auth import BearerAuth
 from sync.connectors.base import ConnectionConfig
-from sync.connectors.http import ABSENT, VendorHttp
+from sync.connectors.failures import ABSENT
+from sync.connectors.http import VendorHttp
 from sync.errors import DomainError
 from sync.integrations.stripe.client import StripeConnector
 from sync.pipeline.models import Connection

@@ -1,11 +1,10 @@
-"""VendorHttp: failure classification, Retry-After, budgets, retries, correlation, auth."""
+"""VendorHttp: error answers, Retry-After honoured, budgets, retries, correlation, auth."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
-from datetime import UTC, datetime
 
 import httpx
 import orjson
@@ -20,16 +19,8 @@ from sync.connectors.base import (
     TransportError,
     correlation_scope,
 )
-from sync.connectors.http import (
-    ABSENT,
-    DEFAULT_RATE_LIMIT_BACKOFF,
-    SALESFORCE_LIMIT_BACKOFF,
-    VendorHttp,
-    error_details,
-    failure_classify,
-    limit_info_parse,
-    retry_after_parse,
-)
+from sync.connectors.failures import ABSENT
+from sync.connectors.http import DEFAULT_RATE_LIMIT_BACKOFF, SALESFORCE_LIMIT_BACKOFF, VendorHttp
 
 from .conftest import FakeVendor, SleepRecorder, mock_config
 
@@ -246,26 +237,6 @@ def test_each_failure_without_an_answer_is_classified_by_whether_a_write_was_sen
     assert isinstance(error.__cause__, httpx.HTTPError)
 
 
-@pytest.mark.parametrize(
-    ("status", "idempotent", "vendor_code", "kind"),
-    [
-        (502, True, "", TRANSIENT),
-        (502, False, "", INDETERMINATE),
-        (403, False, "REQUEST_LIMIT_EXCEEDED", TRANSIENT),
-        (403, True, "", CONFIGURATION),
-        (404, True, "", CONFIGURATION),
-        (400, False, "INVALID_FIELD_FOR_INSERT_UPDATE", CONFIGURATION),
-        (400, False, "INVALID_CONTENT", PERMANENT),
-        (409, False, "UNABLE_TO_LOCK_ROW", TRANSIENT),
-        (425, False, "", TRANSIENT),
-    ],
-)
-def test_the_pure_classification_table_matches_the_documented_rules(
-    status, idempotent, vendor_code, kind
-):
-    assert failure_classify(status=status, idempotent=idempotent, vendor_code=vendor_code) == kind
-
-
 def test_a_404_declared_absent_is_an_answer_not_an_error():
     vendor = FakeVendor(json_answer(404, {"o:errorDetails": [{"o:errorCode": "NONEXISTENT_ID"}]}))
     answer = client(vendor).request("GET", "records/eid:X", not_found=ABSENT)
@@ -276,25 +247,6 @@ def test_a_404_on_a_write_target_can_be_declared_permanent():
     vendor = FakeVendor(json_answer(404, {"errors": [{"type": "not_found", "message": "gone"}]}))
     error = failure_of(client(vendor), "PUT", not_found=PERMANENT)
     assert error.kind == PERMANENT
-
-
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [
-        ("120", 120.0),
-        ("0", 0.0),
-        ("1.5", 1.5),
-        ("-3", 0.0),
-        ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
-        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),  # already past
-        ("soon", None),
-        ("", None),
-        (None, None),
-    ],
-)
-def test_retry_after_is_read_as_seconds_or_as_an_http_date(value, seconds):
-    now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
-    assert retry_after_parse(value, now=now) == seconds
 
 
 def test_a_429_carries_the_vendors_retry_after_to_the_caller():
@@ -316,12 +268,6 @@ def test_salesforces_request_limit_is_transient_with_a_long_backoff_and_the_usag
     assert (error.kind, error.retry_after) == (TRANSIENT, SALESFORCE_LIMIT_BACKOFF)
     assert http.api_usage == (500, 500)
     assert "500/500" in error.message
-
-
-def test_sforce_limit_info_is_parsed():
-    assert limit_info_parse("api-usage=25/5000") == (25, 5000)
-    assert limit_info_parse("per-app-api-usage=1/2, api-usage=3/4") == (3, 4)
-    assert limit_info_parse(None) is None
 
 
 def test_a_transient_get_is_retried_a_bounded_number_of_times_and_then_succeeds():
@@ -565,25 +511,3 @@ def test_a_refused_client_secret_is_a_configuration_failure():
     )
     error = failure_of(client(vendor, auth=auth), "GET")
     assert (error.kind, error.vendor_code) == (CONFIGURATION, "invalid_client")
-
-
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        ([{"errorCode": "DUPLICATE_VALUE", "message": "dup"}], ("DUPLICATE_VALUE", "dup")),
-        (
-            {"errors": [{"type": "validation", "message": "m", "field": "title"}]},
-            ("validation", "m (title)"),
-        ),
-        ({"scimType": "invalidFilter", "detail": "d"}, ("invalidFilter", "d")),
-        (NS_USER_ERROR, ("USER_ERROR", "Please enter value(s) for: Subsidiary")),
-        (
-            {"error": {"type": "card_error", "code": "card_declined", "message": "m"}},
-            ("card_declined", "m"),
-        ),
-        ({"error": "invalid_grant", "error_description": "d"}, ("invalid_grant", "d")),
-        ("plain text", ("", "")),
-    ],
-)
-def test_vendor_error_bodies_yield_their_code_and_message(body, expected):
-    assert error_details(body) == expected

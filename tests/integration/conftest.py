@@ -102,7 +102,7 @@ def celery_workers(transactional_db) -> Iterator[CeleryWorkers]:
     """Nothing started yet: the test starts (and kills) workers. All are stopped after it.
 
     The workers' hard task time limit is short so that deliveries a killed worker held in
-    flight are reclaimed within the test (outbox.IN_FLIGHT_TIMEOUT is twice that limit).
+    flight are reclaimed within the test (outbox.claims.IN_FLIGHT_TIMEOUT is twice that limit).
     """
     if not os.environ.get("LEDGERBRIDGE_TEST_SERVICES"):
         pytest.fail("This test needs the PostgreSQL and Redis that `make test` starts.")

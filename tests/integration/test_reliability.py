@@ -18,7 +18,7 @@ from django.utils import timezone
 from sandbox.models import SandboxRecord
 from sync.integrations.registry import target_connector_for as connector_for
 from sync.pipeline.models import Connection, Delivery, ExceptionItem
-from sync.pipeline.outbox import deliveries_enqueue
+from sync.pipeline.outbox.claims import deliveries_enqueue
 from sync.tasks import deliveries_sweep
 from tests.integration.workers import CeleryWorkers, connected_to_port, wait_for
 

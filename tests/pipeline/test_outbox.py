@@ -11,16 +11,18 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from sync.pipeline.models import Delivery, ExceptionItem, TargetRecord
-from sync.pipeline.outbox import (
-    CIRCUIT_THRESHOLD,
-    Outcome,
+from sync.pipeline.outbox.claims import (
     deliveries_claim,
-    deliveries_delivered_record,
     deliveries_enqueue,
     deliveries_reclaim_stuck,
     deliveries_unclaim,
-    delivery_outcome_record,
     delivery_retry,
+)
+from sync.pipeline.outbox.outcomes import (
+    CIRCUIT_THRESHOLD,
+    Outcome,
+    deliveries_delivered_record,
+    delivery_outcome_record,
 )
 from sync.pipeline.retry import MAX_ATTEMPTS
 

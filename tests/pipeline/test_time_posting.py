@@ -435,7 +435,8 @@ def test_a_person_replays_a_whole_root_cause_group_after_fixing_the_reference_da
 
 
 def test_a_delivered_entry_is_posted_with_its_erp_ref_and_a_stale_version_is_not(firm):
-    from sync.pipeline.outbox import Outcome, deliveries_claim, delivery_outcome_record
+    from sync.pipeline.outbox.claims import deliveries_claim
+    from sync.pipeline.outbox.outcomes import Outcome, delivery_outcome_record
 
     process(firm, [entry(1), entry(2)])
     process(firm, [entry(2, time_in_minutes=480)])  # entry 2 is at version 2 now

@@ -20,7 +20,8 @@ from sync.pipeline.exception_items import Failure, exception_items_raise
 from sync.pipeline.inbox import inbox_store
 from sync.pipeline.metrics import metrics_render
 from sync.pipeline.models import Connection, Delivery, ExceptionItem, InboxItem, SyncRun
-from sync.pipeline.outbox import Outcome, deliveries_claim, delivery_outcome_record
+from sync.pipeline.outbox.claims import deliveries_claim
+from sync.pipeline.outbox.outcomes import Outcome, delivery_outcome_record
 
 pytestmark = pytest.mark.django_db
 

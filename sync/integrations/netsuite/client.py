@@ -28,7 +28,8 @@ from urllib.parse import quote
 
 from sync.connectors.auth import Auth, BearerAuth, NetSuiteTokenAuth, OAuth2ClientCredentials
 from sync.connectors.base import INDETERMINATE, ConnectionConfig, Page, TransportError
-from sync.connectors.http import ABSENT, VendorHttp
+from sync.connectors.failures import ABSENT
+from sync.connectors.http import VendorHttp
 from sync.connectors.paging import int_cursor, pages_follow
 
 RECORD = "/services/rest/record/v1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sync.integrations.netsuite import time_bills
 
 # SuiteQL columns the cycle's NetSuite connector selects (NetSuiteConnector(columns=…)): what
-# each master-data processor (sync/pipeline/master_data/erp.py) reads, and the time bills whose
+# each master-data processor (sync/pipeline/master_data/erp_*.py) reads, and the time bills whose
 # keys tell time posting which PSA time the ERP holds already.
 ERP_COLUMNS: dict[str, tuple[str, ...]] = {
     "currency": ("id", "name", "symbol", "isinactive"),

@@ -33,7 +33,8 @@ from sync.connectors.base import (
     TransportError,
     position_max,
 )
-from sync.connectors.http import ABSENT, VendorHttp
+from sync.connectors.failures import ABSENT
+from sync.connectors.http import VendorHttp
 from sync.connectors.paging import pages_follow
 
 PAGE_SIZE = 100

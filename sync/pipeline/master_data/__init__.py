@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 from sync.integrations.netsuite import time_bills
 from sync.pipeline import target_records
-from sync.pipeline.master_data import erp, hr, psa
+from sync.pipeline.master_data import erp_projects, erp_reference, erp_workers, hr, psa
 from sync.pipeline.master_data_order import PROCESSING_ORDER
 from sync.pipeline.models import SyncRun
 from sync.pipeline.models.exception_items import Stage
@@ -39,16 +39,28 @@ def _processor(system: str, entity: str, parse, plan) -> Processor:
     return process
 
 
-currencies_process = _processor("erp", "currency", erp.currency_parse, erp.currency_plan)
-subsidiaries_process = _processor("erp", "subsidiary", erp.subsidiary_parse, erp.subsidiary_plan)
-accounting_periods_process = _processor(
-    "erp", "accountingPeriod", erp.period_parse, erp.period_plan
+currencies_process = _processor(
+    "erp", "currency", erp_reference.currency_parse, erp_reference.currency_plan
 )
-departments_process = _processor("erp", "department", erp.department_parse, erp.department_plan)
-customers_process = _processor("erp", "customer", erp.customer_parse, erp.customer_plan)
-employees_process = _processor("erp", "employee", erp.employee_parse, erp.employee_plan)
-jobs_process = _processor("erp", "job", erp.job_parse, erp.job_plan)
-project_tasks_process = _processor("erp", "projectTask", erp.task_parse, erp.task_plan)
+subsidiaries_process = _processor(
+    "erp", "subsidiary", erp_reference.subsidiary_parse, erp_reference.subsidiary_plan
+)
+accounting_periods_process = _processor(
+    "erp", "accountingPeriod", erp_reference.period_parse, erp_reference.period_plan
+)
+departments_process = _processor(
+    "erp", "department", erp_reference.department_parse, erp_reference.department_plan
+)
+customers_process = _processor(
+    "erp", "customer", erp_projects.customer_parse, erp_projects.customer_plan
+)
+employees_process = _processor(
+    "erp", "employee", erp_workers.employee_parse, erp_workers.employee_plan
+)
+jobs_process = _processor("erp", "job", erp_projects.job_parse, erp_projects.job_plan)
+project_tasks_process = _processor(
+    "erp", "projectTask", erp_projects.task_parse, erp_projects.task_plan
+)
 hr_users_process = _processor("hr", "Users", hr.user_parse, hr.user_plan)
 workspaces_process = _processor("psa", "workspaces", psa.workspace_parse, psa.workspace_plan)
 stories_process = _processor("psa", "stories", psa.story_parse, psa.story_plan)

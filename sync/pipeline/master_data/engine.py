@@ -1,6 +1,6 @@
 """What every master-data flow shares: strict reading, plans, and writing them in bulk.
 
-A processor module (erp.py, hr.py, psa.py) supplies two things per (system, entity) to the
+A processor module (erp_*.py, hr.py, psa.py) supplies two things per (system, entity) to the
 processing protocol (sync.pipeline.processing): a strict `parse(payload)` that raises
 PayloadError, with `Reader`, and a `plan(records, batch)` that resolves the references of the
 whole batch with a fixed number of queries and turns each record into a `Plan` (create or

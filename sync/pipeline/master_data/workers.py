@@ -1,6 +1,6 @@
 """Finding the HR worker an ERP employee or a PSA user stands for, and saying when there is none.
 
-HR owns the worker master: the ERP and the PSA only link to workers HR delivered (see erp.py
+HR owns the worker master: the ERP and the PSA only link to workers HR delivered (see erp_workers.py
 and psa.py), matched by employee number or, where the source has none, by e-mail.
 """
 

@@ -51,7 +51,7 @@ class Delivery(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
     in_flight_since = models.DateTimeField(null=True, blank=True)
-    # Set by each claim: only the claimer's outcome may move the row on (see outbox.py).
+    # Set by each claim: only the claimer's outcome may move the row on (see sync/pipeline/outbox/).
     claim_token = models.UUIDField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_status = models.PositiveSmallIntegerField(null=True, blank=True)

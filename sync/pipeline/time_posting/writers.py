@@ -22,7 +22,7 @@ from sync.models import ExternalRef, TimeEntry
 from sync.models.transactions import ApprovalStatus
 from sync.pgcopy import copy_insert, copy_supported
 from sync.pipeline.models import Connection, Delivery, SyncRun
-from sync.pipeline.outbox import deliveries_enqueue
+from sync.pipeline.outbox.claims import deliveries_enqueue
 from sync.pipeline.processing import Item
 from sync.pipeline.rules import money_at_risk
 from sync.pipeline.time_posting.references import Preload, Resolved

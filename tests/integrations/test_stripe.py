@@ -24,8 +24,7 @@ from sync.connectors.base import (
 )
 from sync.integrations.stripe.client import StripeConnector, stripe_form_encode
 from sync.integrations.stripe.webhooks import stripe_signature_verify
-
-from .conftest import SANDBOX_DATABASES, FakeVendor
+from tests.connectors.conftest import SANDBOX_DATABASES, FakeVendor
 
 BASE = dt.datetime(2026, 1, 4, 12, 0, tzinfo=dt.UTC)
 

@@ -22,8 +22,7 @@ from sync.integrations.netsuite.client import (
     record_id_from_location,
     suiteql_timestamp,
 )
-
-from .conftest import SANDBOX_DATABASES, SleepRecorder
+from tests.connectors.conftest import SANDBOX_DATABASES, SleepRecorder
 
 pytestmark = pytest.mark.django_db(databases=SANDBOX_DATABASES)
 

@@ -11,8 +11,7 @@ from sandbox.models import SandboxRecord
 from sync.connectors.base import CONFIGURATION, PERMANENT, TRANSIENT, TransportError
 from sync.connectors.http import SALESFORCE_LIMIT_BACKOFF
 from sync.integrations.salesforce.client import SalesforceConnector, soql_datetime, soql_string
-
-from .conftest import SANDBOX_DATABASES, SleepRecorder
+from tests.connectors.conftest import SANDBOX_DATABASES, SleepRecorder
 
 pytestmark = pytest.mark.django_db(databases=SANDBOX_DATABASES)
 

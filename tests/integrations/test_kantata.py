@@ -11,8 +11,7 @@ from sandbox.models import SandboxRecord
 from sync.connectors.base import PERMANENT, TRANSIENT, TransportError
 from sync.connectors.http import DEFAULT_RATE_LIMIT_BACKOFF
 from sync.integrations.kantata.client import CURSOR_EXPIRED, KantataConnector
-
-from .conftest import SANDBOX_DATABASES, SleepRecorder
+from tests.connectors.conftest import SANDBOX_DATABASES, SleepRecorder
 
 pytestmark = pytest.mark.django_db(databases=SANDBOX_DATABASES)
 

@@ -10,8 +10,7 @@ from sandbox import storage
 from sandbox.models import SandboxRecord
 from sync.connectors.base import CONFIGURATION, TransportError
 from sync.integrations.scim.client import ENTERPRISE_URN, ScimConnector, scim_string
-
-from .conftest import SANDBOX_DATABASES
+from tests.connectors.conftest import SANDBOX_DATABASES
 
 pytestmark = pytest.mark.django_db(databases=SANDBOX_DATABASES)
 
