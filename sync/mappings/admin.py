@@ -23,7 +23,7 @@ from django.template.response import TemplateResponse
 from simple_history.admin import SimpleHistoryAdmin
 
 from sync.errors import DomainError
-from sync.mappings import services
+from sync.mappings import ownership_services, services
 from sync.mappings.models import MappingEntry, MappingSet, MappingVersion, OwnershipRule
 
 Status = MappingVersion.Status
@@ -366,7 +366,7 @@ class OwnershipRuleAdmin(SimpleHistoryAdmin):
     def save_model(self, request, obj, form, change) -> None:
         data = form.cleaned_data
         if change:
-            saved = services.ownership_rule_update(
+            saved = ownership_services.ownership_rule_update(
                 rule=obj,
                 owner_system=data["owner_system"],
                 effective_from=data["effective_from"],
@@ -375,7 +375,7 @@ class OwnershipRuleAdmin(SimpleHistoryAdmin):
                 user=request.user,
             )
         else:
-            saved = services.ownership_rule_set(
+            saved = ownership_services.ownership_rule_set(
                 entity=data["entity"],
                 field=data["field"],
                 owner_system=data["owner_system"],

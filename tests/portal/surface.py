@@ -77,7 +77,7 @@ def surface_seed() -> dict[str, models.Model]:
     from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 
     from portal.models import ExceptionGroupJob
-    from sync.mappings import services
+    from sync.mappings import ownership_services, services
     from sync.pipeline.models import (
         Connection,
         Delivery,
@@ -194,7 +194,7 @@ def surface_seed() -> dict[str, models.Model]:
     )
     version = services.mapping_version_create_draft(mapping_set=mapping_set, user=None)
     services.mapping_entry_set(version=version, source_value="LB-NL", target_value="7", user=None)
-    rule = services.ownership_rule_set(
+    rule = ownership_services.ownership_rule_set(
         entity="project",
         field="name",
         owner_system="erp",
