@@ -24,7 +24,13 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from sync.errors import DomainError
 from sync.mappings import ownership_services, services
-from sync.mappings.models import MappingEntry, MappingSet, MappingVersion, OwnershipRule
+from sync.mappings.models import (
+    MappingEntry,
+    MappingSet,
+    MappingVersion,
+    OwnershipChange,
+    OwnershipRule,
+)
 
 Status = MappingVersion.Status
 
@@ -385,3 +391,23 @@ class OwnershipRuleAdmin(SimpleHistoryAdmin):
                 user=request.user,
             )
         obj.pk = saved.pk
+
+
+@admin.register(OwnershipChange)
+class OwnershipChangeAdmin(SimpleHistoryAdmin):
+    """Read-only: change requests are proposed, reviewed and published on /ownership/, whose
+    services enforce four eyes."""
+
+    list_display = ("pk", "entity", "field", "owner_system", "effective_from", "status")
+    list_filter = ("status", "owner_system", "entity")
+    search_fields = ("entity", "field", "reason")
+    history_list_display = ["status", "history_actor"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -50,6 +50,7 @@ ADMIN_POLICY = {
     "pipeline.syncrun": {"delete": False},
     "pipeline.connection": {"delete": False},
     "mappings.ownershiprule": {"delete": False},
+    "mappings.ownershipchange": {"add": False, "change": False, "delete": False},
     "mappings.mappingversion": {"add": False},
     "pipeline.exceptionitem": {"add": False},
 }
@@ -201,6 +202,14 @@ def surface_seed() -> dict[str, models.Model]:
         effective_from=dt.date(2026, 1, 1),
         user=None,
     )
+    change = ownership_services.ownership_change_create(
+        entity="project",
+        field="name",
+        owner_system="psa",
+        effective_from=dt.date(2026, 7, 1),
+        reason="The PSA names projects.",
+        user=None,
+    )
     objects += [
         connection,
         run,
@@ -211,6 +220,7 @@ def surface_seed() -> dict[str, models.Model]:
         mapping_set,
         version,
         rule,
+        change,
         AccessAttempt.objects.create(username="x", ip_address="127.0.0.1", failures_since_start=1),
         AccessLog.objects.create(username="x", ip_address="127.0.0.1"),
         AccessFailureLog.objects.create(username="x", ip_address="127.0.0.1", locked_out=False),
