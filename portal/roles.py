@@ -144,6 +144,7 @@ MAPPINGS = (
     "mappings.mappingversion",
     "mappings.mappingentry",
     "mappings.ownershiprule",
+    "mappings.ownershipchange",
 )
 
 

@@ -2,13 +2,14 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from portal import exceptions, mappings, runs, trace, views
+from portal import exceptions, mappings, ownership, runs, trace, views
 from portal.roles import AREA_BY_SLUG, AREAS
 
 # Areas with pages of their own; the others show the generic area page until theirs land.
 BUILT = {
     "exceptions": exceptions.exceptions_overview,
     "mappings": mappings.mappings_overview,
+    "ownership": ownership.ownership_overview,
     "runs": runs.runs_overview,
 }
 
@@ -40,6 +41,24 @@ urlpatterns = [
         "mappings/versions/<int:pk>/export.csv",
         mappings.mapping_version_export,
         name="mappings-version-export",
+    ),
+    path("ownership/", BUILT["ownership"], name=AREA_BY_SLUG["ownership"].url_name),
+    path("ownership/rules/<slug:entity>/", ownership.ownership_key_detail, name="ownership-entity"),
+    path(
+        "ownership/rules/<slug:entity>/<slug:field>/",
+        ownership.ownership_key_detail,
+        name="ownership-field",
+    ),
+    path(
+        "ownership/changes/propose/",
+        ownership.ownership_change_propose,
+        name="ownership-change-propose",
+    ),
+    path("ownership/changes/<int:pk>/", ownership.ownership_change_detail, name="ownership-change"),
+    path(
+        "ownership/changes/<int:pk>/act/",
+        ownership.ownership_change_act,
+        name="ownership-change-act",
     ),
     path("runs/", BUILT["runs"], name=AREA_BY_SLUG["runs"].url_name),
     path("runs/act/", runs.runs_act, name="runs-act"),

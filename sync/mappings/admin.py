@@ -23,8 +23,14 @@ from django.template.response import TemplateResponse
 from simple_history.admin import SimpleHistoryAdmin
 
 from sync.errors import DomainError
-from sync.mappings import services
-from sync.mappings.models import MappingEntry, MappingSet, MappingVersion, OwnershipRule
+from sync.mappings import ownership_services, services
+from sync.mappings.models import (
+    MappingEntry,
+    MappingSet,
+    MappingVersion,
+    OwnershipChange,
+    OwnershipRule,
+)
 
 Status = MappingVersion.Status
 
@@ -366,7 +372,7 @@ class OwnershipRuleAdmin(SimpleHistoryAdmin):
     def save_model(self, request, obj, form, change) -> None:
         data = form.cleaned_data
         if change:
-            saved = services.ownership_rule_update(
+            saved = ownership_services.ownership_rule_update(
                 rule=obj,
                 owner_system=data["owner_system"],
                 effective_from=data["effective_from"],
@@ -375,7 +381,7 @@ class OwnershipRuleAdmin(SimpleHistoryAdmin):
                 user=request.user,
             )
         else:
-            saved = services.ownership_rule_set(
+            saved = ownership_services.ownership_rule_set(
                 entity=data["entity"],
                 field=data["field"],
                 owner_system=data["owner_system"],
@@ -385,3 +391,23 @@ class OwnershipRuleAdmin(SimpleHistoryAdmin):
                 user=request.user,
             )
         obj.pk = saved.pk
+
+
+@admin.register(OwnershipChange)
+class OwnershipChangeAdmin(SimpleHistoryAdmin):
+    """Read-only: change requests are proposed, reviewed and published on /ownership/, whose
+    services enforce four eyes."""
+
+    list_display = ("pk", "entity", "field", "owner_system", "effective_from", "status")
+    list_filter = ("status", "owner_system", "entity")
+    search_fields = ("entity", "field", "reason")
+    history_list_display = ["status", "history_actor"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -57,3 +57,12 @@ class OwnershipOverlap(OwnershipError, ValidationError):
 
 class OwnershipInvalid(OwnershipError, ValidationError):
     """An ownership rule failed validation (`full_clean`); see `message_dict`."""
+
+
+class OwnershipTransitionRefused(OwnershipError, IllegalTransition):
+    """An ownership change's status was asked to move along a pair its lifecycle does not allow."""
+
+
+class OwnershipFourEyesRefused(OwnershipError):
+    """A person asked to publish an ownership change they created or submitted: another mapping
+    admin must publish it. The system (`user=None`) is not refused."""

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from sync.mappings import services
+from sync.mappings import ownership_services, services
 from sync.mappings.models import MappingEntry
 from sync.mappings.selectors import (
     mapping_tables_load,
@@ -157,7 +157,7 @@ def test_the_effective_version_of_each_set_on_a_day(
 def test_an_ownership_book_loads_in_one_query_and_knows_the_seeded_owners(
     db, maria, django_assert_num_queries
 ):
-    services.ownership_rule_set(
+    ownership_services.ownership_rule_set(
         entity="project", owner_system="psa", effective_from=JUL, user=maria
     )
 

@@ -8,7 +8,7 @@ import pytest
 
 from sync.audit import acting_as
 from sync.errors import DomainError
-from sync.mappings import services
+from sync.mappings import ownership_services, services
 from sync.mappings.errors import (
     MappingEffectiveDateTaken,
     MappingError,
@@ -520,11 +520,11 @@ def _rules(entity: str) -> list[tuple]:
 
 
 def test_setting_a_new_owner_from_a_date_ends_the_open_ended_rule_on_that_date(db, maria):
-    services.ownership_rule_set(
+    ownership_services.ownership_rule_set(
         entity="engagement", owner_system="erp", effective_from=JAN, user=maria
     )
 
-    services.ownership_rule_set(
+    ownership_services.ownership_rule_set(
         entity="engagement", owner_system="psa", effective_from=JUL, user=maria
     )
 
@@ -534,10 +534,10 @@ def test_setting_a_new_owner_from_a_date_ends_the_open_ended_rule_on_that_date(d
 
 
 def test_setting_the_same_rule_twice_changes_nothing(db, maria):
-    first = services.ownership_rule_set(
+    first = ownership_services.ownership_rule_set(
         entity="engagement", field="name", owner_system="crm", effective_from=JAN, user=maria
     )
-    second = services.ownership_rule_set(
+    second = ownership_services.ownership_rule_set(
         entity="engagement", field="name", owner_system="crm", effective_from=JAN, user=maria
     )
 
@@ -546,7 +546,7 @@ def test_setting_the_same_rule_twice_changes_nothing(db, maria):
 
 
 def test_an_ownership_rule_overlapping_a_fixed_period_is_refused(db, maria):
-    services.ownership_rule_set(
+    ownership_services.ownership_rule_set(
         entity="engagement",
         owner_system="erp",
         effective_from=JAN,
@@ -555,7 +555,7 @@ def test_an_ownership_rule_overlapping_a_fixed_period_is_refused(db, maria):
     )
 
     with pytest.raises(OwnershipOverlap):
-        services.ownership_rule_set(
+        ownership_services.ownership_rule_set(
             entity="engagement", owner_system="psa", effective_from=APR, user=maria
         )
 
@@ -563,19 +563,19 @@ def test_an_ownership_rule_overlapping_a_fixed_period_is_refused(db, maria):
 
 
 def test_moving_a_rule_onto_another_rules_days_is_refused(db, maria):
-    services.ownership_rule_set(
+    ownership_services.ownership_rule_set(
         entity="engagement",
         owner_system="erp",
         effective_from=JAN,
         effective_to=APR,
         user=maria,
     )
-    later = services.ownership_rule_set(
+    later = ownership_services.ownership_rule_set(
         entity="engagement", owner_system="psa", effective_from=APR, user=maria
     )
 
     with pytest.raises(OwnershipOverlap):
-        services.ownership_rule_update(
+        ownership_services.ownership_rule_update(
             rule=later,
             owner_system="psa",
             effective_from=dt.date(2026, 3, 1),
@@ -586,12 +586,12 @@ def test_moving_a_rule_onto_another_rules_days_is_refused(db, maria):
 
 
 def test_a_handover_to_an_invalid_owner_leaves_the_current_rule_open(db, maria):
-    services.ownership_rule_set(
+    ownership_services.ownership_rule_set(
         entity="engagement", owner_system="erp", effective_from=JAN, user=maria
     )
 
     with pytest.raises(DomainError):
-        services.ownership_rule_set(
+        ownership_services.ownership_rule_set(
             entity="engagement", owner_system="sap", effective_from=JUL, user=maria
         )
 

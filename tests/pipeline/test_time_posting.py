@@ -270,7 +270,7 @@ def test_a_rerun_of_a_failing_entry_keeps_one_open_item(firm):
 
 
 def test_a_non_owner_change_is_refused_while_the_owner_change_to_the_same_entry_applies(firm):
-    from sync.mappings.services import ownership_rule_set
+    from sync.mappings.ownership_services import ownership_rule_set
 
     # Billing owns the bill rate of time entries in this firm; the PSA owns the hours.
     ownership_rule_set(

@@ -50,6 +50,7 @@ ADMIN_POLICY = {
     "pipeline.syncrun": {"delete": False},
     "pipeline.connection": {"delete": False},
     "mappings.ownershiprule": {"delete": False},
+    "mappings.ownershipchange": {"add": False, "change": False, "delete": False},
     "mappings.mappingversion": {"add": False},
     "pipeline.exceptionitem": {"add": False},
 }
@@ -77,7 +78,7 @@ def surface_seed() -> dict[str, models.Model]:
     from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 
     from portal.models import ExceptionGroupJob
-    from sync.mappings import services
+    from sync.mappings import ownership_services, services
     from sync.pipeline.models import (
         Connection,
         Delivery,
@@ -194,11 +195,19 @@ def surface_seed() -> dict[str, models.Model]:
     )
     version = services.mapping_version_create_draft(mapping_set=mapping_set, user=None)
     services.mapping_entry_set(version=version, source_value="LB-NL", target_value="7", user=None)
-    rule = services.ownership_rule_set(
+    rule = ownership_services.ownership_rule_set(
         entity="project",
         field="name",
         owner_system="erp",
         effective_from=dt.date(2026, 1, 1),
+        user=None,
+    )
+    change = ownership_services.ownership_change_create(
+        entity="project",
+        field="name",
+        owner_system="psa",
+        effective_from=dt.date(2026, 7, 1),
+        reason="The PSA names projects.",
         user=None,
     )
     objects += [
@@ -211,6 +220,7 @@ def surface_seed() -> dict[str, models.Model]:
         mapping_set,
         version,
         rule,
+        change,
         AccessAttempt.objects.create(username="x", ip_address="127.0.0.1", failures_since_start=1),
         AccessLog.objects.create(username="x", ip_address="127.0.0.1"),
         AccessFailureLog.objects.create(username="x", ip_address="127.0.0.1", locked_out=False),
@@ -315,6 +325,26 @@ MAPPING_PAGES = {
     ),
     "mappings-set-act": ("mappings-act", lambda seeded: [seeded["mappings.mappingset"].slug]),
 }
+# The Ownership area's pages about the seeded rule or change: URL name -> (kind, its arguments).
+OWNERSHIP_PAGES = {
+    "ownership-entity": (
+        "ownership-read",
+        lambda seeded: [seeded["mappings.ownershiprule"].entity],
+    ),
+    "ownership-field": (
+        "ownership-read",
+        lambda seeded: [
+            seeded["mappings.ownershiprule"].entity,
+            seeded["mappings.ownershiprule"].field,
+        ],
+    ),
+    "ownership-change": ("ownership-read", lambda seeded: [seeded["mappings.ownershipchange"].pk]),
+    "ownership-change-act": (
+        "ownership-act",
+        lambda seeded: [seeded["mappings.ownershipchange"].pk],
+    ),
+    "ownership-change-propose": ("ownership-propose", lambda seeded: []),
+}
 WEBHOOK_NAMES = {"sync:billing-webhook": "billing", "sync:psa-webhook": "psa"}
 
 
@@ -339,6 +369,10 @@ def surface_walk(seeded: dict[str, models.Model]) -> tuple[list[Cell], list[str]
             cells += [Cell(kind, url, m, name) for m in methods]
         elif name in MAPPING_PAGES:
             kind, arguments = MAPPING_PAGES[name]
+            url = reverse(name, args=arguments(seeded))
+            cells += [Cell(kind, url, m, name) for m in methods]
+        elif name in OWNERSHIP_PAGES:
+            kind, arguments = OWNERSHIP_PAGES[name]
             url = reverse(name, args=arguments(seeded))
             cells += [Cell(kind, url, m, name) for m in methods]
         elif name in WEBHOOK_NAMES:
@@ -439,6 +473,8 @@ def expected(user: str, cell: Cell) -> set[object]:
         return _runs_expected(user, cell, perms)
     if kind.startswith("mappings-"):
         return _mappings_expected(user, cell, perms)
+    if kind.startswith("ownership-"):
+        return _ownership_expected(user, cell, perms)
     if kind == "worker-ping":
         runs = next(a for a in AREAS if a.slug == "runs")
         if get:
@@ -510,6 +546,29 @@ def _mappings_expected(user: str, cell: Cell, perms: set[str]) -> set[object]:
         "mappings.change_mappingentry",
     }
     return {302} if user in area.operators and edits <= perms else {403}
+
+
+def _ownership_expected(user: str, cell: Cell, perms: set[str]) -> set[object]:
+    """The Ownership area: its roles read every page; its operators, holding the change model's
+    add/change permissions, act. The matrix posts no action: an operator gets the change page
+    again with "unknown action" (302), or the overview with the proposal's errors (200);
+    everyone else gets 403."""
+    area = next(a for a in AREAS if a.slug == "ownership")
+    get = cell.method == "GET"
+    if cell.kind == "ownership-read":
+        if not get:
+            return {405}
+        return {200} if user in area.roles else {403}
+    if get:
+        return {405}
+    edits = {
+        area.act_permission,
+        "mappings.add_ownershipchange",
+        "mappings.change_ownershipchange",
+    }
+    if user not in area.operators or not edits <= perms:
+        return {403}
+    return {200} if cell.kind == "ownership-propose" else {302}
 
 
 def _admin_expected(user: str, cell: Cell, perms: set[str]) -> set[object]:

@@ -5,12 +5,18 @@ are half-open: a rule applies on `effective_from <= day < effective_to` (empty `
 open-ended), so a handover ends one rule and starts the next on the same date. No two rules
 for the same entity and field may be in force on the same day (`clean()`; the service checks
 it under a lock).
+
+An `OwnershipChange` is a person's request to change a rule, reviewed like a mapping version:
+draft → submitted → published (by another mapping admin: four eyes), or withdrawn. Publishing
+writes the rule through `ownership_rule_set`; a published or withdrawn change is read-only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import ClassVar
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
@@ -101,4 +107,116 @@ class OwnershipRule(models.Model):
             raise ValidationError(
                 f"Overlaps the rule “{clash}”: end that rule first or choose other dates.",
                 code="overlap",
+            )
+
+
+class OwnershipChange(models.Model):
+    """A proposed ownership rule: `owner_system` owns `entity`.`field` from `effective_from`.
+
+    Written by `sync.mappings.ownership_services` only (status moves along `TRANSITIONS`);
+    `rule` is the rule its publishing wrote.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SUBMITTED = "submitted", "Submitted"
+        PUBLISHED = "published", "Published"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    TRANSITIONS: ClassVar[dict[str, frozenset[str]]] = {
+        Status.DRAFT: frozenset({Status.SUBMITTED, Status.WITHDRAWN}),
+        Status.SUBMITTED: frozenset({Status.PUBLISHED, Status.WITHDRAWN}),
+        Status.PUBLISHED: frozenset(),
+        Status.WITHDRAWN: frozenset(),
+    }
+    PENDING_STATUSES: ClassVar[frozenset[str]] = frozenset({Status.DRAFT, Status.SUBMITTED})
+
+    entity = models.CharField(max_length=64, validators=[canonical_name])
+    field = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[canonical_name],
+        help_text="Canonical field name; blank means the entity default.",
+    )
+    owner_system = models.CharField(max_length=16, choices=System.choices)
+    effective_from = models.DateField()
+    effective_to = models.DateField(
+        null=True,
+        blank=True,
+        help_text="First day the rule no longer applies (exclusive); empty means open-ended.",
+    )
+    reason = models.TextField(help_text="Why the owner changes: the reviewer reads this.")
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True, editable=False
+    )
+    rule = models.ForeignKey(
+        OwnershipRule,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="changes",
+        editable=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+    decided_at = models.DateTimeField(null=True, blank=True, editable=False)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        help_text="Who published or withdrew it.",
+    )
+
+    history = LeanHistoricalRecords(bases=[HistoryActorFields])
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["entity", "field"], name="mappings_ownchange_key")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(effective_to__isnull=True)
+                | Q(effective_to__gt=models.F("effective_from")),
+                name="mappings_ownchange_ends_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = f"{self.entity}.{self.field}" if self.field else f"{self.entity} (default)"
+        return f"change {self.pk}: {target} → {self.owner_system} from {self.effective_from}"
+
+    @classmethod
+    def transition_allowed(cls, *, from_status: str, to_status: str) -> bool:
+        return to_status in cls.TRANSITIONS.get(from_status, frozenset())
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status in self.PENDING_STATUSES
+
+    def clean(self) -> None:
+        if (
+            isinstance(self.effective_from, dt.date)
+            and self.effective_to is not None
+            and self.effective_to <= self.effective_from
+        ):
+            raise ValidationError(
+                {"effective_to": "The rule must end after it starts."}, code="ends_before_start"
             )
