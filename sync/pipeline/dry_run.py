@@ -7,10 +7,11 @@ record twice with the flow's own pure path — the Kantata reader, `time_referen
 tables and once with the draft in its set's place. It never writes: no flow, no batch, no
 savepoint; the two `MappingTable`s are built here and swapped into the preload.
 
-Which flows: time posting (`psa`/`time_entries`) reads the legal-entity and the currency sets.
-The PSA workspace flow (master_data/psa.py) reads the legal-entity set too, but only to choose
-between two parked codes (LEGAL_ENTITY_UNMAPPED / PROJECT_NOT_PROVISIONED): it is not judged
-here yet (docs/decisions.md #70).
+Which flows (`FLOWS`): time posting (`psa`/`time_entries`) reads the legal-entity and the
+currency sets; the PSA workspace flow (`psa`/`workspaces`, master_data/psa.py) reads the
+legal-entity set, to choose between two parked codes for a workspace with no project
+(LEGAL_ENTITY_UNMAPPED or PROJECT_NOT_PROVISIONED, `psa.workspace_entity_unmapped`), on the
+day processed. The last `limit` payloads of each flow are read.
 
 The draft's place: as publishing it would, the draft becomes its set's version effective from
 its planned date (today when it has none); a published version of the set effective from the
@@ -27,6 +28,7 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db.models import Q
 from django.utils import timezone
@@ -38,6 +40,7 @@ from sync.mappings.ownership import ownership_merge
 from sync.mappings.resolve import MappingTable
 from sync.models import TimeEntry
 from sync.pipeline.connection_services import erp_connection_get
+from sync.pipeline.master_data import psa
 from sync.pipeline.models import ExceptionItem, InboxItem
 from sync.pipeline.models.exception_items import Stage
 from sync.pipeline.rules import money_at_risk, rules_check
@@ -56,6 +59,8 @@ from sync.pipeline.time_posting.writers import OWNED_FIELDS
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 100_000
 TIME_POSTING_SETS = (LEGAL_ENTITY_SET, CURRENCY_SET)
+TIME_POSTING, WORKSPACES = "time posting", "PSA workspaces"
+WORKSPACE_ENTITY = "workspaces"
 ENTRY_CHUNK = 5000
 
 POST, UPDATE, UNCHANGED, LINK, PARK = "post", "update", "unchanged", "link", "park"
@@ -94,16 +99,17 @@ class FieldChange:
 class RecordChange:
     """One record whose outcome or written fields the draft would change."""
 
+    flow: str
     external_id: str
     inbox_id: int
-    work_date: dt.date
+    work_date: dt.date | None  # a time entry's; None for a workspace
     before: Outcome
     after: Outcome
     fields: tuple[FieldChange, ...]
-    amount: Decimal | None  # hours times bill rate
+    amount: Decimal | None  # a time entry's hours times bill rate
     currency: str
-    clears: tuple[str, ...]  # codes of the open exception items it would clear
-    creates: str  # the code of the exception item it would open ("": none)
+    clears: tuple[str, ...] = ()  # codes of the open exception items it would clear
+    creates: str = ""  # the code of the exception item it would open ("": none)
 
     @property
     def outcome_changed(self) -> bool:
@@ -133,7 +139,7 @@ class DryRun:
     version: MappingVersion
     limit: int
     effective_from: dt.date  # the day the draft is tried from
-    flows: tuple[str, ...]  # the flows judged ("time posting"); empty: none reads the set
+    flows: tuple[str, ...]  # the flows judged; empty: none reads the set
     items_read: int = 0  # inbox items read
     records: int = 0  # distinct records among them (the newest payload of each is judged)
     changes: list[RecordChange] = field(default_factory=list)
@@ -156,80 +162,104 @@ class DryRun:
 def mapping_version_dry_run(
     *, version: MappingVersion, limit: int = DEFAULT_LIMIT, today: dt.date | None = None
 ) -> DryRun:
-    """What publishing `version` would change for the last `limit` inbox payloads of the flows
-    that read its set. See the module docstring. Reads only; a fixed number of queries."""
+    """What publishing `version` would change for the last `limit` inbox payloads of each flow
+    that reads its set. See the module docstring. Reads only; a fixed number of queries."""
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
     today = today or timezone.localdate()
     slug = version.mapping_set.slug
     effective = version.effective_from or today
-    if slug not in TIME_POSTING_SETS:
-        return DryRun(version=version, limit=limit, effective_from=effective, flows=())
-    result = DryRun(version=version, limit=limit, effective_from=effective, flows=("time posting",))
-
-    rows = list(
-        InboxItem.objects.filter(system=SOURCE_SYSTEM, entity=INBOX_ENTITY)
-        .order_by("-id")
-        .values_list("id", "payload")[:limit]
-    )
-    result.items_read = len(rows)
-    # The newest payload of each record is what a replay would judge.
-    newest: dict[str, tuple[int, ParsedTime]] = {}
-    for inbox_id, payload in rows:
-        try:
-            parsed = time_entry_read(payload)
-        except PayloadError:
-            continue  # malformed whatever the mapping
-        newest.setdefault(parsed.external_id, (inbox_id, parsed))
-    result.records = len(newest)
-    approved = [(i, p) for i, p in newest.values() if p.approved]  # the rest: unchanged
-    if not approved:
+    flows = [name for name, (_, _, sets, _) in FLOWS.items() if slug in sets]
+    result = DryRun(version=version, limit=limit, effective_from=effective, flows=tuple(flows))
+    if not flows:
         return result
-
     published, drafted = _tables(version=version, effective=effective)
-    pre = time_references_preload(
-        parsed=[p for _, p in approved], today=today, erp=erp_connection_get()
-    )
-    before_pre = dataclasses.replace(pre, mappings=published, days={})
-    after_pre = dataclasses.replace(pre, mappings=drafted, days={})
-
-    judged = []
-    for inbox_id, p in approved:
-        before, resolved_before = _judge(p, before_pre, today)
-        after, resolved_after = _judge(p, after_pre, today)
-        fields = _field_changes(resolved_before, resolved_after)
-        if before != after or fields:
-            judged.append((inbox_id, p, before, after, fields))
+    judged: list[_Judged] = []
+    for name in flows:
+        entity, judge, _, _ = FLOWS[name]
+        rows = list(
+            InboxItem.objects.filter(system=SOURCE_SYSTEM, entity=entity)
+            .order_by("-id")
+            .values_list("id", "payload")[:limit]
+        )
+        result.items_read += len(rows)
+        judged.extend(judge(rows, published, drafted, today, result))
     if not judged:
         return result
 
     open_items: dict[str, list[tuple[str, str, Decimal | None, str]]] = defaultdict(list)
     for key, code, stage, amount, currency in ExceptionItem.objects.filter(
-        record_key__any=[RECORD_KEY_PREFIX + p.external_id for _, p, *_ in judged],
+        record_key__any=[j.record_key for j in judged],
         status__in=ExceptionItem.OPEN_STATUSES,
     ).values_list("record_key", "code", "stage", "money_at_risk", "currency"):
         open_items[key].append((code, stage, amount, currency))
 
     clears: dict[str, ExceptionTotal] = {}
     creates: dict[str, ExceptionTotal] = {}
-    for inbox_id, p, before, after, fields in judged:
-        items = open_items.get(RECORD_KEY_PREFIX + p.external_id, [])
+    for j in judged:
+        change = j.change
+        items = open_items.get(j.record_key, [])
         cleared: list[str] = []
         created = ""
-        if before != after and after.success:
-            # A record that passes validation closes its open validation items (the flow's
-            # close_stages).
+        if change.outcome_changed and change.after.success:
+            # A record that passes closes its open items of the flow's close stages.
             for code, stage, amount, currency in items:
-                if stage == Stage.VALIDATE:
+                if stage in FLOWS[change.flow][3]:
                     clears.setdefault(code, ExceptionTotal(code)).add(amount, currency)
                     cleared.append(code)
-        elif before != after and not any(code == after.code for code, *_ in items):
-            created = after.code
+        elif change.outcome_changed and not any(code == change.after.code for code, *_ in items):
+            created = change.after.code
             creates.setdefault(created, ExceptionTotal(created)).add(
-                _at_risk(p) if p.billable else None, p.currency
+                j.create_amount, change.currency
             )
-        result.changes.append(
-            RecordChange(
+        result.changes.append(dataclasses.replace(change, clears=tuple(cleared), creates=created))
+    # Outcome changes first, then the rest; each by flow and external id.
+    result.changes.sort(key=lambda c: (not c.outcome_changed, c.flow, c.external_id))
+    result.clears = sorted(clears.values(), key=lambda t: t.code)
+    result.creates = sorted(creates.values(), key=lambda t: t.code)
+    return result
+
+
+class _Judged(NamedTuple):
+    record_key: str
+    change: RecordChange  # clears/creates not known yet
+    create_amount: Decimal | None  # the money at risk an item it opens would record
+
+
+def _newest(rows: list[tuple[int, object]], read) -> dict[str, tuple[int, object]]:
+    """{external id: (inbox id, record)} of the newest readable payload of each record (what a
+    replay would judge); a payload the reader refuses is malformed whatever the mapping."""
+    newest: dict[str, tuple[int, object]] = {}
+    for inbox_id, payload in rows:
+        try:
+            record = read(payload)
+        except PayloadError:
+            continue
+        newest.setdefault(record.external_id, (inbox_id, record))
+    return newest
+
+
+def _time_entries(
+    rows, published: MappingTable, drafted: MappingTable, today: dt.date, result: DryRun
+) -> list[_Judged]:
+    newest = _newest(rows, time_entry_read)
+    result.records += len(newest)
+    approved = [(i, p) for i, p in newest.values() if p.approved]  # the rest: unchanged
+    if not approved:
+        return []
+    pre = time_references_preload(
+        parsed=[p for _, p in approved], today=today, erp=erp_connection_get()
+    )
+    before_pre = dataclasses.replace(pre, mappings=published, days={})
+    after_pre = dataclasses.replace(pre, mappings=drafted, days={})
+    judged = []
+    for inbox_id, p in approved:
+        before, resolved_before = _judge(p, before_pre, today)
+        after, resolved_after = _judge(p, after_pre, today)
+        fields = _field_changes(resolved_before, resolved_after)
+        if before != after or fields:
+            change = RecordChange(
+                flow=TIME_POSTING,
                 external_id=p.external_id,
                 inbox_id=inbox_id,
                 work_date=p.work_date,
@@ -238,15 +268,56 @@ def mapping_version_dry_run(
                 fields=fields,
                 amount=_at_risk(p),
                 currency=p.currency,
-                clears=tuple(cleared),
-                creates=created,
             )
+            judged.append(
+                _Judged(
+                    RECORD_KEY_PREFIX + p.external_id, change, _at_risk(p) if p.billable else None
+                )
+            )
+    return judged
+
+
+def _workspaces(
+    rows, published: MappingTable, drafted: MappingTable, today: dt.date, result: DryRun
+) -> list[_Judged]:
+    """PSA workspaces without a project: LEGAL_ENTITY_UNMAPPED or PROJECT_NOT_PROVISIONED, by
+    the legal-entity version effective on the day processed (`psa.workspace_plan`)."""
+    newest = _newest(rows, psa.workspace_parse)
+    result.records += len(newest)
+    if not newest:
+        return []
+    refs = psa.workspace_references_load([p for _, p in newest.values()])
+
+    def judge(p, mappings: MappingTable) -> tuple[Outcome, str | None]:
+        entity = p.fields["legal_entity"]
+        found = mappings.lookup(LEGAL_ENTITY_SET, entity, today) if entity else None
+        subsidiary = found.target_value if found else None
+        if refs.project(p) is not None:
+            return Outcome(LINK), subsidiary
+        if psa.workspace_entity_unmapped(p, refs, mappings, today):
+            return Outcome(PARK, "LEGAL_ENTITY_UNMAPPED"), subsidiary
+        return Outcome(PARK, "PROJECT_NOT_PROVISIONED"), subsidiary
+
+    judged = []
+    for inbox_id, p in newest.values():
+        before, old = judge(p, published)
+        after, new = judge(p, drafted)
+        if before == after:
+            continue  # a linked workspace writes no subsidiary
+        fields = (FieldChange("subsidiary", _text(old), _text(new)),) if old != new else ()
+        change = RecordChange(
+            flow=WORKSPACES,
+            external_id=p.external_id,
+            inbox_id=inbox_id,
+            work_date=None,
+            before=before,
+            after=after,
+            fields=fields,
+            amount=None,
+            currency="",
         )
-    # Outcome changes first, then the rest; each by external id.
-    result.changes.sort(key=lambda c: (not c.outcome_changed, c.external_id))
-    result.clears = sorted(clears.values(), key=lambda t: t.code)
-    result.creates = sorted(creates.values(), key=lambda t: t.code)
-    return result
+        judged.append(_Judged(f"{psa.SYSTEM}:{WORKSPACE_ENTITY}:{p.external_id}", change, None))
+    return judged
 
 
 def _tables(*, version: MappingVersion, effective: dt.date) -> tuple[MappingTable, MappingTable]:
@@ -351,3 +422,16 @@ def _text(value: object) -> str:
 
 def _at_risk(p: ParsedTime) -> Decimal | None:
     return money_at_risk(hours=p.hours, bill_rate=p.rate)
+
+
+# flow → (its PSA inbox entity, its judge, the mapping sets it reads, the stages a record
+# that passes closes: the flow's `close_stages`).
+FLOWS = {
+    TIME_POSTING: (INBOX_ENTITY, _time_entries, TIME_POSTING_SETS, (Stage.VALIDATE,)),
+    WORKSPACES: (
+        WORKSPACE_ENTITY,
+        _workspaces,
+        (psa.LEGAL_ENTITY_SET,),
+        (Stage.PARSE, Stage.MAP, Stage.VALIDATE),
+    ),
+}

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from sync.mappings.models import MappingSet
 from sync.mappings.services import (
@@ -19,7 +20,7 @@ from sync.mappings.services import (
 from sync.models import AccountingPeriod, TimeEntry
 from sync.pipeline.dry_run import mapping_version_dry_run
 from sync.pipeline.inbox import inbox_store
-from sync.pipeline.models import Delivery, ExceptionItem, InboxItem
+from sync.pipeline.models import Delivery, ExceptionItem, InboxItem, SyncRun
 from tests.pipeline.test_time_posting import (  # noqa: F401 (firm is a fixture)
     entry,
     firm,
@@ -116,6 +117,55 @@ def test_a_draft_removing_a_mapping_lists_the_items_that_would_now_park(parked):
         {"GBP": Decimal("900.00")},
     )
     assert run.clears == []
+
+
+def test_a_workspace_of_a_newly_mapped_entity_would_wait_for_its_project_instead(parked):
+    from sync.pipeline.master_data import PROCESSORS
+    from tests import factories as f
+
+    f.LegalEntityFactory(code="UK02")
+    stored = inbox_store(
+        system="psa",
+        entity="workspaces",
+        records=[
+            (
+                "501",
+                {
+                    "id": "501",
+                    "title": "Rollout",
+                    "external_reference": "P-9",
+                    "legal_entity": "UK02",
+                },
+            )
+        ],
+    )
+    PROCESSORS["psa", "workspaces"](
+        inbox_ids=[i.id for i in stored.new],
+        run=SyncRun.objects.create(kind="process", started_at=timezone.now()),
+    )
+    assert ExceptionItem.objects.get(record_key="psa:workspaces:501").code == (
+        "LEGAL_ENTITY_UNMAPPED"
+    )
+    draft = draft_of(parked, parked["v2"], dt.date(2026, 11, 2))
+    mapping_entry_set(version=draft, source_value="UK02", target_value="9", user=parked["admin"])
+    before = snapshot()
+
+    run = mapping_version_dry_run(version=draft, today=TODAY)
+
+    assert snapshot() == before
+    assert run.flows == ("time posting", "PSA workspaces")
+    assert run.items_read == 4
+    [change] = run.changes
+    assert (change.flow, change.external_id) == ("PSA workspaces", "501")
+    assert (str(change.before), str(change.after)) == (
+        "parked LEGAL_ENTITY_UNMAPPED",
+        "parked PROJECT_NOT_PROVISIONED",
+    )
+    assert [(c.name, c.before, c.after) for c in change.fields] == [("subsidiary", "—", "9")]
+    assert (run.clears, [(t.code, t.count) for t in run.creates]) == (
+        [],
+        [("PROJECT_NOT_PROVISIONED", 1)],
+    )
 
 
 def test_a_draft_without_a_date_is_tried_from_today(parked):
