@@ -206,10 +206,31 @@ def test_the_number_of_queries_does_not_grow_with_the_payloads(parked):
             mapping_version_dry_run(version=draft, today=TODAY)
         return len(captured.captured_queries)
 
-    small = queries()
+    def workspaces(first: int, count: int) -> None:
+        inbox_store(
+            system="psa",
+            entity="workspaces",
+            records=[
+                (
+                    str(n),
+                    {
+                        "id": str(n),
+                        "title": "W",
+                        "external_reference": f"P-{n}",
+                        "legal_entity": "UK01",
+                    },
+                )
+                for n in range(first, first + count)
+            ],
+        )
+
+    workspaces(0, 1)
+    small = queries()  # 3 time entries, 1 workspace
+    # Past SQLite's 999 parameters: the `__any` lists stay one query each.
     inbox_store(
         system="psa",
         entity="time_entries",
-        records=[entry(n, date_performed="2026-11-05") for n in range(100, 300)],
+        records=[entry(n, date_performed="2026-11-05") for n in range(100, 1300)],
     )
+    workspaces(1, 1200)
     assert queries() == small

@@ -89,12 +89,17 @@ class WorkspaceReferences:
 def workspace_references_load(records: list[Record]) -> WorkspaceReferences:
     return WorkspaceReferences(
         by_ref=records_by_ref(SYSTEM, Project, [p.external_id for p in records]),
-        by_code=Project.objects.in_bulk(
-            {p.fields["code"] for p in records if p.fields["code"]}, field_name="code"
-        ),
+        # `__any`, not in_bulk / `__in`: one query whatever the batch (in_bulk splits a long
+        # list at SQLite's parameter limit).
+        by_code={
+            project.code: project
+            for project in Project.objects.filter(
+                code__any={p.fields["code"] for p in records if p.fields["code"]}
+            )
+        },
         entities=set(
             LegalEntity.objects.filter(
-                code__in={p.fields["legal_entity"] for p in records}
+                code__any={p.fields["legal_entity"] for p in records if p.fields["legal_entity"]}
             ).values_list("code", flat=True)
         ),
     )
