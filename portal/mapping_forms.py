@@ -79,3 +79,14 @@ class CsvImportForm(forms.Form):
                 f"The file is not UTF-8 (byte {error.start}): save it as CSV UTF-8."
             ) from error
         return data
+
+
+class DryRunForm(forms.Form):
+    """How many of the newest inbox payloads a dry run reads."""
+
+    limit = forms.IntegerField(
+        min_value=1, max_value=10_000, initial=1000, required=False, label="Last"
+    )
+
+    def clean_limit(self) -> int:
+        return self.cleaned_data["limit"] or self.fields["limit"].initial

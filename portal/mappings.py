@@ -5,6 +5,9 @@ Thin views: reads are `sync.mappings.selectors`, writes the services in
 `sync.mappings.services` that the admin and the commands call too (four eyes, immutability
 and history live there, not here).
 
+The dry run of a draft or in-review version is a read (GET): it changes nothing, so the
+auditor may run it too.
+
 Who: the area's roles read (`portal.area_mappings`: mapping admins and the auditor); every
 action (POST) needs `portal.act_mappings` and the model permission it writes with
 (`EDIT_PERMISSIONS`; publishing, rollback and retiring also `mappings.publish_mappingversion`).
@@ -24,7 +27,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
-from portal.mapping_forms import CsvImportForm, EffectiveDateForm, EntryForm, VersionForm
+from portal.mapping_forms import (
+    CsvImportForm,
+    DryRunForm,
+    EffectiveDateForm,
+    EntryForm,
+    VersionForm,
+)
 from portal.roles import AREA_BY_SLUG
 from sync.errors import DomainError
 from sync.mappings import services
@@ -37,6 +46,7 @@ from sync.mappings.selectors import (
     mapping_versions_diff,
     mapping_versions_effective,
 )
+from sync.pipeline.dry_run import mapping_version_dry_run
 
 AREA = AREA_BY_SLUG["mappings"]
 EDIT_PERMISSIONS = (
@@ -48,6 +58,8 @@ EDIT_PERMISSIONS = (
 PUBLISH_PERMISSIONS = (*EDIT_PERMISSIONS, "mappings.publish_mappingversion")
 HISTORY_LIMIT = 100
 DATALIST_LIMIT = 1000  # reference values offered as you type; checking uses them all
+DRY_RUN_SHOWN = 200  # changed records listed on the page; the rest are counted
+DRY_RUN_STATUSES = (MappingVersion.Status.DRAFT, MappingVersion.Status.IN_REVIEW)
 Status = MappingVersion.Status
 
 
@@ -149,6 +161,8 @@ def _version_page(request: HttpRequest, version: MappingVersion, **forms: object
         "rollback_form": EffectiveDateForm(initial={"effective_from": timezone.localdate()}),
         "import_form": CsvImportForm(),
         "import_errors": [],
+        "dry_run_form": DryRunForm(),
+        "dry_run": None,
     }
     context.update(forms)
     return render(request, "portal/mappings/version.html", context)
@@ -159,6 +173,26 @@ def mapping_version_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """`/mappings/versions/<id>/`: the entries, and what the version's status allows."""
     _opens(request)
     return _version_page(request, _version(pk))
+
+
+@require_safe
+def mapping_version_dry_run_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """`/mappings/versions/<id>/dry-run/?limit=N`: the version page with what publishing this
+    draft (or in-review version) would change for the last N inbox payloads. A read."""
+    _opens(request)
+    version = _version(pk)
+    form = DryRunForm(request.GET)
+    if version.status not in DRY_RUN_STATUSES or not form.is_valid():
+        return _version_page(request, version, dry_run_form=form)
+    result = mapping_version_dry_run(version=version, limit=form.cleaned_data["limit"])
+    return _version_page(
+        request,
+        version,
+        dry_run_form=form,
+        dry_run=result,
+        dry_run_changes=result.changes[:DRY_RUN_SHOWN],
+        dry_run_hidden=max(0, len(result.changes) - DRY_RUN_SHOWN),
+    )
 
 
 @require_safe

@@ -35,6 +35,11 @@ urlpatterns = [
     path("mappings/sets/<slug:slug>/diff/", mappings.mapping_set_diff, name="mappings-diff"),
     path("mappings/versions/<int:pk>/", mappings.mapping_version_detail, name="mappings-version"),
     path(
+        "mappings/versions/<int:pk>/dry-run/",
+        mappings.mapping_version_dry_run_page,
+        name="mappings-version-dry-run",
+    ),
+    path(
         "mappings/versions/<int:pk>/act/", mappings.mapping_version_act, name="mappings-version-act"
     ),
     path(

@@ -314,6 +314,10 @@ OBJECT_PAGES = {
 # The Mappings area's pages about the seeded set or version: URL name -> (kind, its arguments).
 MAPPING_PAGES = {
     "mappings-version": ("mappings-read", lambda seeded: [seeded["mappings.mappingversion"].pk]),
+    "mappings-version-dry-run": (
+        "mappings-read",
+        lambda seeded: [seeded["mappings.mappingversion"].pk],
+    ),
     "mappings-version-export": (
         "mappings-read",
         lambda seeded: [seeded["mappings.mappingversion"].pk],

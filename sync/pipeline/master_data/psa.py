@@ -21,9 +21,11 @@ and offers its values to the owner rules, which refuse a PSA change to a field i
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from sync.mappings.resolve import MappingTable
 from sync.mappings.selectors import mapping_tables_load
 from sync.models import LegalEntity, Project, RolePlaceholder, Task, Worker
 from sync.pipeline.master_data.engine import (
@@ -71,20 +73,60 @@ def workspace_parse(payload: Any) -> Record:
     return _record(payload, "workspace", read)
 
 
+@dataclass(frozen=True)
+class WorkspaceReferences:
+    """What a batch of workspaces refers to: their projects (by PSA ref, by code) and which of
+    their legal entities exist. Three queries (`workspace_references_load`)."""
+
+    by_ref: dict[str, Project]
+    by_code: dict[str, Project]
+    entities: set[str]
+
+    def project(self, p: Record) -> Project | None:
+        return self.by_ref.get(p.external_id) or self.by_code.get(p.fields["code"])
+
+
+def workspace_references_load(records: list[Record]) -> WorkspaceReferences:
+    return WorkspaceReferences(
+        by_ref=records_by_ref(SYSTEM, Project, [p.external_id for p in records]),
+        # `__any`, not in_bulk / `__in`: one query whatever the batch (in_bulk splits a long
+        # list at SQLite's parameter limit).
+        by_code={
+            project.code: project
+            for project in Project.objects.filter(
+                code__any={p.fields["code"] for p in records if p.fields["code"]}
+            )
+        },
+        entities=set(
+            LegalEntity.objects.filter(
+                code__any={p.fields["legal_entity"] for p in records if p.fields["legal_entity"]}
+            ).values_list("code", flat=True)
+        ),
+    )
+
+
+def workspace_entity_unmapped(
+    p: Record, refs: WorkspaceReferences, mappings: MappingTable, on: dt.date
+) -> bool:
+    """Whether a workspace with no project parks as LEGAL_ENTITY_UNMAPPED (its legal entity is
+    unknown or has no subsidiary in the legal-entity version effective `on`) rather than as
+    PROJECT_NOT_PROVISIONED. Pure; the mapping dry run asks it too (sync/pipeline/dry_run.py)."""
+    entity = p.fields["legal_entity"]
+    return bool(entity) and (
+        entity not in refs.entities
+        or (
+            LEGAL_ENTITY_SET in mappings.set_slugs
+            and mappings.lookup(LEGAL_ENTITY_SET, entity, on) is None
+        )
+    )
+
+
 def workspace_plan(records: list, batch: Batch) -> None:
-    by_ref = records_by_ref(SYSTEM, Project, [p.external_id for _, p in records])
-    by_code = Project.objects.in_bulk(
-        {p.fields["code"] for _, p in records if p.fields["code"]}, field_name="code"
-    )
-    entities = set(
-        LegalEntity.objects.filter(
-            code__in={p.fields["legal_entity"] for _, p in records}
-        ).values_list("code", flat=True)
-    )
+    refs = workspace_references_load([p for _, p in records])
     mappings = mapping_tables_load(sets=[LEGAL_ENTITY_SET])
     plans = []
     for item, p in records:
-        project = by_ref.get(p.external_id) or by_code.get(p.fields["code"])
+        project = refs.project(p)
         if project is not None:
             plans.append(
                 Plan(
@@ -96,13 +138,7 @@ def workspace_plan(records: list, batch: Batch) -> None:
             )
             continue
         entity = p.fields["legal_entity"]
-        if entity and (
-            entity not in entities
-            or (
-                LEGAL_ENTITY_SET in mappings.set_slugs
-                and mappings.lookup(LEGAL_ENTITY_SET, entity, batch.today) is None
-            )
-        ):
+        if workspace_entity_unmapped(p, refs, mappings, batch.today):
             batch.fail(
                 item,
                 p.external_id,
