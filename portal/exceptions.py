@@ -24,6 +24,7 @@ from portal.exception_jobs import INLINE_LIMIT, exception_group_job_start
 from portal.models import ExceptionGroupJob
 from portal.roles import AREA_BY_SLUG, queues_for
 from sync.errors import DomainError
+from sync.mappings.selectors import mapping_versions_latest
 from sync.pipeline import exception_items as actions
 from sync.pipeline import trace
 from sync.pipeline.exception_filters import ExceptionItemFilter
@@ -93,15 +94,58 @@ def exceptions_overview(request: HttpRequest) -> HttpResponse:
 @require_safe
 def exceptions_groups(request: HttpRequest) -> HttpResponse:
     """`/exceptions/groups/`: open items by root cause, the unit people fix and replay."""
+    groups = exception_groups(queues=_queues(request))
+    fixes = group_fixes(groups, user=request.user)
     return render(
         request,
         "portal/exceptions/groups.html",
         {
             "area": AREA,
-            "groups": exception_groups(queues=_queues(request)),
+            "groups": groups,
+            "rows": [(g, fixes.get(g.root_cause)) for g in groups],
             "may_act": _may_act(request),
         },
     )
+
+
+# The mapping set whose next version clears a group, by the group's code (its cause names the
+# value to map).
+FIX_MAPPING_SETS = {
+    "LEGAL_ENTITY_UNMAPPED": "legal-entity",
+    "CURRENCY_UNMAPPED": "currency",
+    "SERVICE_ITEM_UNMAPPED": "service-item",
+}
+
+
+def group_fixes(groups: list[Any], *, user: Any) -> dict[str, dict[str, str | None]]:
+    """{root cause: {"label": what to change, "url": where, or None for a user who may not
+    open that area}} for the groups a mapping or an ownership change clears. One query."""
+    latest = mapping_versions_latest(
+        slugs={FIX_MAPPING_SETS[g.code] for g in groups if g.code in FIX_MAPPING_SETS}
+    )
+    may_map = user.has_perm(AREA_BY_SLUG["mappings"].permission)
+    may_own = user.has_perm(AREA_BY_SLUG["ownership"].permission)
+    fixes: dict[str, dict[str, str | None]] = {}
+    for group in groups:
+        slug = FIX_MAPPING_SETS.get(group.code)
+        if slug and group.cause:
+            version = latest.get(slug)
+            url = (
+                reverse("mappings-version", args=[version])
+                if version
+                else reverse(AREA_BY_SLUG["mappings"].url_name)
+            )
+            fixes[group.root_cause] = {
+                "label": f"map {group.cause} in the {slug} mapping",
+                "url": url if may_map else None,
+            }
+        elif group.code == "FIELD_OWNED_ELSEWHERE" and group.cause.count(".") == 1:
+            entity, field_name = group.cause.split(".")
+            fixes[group.root_cause] = {
+                "label": f"review who owns {entity} {field_name}",
+                "url": reverse("ownership-field", args=[entity, field_name]) if may_own else None,
+            }
+    return fixes
 
 
 def payload_fields(value: Any, prefix: str = "") -> list[tuple[str, Any]]:

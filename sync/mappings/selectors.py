@@ -186,3 +186,15 @@ def mapping_versions_diff(*, old: MappingVersion, new: MappingVersion) -> Versio
         else:
             unchanged += 1
     return VersionsDiff(added, removed, changed, unchanged)
+
+
+def mapping_versions_latest(*, slugs: Iterable[str]) -> dict[str, int]:
+    """{set slug: id of its newest version (highest number), whatever its status}; one query."""
+    latest: dict[str, int] = {}
+    for slug, version_id in (
+        MappingVersion.objects.filter(mapping_set__slug__in=list(slugs))
+        .order_by("mapping_set__slug", "-number")
+        .values_list("mapping_set__slug", "id")
+    ):
+        latest.setdefault(slug, version_id)
+    return latest

@@ -296,3 +296,37 @@ def test_before_a_replay_the_page_warns_that_the_erp_already_holds_the_record(cl
     assert "The target already holds KT-TE-5502" in text
     assert "8841" in text
     assert "posts nothing twice" in text
+
+
+@pytest.mark.django_db
+def test_a_group_links_to_the_mapping_or_ownership_change_that_clears_it(client, login):
+    from sync.mappings.services import mapping_set_create, mapping_version_create_draft
+
+    legal_entities = mapping_set_create(
+        slug="legal-entity", name="Legal entities", kind="legal_entity", user=None
+    )
+    draft = mapping_version_create_draft(mapping_set=legal_entities, user=None)
+    raise_items(
+        3,
+        queue="mapping",
+        code="LEGAL_ENTITY_UNMAPPED",
+        cause="LB-NL",
+        message="Legal entity LB-NL has no ERP subsidiary in the published mapping.",
+    )
+    raise_items(1, stage="own", code="FIELD_OWNED_ELSEWHERE", cause="time_entry.hours")
+    raise_items(1)  # a cost centre in HR: no page here fixes it
+
+    login("integration_ops")  # sees every queue, may open neither mappings nor ownership
+    links = client.get("/exceptions/groups/").content.decode()
+    assert "Fix (a mapping admin): map LB-NL in the legal-entity mapping" in links
+    assert 'class="fix-link"' not in links
+
+    admin = login("mapping_admin")
+    admin.groups.add(Group.objects.get(name="integration_ops"))  # to see the queues too
+    page = client.get("/exceptions/groups/").content.decode()
+    assert (
+        f'href="/mappings/versions/{draft.pk}/">Fix: map LB-NL in the legal-entity mapping</a>'
+        in page
+    )
+    assert 'href="/ownership/rules/time_entry/hours/">Fix: review who owns time_entry hours' in page
+    assert page.count('class="fix-link"') == 2
