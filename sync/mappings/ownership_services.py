@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -30,6 +29,7 @@ from sync.mappings.errors import (
     OwnershipTransitionRefused,
 )
 from sync.mappings.models import OwnershipChange, OwnershipRule
+from sync.mappings.services import clean_and_save
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -38,19 +38,6 @@ if TYPE_CHECKING:
 
     # The acting person; None when the system acts (see `sync.audit.acting_as`).
     UserOrSystem: TypeAlias = AbstractBaseUser | None
-
-
-def _save(obj: models.Model, *, user: UserOrSystem) -> None:
-    """full_clean() then save, attributing the history row to `user` (when there is one)."""
-    try:
-        obj.full_clean()
-    except ValidationError as error:
-        raise OwnershipInvalid(
-            error.message_dict if hasattr(error, "error_dict") else error.messages
-        ) from error
-    if user is not None:
-        obj._history_user = user
-    obj.save()
 
 
 # --- ownership rules ----------------------------------------------------------------------
@@ -65,7 +52,7 @@ def _ownership_save(rule: OwnershipRule, *, user: UserOrSystem) -> None:
                 "end that rule first or choose other dates.",
                 code="overlap",
             )
-    _save(rule, user=user)
+    _ownership_clean_save(rule, user=user)
 
 
 @transaction.atomic
@@ -102,7 +89,7 @@ def ownership_rule_set(
         )
         if predecessor is not None:
             predecessor.effective_to = effective_from
-            _save(predecessor, user=user)
+            _ownership_clean_save(predecessor, user=user)
         rule = OwnershipRule(entity=entity, field=field, effective_from=effective_from)
     elif (rule.owner_system, rule.effective_to, rule.notes) == (owner_system, effective_to, notes):
         return rule
@@ -202,7 +189,7 @@ def ownership_change_create(
         reason=reason,
         created_by=user,
     )
-    _save(change, user=user)
+    _ownership_clean_save(change, user=user)
     return change
 
 
@@ -213,7 +200,7 @@ def ownership_change_submit(*, change: OwnershipChange, user: UserOrSystem) -> O
     _change_move(locked, to=ChangeStatus.SUBMITTED)
     locked.submitted_by = user
     locked.submitted_at = timezone.now()
-    _save(locked, user=user)
+    _ownership_clean_save(locked, user=user)
     return locked
 
 
@@ -241,7 +228,7 @@ def ownership_change_publish(*, change: OwnershipChange, user: UserOrSystem) -> 
     )
     locked.decided_by = user
     locked.decided_at = timezone.now()
-    _save(locked, user=user)
+    _ownership_clean_save(locked, user=user)
     return locked
 
 
@@ -259,5 +246,9 @@ def ownership_change_withdraw(
         locked.reason = f"{locked.reason}\n\nWithdrawn by {who}: {note}"
     locked.decided_by = user
     locked.decided_at = timezone.now()
-    _save(locked, user=user)
+    _ownership_clean_save(locked, user=user)
     return locked
+
+
+def _ownership_clean_save(obj: models.Model, *, user: UserOrSystem) -> None:
+    clean_and_save(obj, user=user, invalid=OwnershipInvalid)

@@ -60,12 +60,15 @@ def _actor(user: UserOrSystem) -> str:
     return current_actor() or UNKNOWN_ACTOR
 
 
-def _save(obj: models.Model, *, user: UserOrSystem) -> None:
-    """full_clean() then save, attributing the history row to `user` (when there is one)."""
+def clean_and_save(
+    obj: models.Model, *, user: UserOrSystem, invalid: type[Exception] = MappingInvalid
+) -> None:
+    """full_clean() then save, attributing the history row to `user` (when there is one).
+    A validation error is raised as `invalid` with its messages."""
     try:
         obj.full_clean()
     except ValidationError as error:
-        raise MappingInvalid(
+        raise invalid(
             error.message_dict if hasattr(error, "error_dict") else error.messages
         ) from error
     if user is not None:
@@ -139,7 +142,7 @@ def mapping_set_create(
         description=description,
     )
     with transaction.atomic():
-        _save(mapping_set, user=user)
+        clean_and_save(mapping_set, user=user)
     return mapping_set
 
 
@@ -168,7 +171,7 @@ def mapping_version_create_draft(
         created_by=user,
         notes=notes,
     )
-    _save(version, user=user)
+    clean_and_save(version, user=user)
     if based_on is not None:
         _entries_copy(source=based_on, target=version, user=user)
     return version
@@ -189,7 +192,7 @@ def mapping_version_update(
         _day(effective_from, name="effective_from")
     locked.effective_from = effective_from
     locked.notes = notes
-    _save(locked, user=user)
+    clean_and_save(locked, user=user)
     return locked
 
 
@@ -221,7 +224,7 @@ def mapping_entry_set(
         return entry
     entry.target_value = target_value
     entry.attributes = attributes
-    _save(entry, user=user)
+    clean_and_save(entry, user=user)
     return entry
 
 
@@ -254,7 +257,7 @@ def mapping_version_submit(*, version: MappingVersion, user: UserOrSystem) -> Ma
         raise MappingVersionEmpty(f"{locked} has no entries: there is nothing to review.")
     locked.submitted_by = user
     locked.submitted_at = timezone.now()
-    _save(locked, user=user)
+    clean_and_save(locked, user=user)
     return locked
 
 
@@ -270,7 +273,7 @@ def mapping_version_send_back(
         locked.notes = f"{locked.notes}\n\nSent back by {who}: {reason}".strip()
     locked.submitted_by = None
     locked.submitted_at = None
-    _save(locked, user=user)
+    clean_and_save(locked, user=user)
     return locked
 
 
@@ -350,7 +353,7 @@ def mapping_version_publish(
     locked.effective_from = effective_from
     locked.published_by = user
     locked.published_at = timezone.now()
-    _save(locked, user=user)
+    clean_and_save(locked, user=user)
     return locked
 
 
@@ -364,7 +367,7 @@ def mapping_version_retire(*, version: MappingVersion, user: UserOrSystem) -> Ma
     _move(locked, to=Status.RETIRED)
     locked.retired_by = user
     locked.retired_at = timezone.now()
-    _save(locked, user=user)
+    clean_and_save(locked, user=user)
     return locked
 
 

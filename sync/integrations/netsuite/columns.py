@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sync.integrations.netsuite import time_bills
+from sync.integrations.netsuite.client import DEFAULT_COLUMNS
 
 # SuiteQL columns the cycle's NetSuite connector selects (NetSuiteConnector(columns=…)): what
 # each master-data processor (sync/pipeline/master_data/erp_*.py) reads, and the time bills whose
@@ -22,43 +23,10 @@ ERP_COLUMNS: dict[str, tuple[str, ...]] = {
         "isyear",
         "isinactive",
     ),
-    "customer": (
-        "id",
-        "externalid",
-        "companyname",
-        "entityid",
-        "subsidiary",
-        "currency",
-        "isinactive",
-        "vatregnumber",
-        "creditlimit",
-    ),
-    "employee": (
-        "id",
-        "externalid",
-        "firstname",
-        "lastname",
-        "entityid",
-        "email",
-        "subsidiary",
-        "department",
-        "supervisor",
-        "isinactive",
-        "title",
-    ),
-    "job": (
-        "id",
-        "externalid",
-        "companyname",
-        "entityid",
-        "parent",
-        "subsidiary",
-        "currency",
-        "entitystatus",
-        "startdate",
-        "projectedenddate",
-        "isinactive",
-    ),
+    # The client's own selection of these is exactly what their processors read.
+    "customer": DEFAULT_COLUMNS["customer"],
+    "employee": DEFAULT_COLUMNS["employee"],
+    "job": DEFAULT_COLUMNS["job"],
     "projectTask": (
         "id",
         "externalid",
