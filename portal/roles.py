@@ -94,8 +94,8 @@ AREAS: tuple[Area, ...] = (
         "dashboards",
         "Dashboards",
         "area-dashboards",
-        "KPIs: invoice cycle time, approved-to-invoiced lag, unbilled time, DSO, utilisation.",
-        (EXECUTIVE, FINANCE, PMO),
+        "KPIs: revenue leakage, unbilled time, cash, DSO, backlogs, queues and vendor APIs.",
+        (EXECUTIVE, FINANCE, PMO, INTEGRATION_OPS, AUDITOR),
     ),
 )
 AREA_BY_SLUG = {area.slug: area for area in AREAS}

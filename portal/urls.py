@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from portal import exceptions, mappings, ownership, runs, trace, views
+from portal import dashboards, exceptions, mappings, ownership, runs, trace, views
 from portal.roles import AREA_BY_SLUG, AREAS
 
 # Areas with pages of their own; the others show the generic area page until theirs land.
@@ -11,6 +11,7 @@ BUILT = {
     "mappings": mappings.mappings_overview,
     "ownership": ownership.ownership_overview,
     "runs": runs.runs_overview,
+    "dashboards": dashboards.dashboards_overview,
 }
 
 urlpatterns = [
@@ -70,6 +71,8 @@ urlpatterns = [
     path("runs/connections/<int:pk>/act/", runs.runs_connection_act, name="runs-connection-act"),
     path("runs/ping/", views.worker_ping, name="worker-ping"),
     # `path`, not `str`: a correlation id is a label a webhook's header may set, slashes and all.
+    path("dashboards/", BUILT["dashboards"], name=AREA_BY_SLUG["dashboards"].url_name),
+    path("dashboards/records/", dashboards.dashboards_records, name="dashboards-records"),
     path("trace/<path:correlation_id>/", trace.trace_detail, name="trace"),
     path("metrics", views.metrics, name="metrics"),
     path("hooks/", include("sync.urls")),

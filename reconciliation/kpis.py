@@ -31,6 +31,8 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from reconciliation import kpi_math
+from reconciliation.leakage import leakage_rows, leakage_totals
+from reconciliation.scope import Scope
 from sync.models import Invoice, Payment, TimeEntry
 from sync.models.transactions import ApprovalStatus
 from sync.pipeline.models import Delivery, ExceptionItem
@@ -82,12 +84,13 @@ def kpi_dso(*, as_of: dt.date) -> dict[str, Any]:
     return result
 
 
-def _time(status: str, as_of: dt.date) -> Any:
-    return TimeEntry.objects.filter(status=status, work_date__lte=as_of)
+def _time(status: str, as_of: dt.date, where: Q | None) -> Any:
+    return TimeEntry.objects.filter(where or Q(), status=status, work_date__lte=as_of)
 
 
-def kpi_unbilled_time(*, as_of: dt.date) -> dict[str, Any]:
-    """WIP: billable time approved or posted, not invoiced, at bill rate, by currency and age."""
+def kpi_unbilled_time(*, as_of: dt.date, where: Q | None = None) -> dict[str, Any]:
+    """WIP: billable time approved or posted, not invoiced, at bill rate, by currency and age.
+    `where` narrows the time entries (a dashboard's scope)."""
     # Newest first: an entry falls in the first bucket whose oldest work date it is not before.
     bucket = Case(
         *(
@@ -99,6 +102,7 @@ def kpi_unbilled_time(*, as_of: dt.date) -> dict[str, Any]:
     )
     rows = (
         TimeEntry.objects.filter(
+            where or Q(),
             status__in=(ApprovalStatus.APPROVED, ApprovalStatus.POSTED),
             billable=True,
             work_date__lte=as_of,
@@ -119,11 +123,11 @@ def kpi_unbilled_time(*, as_of: dt.date) -> dict[str, Any]:
     return result
 
 
-def kpi_time_waiting(*, status: str, as_of: dt.date) -> dict[str, Any]:
+def kpi_time_waiting(*, status: str, as_of: dt.date, where: Q | None = None) -> dict[str, Any]:
     """Time entries in `status` (submitted: the approval backlog; approved: unposted time):
     count, hours and value per currency, and the oldest work date's age in days."""
     rows = (
-        _time(status, as_of)
+        _time(status, as_of, where)
         .values_list("currency_id")
         .annotate(
             entries=Count("id"),
@@ -246,6 +250,10 @@ def kpis_compute(*, as_of: dt.date | None = None, redis: Any = None) -> dict[str
         "queue_backlog": kpi_queue_backlog(now=now),
         "mttr": kpi_mttr(now=now),
         "retries": kpi_retries_per_delivered(now=now),
+        "leakage": {
+            cause: {currency: _money(amount) for currency, amount in sorted(per.items())}
+            for cause, per in leakage_totals(leakage_rows(as_of=as_of, scope=Scope())).items()
+        },
     }
     if redis is not None:
         try:

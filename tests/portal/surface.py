@@ -349,6 +349,8 @@ OWNERSHIP_PAGES = {
     ),
     "ownership-change-propose": ("ownership-propose", lambda seeded: []),
 }
+# Read-only pages of an area that take no object: URL name -> (area slug, query string).
+AREA_READ_PAGES = {"dashboards-records": ("dashboards", "?cause=unbilled_time")}
 WEBHOOK_NAMES = {"sync:billing-webhook": "billing", "sync:psa-webhook": "psa"}
 
 
@@ -362,6 +364,9 @@ def surface_walk(seeded: dict[str, models.Model]) -> tuple[list[Cell], list[str]
             cells += [Cell(SIMPLE_NAMES[name], reverse(name), m, name) for m in methods]
         elif name in AREA_NAMES:
             cells += [Cell("area", reverse(name), m, AREA_NAMES[name].slug) for m in methods]
+        elif name in AREA_READ_PAGES:
+            slug, query = AREA_READ_PAGES[name]
+            cells += [Cell("area", reverse(name) + query, m, slug) for m in methods]
         elif name in EXCEPTION_PAGES:
             kind, arguments = EXCEPTION_PAGES[name]
             url = reverse(name, args=arguments(seeded))

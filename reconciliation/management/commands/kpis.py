@@ -22,8 +22,10 @@ class Command(BaseCommand):
             day = dt.date.fromisoformat(as_of) if as_of else None
         except ValueError as exc:
             raise CommandError(f"--as-of must be a date, YYYY-MM-DD: {exc}") from exc
+        from reconciliation.rollup import time_rollup_refresh
         from sync.connectors.stats import redis_client
 
+        time_rollup_refresh()  # leakage reads the time rollup: today's figures, not 5 minutes old
         report = kpis_compute(as_of=day, redis=redis_client())
         if options["json"]:
             self.stdout.write(_json_dumps(report))
