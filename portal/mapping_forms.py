@@ -18,6 +18,13 @@ from sync.mappings.selectors import ReferenceList
 CSV_MAX_BYTES = 2 * 1024 * 1024
 
 
+def date_input() -> forms.DateInput:
+    """A browser date picker. Its value must be ISO (`2026-11-01`): the locale's format
+    (en-gb: "01/11/2026") is not a valid value, so the picker showed empty and saving the
+    form again cleared the date."""
+    return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
 class EntryForm(forms.Form):
     """One row of a draft: source → target, with optional attributes (a JSON object)."""
 
@@ -51,13 +58,13 @@ class EntryForm(forms.Form):
 
 
 class EffectiveDateForm(forms.Form):
-    effective_from = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    effective_from = forms.DateField(widget=date_input())
 
 
 class VersionForm(forms.Form):
     """A draft's or in-review version's planned date and notes."""
 
-    effective_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    effective_from = forms.DateField(required=False, widget=date_input())
     notes = forms.CharField(required=False, max_length=4000, widget=forms.Textarea({"rows": 2}))
 
 

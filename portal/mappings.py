@@ -8,6 +8,11 @@ and history live there, not here).
 The dry run of a draft or in-review version is a read (GET): it changes nothing, so the
 auditor may run it too.
 
+A published version's page offers to replay the open exception groups its rows clear
+(`sync.pipeline.mapping_clears`): each group's button posts to the Exceptions area's own group
+action (`exceptions-group-act`), so there is one replay path; it is shown only to a user who
+may act on that group's queue, and everyone else reads who to ask.
+
 Who: the area's roles read (`portal.area_mappings`: mapping admins and the auditor); every
 action (POST) needs `portal.act_mappings` and the model permission it writes with
 (`EDIT_PERMISSIONS`; publishing, rollback and retiring also `mappings.publish_mappingversion`).
@@ -24,9 +29,12 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
+from portal.exceptions import ACT_PERMISSIONS as EXCEPTION_ACT_PERMISSIONS
+from portal.exceptions import FIX_MAPPING_SETS
 from portal.mapping_forms import (
     CsvImportForm,
     DryRunForm,
@@ -34,7 +42,7 @@ from portal.mapping_forms import (
     EntryForm,
     VersionForm,
 )
-from portal.roles import AREA_BY_SLUG
+from portal.roles import AREA_BY_SLUG, QUEUES_BY_ROLE, queues_for
 from sync.errors import DomainError
 from sync.mappings import services
 from sync.mappings.csv_io import entries_csv_render
@@ -47,6 +55,7 @@ from sync.mappings.selectors import (
     mapping_versions_effective,
 )
 from sync.pipeline.dry_run import mapping_version_dry_run
+from sync.pipeline.mapping_clears import ReplayOffer, mapping_version_replay_offer
 
 AREA = AREA_BY_SLUG["mappings"]
 EDIT_PERMISSIONS = (
@@ -120,6 +129,38 @@ def _history(version: MappingVersion) -> list[dict[str, object]]:
     return rows[:HISTORY_LIMIT]
 
 
+def _replay_offer(version: MappingVersion) -> ReplayOffer | None:
+    """What the published `version` clears (None for a version of another status)."""
+    if version.status != Status.PUBLISHED:
+        return None
+    slug = version.mapping_set.slug
+    codes = {code for code, fixed_by in FIX_MAPPING_SETS.items() if fixed_by == slug}
+    return mapping_version_replay_offer(version=version, codes=codes)
+
+
+def _queue_owners(queue: str) -> str:
+    """Who replays a queue's groups, in words: the roles that act in the Exceptions area and
+    work `queue` ("finance or integration ops")."""
+    operators = AREA_BY_SLUG["exceptions"].operators
+    names = [r.replace("_", " ") for r in operators if queue in QUEUES_BY_ROLE.get(r, ())]
+    return " or ".join(names) or "an administrator"
+
+
+def _offer_rows(request: HttpRequest, offer: ReplayOffer | None) -> list[dict[str, object]]:
+    """The offer's groups with, for each, whether this user may replay it from here."""
+    if offer is None:
+        return []
+    user = request.user
+    acting = user.has_perm(AREA_BY_SLUG["exceptions"].permission) and user.has_perms(
+        EXCEPTION_ACT_PERMISSIONS
+    )
+    queues = set(queues_for(user)) if acting else set()
+    return [
+        {"group": g, "may_replay": g.queue in queues, "owners": _queue_owners(g.queue)}
+        for g in offer.groups
+    ]
+
+
 def _version_page(request: HttpRequest, version: MappingVersion, **forms: object) -> HttpResponse:
     """The version page, with `forms` (bound ones carrying errors) over the fresh ones."""
     reference = mapping_reference_list(mapping_set=version.mapping_set)
@@ -164,6 +205,8 @@ def _version_page(request: HttpRequest, version: MappingVersion, **forms: object
         "dry_run_form": DryRunForm(),
         "dry_run": None,
     }
+    offer = _replay_offer(version)
+    context.update(replay_offer=offer, replay_rows=_offer_rows(request, offer))
     context.update(forms)
     return render(request, "portal/mappings/version.html", context)
 
@@ -345,8 +388,18 @@ def _publish(request: HttpRequest, version: MappingVersion) -> HttpResponse:
         return _version_page(request, version, publish_form=form)
     day = form.cleaned_data["effective_from"]
     services.mapping_version_publish(version=version, effective_from=day, user=request.user)
-    messages.success(request, f"v{version.number} is published, effective from {day:%Y-%m-%d}.")
-    return redirect("mappings-version", pk=version.pk)
+    version.refresh_from_db()
+    text = f"v{version.number} is published, effective from {day:%Y-%m-%d}."
+    offer = _replay_offer(version)
+    if offer and offer.groups:
+        groups = len(offer.groups)
+        text += (
+            f" It clears {offer.items} open exception item{'s' if offer.items != 1 else ''} in "
+            f"{groups} group{'s' if groups != 1 else ''}: replay {'them' if groups > 1 else 'it'}"
+            " below."
+        )
+    messages.success(request, text)
+    return redirect(reverse("mappings-version", args=[version.pk]) + "#replay-offer")
 
 
 def _rollback(request: HttpRequest, version: MappingVersion) -> HttpResponse:

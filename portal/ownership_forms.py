@@ -17,8 +17,9 @@ class OwnershipChangeForm(forms.ModelForm):
         model = OwnershipChange
         fields = ("entity", "field", "owner_system", "effective_from", "effective_to", "reason")
         widgets = {
-            "effective_from": forms.DateInput(attrs={"type": "date"}),
-            "effective_to": forms.DateInput(attrs={"type": "date"}),
+            # ISO values: a date picker ignores the locale's "01/11/2026".
+            "effective_from": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "effective_to": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
             "reason": forms.Textarea({"rows": 2}),
         }
 
