@@ -63,7 +63,9 @@ AREAS: tuple[Area, ...] = (
         "Mappings",
         "area-mappings",
         "Versioned mappings: legal entities, service items, tax codes, templates, rate cards.",
-        (MAPPING_ADMIN, AUDITOR),
+        # Finance reads them: a parked posting's fix is often a mapping row, and the groups
+        # page links finance to it (a mapping admin then edits; decision 100).
+        (MAPPING_ADMIN, FINANCE, AUDITOR),
         (MAPPING_ADMIN,),
     ),
     Area(
@@ -71,7 +73,7 @@ AREAS: tuple[Area, ...] = (
         "Ownership",
         "area-ownership",
         "Which system owns which field, effective-dated.",
-        (MAPPING_ADMIN, AUDITOR),
+        (MAPPING_ADMIN, FINANCE, AUDITOR),
         (MAPPING_ADMIN,),
     ),
     Area(

@@ -87,6 +87,11 @@ def draft_dry_run(page: Page, base: str) -> None:
     page.wait_for_selector("#dry-run-result")
 
 
+def dashboards(page: Page, base: str) -> None:
+    page.goto(f"{base}/dashboards/?board=finance")
+    page.wait_for_selector("div.chart[data-ready=yes], #panel-leakage p.muted")
+
+
 def path(to: str) -> Callable[[Page, str], None]:
     return lambda page, base: page.goto(f"{base}{to}")
 
@@ -105,6 +110,7 @@ PAGES: dict[str, tuple[str | None, Callable[[Page, str], None]]] = {
     "mappings-dry-run.png": ("mapping_admin", draft_dry_run),
     "ownership.png": ("mapping_admin", path("/ownership/")),
     "runs.png": ("integration_ops", path("/runs/")),
+    "dashboards.png": ("executive", dashboards),
 }
 
 

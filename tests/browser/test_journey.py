@@ -237,11 +237,13 @@ def test_lb_nl_time_parked_for_a_missing_mapping_is_fixed_replayed_and_posted_on
     assert "3 time entries" in text
     assert "2,700.00 EUR" in text
     assert "map LB-NL in the legal-entity mapping" in text
-    # The fix link leads a mapping admin to the set's newest version; finance, who may not
-    # open the Mappings area, reads who fixes it instead.
+    # Finance follows the fix link to the set's newest version: readable, not editable; a
+    # mapping admin opens the same page to change it.
     (fix,) = group_fixes(exception_groups(queues=("mapping",)), user=maria).values()
-    assert group.locator("a.fix-link").count() == 0
-    assert "Fix (a mapping admin)" in text
+    group.locator("a.fix-link").click()
+    finance.wait_for_url(f"{url}{fix['url']}")
+    assert finance.locator("button[value=new_draft]").count() == 0
+    finance.goto(f"{url}/exceptions/groups/")
     # Integration ops has the same page open (to replay later from a stale tab).
     ops = signed_in(browser, url, ivan, "/exceptions/groups/")
 

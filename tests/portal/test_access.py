@@ -9,12 +9,12 @@ from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, r
 from portal.roles import AREAS, ROLES, role_permissions
 
 EXPECTED_AREAS = {
-    "finance": {"exceptions", "reconciliation", "dashboards"},
+    "finance": {"exceptions", "mappings", "ownership", "reconciliation", "dashboards"},
     "pmo": {"exceptions", "dashboards"},
     "mapping_admin": {"mappings", "ownership"},
-    "integration_ops": {"exceptions", "runs"},
+    "integration_ops": {"exceptions", "runs", "dashboards"},
     "executive": {"reconciliation", "dashboards"},
-    "auditor": {"exceptions", "mappings", "ownership", "runs", "reconciliation"},
+    "auditor": {"exceptions", "mappings", "ownership", "runs", "reconciliation", "dashboards"},
 }
 PUBLIC_NAMES = {
     "login",

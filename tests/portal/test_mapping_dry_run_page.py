@@ -100,7 +100,7 @@ def test_a_bad_limit_is_a_form_error_and_nothing_runs(draft, role_user):
 
 
 def test_a_role_outside_the_area_may_not_run_it(draft, role_user):
-    page = client_of(role_user, "finance").get(f"/mappings/versions/{draft.pk}/dry-run/")
+    page = client_of(role_user, "pmo").get(f"/mappings/versions/{draft.pk}/dry-run/")
     assert page.status_code == 403
 
 
