@@ -24,6 +24,7 @@ from sync.integrations.registry import source_connector_for
 from sync.logging import run_scope
 from sync.pipeline.connection_services import erp_connection_get
 from sync.pipeline.delivery import deliveries_send_due
+from sync.pipeline.expense_posting.processors import expense_processors
 from sync.pipeline.master_data import PROCESSING_ORDER, PROCESSORS
 from sync.pipeline.models import Connection, InboxItem, SyncRun
 from sync.pipeline.models.connections import System
@@ -82,6 +83,9 @@ def processing_registry(
         order.append(TIME_ENTRIES)
     else:
         logger.warning("no enabled ERP connection: PSA time entries wait in the inbox")
+    for key, processor in expense_processors(erp=erp):  # ERP expense reports, PSA expenses
+        processors[key] = processor
+        order.append(key)
     return processors, order
 
 
