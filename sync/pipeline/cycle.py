@@ -61,7 +61,8 @@ def processing_registry(
 ) -> tuple[dict[tuple[str, str], Processor], list[tuple[str, str]]]:
     """The processors by (system, entity) and the order to run them in: master data
     (`sync.pipeline.master_data`'s PROCESSORS and PROCESSING_ORDER) first, then PSA approval
-    events, PSA time entries last (they need the ERP connection to post to).
+    events, ERP expense reports and PSA expenses, PSA time entries last (expenses and time
+    need the ERP connection to post to).
     """
     # Imported here: approval_events reads the PSA through this module's connectors.
     from sync.pipeline.approval_events import ENTITY as APPROVAL_EVENTS
@@ -78,14 +79,14 @@ def processing_registry(
     approval_events = (System.PSA.value, APPROVAL_EVENTS)
     processors[approval_events] = partial(approval_events_process, erp=erp)
     order.append(approval_events)
+    for key, processor in expense_processors(erp=erp):  # ERP expense reports, PSA expenses
+        processors[key] = processor
+        order.append(key)
     if erp is not None:
         processors[TIME_ENTRIES] = partial(time_entries_process, erp=erp)
         order.append(TIME_ENTRIES)
     else:
         logger.warning("no enabled ERP connection: PSA time entries wait in the inbox")
-    for key, processor in expense_processors(erp=erp):  # ERP expense reports, PSA expenses
-        processors[key] = processor
-        order.append(key)
     return processors, order
 
 

@@ -1,9 +1,9 @@
 """Writing a batch's new and changed expenses with history, and their ERP expense reports.
 
-`expenses_create` / `expenses_update` are the interface. Bulk only: new expenses by COPY on
-PostgreSQL (sync.audit.audited_copy_create, no model instance per row) and by
-`audited_bulk_create` elsewhere, the same rows either way; changes by one
-`audited_bulk_update`; deliveries by `deliveries_enqueue` (one INSERT, existing keys skipped).
+`expenses_create` / `expenses_update` are the interface. Bulk only: new expenses and their
+deliveries by COPY on PostgreSQL (sync.audit.audited_copy_create, sync.pgcopy.copy_insert) and
+by `audited_bulk_create` and `deliveries_enqueue` elsewhere, the same rows either way; changes
+by one `audited_bulk_update` and `deliveries_enqueue` (existing keys skipped).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
+from django.utils import timezone
 
 from sync.audit import audited_bulk_create, audited_bulk_update, audited_copy_create
 from sync.integrations.kantata.expenses import ParsedExpense
@@ -19,7 +20,7 @@ from sync.integrations.netsuite import expense_reports
 from sync.integrations.netsuite.time_bills import record_ref
 from sync.models import Expense, ExternalRef
 from sync.models.transactions import ApprovalStatus
-from sync.pgcopy import copy_supported
+from sync.pgcopy import copy_insert, copy_supported
 from sync.pipeline.expense_posting.references import Preload, Resolved
 from sync.pipeline.expense_posting.rules import expense_at_risk
 from sync.pipeline.models import Connection, Delivery, SyncRun
@@ -57,6 +58,9 @@ _EXPENSE_COLUMNS = (
     "mapping_versions",
     "correlation_id",
 )
+
+# Columns of a new expense's delivery that differ per row (the rest are COPY constants).
+_DELIVERY_COLUMNS = ("object_id", "idempotency_key", "external_id", "payload", "correlation_id")
 
 NewExpense = tuple[Item, ParsedExpense, Resolved]
 
@@ -119,21 +123,38 @@ def expenses_create(
             ],
         )
         return 0
-    return deliveries_enqueue(
-        deliveries=[
-            _delivery(
-                pk=pk,
-                version=1,
-                row=dict(zip(_EXPENSE_COLUMNS, row, strict=True)),
-                resolved=resolved,
-                erp=erp,
-                now=now,
-                pre=pre,
-                expense_type=expense_type,
-            )
-            for pk, row, (_, _, resolved) in zip(pks, rows, to_create, strict=True)
-        ]
+    deliveries = [
+        _delivery(
+            pk=pk,
+            version=1,
+            row=dict(zip(_EXPENSE_COLUMNS, row, strict=True)),
+            resolved=resolved,
+            erp=erp,
+            now=now,
+            pre=pre,
+            expense_type=expense_type,
+        )
+        for pk, row, (_, _, resolved) in zip(pks, rows, to_create, strict=True)
+    ]
+    if not copy_supported(Expense):
+        return deliveries_enqueue(deliveries=deliveries)
+    # New primary keys cannot collide with an existing idempotency key: no conflict to skip,
+    # so one COPY (the ORM's multi-row INSERT of the JSON payloads cost 3/4 of the batch).
+    copy_insert(
+        model=Delivery,
+        columns=_DELIVERY_COLUMNS,
+        rows=[tuple(getattr(d, name) for name in _DELIVERY_COLUMNS) for d in deliveries],
+        omit=["id"],
+        constants={
+            "operation": OPERATION,
+            "record_version": 1,
+            "connection_id": erp.pk,
+            "content_type_id": expense_type.pk,
+            "next_attempt_at": now,
+            "created_at": timezone.now(),
+        },
     )
+    return len(deliveries)
 
 
 def expenses_update(
