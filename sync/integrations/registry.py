@@ -16,6 +16,7 @@ from sync.connectors.base import (
 from sync.errors import DomainError
 from sync.integrations.kantata import pull as kantata
 from sync.integrations.kantata.client import KantataConnector
+from sync.integrations.netsuite import expense_reports
 from sync.integrations.netsuite import pull as netsuite
 from sync.integrations.netsuite.client import NetSuiteConnector
 from sync.integrations.netsuite.columns import ERP_COLUMNS, NUMERIC_BODY_FIELDS
@@ -68,7 +69,11 @@ class Integration:
 
 def netsuite_connector(config: ConnectionConfig, **options: Any) -> NetSuiteConnector:
     """The NetSuite connector reading the SuiteQL columns the pipeline needs."""
-    return NetSuiteConnector(config, columns=ERP_COLUMNS, **options)
+    return NetSuiteConnector(
+        config,
+        columns={**ERP_COLUMNS, expense_reports.RECORD_TYPE: expense_reports.COLUMNS},
+        **options,
+    )
 
 
 # Keyed by `Connection.dialect`. CSV drops arrive as files, not pulls: no entry.
@@ -77,7 +82,8 @@ INTEGRATIONS: dict[str, Integration] = {
         dialect="netsuite",
         source=netsuite_connector,
         target=NetSuiteConnector,
-        pull_plan=netsuite.PULL_PLAN,
+        # Expense reports last: what the ERP holds by our key, for expense posting.
+        pull_plan=(*netsuite.PULL_PLAN, expense_reports.RECORD_TYPE),
         record_changed_at=netsuite.record_changed_at,
         position_format=netsuite.position_format,
         numeric_body_fields=NUMERIC_BODY_FIELDS,

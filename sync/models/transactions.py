@@ -134,6 +134,12 @@ class Expense(CanonicalModel):
     billable = models.BooleanField(default=True)
     status = lifecycle_status_field(ApprovalStatus, default=ApprovalStatus.DRAFT)
     approved_at = models.DateTimeField(null=True, blank=True)
+    # The expense's id in the PSA it was entered in: its natural key, on the row (unique) like
+    # TimeEntry.psa_id (docs/decisions.md #27); its ERP report id is an ExternalRef.
+    psa_id = models.CharField("PSA id", max_length=255, null=True, blank=True, editable=False)
+    # The category as the PSA names it (a firm's own list: "Hotel", "Mileage"…), which the
+    # expense-category mapping translates for the ERP; `category` is the canonical grouping.
+    psa_category = models.CharField("PSA category", max_length=100, blank=True)
 
     money = MoneyProperty(amount="amount", currency="currency")
 
@@ -142,6 +148,11 @@ class Expense(CanonicalModel):
 
     class Meta:
         ordering = ["-incurred_date"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="expense_amount_positive"),
+            # A constraint, not unique=True: no varchar_pattern_ops twin index on PostgreSQL.
+            models.UniqueConstraint(fields=["psa_id"], name="expense_psa_id_unique"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.worker_id} {self.incurred_date} {self.amount} {self.currency_id}"

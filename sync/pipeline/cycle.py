@@ -24,6 +24,7 @@ from sync.integrations.registry import source_connector_for
 from sync.logging import run_scope
 from sync.pipeline.connection_services import erp_connection_get
 from sync.pipeline.delivery import deliveries_send_due
+from sync.pipeline.expense_posting.processors import expense_processors
 from sync.pipeline.master_data import PROCESSING_ORDER, PROCESSORS
 from sync.pipeline.models import Connection, InboxItem, SyncRun
 from sync.pipeline.models.connections import System
@@ -60,7 +61,8 @@ def processing_registry(
 ) -> tuple[dict[tuple[str, str], Processor], list[tuple[str, str]]]:
     """The processors by (system, entity) and the order to run them in: master data
     (`sync.pipeline.master_data`'s PROCESSORS and PROCESSING_ORDER) first, then PSA approval
-    events, PSA time entries last (they need the ERP connection to post to).
+    events, ERP expense reports and PSA expenses, PSA time entries last (expenses and time
+    need the ERP connection to post to).
     """
     # Imported here: approval_events reads the PSA through this module's connectors.
     from sync.pipeline.approval_events import ENTITY as APPROVAL_EVENTS
@@ -77,6 +79,9 @@ def processing_registry(
     approval_events = (System.PSA.value, APPROVAL_EVENTS)
     processors[approval_events] = partial(approval_events_process, erp=erp)
     order.append(approval_events)
+    for key, processor in expense_processors(erp=erp):  # ERP expense reports, PSA expenses
+        processors[key] = processor
+        order.append(key)
     if erp is not None:
         processors[TIME_ENTRIES] = partial(time_entries_process, erp=erp)
         order.append(TIME_ENTRIES)

@@ -27,6 +27,7 @@ from sync.models import ExternalRef, TimeEntry
 from sync.models.transactions import ApprovalStatus
 from sync.money import to_decimal
 from sync.pipeline.exception_items import Failure, exception_items_raise
+from sync.pipeline.expense_posting.posted import expenses_posted_record
 from sync.pipeline.models import Connection, Delivery, TargetRecord
 from sync.pipeline.models.exception_items import Queue, Stage
 from sync.pipeline.retry import MAX_ATTEMPTS, next_attempt_at
@@ -215,6 +216,7 @@ def _targets_record(delivered: Sequence[tuple[Delivery, str]], *, now: datetime)
             now=now,
         )
     _time_entries_posted(delivered, now=now)
+    expenses_posted_record(delivered=delivered, now=now)
 
 
 POSTING_ACTOR = "system:outbox"

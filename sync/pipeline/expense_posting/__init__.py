@@ -1,0 +1,1 @@
+"""Approved PSA expenses → canonical Expense → one ERP expense report each, exactly once."""
