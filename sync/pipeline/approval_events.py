@@ -23,8 +23,8 @@ Anything that raises rolls the whole batch back and its events stay pending for 
 time entries). Without an enabled ERP connection the time-entry items are stored and wait,
 pending, for a cycle that has one.
 
-Expense approvals are stored the same way as (psa, "expenses") items and wait there pending:
-Ledgerbridge has no expense posting yet.
+Expense approvals are stored the same way as (psa, "expenses") items and wait there pending for
+the next cycle's expense posting (`sync/pipeline/expense_posting/`), not posted at once.
 
 `approval_event_post_now` is what the webhook's Celery task runs (sync/tasks_events.py): the
 event, with any others waiting beside it, processed as above in a sync run of its own, then the
