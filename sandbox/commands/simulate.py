@@ -7,10 +7,11 @@ system would emit go out with it:
 - approve   a manager approves submitted Kantata time (change event + approval webhook)
 - book      a consultant books new time in Kantata (unapproved)
 - staff     an assignment moves to another named consultant
-- close     a CRM opportunity is closed-won
+- close     a CRM opportunity is closed-won, in the CRM only (onboarding is Ledgerbridge's)
 - complete  a Kantata milestone is completed
-- pay       a customer pays an open invoice: NetSuite customer payment + Stripe invoice paid
-            (Stripe's `invoice.paid` event and webhooks)
+- pay       a customer pays an open invoice in ONE system, picked at random: a NetSuite
+            customer payment, or billing collecting a Stripe invoice by card (`invoice.paid`
+            event and webhooks); carrying it to the other system is Ledgerbridge's job
 
 Deterministic for a seed and a starting state: the same seed on the same seeded firm makes the
 same changes in the same order. `--count` runs a fixed number of actions (tests); otherwise it
@@ -45,6 +46,7 @@ ACTIONS: tuple[tuple[str, int], ...] = (
     ("pay", 10),
 )
 MAX_RATE = 500.0
+PAYING_CARD = "pm_card_visa"  # Stripe's test card that always succeeds
 MAX_SECONDS = 24 * 3600
 
 
@@ -135,9 +137,11 @@ def act_complete(rng: random.Random, now: dt.datetime) -> bool:
 
 
 def act_pay(rng: random.Random, now: dt.datetime) -> bool:
-    from sandbox.stripe import services as stripe
-    from sandbox.stripe.objects import stripe_id
-
+    """A customer pays one open invoice, entered where the cash arrives: the ERP (a NetSuite
+    customer payment applying it) or billing (Stripe collects it), picked at random. Never
+    both: carrying the payment to the other system is Ledgerbridge's job (flow 7)."""
+    if rng.choice(("erp", "billing")) == "billing":
+        return _billing_collect(rng)
     invoice = _pick(rng, _records("netsuite", "invoice").filter(status="A"))
     if invoice is None:
         return False
@@ -164,14 +168,23 @@ def act_pay(rng: random.Random, now: dt.datetime) -> bool:
         storage.record_update(
             record=invoice, status="B", now=now, changes={"status": "B", "amountRemaining": 0}
         )
-    billed = _records("stripe", "invoice").filter(status="open", data__number=number).first()
-    if billed is not None:
-        stripe.invoice_pay(
-            invoice_id=stripe_id("invoice", billed.pk),
-            paid_out_of_band=True,
-            payment_method=None,
-            ref=stripe.RequestRef(),
-        )
+    return True
+
+
+def _billing_collect(rng: random.Random) -> bool:
+    """Billing collects an open invoice by card (Stripe's `invoice.paid` event and webhooks)."""
+    from sandbox.stripe import services as stripe
+    from sandbox.stripe.objects import stripe_id
+
+    billed = _pick(rng, _records("stripe", "invoice").filter(status="open"))
+    if billed is None:
+        return False
+    stripe.invoice_pay(
+        invoice_id=stripe_id("invoice", billed.pk),
+        paid_out_of_band=False,
+        payment_method=PAYING_CARD,
+        ref=stripe.RequestRef(),
+    )
     return True
 
 
