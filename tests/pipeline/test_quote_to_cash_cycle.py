@@ -1,0 +1,166 @@
+"""Customer onboarding and project provisioning through whole cycles, in-process on SQLite:
+a seeded demo firm, the sandbox systems answering through a WSGI transport."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import pytest
+from django.core.management import call_command
+
+from sandbox import storage
+from sandbox.core.app import SandboxApp
+from sandbox.core.faults import FaultBook
+from sandbox.salesforce.schema import ACCOUNT, OPPORTUNITY, sf_id
+from sync.models import Customer, ExternalRef, Opportunity, Project
+from sync.pipeline.cycle import sync_cycle_run
+from sync.pipeline.models import Connection, Delivery
+
+pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
+
+V = "/salesforce/services/data/v60.0"
+
+
+@pytest.fixture
+def sandbox() -> SandboxApp:
+    return SandboxApp(faults=FaultBook(seed=3), manage_connections=False, sleep=lambda s: None)
+
+
+@pytest.fixture
+def firm(tmp_path, sandbox):
+    call_command(
+        "sandbox", "seed", "--scale", "200", "--seed", "7", "--reset",
+        "--manifest", str(tmp_path / "manifest.json"), stdout=io.StringIO(),
+    )  # fmt: skip
+    call_command("sandbox", "connect", "--base-url", "http://sandbox.test", stdout=io.StringIO())
+    for connection in Connection.objects.all():
+        connection.max_concurrency = 1
+        connection.save()
+    return sandbox
+
+
+def cycle(sandbox):
+    return sync_cycle_run(transport_for=lambda c: httpx.WSGITransport(app=sandbox))
+
+
+def sandbox_count(system: str, object_type: str) -> int:
+    return storage.record_queryset(system=system, object_type=object_type).count()
+
+
+def prospect_deal() -> tuple[str, str]:
+    """An open deal of an account the ERP does not know, with a tax registration, approved
+    credit and a mapped legal entity: (opportunity Id, account Id)."""
+    for deal in storage.record_queryset(system="salesforce", object_type="Opportunity").exclude(
+        status__in=["Closed Won", "Closed Lost"]
+    ):
+        account = storage.record_get(
+            system="salesforce", object_type="Account", record_id=deal.parent_id
+        )
+        data = account.data
+        if (
+            not data.get("ERP_Customer_Id__c")
+            and data.get("Tax_Registration__c")
+            and data.get("Credit_Status__c") == "Approved"
+            and deal.data.get("Legal_Entity__c") != "LB-NL"
+            and data.get("AccountNumber")
+        ):
+            return sf_id(OPPORTUNITY, deal.pk), sf_id(ACCOUNT, account.pk)
+    raise LookupError("the seeded firm has no such deal")
+
+
+def deal_close(sandbox, *, deal: str, account: str) -> None:
+    """Close the deal as a salesperson would, through the CRM's REST API, with its SOW."""
+    with httpx.Client(transport=httpx.WSGITransport(app=sandbox), base_url="http://sb") as http:
+        token = http.post(
+            "/salesforce/services/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "sandbox-salesforce-client-id",
+                "client_secret": "sandbox-salesforce-client-secret",
+            },
+        ).json()["access_token"]
+        http.headers["Authorization"] = f"Bearer {token}"
+        answer = http.patch(f"{V}/sobjects/Opportunity/{deal}", json={"StageName": "Closed Won"})
+        assert answer.status_code == 204, answer.text
+        answer = http.post(
+            f"{V}/sobjects/Contract/",  # as simple-salesforce's create sends it
+            json={
+                "AccountId": account,
+                "Opportunity__c": deal,
+                "Status": "Activated",
+                "StartDate": "2026-12-01",
+                "EndDate": "2027-05-31",
+                "Billing_Model__c": "Time and Materials",
+                "Contract_Value__c": 120000.5,
+                "CurrencyIsoCode": http.get(f"{V}/sobjects/Opportunity/{deal}").json()[
+                    "CurrencyIsoCode"
+                ],
+                "SOW_Number__c": "SOW-900001",
+            },
+        )
+        assert answer.status_code == 201, answer.text
+
+
+def test_a_deal_closed_in_the_crm_becomes_one_customer_one_job_and_one_workspace(firm):
+    cycle(firm)
+    deal, account = prospect_deal()
+    before = {
+        kind: sandbox_count(*kind)
+        for kind in [("netsuite", "customer"), ("netsuite", "job"), ("kantata", "workspaces"),
+                     ("stripe", "customer"), ("netsuite", "projectTask")]
+    }  # fmt: skip
+    deal_close(firm, deal=deal, account=account)
+
+    cycle(firm)
+    cycle(firm)
+
+    after = {kind: sandbox_count(*kind) for kind in before}
+    assert {kind: after[kind] - before[kind] for kind in before} == {
+        ("netsuite", "customer"): 1,
+        ("netsuite", "job"): 1,
+        ("kantata", "workspaces"): 1,
+        ("stripe", "customer"): 1,
+        ("netsuite", "projectTask"): 3,  # the T&M template's WBS
+    }
+    crm_account = storage.record_get(
+        system="salesforce", object_type="Account", record_id=int(account[3:])
+    )
+    erp_customer = storage.record_get(
+        system="netsuite",
+        object_type="customer",
+        record_id=int(crm_account.data["ERP_Customer_Id__c"]),
+    )
+    job = storage.record_queryset(system="netsuite", object_type="job").get(external_id="P-900001")
+    assert job.data["parent"] == str(erp_customer.pk)
+    workspace = storage.record_queryset(system="kantata", object_type="workspaces").get(
+        external_id=job.external_id
+    )
+    assert workspace.data["title"] == job.data["companyName"]
+    # One correlation id from the deal to the workspace.
+    won = Opportunity.objects.get(name=job.data["companyName"])
+    project = Project.objects.get(code="P-900001")
+    assert project.status == Project.Status.OPEN
+    assert project.customer.status == Customer.Status.APPROVED
+    traced = Delivery.objects.filter(correlation_id=won.correlation_id)
+    assert set(traced.values_list("operation", flat=True)) == {
+        "erp.customer.upsert",
+        "crm.account.link",
+        "billing.customer.create",
+        "erp.job.upsert",
+        "erp.project_task.upsert",
+        "psa.workspace.upsert",
+    }
+    assert not traced.exclude(state="delivered").exists()
+
+
+def test_a_cycle_after_onboarding_sends_nothing_new(firm):
+    cycle(firm)
+    deliveries = Delivery.objects.count()
+    refs = ExternalRef.objects.count()
+
+    run = cycle(firm)
+
+    assert Delivery.objects.count() == deliveries
+    assert ExternalRef.objects.count() == refs
+    assert run.status == "succeeded", run.error
