@@ -3,6 +3,7 @@ a seeded demo firm, the sandbox systems answering through a WSGI transport."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 
 import httpx
@@ -13,9 +14,10 @@ from sandbox import storage
 from sandbox.core.app import SandboxApp
 from sandbox.core.faults import FaultBook
 from sandbox.salesforce.schema import ACCOUNT, OPPORTUNITY, sf_id
+from sync.mappings.ownership_services import ownership_rule_set
 from sync.models import Customer, ExternalRef, Opportunity, Project
 from sync.pipeline.cycle import sync_cycle_run
-from sync.pipeline.models import Connection, Delivery
+from sync.pipeline.models import Connection, Delivery, ExceptionItem
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
@@ -102,7 +104,20 @@ def deal_close(sandbox, *, deal: str, account: str) -> None:
         assert answer.status_code == 201, answer.text
 
 
-def test_a_deal_closed_in_the_crm_becomes_one_customer_one_job_and_one_workspace(firm):
+@pytest.fixture(params=["erp", "psa"])
+def project_master(request) -> str:
+    """The operating model: which system owns the project master (the ERP by default)."""
+    if request.param == "psa":
+        for entity in ("project", "task"):
+            ownership_rule_set(
+                entity=entity, owner_system="psa", effective_from=dt.date(2000, 1, 1), user=None
+            )
+    return request.param
+
+
+def test_a_deal_closed_in_the_crm_becomes_one_customer_one_job_and_one_workspace(
+    firm, project_master
+):
     cycle(firm)
     deal, account = prospect_deal()
     before = {
@@ -152,6 +167,13 @@ def test_a_deal_closed_in_the_crm_becomes_one_customer_one_job_and_one_workspace
         "psa.workspace.upsert",
     }
     assert not traced.exclude(state="delivered").exists()
+    job_sent = traced.get(operation="erp.job.upsert")
+    workspace_sent = traced.get(operation="psa.workspace.upsert")
+    if project_master == "erp":  # the master first: the workspace once the job exists
+        assert workspace_sent.created_at >= job_sent.delivered_at
+    else:  # the PSA is the master: its workspace goes out with the job
+        assert workspace_sent.created_at <= job_sent.delivered_at
+    assert not ExceptionItem.objects.filter(correlation_id=won.correlation_id).exists()
 
 
 def test_a_cycle_after_onboarding_sends_nothing_new(firm):

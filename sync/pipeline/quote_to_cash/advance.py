@@ -10,8 +10,10 @@ and enqueues only what is due, so running it again changes nothing:
 3. a draft project whose customer the ERP has accepted is provisioned: → provisioning and its
    ERP job under the customer (subsidiary from the legal-entity mapping, currency);
 4. once the job exists: its WBS tasks (each after its parent) and the PSA workspace, whose
-   `external_reference` is the job's externalId (the project code);
-5. a project with its job and workspace is open.
+   `external_reference` is the job's externalId (the project code). Where the operating model
+   makes the PSA the project master (ownership of `project`), the workspace goes out with the
+   job instead of after it: the master is written first, or at once, never last;
+5. a project with its job, its whole WBS and its workspace is open.
 
 A project whose customer is not accepted stays `draft`: it waits, visibly, and never reaches
 the ERP or the PSA without its customer. A delivery whose target id is linked to another record
@@ -35,7 +37,7 @@ from sync.integrations.kantata import workspaces as kt
 from sync.integrations.netsuite import customers as ns
 from sync.integrations.salesforce import deals as sf
 from sync.integrations.stripe import customers as billing
-from sync.mappings.selectors import mapping_tables_load
+from sync.mappings.selectors import mapping_tables_load, ownership_book_load
 from sync.models import Currency, Customer, ExternalRef, Project, Task
 from sync.pipeline.exception_items import Failure, exception_items_raise
 from sync.pipeline.models import Delivery, SyncRun
@@ -325,15 +327,19 @@ def _tasks_provision(*, targets: dict, now: dt.datetime) -> list[Delivery]:
 
 
 def _workspaces_provision(*, targets: dict, now: dt.datetime) -> list[Delivery]:
-    """The PSA workspace of each provisioning project whose job the ERP holds."""
+    """The PSA workspace of each provisioning project whose job the ERP holds (or, when the PSA
+    is the project master, of each provisioning project at once)."""
     psa = targets.get("psa")
     if psa is None:
         return []
-    projects = list(
-        Project.objects.filter(status=Project.Status.PROVISIONING)
-        .filter(_has_ref("erp", Project), ~_has_ref("psa", Project))
-        .select_related("customer", "legal_entity", "contract")
+    today = timezone.localdate(now)
+    master = ownership_book_load(on=today).owner("project", "", today) or "erp"
+    projects = Project.objects.filter(status=Project.Status.PROVISIONING).filter(
+        ~_has_ref("psa", Project)
     )
+    if master != "psa":
+        projects = projects.filter(_has_ref("erp", Project))
+    projects = list(projects.select_related("customer", "legal_entity", "contract"))
     return [
         delivery_build(
             connection=psa,
@@ -359,10 +365,11 @@ def _workspaces_provision(*, targets: dict, now: dt.datetime) -> list[Delivery]:
 
 
 def _projects_open(*, run: SyncRun) -> int:
-    """Provisioning projects the ERP and the PSA both hold are open."""
+    """Provisioning projects the ERP (job and every WBS task) and the PSA both hold are open."""
+    unsent = Task.objects.filter(project=OuterRef("pk")).filter(~_has_ref("erp", Task))
     projects = list(
         Project.objects.filter(status=Project.Status.PROVISIONING).filter(
-            _has_ref("erp", Project), _has_ref("psa", Project)
+            _has_ref("erp", Project), _has_ref("psa", Project), ~Exists(unsent)
         )
     )
     for project in projects:

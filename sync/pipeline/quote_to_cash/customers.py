@@ -249,6 +249,22 @@ def opportunities_write(records: list[tuple[Item, sf.Opportunity]], batch: Batch
                     )
                 )
         elif account.external_id not in customer_plans:
+            if not customer.tax_id and not account.tax_registration:
+                # The ERP holds the customer without one either: the deal goes on (the customer
+                # exists), and the tax team is told before the first invoice fails.
+                batch.fail(
+                    item,
+                    deal.external_id,
+                    code="TAX_REGISTRATION_MISSING",
+                    queue=Queue.TAX,
+                    message=f"{account.name} has no tax registration in the CRM or the ERP: "
+                    "its invoices cannot be posted.",
+                    suggested_fix="Enter the tax registration in the ERP (and on the CRM account).",
+                    cause=f"account:{account.external_id}",
+                    money_at_risk=amount,
+                    currency=deal.currency,
+                    park=False,
+                )
             # Known customer: the CRM's own fields only (tax, credit, status are the ERP's).
             customer_plans[account.external_id] = Plan(
                 item=item,
@@ -266,6 +282,8 @@ def opportunities_write(records: list[tuple[Item, sf.Opportunity]], batch: Batch
                 "which Ledgerbridge does not know yet.",
                 suggested_fix="Sync the ERP's currencies (or correct the deal's currency).",
                 cause=deal.currency or "(none)",
+                money_at_risk=amount,
+                currency=deal.currency,
             )
             continue
         deal_plans.append((item, deal, account.external_id, correlation))
