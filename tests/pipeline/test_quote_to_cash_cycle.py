@@ -71,66 +71,49 @@ def prospect_deal() -> tuple[str, str]:
     raise LookupError("the seeded firm has no such deal")
 
 
-def deal_close(sandbox, *, deal: str, account: str) -> None:
-    """Close the deal as a salesperson would, through the CRM's REST API, with its SOW."""
-    with httpx.Client(transport=httpx.WSGITransport(app=sandbox), base_url="http://sb") as http:
-        token = http.post(
-            "/salesforce/services/oauth2/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": "sandbox-salesforce-client-id",
-                "client_secret": "sandbox-salesforce-client-secret",
-            },
-        ).json()["access_token"]
-        http.headers["Authorization"] = f"Bearer {token}"
-        answer = http.patch(f"{V}/sobjects/Opportunity/{deal}", json={"StageName": "Closed Won"})
-        assert answer.status_code == 204, answer.text
-        answer = http.post(
-            f"{V}/sobjects/Contract/",  # as simple-salesforce's create sends it
-            json={
-                "AccountId": account,
-                "Opportunity__c": deal,
-                "Status": "Activated",
-                "StartDate": "2026-12-01",
-                "EndDate": "2027-05-31",
-                "Billing_Model__c": "Time and Materials",
-                "Contract_Value__c": 120000.5,
-                "CurrencyIsoCode": http.get(f"{V}/sobjects/Opportunity/{deal}").json()[
-                    "CurrencyIsoCode"
-                ],
-                "SOW_Number__c": "SOW-900001",
-            },
-        )
-        assert answer.status_code == 201, answer.text
+def deal_close(http: httpx.Client, *, deal: str, account: str) -> None:
+    """Close the deal as a salesperson would, through the CRM's REST API, with its SOW.
+    `http`: a client whose base URL serves the sandbox."""
+    token = http.post(
+        "/salesforce/services/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "sandbox-salesforce-client-id",
+            "client_secret": "sandbox-salesforce-client-secret",
+        },
+    ).json()["access_token"]
+    http.headers["Authorization"] = f"Bearer {token}"
+    answer = http.patch(f"{V}/sobjects/Opportunity/{deal}", json={"StageName": "Closed Won"})
+    assert answer.status_code == 204, answer.text
+    currency = http.get(f"{V}/sobjects/Opportunity/{deal}").json()["CurrencyIsoCode"]
+    answer = http.post(
+        f"{V}/sobjects/Contract/",  # as simple-salesforce's create sends it
+        json={
+            "AccountId": account,
+            "Opportunity__c": deal,
+            "Status": "Activated",
+            "StartDate": "2026-12-01",
+            "EndDate": "2027-05-31",
+            "Billing_Model__c": "Time and Materials",
+            "Contract_Value__c": 120000.5,
+            "CurrencyIsoCode": currency,
+            "SOW_Number__c": "SOW-900001",
+        },
+    )
+    assert answer.status_code == 201, answer.text
 
 
-@pytest.fixture(params=["erp", "psa"])
-def project_master(request) -> str:
-    """The operating model: which system owns the project master (the ERP by default)."""
-    if request.param == "psa":
-        for entity in ("project", "task"):
-            ownership_rule_set(
-                entity=entity, owner_system="psa", effective_from=dt.date(2000, 1, 1), user=None
-            )
-    return request.param
+def sandbox_counts() -> dict[tuple[str, str], int]:
+    kinds = [("netsuite", "customer"), ("netsuite", "job"), ("kantata", "workspaces"),
+             ("stripe", "customer"), ("netsuite", "projectTask")]  # fmt: skip
+    return {kind: sandbox_count(*kind) for kind in kinds}
 
 
-def test_a_deal_closed_in_the_crm_becomes_one_customer_one_job_and_one_workspace(
-    firm, project_master
-):
-    cycle(firm)
-    deal, account = prospect_deal()
-    before = {
-        kind: sandbox_count(*kind)
-        for kind in [("netsuite", "customer"), ("netsuite", "job"), ("kantata", "workspaces"),
-                     ("stripe", "customer"), ("netsuite", "projectTask")]
-    }  # fmt: skip
-    deal_close(firm, deal=deal, account=account)
-
-    cycle(firm)
-    cycle(firm)
-
-    after = {kind: sandbox_count(*kind) for kind in before}
+def onboarded_check(*, before: dict, account: str) -> Opportunity:
+    """Exactly one ERP customer linked back in the CRM account, one job under it with its WBS,
+    one workspace pointing at the job, one billing customer, and nothing more. Returns the
+    won opportunity."""
+    after = sandbox_counts()
     assert {kind: after[kind] - before[kind] for kind in before} == {
         ("netsuite", "customer"): 1,
         ("netsuite", "job"): 1,
@@ -152,11 +135,37 @@ def test_a_deal_closed_in_the_crm_becomes_one_customer_one_job_and_one_workspace
         external_id=job.external_id
     )
     assert workspace.data["title"] == job.data["companyName"]
-    # One correlation id from the deal to the workspace.
-    won = Opportunity.objects.get(name=job.data["companyName"])
     project = Project.objects.get(code="P-900001")
     assert project.status == Project.Status.OPEN
     assert project.customer.status == Customer.Status.APPROVED
+    return Opportunity.objects.get(name=job.data["companyName"])
+
+
+@pytest.fixture(params=["erp", "psa"])
+def project_master(request) -> str:
+    """The operating model: which system owns the project master (the ERP by default)."""
+    if request.param == "psa":
+        for entity in ("project", "task"):
+            ownership_rule_set(
+                entity=entity, owner_system="psa", effective_from=dt.date(2000, 1, 1), user=None
+            )
+    return request.param
+
+
+def test_a_deal_closed_in_the_crm_becomes_one_customer_one_job_and_one_workspace(
+    firm, project_master
+):
+    cycle(firm)
+    deal, account = prospect_deal()
+    before = sandbox_counts()
+    with httpx.Client(transport=httpx.WSGITransport(app=firm), base_url="http://sb") as http:
+        deal_close(http, deal=deal, account=account)
+
+    cycle(firm)
+    cycle(firm)
+
+    won = onboarded_check(before=before, account=account)
+    # One correlation id from the deal to the workspace.
     traced = Delivery.objects.filter(correlation_id=won.correlation_id)
     assert set(traced.values_list("operation", flat=True)) == {
         "erp.customer.upsert",
