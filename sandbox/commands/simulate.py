@@ -7,7 +7,8 @@ system would emit go out with it:
 - approve   a manager approves submitted Kantata time (change event + approval webhook)
 - book      a consultant books new time in Kantata (unapproved)
 - staff     an assignment moves to another named consultant
-- close     a CRM opportunity is closed-won, in the CRM only (onboarding is Ledgerbridge's)
+- close     a CRM opportunity is closed-won and its SOW activated, in the CRM only (the
+            customer and project are Ledgerbridge's to make)
 - complete  a Kantata milestone is completed
 - pay       a customer pays an open invoice in ONE system, picked at random: a NetSuite
             customer payment, or billing collecting a Stripe invoice by card (`invoice.paid`
@@ -36,6 +37,7 @@ from sandbox.commands import Subcommand
 from sandbox.kantata.webhooks import time_entries_approve
 from sandbox.models import SandboxRecord
 from sandbox.router import SANDBOX_DB
+from sandbox.salesforce.schema import OPPORTUNITY, sf_id
 
 ACTIONS: tuple[tuple[str, int], ...] = (
     ("approve", 40),
@@ -106,18 +108,43 @@ def act_close(rng: random.Random, now: dt.datetime) -> bool:
     deal = _pick(rng, open_deals)
     if deal is None:
         return False
-    storage.record_update(
-        record=deal,
-        status="Closed Won",
-        now=now,
-        changes={
-            "StageName": "Closed Won",
-            "IsClosed": True,
-            "IsWon": True,
-            "Probability": 100,
-            "CloseDate": now.date().isoformat(),
-        },
-    )
+    with transaction.atomic(using=SANDBOX_DB):
+        storage.record_update(
+            record=deal,
+            status="Closed Won",
+            now=now,
+            changes={
+                "StageName": "Closed Won",
+                "IsClosed": True,
+                "IsWon": True,
+                "Probability": 100,
+                "CloseDate": now.date().isoformat(),
+            },
+        )
+        # The salesperson activates the deal's statement of work, in the CRM too: the
+        # customer and the project are Ledgerbridge's to make from them.
+        start = now.date() + dt.timedelta(days=14)
+        storage.record_create(
+            system="salesforce",
+            object_type="Contract",
+            parent_id=deal.parent_id,
+            status="Activated",
+            now=now,
+            data={
+                "AccountId": deal.data.get("AccountId"),
+                "ContractNumber": f"S{deal.pk:07d}",
+                "Status": "Activated",
+                "StartDate": start.isoformat(),
+                "EndDate": (start + dt.timedelta(days=180)).isoformat(),
+                "ContractTerm": 6,
+                "Opportunity__c": sf_id(OPPORTUNITY, deal.pk),
+                "Billing_Model__c": deal.data.get("Billing_Model__c"),
+                "Contract_Value__c": deal.data.get("Amount"),
+                "CurrencyIsoCode": deal.data.get("CurrencyIsoCode"),
+                # 9 digits: never the number of a seeded SOW (6 digits), so never its project.
+                "SOW_Number__c": f"SOW-{deal.pk:09d}",
+            },
+        )
     return True
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from django.db import IntegrityError
 from django.utils import timezone
 
 from sync.connectors.base import CONFIGURATION, TransportError
@@ -181,7 +182,13 @@ def _advance_and_deliver(
     cycle: at most ADVANCE_PASSES passes, stopping when a pass enqueues nothing."""
     done: Counter = Counter()
     for _ in range(ADVANCE_PASSES):
-        advanced = quote_to_cash_advance(run=run)
+        try:
+            advanced = quote_to_cash_advance(run=run)
+        except IntegrityError as exc:
+            # Another cycle linked the same delivery first (a unique ref): its pass stands,
+            # this one rolled back; the next cycle picks up whatever is left.
+            logger.info("quote-to-cash follow-ups raced another cycle: %s", exc)
+            break
         done.update(advanced)
         if not advanced.get("deliveries"):
             break

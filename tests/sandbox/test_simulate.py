@@ -84,6 +84,9 @@ def test_a_simulated_payment_is_entered_in_one_system_only(tmp_path):
 def test_a_won_deal_is_entered_in_the_crm_only(tmp_path):
     seed_firm(tmp_path)
     before = state()
+    before_contracts = list(
+        SandboxRecord.objects.filter(system="salesforce", object_type="Contract")
+    )
     events_before = Counter(SandboxEvent.objects.values_list("system", flat=True))
 
     assert act_close(random.Random(1), timezone.now())
@@ -93,6 +96,10 @@ def test_a_won_deal_is_entered_in_the_crm_only(tmp_path):
     assert after[("salesforce", "Opportunity", "Closed Won")] == (
         before[("salesforce", "Opportunity", "Closed Won")] + 1
     )
+    (sow,) = SandboxRecord.objects.filter(system="salesforce", object_type="Contract").exclude(
+        id__in=[r.id for r in before_contracts]
+    )
+    assert sow.status == "Activated"
     # No customer, project or billing record appears anywhere: onboarding is Ledgerbridge's.
     assert {system for system, _, _ in changed} == {"salesforce"}
     events = Counter(SandboxEvent.objects.values_list("system", flat=True))
