@@ -53,5 +53,6 @@ def test_closing_a_deal_then_two_cycles_gives_one_customer_one_job_one_workspace
     assert (Customer.objects.count(), Project.objects.count()) == (customers + 1, projects + 1)
     assert "quote to cash: customers accepted 1" in second
     traced = Delivery.objects.filter(correlation_id=won.correlation_id)
-    assert traced.count() == traced.filter(state="delivered").count() == 8
+    # customer, CRM link, billing customer, job, 3 ERP tasks, workspace, 3 stories
+    assert traced.count() == traced.filter(state="delivered").count() == 11
     assert not ExceptionItem.objects.filter(correlation_id=won.correlation_id).exists()

@@ -104,8 +104,8 @@ def deal_close(http: httpx.Client, *, deal: str, account: str) -> None:
 
 
 def sandbox_counts() -> dict[tuple[str, str], int]:
-    kinds = [("netsuite", "customer"), ("netsuite", "job"), ("kantata", "workspaces"),
-             ("stripe", "customer"), ("netsuite", "projectTask")]  # fmt: skip
+    kinds = [("netsuite", "customer"), ("netsuite", "job"), ("netsuite", "projectTask"),
+             ("kantata", "workspaces"), ("kantata", "stories"), ("stripe", "customer")]  # fmt: skip
     return {kind: sandbox_count(*kind) for kind in kinds}
 
 
@@ -120,6 +120,7 @@ def onboarded_check(*, before: dict, account: str) -> Opportunity:
         ("kantata", "workspaces"): 1,
         ("stripe", "customer"): 1,
         ("netsuite", "projectTask"): 3,  # the T&M template's WBS
+        ("kantata", "stories"): 3,  # the same WBS in the PSA
     }
     crm_account = storage.record_get(
         system="salesforce", object_type="Account", record_id=int(account[3:])
@@ -135,6 +136,18 @@ def onboarded_check(*, before: dict, account: str) -> Opportunity:
         external_id=job.external_id
     )
     assert workspace.data["title"] == job.data["companyName"]
+    stories = storage.record_queryset(system="kantata", object_type="stories").filter(
+        parent_id=workspace.pk
+    )
+    erp_tasks = storage.record_queryset(system="netsuite", object_type="projectTask").filter(
+        parent_id=job.pk
+    )
+    # Each system can find the other's WBS element: story external_reference = task externalId.
+    assert sorted(s.data["external_reference"] for s in stories) == sorted(
+        t.external_id for t in erp_tasks
+    )
+    phase = stories.get(data__external_reference="P-900001.1")
+    assert {s.data.get("parent_id") for s in stories if s.pk != phase.pk} == {str(phase.pk)}
     project = Project.objects.get(code="P-900001")
     assert project.status == Project.Status.OPEN
     assert project.customer.status == Customer.Status.APPROVED
@@ -174,6 +187,7 @@ def test_a_deal_closed_in_the_crm_becomes_one_customer_one_job_and_one_workspace
         "erp.job.upsert",
         "erp.project_task.upsert",
         "psa.workspace.upsert",
+        "psa.story.upsert",
     }
     assert not traced.exclude(state="delivered").exists()
     job_sent = traced.get(operation="erp.job.upsert")

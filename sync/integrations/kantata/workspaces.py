@@ -1,7 +1,9 @@
-"""The PSA workspace Ledgerbridge provisions for a project (Kantata /workspaces).
+"""The PSA workspace and stories Ledgerbridge provisions for a project (Kantata /workspaces,
+/stories).
 
 `external_reference` (set by KantataConnector from the delivery's external id) is the ERP
-job's externalId, the project code, so each system can find the other.
+job's externalId (the project code) on the workspace, and the ERP projectTask's externalId (the
+WBS code) on each story, so each system can find the other.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 RECORD_TYPE = "workspaces"
+STORY_RECORD_TYPE = "stories"
 
 
 def workspace_body(
@@ -34,4 +37,17 @@ def workspace_body(
         "due_date": end.isoformat() if end else None,
         "price_in_cents": int((price * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)),
         "budgeted": True,
+    }
+
+
+def story_body(
+    *, title: str, workspace_id: str, parent_id: str | None, allows_time: bool
+) -> dict[str, Any]:
+    """A WBS story of a workspace (under its parent story, when it has one)."""
+    return {
+        "title": title,
+        "workspace_id": workspace_id,
+        "parent_id": parent_id,
+        "story_type": "task" if allows_time else "deliverable",
+        "state": "not started",
     }

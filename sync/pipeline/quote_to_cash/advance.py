@@ -10,10 +10,11 @@ and enqueues only what is due, so running it again changes nothing:
 3. a draft project whose customer the ERP has accepted is provisioned: → provisioning and its
    ERP job under the customer (subsidiary from the legal-entity mapping, currency);
 4. once the job exists: its WBS tasks (each after its parent) and the PSA workspace, whose
-   `external_reference` is the job's externalId (the project code). Where the operating model
-   makes the PSA the project master (ownership of `project`), the workspace goes out with the
-   job instead of after it: the master is written first, or at once, never last;
-5. a project with its job, its whole WBS and its workspace is open.
+   `external_reference` is the job's externalId (the project code); once the workspace exists,
+   its stories (each after its parent), `external_reference` = the task's code. Where the
+   operating model makes the PSA the project master (ownership of `project`), the workspace
+   goes out with the job instead of after it: the master is written first, or at once;
+5. a project with its job, its workspace and its whole WBS in both systems is open.
 
 A project whose customer is not accepted stays `draft`: it waits, visibly, and never reaches
 the ERP or the PSA without its customer. A delivery whose target id is linked to another record
@@ -48,6 +49,7 @@ from sync.pipeline.quote_to_cash.deliveries import (
     BILLING_CUSTOMER,
     CUSTOMER_UPSERT,
     JOB_UPSERT,
+    STORY_UPSERT,
     TASK_UPSERT,
     WORKSPACE_UPSERT,
     connections_load,
@@ -62,6 +64,7 @@ LINKS: dict[str, tuple[str, type[models.Model]]] = {
     JOB_UPSERT: ("erp", Project),
     TASK_UPSERT: ("erp", Task),
     WORKSPACE_UPSERT: ("psa", Project),
+    STORY_UPSERT: ("psa", Task),
 }
 
 
@@ -103,6 +106,7 @@ def quote_to_cash_advance(*, run: SyncRun, now: dt.datetime | None = None) -> Co
             *_jobs_provision(run=run, targets=targets, now=now, counts=counts),
             *_tasks_provision(targets=targets, now=now),
             *_workspaces_provision(targets=targets, now=now),
+            *_stories_provision(targets=targets, now=now),
         ]
         counts["deliveries"] = deliveries_enqueue(deliveries=deliveries)
         counts["projects opened"] = _projects_open(run=run)
@@ -364,9 +368,48 @@ def _workspaces_provision(*, targets: dict, now: dt.datetime) -> list[Delivery]:
     ]
 
 
+def _stories_provision(*, targets: dict, now: dt.datetime) -> list[Delivery]:
+    """The WBS stories of provisioning projects whose workspace (and parent story) the PSA
+    holds; each story's external_reference is its task's code, the ERP task's externalId."""
+    psa = targets.get("psa")
+    if psa is None:
+        return []
+    tasks = list(
+        Task.objects.filter(project__status=Project.Status.PROVISIONING)
+        .filter(_has_ref("psa", Project, "project_id"), ~_has_ref("psa", Task))
+        .filter(models.Q(parent__isnull=True) | _has_ref("psa", Task, "parent_id"))
+    )
+    if not tasks:
+        return []
+    workspaces = _refs("psa", Project, {t.project_id for t in tasks})
+    parents = _refs("psa", Task, {t.parent_id for t in tasks if t.parent_id})
+    return [
+        delivery_build(
+            connection=psa,
+            operation=STORY_UPSERT,
+            record=task,
+            key=f"{task.pk}:v{task.version}",
+            external_id=task.code,
+            record_type=kt.STORY_RECORD_TYPE,
+            body=kt.story_body(
+                title=task.name,
+                workspace_id=workspaces[task.project_id],
+                parent_id=parents.get(task.parent_id) if task.parent_id else None,
+                allows_time=task.allows_time,
+            ),
+            correlation_id=task.correlation_id,
+            now=now,
+        )
+        for task in tasks
+    ]
+
+
 def _projects_open(*, run: SyncRun) -> int:
-    """Provisioning projects the ERP (job and every WBS task) and the PSA both hold are open."""
-    unsent = Task.objects.filter(project=OuterRef("pk")).filter(~_has_ref("erp", Task))
+    """Provisioning projects whose job, workspace and whole WBS (ERP tasks and PSA stories)
+    both systems hold are open."""
+    unsent = Task.objects.filter(project=OuterRef("pk")).filter(
+        ~_has_ref("erp", Task) | ~_has_ref("psa", Task)
+    )
     projects = list(
         Project.objects.filter(status=Project.Status.PROVISIONING).filter(
             _has_ref("erp", Project), _has_ref("psa", Project), ~Exists(unsent)

@@ -8,6 +8,7 @@ Keys (`Delivery.idempotency_key`, unique):
 - `erp:erp.job.upsert:<project>:v<version>`        ERP job, external id = the project code
 - `erp:erp.project_task.upsert:<task>:v<version>`  its WBS, external id = the task code
 - `psa:psa.workspace.upsert:<project>:v<version>`  PSA workspace, external_reference = the code
+- `psa:psa.story.upsert:<task>:v<version>`         its WBS stories, external_reference = task code
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ BILLING_CUSTOMER = "billing.customer.create"
 JOB_UPSERT = "erp.job.upsert"
 TASK_UPSERT = "erp.project_task.upsert"
 WORKSPACE_UPSERT = "psa.workspace.upsert"
+STORY_UPSERT = "psa.story.upsert"
 
 
 def connection_for(system: str) -> Connection | None:
