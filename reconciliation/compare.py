@@ -115,10 +115,10 @@ def _query(sql: str, params: list[Any]) -> list[tuple]:
 
 
 def _aware(value: Any) -> dt.datetime | None:
-    # SQLite's raw cursor gives text back; PostgreSQL an aware datetime.
-    if value is None or isinstance(value, dt.datetime):
-        return value
-    parsed = dt.datetime.fromisoformat(str(value))
+    # A raw cursor on SQLite gives naive UTC (or text) back; PostgreSQL an aware datetime.
+    if value is None:
+        return None
+    parsed = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 

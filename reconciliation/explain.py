@@ -1,7 +1,7 @@
 """Which differences are already explained, and why (docs/reconciliation.md, "Explained").
 
 A difference is explained, in this order, by: an open exception item of the pipeline for the
-record on either side (the queue already holds it); a delivery of the record not yet delivered
+record on either side or for one of its deliveries (the queue already holds it); a delivery of the record not yet delivered
 (pending or in flight: the target will hold it shortly); the source record approved after the
 run's cut-off (its start). Items reconciliation raised itself (`recon:` keys) explain nothing.
 A fixed number of queries per pair, whatever the number of differences.
@@ -48,6 +48,7 @@ def explanations_find(*, pair: Pair, candidates: list[Candidate], cutoff: dt.dat
         .values_list("record_key", "pk", "code", "queue")
     }
     in_flight = _deliveries_in_flight(pair=pair, candidates=candidates)
+    delivery_items = _delivery_items(pair=pair, candidates=candidates)
     found = []
     for candidate, explaining in zip(candidates, explainings, strict=True):
         reason = ""
@@ -56,6 +57,9 @@ def explanations_find(*, pair: Pair, candidates: list[Candidate], cutoff: dt.dat
                 pk, code, queue = items[key]
                 reason = f"open exception item {pk} ({code}, queue {queue}) for {key}"
                 break
+        if not reason and candidate.record_id in delivery_items:
+            pk, code, queue = delivery_items[candidate.record_id]
+            reason = f"open exception item {pk} ({code}, queue {queue}) for its delivery"
         if not reason and candidate.kind in PENDING_KINDS:
             delivery = in_flight.get(candidate.record_id)
             if delivery is not None:
@@ -67,6 +71,24 @@ def explanations_find(*, pair: Pair, candidates: list[Candidate], cutoff: dt.dat
                 )
         found.append(reason)
     return found
+
+
+def _delivery_items(*, pair: Pair, candidates: list[Candidate]) -> dict[int, tuple[int, str, str]]:
+    """{canonical record id: an open pipeline item about one of its deliveries}."""
+    ids = [str(c.record_id) for c in candidates if c.record_id is not None]
+    if pair.delivery_model is None or not ids:
+        return {}
+    return {
+        int(object_id): (pk, code, queue)
+        for object_id, pk, code, queue in ExceptionItem.objects.filter(
+            delivery__content_type=ContentType.objects.get_for_model(pair.delivery_model),
+            delivery__object_id__in=ids,
+            status__in=ExceptionItem.OPEN_STATUSES,
+        )
+        .exclude(record_key__startswith=RECON_PREFIX)
+        .order_by("-pk")
+        .values_list("delivery__object_id", "pk", "code", "queue")
+    }
 
 
 def _deliveries_in_flight(*, pair: Pair, candidates: list[Candidate]) -> dict[int, tuple[int, str]]:

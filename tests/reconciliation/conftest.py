@@ -3,6 +3,8 @@ and a NetSuite client to change the ERP behind Ledgerbridge's back."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,19 +39,20 @@ class Firm:
             trigger=options.pop("trigger", "on_demand"), transport_for=self.transport_for, **options
         )
 
-    def erp(self) -> httpx.Client:
+    @contextmanager
+    def erp(self) -> Iterator[httpx.Client]:
         """A client of the sandbox ERP's REST API, signed in (OAuth 2.0 client credentials)."""
-        client = httpx.Client(transport=self.transport_for(), base_url=BASE_URL)
-        token = client.post(
-            f"{NS_REST}/auth/oauth2/v1/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": netsuite_views.CLIENT_ID,
-                "client_secret": netsuite_views.CLIENT_SECRET,
-            },
-        ).json()["access_token"]
-        client.headers["Authorization"] = f"Bearer {token}"
-        return client
+        with httpx.Client(transport=self.transport_for(), base_url=BASE_URL) as client:
+            token = client.post(
+                f"{NS_REST}/auth/oauth2/v1/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": netsuite_views.CLIENT_ID,
+                    "client_secret": netsuite_views.CLIENT_SECRET,
+                },
+            ).json()["access_token"]
+            client.headers["Authorization"] = f"Bearer {token}"
+            yield client
 
 
 def firm_sync(*, time_entries: int, seed: int = 42) -> Firm:
