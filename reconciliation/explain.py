@@ -1,10 +1,11 @@
 """Which differences are already explained, and why (docs/reconciliation.md, "Explained").
 
 A difference is explained, in this order, by: an open exception item of the pipeline for the
-record on either side or for one of its deliveries (the queue already holds it); a delivery of the record not yet delivered
-(pending or in flight: the target will hold it shortly); the source record approved after the
-run's cut-off (its start). Items reconciliation raised itself (`recon:` keys) explain nothing.
-A fixed number of queries per pair, whatever the number of differences.
+record on either side or for one of its deliveries (the queue already holds it); a delivery of
+the record not yet delivered (pending or in flight: the target will hold it shortly); the
+source record approved after the run's cut-off (its start). Items reconciliation raised itself
+(`recon:` keys) explain nothing. A fixed number of queries per pair, whatever the number of
+differences.
 """
 
 from __future__ import annotations

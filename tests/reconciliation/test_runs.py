@@ -119,13 +119,15 @@ def test_changes_behind_ledgerbridges_back_are_each_reported_with_kind_ids_and_m
     assert {i.queue for i in items.values()} == {"time_and_expense"}
     lost_item = items[missing.record_key]
     assert (lost_item.money_at_risk, lost_item.currency) == (missing.amount, missing.currency)
-    assert lost_item.delivery is not None and lost_item.delivery.state == "failed"
+    # Replay is its fix: the item carries the entry's delivery, set back to failed for a retry.
+    assert lost_item.delivery is not None
+    assert lost_item.delivery.state == "failed"
     assert items[mismatch.record_key].money_at_risk == abs(mismatch.difference)
 
     # A second run finds the same breaks and opens no second item.
     second = firm.reconcile()
     assert set(_unexplained(second)) == set(breaks)
-    assert {i.record_key: i.occurrences for i in _recon_items()} == {k: 2 for k in items}
+    assert {i.record_key: i.occurrences for i in _recon_items()} == dict.fromkeys(items, 2)
 
     # Replaying the edited bill's item re-sends its delivery (an upsert under the entry's
     # external id, restoring the approved hours); the next run no longer finds the break and
