@@ -3,6 +3,7 @@ on its way, and keeps one exception item per break across runs."""
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -142,3 +143,37 @@ def test_changes_behind_ledgerbridges_back_are_each_reported_with_kind_ids_and_m
     edited_item.refresh_from_db()
     assert edited_item.status == "resolved"
     assert {i.record_key for i in _recon_items()} == set(items) - {mismatch.record_key}
+
+
+def test_after_a_cycle_only_what_it_touched_is_reconciled(monkeypatch):
+    from django.utils import timezone
+
+    from reconciliation.runs import reconciliation_after_cycle
+    from sync.pipeline.models import SyncRun
+    from tests import factories as f
+
+    quiet = SyncRun.objects.create(kind="cycle", started_at=timezone.now())
+    assert reconciliation_after_cycle(sync_run=quiet) is None
+
+    cycle = SyncRun.objects.create(kind="cycle", started_at=timezone.now(), pulled=0)
+    f.TimeEntryFactory(work_date=dt.date(2026, 10, 14))
+    run = reconciliation_after_cycle(sync_run=cycle)
+    # One month's time changed (and its worker): that month, every pair, after that cycle.
+    assert (run.trigger, run.period, run.sync_run) == ("cycle", "2026-10", cycle)
+    assert run.pairs == ["time", "workers_erp", "workers_psa"]
+    # No ERP or PSA connection here: the run says so instead of reporting every record.
+    assert run.status == "failed"
+    assert "no enabled erp connection" in run.error
+    assert not run.breaks.exists()
+
+
+def test_a_pair_or_period_the_command_does_not_know_is_refused_before_anything_runs():
+    from django.core.management import CommandError, call_command
+
+    from reconciliation.models import ReconciliationRun
+
+    with pytest.raises(CommandError, match="YYYY-MM"):
+        call_command("reconcile", "--period", "2026-13")
+    with pytest.raises(CommandError):
+        call_command("reconcile", "--pair", "invoices")
+    assert not ReconciliationRun.objects.exists()

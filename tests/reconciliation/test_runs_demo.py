@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 
-from reconciliation.models import ReconciliationBreak
+from reconciliation import runs
+from reconciliation.models import ReconciliationBreak, ReconciliationRun
+from sync.integrations.registry import source_connector_for
 from sync.pipeline.models import ExceptionItem, InboxItem
 from tests.reconciliation.conftest import firm_sync
 
@@ -16,12 +20,35 @@ pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 ENTRY_FAULTS = {"closed_period", "invalid_task", "role_placeholder"}
 
 
-def test_the_demo_firms_breaks_are_exactly_its_planted_faults_and_all_are_explained():
+def test_the_demo_firms_breaks_are_exactly_its_planted_faults_and_all_are_explained(
+    monkeypatch, capsys
+):
     firm = firm_sync(time_entries=5_000)  # the demo scale
     manifest = firm.manifest
-    run = firm.reconcile()
+    # `manage.py reconcile` reads the targets through the in-process sandbox.
+    monkeypatch.setattr(
+        runs,
+        "source_connector_for",
+        lambda connection, transport=None: source_connector_for(
+            connection, transport=firm.transport_for(connection)
+        ),
+    )
+    capsys.readouterr()
+    call_command("reconcile", "--json")
+    report = json.loads(capsys.readouterr().out)
 
-    assert run.status == "succeeded", run.error
+    run = ReconciliationRun.objects.get(pk=report["id"])
+    assert (run.status, run.trigger) == ("succeeded", "on_demand")
+    assert report["scope"]["pairs"] == ["time", "workers_erp", "workers_psa"]
+    # Totals per side: every HR worker has an ERP employee; the ERP holds every approved entry
+    # but the ones the planted faults keep out.
+    totals = report["totals"]
+    assert totals["workers_erp"]["source"] == totals["workers_erp"]["target"]
+    source_entries = sum(t["count"] for t in totals["time"]["source"].values())
+    target_entries = sum(t["count"] for t in totals["time"]["target"].values())
+    assert source_entries - target_entries == len(report["breaks"])
+    assert {b["pair"] for b in report["breaks"]} == {"time"}
+    assert all(b["explained"] and b["explanation"] for b in report["breaks"])
     breaks = list(ReconciliationBreak.objects.filter(run=run))
     # The worker pairs have no planted fault: HR, the ERP and the PSA agree on every person.
     assert not [b for b in breaks if b.pair != "time"]
