@@ -28,7 +28,12 @@ from reconciliation.pairs import time_bills
 from reconciliation.pairs import workers as workers_pairs
 from reconciliation.pairs.base import Pair, Scope, from_minor
 from reconciliation.pairs.registry import PAIRS, pair_get
-from reconciliation.staging import staged_rows_clear, staged_rows_write
+from reconciliation.staging import (
+    ANALYZE_FROM,
+    staged_rows_analyze,
+    staged_rows_clear,
+    staged_rows_write,
+)
 from sync.connectors.base import TransportError
 from sync.errors import DomainError
 from sync.integrations.registry import source_connector_for
@@ -133,16 +138,19 @@ def _pair_reconcile(
     transport_for: Callable[[Connection], Any] | None,
 ) -> None:
     connection = _target_connection(pair)
+    staged = 0
     for rows in pair.source_rows(scope):
-        staged_rows_write(run_id=run.pk, pair=pair.name, side="s", rows=rows)
+        staged += staged_rows_write(run_id=run.pk, pair=pair.name, side="s", rows=rows)
     connector = source_connector_for(
         connection, transport=transport_for(connection) if transport_for else None
     )
     try:
         for rows in pair.target_rows(scope, connector):
-            staged_rows_write(run_id=run.pk, pair=pair.name, side="t", rows=rows)
+            staged += staged_rows_write(run_id=run.pk, pair=pair.name, side="t", rows=rows)
     finally:
         connector.close()
+    if staged >= ANALYZE_FROM:
+        staged_rows_analyze()
     if pair.attribute:
         staged_rows_attribute(run_id=run.pk, pair=pair.name)
     digits = dict(Currency.objects.values_list("code", "minor_units"))

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from django.db import connections, router
+
 from reconciliation.models import StagedRow
 from reconciliation.pairs.base import Row
 from sync.pgcopy import copy_insert, copy_supported
 
 BATCH = 5000
+# Fewer staged rows than this: the planner's guess for a small table does no harm.
+ANALYZE_FROM = 10_000
 
 
 def staged_rows_write(*, run_id: int, pair: str, side: str, rows: Sequence[Row]) -> int:
@@ -38,3 +42,13 @@ def staged_rows_write(*, run_id: int, pair: str, side: str, rows: Sequence[Row])
 def staged_rows_clear(*, run_id: int) -> int:
     """Delete every row run `run_id` staged (one DELETE). Idempotent."""
     return StagedRow.objects.filter(run_id=run_id)._raw_delete(StagedRow.objects.db)
+
+
+def staged_rows_analyze() -> None:
+    """Refresh the planner's statistics of the staged table (PostgreSQL; nothing elsewhere):
+    staged in bulk moments ago, autovacuum has not seen them, and a plan made for an empty
+    table would nest loops over a million rows."""
+    connection = connections[router.db_for_write(StagedRow)]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(StagedRow._meta.db_table)}")
