@@ -12,7 +12,7 @@ anywhere). Figures go to bench/README.md with the machine's speed and `uptime` l
 Per run (a fresh run id each time):
 - staging (not the target, reported): the time pair's rows as `reconciliation.staging` writes
   them (COPY in batches of 100,000), source = N entries, target = the same N bills less the
-  ones planted missing, plus the planted extras; then ANALYZE (`staged_rows_analyze`);
+  ones planted missing, plus the planted extras; then VACUUM ANALYZE (`staged_rows_analyze`);
 - comparison (the target): `staged_rows_attribute` (keyless bills matched by their natural key)
   and `differences_find` (the duplicated keys, then one full outer join of both sides), exactly
   as a run calls them.
@@ -127,9 +127,13 @@ def statements(run_id: int) -> str:
     from reconciliation import compare as c
 
     both = [run_id, PAIR]
-    timed = {"full outer join": (c.DIFFERENT, [*both, *both, True])}
+    timed = {
+        "duplicate keys": (c.DUPLICATE_KEYS, both),
+        "full outer join": (c.DIFFERENT, [*both, *both, True, True]),
+    }
     out = []
     with connection.cursor() as cursor:
+        cursor.execute(f"SET work_mem = '{c.WORK_MEM}'")  # as differences_find sets it
         for name, (sql, params) in timed.items():
             cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
             plan = cursor.fetchone()[0]
@@ -195,8 +199,8 @@ def main(argv: list[str]) -> int:
         verdict = "within" if compared <= TARGET_SECONDS else "OVER"
         print(
             f"run {attempt}: {source:,} source vs {target:,} target rows; staged (COPY) in "
-            f"{seconds:.1f} s, ANALYZE {analyzed:.2f} s; comparison {compared:.2f} s (attribution "
-            f"{attributed:.2f} s; {verdict} "
+            f"{seconds:.1f} s, VACUUM ANALYZE {analyzed:.2f} s; comparison {compared:.2f} s "
+            f"(attribution {attributed:.2f} s; {verdict} "
             f"the {TARGET_SECONDS:.0f} s target); found every planted difference {counts}; "
             f"{load}"
         )

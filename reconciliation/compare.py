@@ -7,10 +7,10 @@ JOIN); amounts and quantities are integers, so equal is exact.
   duplicate of the one it copies.
 - `staged_totals`: count, quantity and amount of the required rows per side and currency.
 - `differences_find`: every difference, as Candidates (kind, both sides' records and values),
-  from one full outer join of the source with the target grouped by key, which returns only
-  the keys that differ (a key the target holds twice is a duplicate: a duplicate hides in a
-  plain join), then the duplicated keys' records by index. One statement per break kind read
-  the staged rows ten times and took ~4x as long (bench/README.md, docs/decisions.md).
+  from the keys the target holds more than once (GROUP BY over the key index: a duplicate
+  hides in a join), one full outer join of the two sides that returns only the keys that
+  differ, and the duplicated keys' records by index. One statement per break kind read the
+  staged rows ten times over (bench/README.md, docs/decisions.md #74).
 """
 
 from __future__ import annotations
@@ -45,24 +45,21 @@ _COLUMNS = (
     "{a}.period, {a}.legal_entity_id, {a}.project_id, {a}.record_id, {a}.approved_at"
 )
 
-# The source, fully outer-joined to the target grouped by key; only the keys that differ come
-# back: on one side only (and required there), held more than once by the target, or paired
-# with a different amount, quantity, currency or status.
+# Keys the target holds more than once (a duplicate hides in a join). Only the key column: an
+# index-only scan of `recon_staged_key` once the staged rows are vacuumed.
+DUPLICATE_KEYS = f"""
+SELECT "key" FROM {T} WHERE {SCOPE} AND side = 't' GROUP BY "key" HAVING COUNT(*) > 1
+"""  # noqa: S608
+
+# The two sides, fully outer-joined on the key; only the keys that differ come back: on one
+# side only (and required there), or paired with a different amount, quantity, currency or
+# status. A duplicated key's rows are left to DUPLICATE_KEYS.
 DIFFERENT = f"""
-WITH x AS (
-    SELECT "key", COUNT(*) AS n, MIN(external_id) AS external_id, MIN(amount) AS amount,
-           MIN(quantity) AS quantity, MIN(currency) AS currency, MIN(status) AS status,
-           MAX(CASE WHEN required THEN 1 ELSE 0 END) AS required, MIN(period) AS period,
-           MIN(legal_entity_id) AS legal_entity_id, MIN(project_id) AS project_id
-      FROM {T} WHERE {SCOPE} AND side = 't' GROUP BY "key")
-SELECT {_COLUMNS.format(a="s")}, s.required,
-       x."key", x.external_id, x.amount, x.quantity, x.currency, x.status,
-       x.period, x.legal_entity_id, x.project_id, x.n
+SELECT {_COLUMNS.format(a="s")}, s.required, {_COLUMNS.format(a="x")}, x.required
   FROM (SELECT * FROM {T} WHERE {SCOPE} AND side = 's') s
-  FULL OUTER JOIN x ON x."key" = s."key"
- WHERE x.n > 1
-    OR (x."key" IS NULL AND s.required = %s)
-    OR (s."key" IS NULL AND x.required = 1)
+  FULL OUTER JOIN (SELECT * FROM {T} WHERE {SCOPE} AND side = 't') x ON x."key" = s."key"
+ WHERE (x."key" IS NULL AND s.required = %s)
+    OR (s."key" IS NULL AND x.required = %s)
     OR (s."key" IS NOT NULL AND x."key" IS NOT NULL AND (
            s.amount <> x.amount OR s.quantity <> x.quantity OR s.currency <> x.currency
         OR (s.amount IS NULL AND x.amount IS NOT NULL)
@@ -70,10 +67,10 @@ SELECT {_COLUMNS.format(a="s")}, s.required,
         OR (s.status <> x.status AND s.status <> '' AND x.status <> '')))
 """  # noqa: S608
 
-# Every target record under the duplicated keys (found by the key index).
+# The records under the duplicated keys, both sides (found by the key index).
 DUPLICATED = f"""
-SELECT "key", external_id, amount, quantity, currency, status FROM {T}
- WHERE {SCOPE} AND side = 't' AND "key" IN ({{keys}}) ORDER BY "key", external_id
+SELECT side, {_COLUMNS.format(a="r")} FROM {T} r
+ WHERE {SCOPE} AND "key" IN ({{keys}}) ORDER BY "key", side, external_id
 """  # noqa: S608
 DUPLICATED_CHUNK = 500
 # PostgreSQL's default work_mem (4 MB) spills a million-key hash to disk in batches.
@@ -156,54 +153,68 @@ def _candidate(
     )
 
 
-def _different(rows: list[tuple]) -> tuple[list[Candidate], dict[str, Candidate]]:
-    """Classify DIFFERENT's rows: one side only, the kinds of difference of a pair, or a
-    duplicated key (whose target records `_duplicates_fill` adds)."""
+def _different(rows: list[tuple], duplicated: set[str]) -> list[Candidate]:
+    """Classify DIFFERENT's rows: one side only, or the kinds of difference of a pair."""
     found: list[Candidate] = []
-    duplicated: dict[str, Candidate] = {}
     for row in rows:
-        s_key, t_key, held = row[0], row[12], row[21]
+        s_key, t_key = row[0], row[12]
+        key = s_key if s_key is not None else t_key
+        if key in duplicated:
+            continue
         source = None if s_key is None else Side(*row[1:6])
         target = None if t_key is None else Side(*row[13:18])
-        key = s_key if s_key is not None else t_key
         if target is None:
             found.append(_candidate(BreakKind.MISSING_IN_TARGET, key, source, None, row[6:11]))
-            continue
-        target_values = (*row[18:21], None, None)  # the target's period, entity, project
-        if held > 1:
-            values = row[6:11] if source is not None else target_values
-            duplicated[key] = _candidate(BreakKind.DUPLICATE, key, source, None, values)
-            continue
-        if source is None:
-            found.append(_candidate(BreakKind.MISSING_IN_SOURCE, key, None, target, target_values))
-            continue
-        if source.status != target.status and source.status and target.status:
-            found.append(_candidate(BreakKind.STATUS_MISMATCH, key, source, target, row[6:11]))
-        if (source.amount, source.quantity, source.currency) != (
-            target.amount,
-            target.quantity,
-            target.currency,
-        ):
-            found.append(_candidate(BreakKind.AMOUNT_MISMATCH, key, source, target, row[6:11]))
-    return found, duplicated
+        elif source is None:
+            found.append(_candidate(BreakKind.MISSING_IN_SOURCE, key, None, target, row[18:23]))
+        else:
+            if source.status != target.status and source.status and target.status:
+                found.append(_candidate(BreakKind.STATUS_MISMATCH, key, source, target, row[6:11]))
+            if (source.amount, source.quantity, source.currency) != (
+                target.amount,
+                target.quantity,
+                target.currency,
+            ):
+                found.append(_candidate(BreakKind.AMOUNT_MISMATCH, key, source, target, row[6:11]))
+    return found
 
 
-def _duplicates_fill(*, run_id: int, pair: str, duplicated: dict[str, Candidate]) -> None:
-    keys = sorted(duplicated)
+def _duplicates(*, run_id: int, pair: str, keys: list[str]) -> list[Candidate]:
+    """A duplicate break per key, with every target record and the source's, by index."""
+    by_key: dict[str, Candidate] = {}
     for start in range(0, len(keys), DUPLICATED_CHUNK):
         chunk = keys[start : start + DUPLICATED_CHUNK]
         sql = DUPLICATED.format(keys=", ".join(["%s"] * len(chunk)))
-        for key, *side in _query(sql, [run_id, pair, *chunk]):
-            duplicated[key].targets.append(Side(*side))
+        for side, key, *values in _query(sql, [run_id, pair, *chunk]):
+            found = by_key.setdefault(
+                key,
+                _candidate(
+                    BreakKind.DUPLICATE,
+                    key,
+                    None,
+                    None,
+                    (values[5], values[6], values[7], None, None),
+                ),
+            )
+            record = Side(*values[0:5])
+            if side == "s":
+                found.source = record
+                found.record_id, found.approved_at = values[8], _aware(values[9])
+            else:
+                found.targets.append(record)
+    return list(by_key.values())
 
 
 def differences_find(*, run_id: int, pair: str) -> list[Candidate]:
     """Every difference between the pair's staged sides (see the module docstring)."""
+    both = [run_id, pair]
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-        rows = _query(DIFFERENT, [run_id, pair, run_id, pair, True])
-    found, duplicated = _different(rows)
-    _duplicates_fill(run_id=run_id, pair=pair, duplicated=duplicated)
-    return [*found, *duplicated.values()]
+        duplicated = sorted(key for (key,) in _query(DUPLICATE_KEYS, both))
+        rows = _query(DIFFERENT, [*both, *both, True, True])
+    return [
+        *_different(rows, set(duplicated)),
+        *_duplicates(run_id=run_id, pair=pair, keys=duplicated),
+    ]

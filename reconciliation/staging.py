@@ -45,10 +45,13 @@ def staged_rows_clear(*, run_id: int) -> int:
 
 
 def staged_rows_analyze() -> None:
-    """Refresh the planner's statistics of the staged table (PostgreSQL; nothing elsewhere):
-    staged in bulk moments ago, autovacuum has not seen them, and a plan made for an empty
-    table would nest loops over a million rows."""
+    """VACUUM ANALYZE the staged table (PostgreSQL; nothing elsewhere): rows staged in bulk
+    moments ago have no statistics (a plan made for an empty table nests loops over a million
+    rows) and are not yet marked all-visible (the duplicate check could not scan the key
+    index alone). Outside a transaction only: VACUUM refuses to run inside one."""
     connection = connections[router.db_for_write(StagedRow)]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {connection.ops.quote_name(StagedRow._meta.db_table)}")
+    if connection.vendor != "postgresql":
+        return
+    table = connection.ops.quote_name(StagedRow._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{'ANALYZE' if connection.in_atomic_block else 'VACUUM ANALYZE'} {table}")
