@@ -42,13 +42,11 @@ def test_changes_behind_ledgerbridges_back_are_each_reported_with_kind_ids_and_m
         for d in Delivery.objects.filter(state="delivered", content_type=entry_type).order_by("pk")
     ]
     (lost, lost_bill), (edited, edited_bill), (doubled, doubled_bill), (model, _) = posted[:4]
+    with_employee = ExternalRef.objects.filter(
+        system="erp", content_type=ContentType.objects.get_for_model(Worker)
+    ).values_list("object_id", flat=True)
     worker = (
-        Worker.objects.filter(
-            employment_status="active",
-            pk__in=ExternalRef.objects.filter(
-                system="erp", content_type=ContentType.objects.get_for_model(Worker)
-            ).values("object_id"),
-        )
+        Worker.objects.filter(employment_status="active", pk__in=[int(i) for i in with_employee])
         .order_by("pk")
         .first()
     )
