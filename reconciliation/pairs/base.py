@@ -90,7 +90,6 @@ class Pair:
     # to the target: its deliveries explain a break while in flight, and replay fixes one.
     delivery_model: Any = None
     attribute: bool = False
-    periodic: bool = False  # records are dated: a run for a period reads that period only
 
 
 def minor_units(value: Decimal, *, digits: int) -> int:

@@ -251,7 +251,6 @@ PAIR = Pair(
     money=True,
     delivery_model=TimeEntry,
     attribute=True,
-    periodic=True,
     fixes={
         "missing_in_target": "The ERP has no time bill for this approved entry (deleted, or "
         "never posted). Retry the entry's delivery from this item: it upserts the bill under "
