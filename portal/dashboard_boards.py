@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import plotly.graph_objects as go
+from django.db.models import Count, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -20,7 +21,7 @@ from redis.exceptions import RedisError
 from reconciliation import kpis
 from reconciliation.kpi_math import cents
 from reconciliation.leakage import CAUSE_BY_SLUG, CAUSES, leakage_rows
-from reconciliation.models import KpiSnapshot
+from reconciliation.models import BreakKind, KpiSnapshot, ReconciliationRun
 from reconciliation.records import cash_by_month
 from reconciliation.rollup import time_waiting, unbilled_by_month
 from reconciliation.scope import Scope, month_first
@@ -263,6 +264,63 @@ def _time_waiting(scope: Scope, kind: str, title: str) -> Panel:
     return Panel(kind.replace("_", "-"), title, table, figure, "" if x else "None in this scope.")
 
 
+def _breaks(scope: Scope) -> Panel:
+    """The latest finished reconciliation's breaks by kind and legal entity: new ones counted,
+    with their money; each bar opens the run's breaks of that kind and entity."""
+    run = (
+        ReconciliationRun.objects.exclude(status=ReconciliationRun.Status.RUNNING)
+        .order_by("-started_at")
+        .first()
+    )
+    table = Table(
+        ("Kind", "Legal entity", "Currency", "New", "Explained", "Amount"), frozenset({3, 4, 5})
+    )
+    if run is None:
+        return Panel(
+            "breaks", "Reconciliation breaks", table, note="No reconciliation has run yet."
+        )
+    breaks = run.breaks.all()
+    if scope.legal_entity:
+        breaks = breaks.filter(legal_entity__code=scope.legal_entity)
+    rows = (
+        breaks.values_list("kind", "legal_entity__code", "currency")
+        .annotate(
+            new=Count("id", filter=Q(explained=False)),
+            explained_n=Count("id", filter=Q(explained=True)),
+            money=Sum("amount"),
+        )
+        .order_by("kind", "legal_entity__code", "currency")
+    )
+    labels = dict(BreakKind.choices)
+    per_entity: dict[str, tuple[list[str], list[int], list[str]]] = {}
+    base = reverse("reconciliation-run", args=[run.pk])
+    for kind, entity, currency, new, explained, money in rows:
+        query = {"kind": kind, "legal_entity": entity or "", "explained": "no"}
+        url = f"{base}?{urlencode({k: v for k, v in query.items() if v})}"
+        x, y, urls = per_entity.setdefault(entity or "no entity", ([], [], []))
+        x.append(labels.get(kind, kind))
+        y.append(new)
+        urls.append(url)
+        table.add(
+            (labels.get(kind, kind), url),
+            entity or "—",
+            currency or "—",
+            (new, url),
+            explained,
+            f"{cents(money):,.2f}" if money is not None else "—",
+        )
+    traces = [_bar(e, *per_entity[e]) for e in sorted(per_entity)]
+    return Panel(
+        "breaks",
+        f"Reconciliation breaks, run {run.pk} ({run.started_at:%Y-%m-%d %H:%M})",
+        table,
+        _figure(traces, barmode="stack") if traces else None,
+        "New breaks per kind and legal entity; explained ones are in the table."
+        if traces
+        else "The systems agree: no break in this scope.",
+    )
+
+
 def _queues(now: dt.datetime) -> list[Panel]:
     backlog = kpis.kpi_queue_backlog(now=now)
     mttr = kpis.kpi_mttr(now=now)
@@ -363,7 +421,7 @@ def board_panels(
             _trend(as_of),
         ]
     if board == "finance":
-        return [*_leakage(scope, as_of), _wip(scope), *_queues(now)]
+        return [*_leakage(scope, as_of), _breaks(scope), _wip(scope), *_queues(now)]
     if board == "pmo":
         return [
             _time_waiting(scope, "approval_backlog", "Approval backlog"),

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from portal import dashboards, exceptions, mappings, ownership, runs, trace, views
+from portal import dashboards, exceptions, mappings, ownership, reconciliation, runs, trace, views
 from portal.roles import AREA_BY_SLUG, AREAS
 
 # Areas with pages of their own; the others show the generic area page until theirs land.
@@ -12,6 +12,7 @@ BUILT = {
     "ownership": ownership.ownership_overview,
     "runs": runs.runs_overview,
     "dashboards": dashboards.dashboards_overview,
+    "reconciliation": reconciliation.reconciliation_overview,
 }
 
 urlpatterns = [
@@ -71,6 +72,13 @@ urlpatterns = [
     path("runs/connections/<int:pk>/act/", runs.runs_connection_act, name="runs-connection-act"),
     path("runs/ping/", views.worker_ping, name="worker-ping"),
     # `path`, not `str`: a correlation id is a label a webhook's header may set, slashes and all.
+    path("reconciliation/", BUILT["reconciliation"], name=AREA_BY_SLUG["reconciliation"].url_name),
+    path("reconciliation/act/", reconciliation.reconciliation_act, name="reconciliation-act"),
+    path(
+        "reconciliation/runs/<int:pk>/",
+        reconciliation.reconciliation_run_detail,
+        name="reconciliation-run",
+    ),
     path("dashboards/", BUILT["dashboards"], name=AREA_BY_SLUG["dashboards"].url_name),
     path("dashboards/records/", dashboards.dashboards_records, name="dashboards-records"),
     path("trace/<path:correlation_id>/", trace.trace_detail, name="trace"),

@@ -93,3 +93,19 @@ def beat_schedule_reconciliation() -> dict:
             "schedule": crontab(**NIGHTLY),
         },
     }
+
+
+@shared_task(
+    name="reconciliation.on_demand",
+    ignore_result=True,
+    soft_time_limit=3300,
+    time_limit=3600,
+)
+def reconcile_on_demand(*, period: str = "", pairs: list[str] | None = None) -> int:
+    """A run someone asked for on the Reconciliation page; returns the run's id."""
+    from reconciliation.models import ReconciliationRun
+    from reconciliation.runs import reconciliation_run
+
+    return reconciliation_run(
+        trigger=ReconciliationRun.Trigger.ON_DEMAND, period=period, pairs=pairs or None
+    ).pk

@@ -243,6 +243,11 @@ def surface_seed() -> dict[str, models.Model]:
             found = model._default_manager.order_by("pk").first()
             if found is not None:
                 seeded[model._meta.label_lower] = found
+    from reconciliation.models import ReconciliationRun
+
+    seeded["reconciliation.reconciliationrun"] = ReconciliationRun.objects.create(
+        trigger=ReconciliationRun.Trigger.ON_DEMAND, started_at=timezone.now()
+    )
     return seeded
 
 
@@ -349,8 +354,18 @@ OWNERSHIP_PAGES = {
     ),
     "ownership-change-propose": ("ownership-propose", lambda seeded: []),
 }
-# Read-only pages of an area that take no object: URL name -> (area slug, query string).
-AREA_READ_PAGES = {"dashboards-records": ("dashboards", "?cause=unbilled_time")}
+# Read-only pages of an area: URL name -> (area slug, its arguments, query string).
+AREA_READ_PAGES = {
+    "dashboards-records": ("dashboards", lambda seeded: [], "?cause=unbilled_time"),
+    "reconciliation-run": (
+        "reconciliation",
+        lambda seeded: [seeded["reconciliation.reconciliationrun"].pk],
+        "",
+    ),
+}
+# An area's action URLs: URL name -> area slug. The matrix posts no action: an operator gets
+# the page again with "unknown action" (302), everyone else 403.
+AREA_ACT_PAGES = {"reconciliation-act": "reconciliation"}
 WEBHOOK_NAMES = {"sync:billing-webhook": "billing", "sync:psa-webhook": "psa"}
 
 
@@ -365,8 +380,11 @@ def surface_walk(seeded: dict[str, models.Model]) -> tuple[list[Cell], list[str]
         elif name in AREA_NAMES:
             cells += [Cell("area", reverse(name), m, AREA_NAMES[name].slug) for m in methods]
         elif name in AREA_READ_PAGES:
-            slug, query = AREA_READ_PAGES[name]
-            cells += [Cell("area", reverse(name) + query, m, slug) for m in methods]
+            slug, arguments, query = AREA_READ_PAGES[name]
+            url = reverse(name, args=arguments(seeded)) + query
+            cells += [Cell("area", url, m, slug) for m in methods]
+        elif name in AREA_ACT_PAGES:
+            cells += [Cell("area-act", reverse(name), m, AREA_ACT_PAGES[name]) for m in methods]
         elif name in EXCEPTION_PAGES:
             kind, arguments = EXCEPTION_PAGES[name]
             url = reverse(name, args=arguments(seeded))
@@ -474,6 +492,11 @@ def expected(user: str, cell: Cell) -> set[object]:
         if not get:
             return {405}
         return {200} if user in area.roles else {403}
+    if kind == "area-act":
+        area = next(a for a in AREAS if a.slug == cell.label)
+        if get:
+            return {405}
+        return {302} if user in area.operators and area.act_permission in perms else {403}
     if kind.startswith("exceptions-"):
         return _exceptions_expected(user, cell, perms)
     if kind == "trace":
