@@ -327,12 +327,34 @@ def _configuration_failure(
     return Delivery.State.PENDING
 
 
+# A refusal is the business of whoever owns the record the delivery writes: the record is the
+# middle part of the operation, "<system>.<record>.<verb>" (e.g. erp.customer.upsert).
+BUSINESS_QUEUES = {
+    "customer": Queue.CUSTOMER_MASTER,
+    "account": Queue.CUSTOMER_MASTER,
+    "job": Queue.PROJECT_SETUP,
+    "project_task": Queue.PROJECT_SETUP,
+    "workspace": Queue.PROJECT_SETUP,
+    "story": Queue.PROJECT_SETUP,
+    "invoice": Queue.BILLING,
+    "invoice_item": Queue.BILLING,
+    "payment": Queue.BILLING,
+}
+
+
+def business_queue(operation: str) -> str:
+    """The queue a target's refusal of `operation` goes to (time and expense by default)."""
+    parts = operation.split(".")
+    record = parts[1] if len(parts) >= 3 else ""
+    return BUSINESS_QUEUES.get(record, Queue.TIME_AND_EXPENSE)
+
+
 def _delivery_failure(delivery: Delivery, outcome: Outcome) -> Failure:
     if outcome.kind in (TRANSIENT, INDETERMINATE):
         queue, category = Queue.INTEGRATION_OPS, "technical"
         fix = f"The target kept failing for {delivery.attempts} attempts; retry once it is healthy."
     else:
-        queue, category = Queue.TIME_AND_EXPENSE, "business"
+        queue, category = business_queue(delivery.operation), "business"
         fix = "Correct the record or the reference data the target rejected, then retry."
     amount = delivery.payload.get("amount")
     return Failure(
