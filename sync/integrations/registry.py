@@ -26,6 +26,7 @@ from sync.integrations.scim import pull as scim
 from sync.integrations.scim.client import ScimConnector
 from sync.integrations.stripe import pull as stripe
 from sync.integrations.stripe.client import StripeConnector
+from sync.integrations.stripe.invoices import StripeBillingConnector
 
 
 class ConnectionNotPullable(DomainError):
@@ -112,6 +113,7 @@ INTEGRATIONS: dict[str, Integration] = {
     "stripe": Integration(
         dialect="stripe",
         source=StripeConnector,
+        target=StripeBillingConnector,  # invoices issued for invoice candidates
         pull_plan=stripe.PULL_PLAN,
         extra_entities=stripe.EXTRA_ENTITIES,
         record_changed_at=stripe.record_changed_at,

@@ -22,6 +22,7 @@ from sync.connectors.base import CONFIGURATION, TransportError
 from sync.errors import DomainError
 from sync.integrations.registry import source_connector_for
 from sync.logging import run_scope
+from sync.pipeline.billing.flow import billing_cycle_run
 from sync.pipeline.connection_services import erp_connection_get
 from sync.pipeline.delivery import deliveries_send_due
 from sync.pipeline.expense_posting.processors import expense_processors
@@ -221,6 +222,8 @@ def sync_cycle_run(
             errors.extend(totals.errors)
             for name in ("created", "updated", "unchanged", "refused", "failed"):
                 setattr(run, name, getattr(run, name) + getattr(totals, name))
+            # Billing after the inbox (what was posted now may be billed), before delivery.
+            run.billing = billing_cycle_run(run=run)
             stages["process"] = round(time.monotonic() - clock, 3)
 
             if deliver:

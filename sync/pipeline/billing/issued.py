@@ -1,0 +1,157 @@
+"""What follows when billing confirms a candidate's invoice: the candidate is invoiced, the
+invoice and its lines are recorded, and what it billed moves to invoiced.
+
+Called by the outbox (sync.pipeline.outbox.outcomes) in the transaction that records the
+deliveries as delivered, as time entries and expenses are moved to posted there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+
+from django.contrib.contenttypes.models import ContentType
+
+from sync.audit import audited_bulk_create, audited_bulk_update
+from sync.integrations.stripe.invoices import DAYS_UNTIL_DUE, RECORD_TYPE
+from sync.models import (
+    Expense,
+    ExternalRef,
+    Invoice,
+    InvoiceCandidate,
+    InvoiceLine,
+    Milestone,
+    TimeEntry,
+    UsageRecord,
+)
+from sync.models.billing import InvoiceCandidateSource
+from sync.models.transactions import ApprovalStatus
+from sync.pipeline.models import Delivery
+
+ACTOR = "system:outbox"
+
+
+def billing_invoices_issued_record(
+    *, delivered: Sequence[tuple[Delivery, str]], now: dt.datetime
+) -> int:
+    """For each delivered `invoice` delivery of a candidate's current version, while the
+    candidate is still pending: candidate → invoiced; an Invoice (open, issued today, due in
+    the payment terms; the number follows from billing) with its lines and a billing ref to the
+    billing invoice id; its time entries and expenses posted → invoiced, its milestone
+    completed → invoiced, its usage → invoiced. All with history (actor `system:outbox`).
+    Idempotent: a second call finds the candidate invoiced and does nothing. Returns how many
+    candidates moved. A fixed number of queries and bulk writes per call."""
+    candidate_type = ContentType.objects.get_for_model(InvoiceCandidate).pk
+    confirmed = {
+        int(d.object_id): (d, target_id)
+        for d, target_id in delivered
+        if target_id
+        and d.content_type_id == candidate_type
+        and (d.payload or {}).get("record_type") == RECORD_TYPE
+    }
+    if not confirmed:
+        return 0
+    candidates = [
+        c
+        for c in InvoiceCandidate.objects.filter(
+            pk__in=list(confirmed), status=InvoiceCandidate.Status.PENDING
+        )
+        if c.version == confirmed[c.pk][0].record_version
+    ]
+    if not candidates:
+        return 0
+    for candidate in candidates:
+        candidate.status = InvoiceCandidate.Status.INVOICED
+    audited_bulk_update(model=InvoiceCandidate, objs=candidates, fields=["status"], actor=ACTOR)
+    invoices = audited_bulk_create(
+        model=Invoice,
+        actor=ACTOR,
+        objs=[_invoice(c, confirmed[c.pk][0], today=now.date()) for c in candidates],
+    )
+    audited_bulk_create(
+        model=InvoiceLine,
+        actor=ACTOR,
+        objs=[
+            line
+            for candidate, invoice in zip(candidates, invoices, strict=True)
+            for line in _lines(candidate, invoice, confirmed[candidate.pk][0])
+        ],
+    )
+    invoice_type = ContentType.objects.get_for_model(Invoice).pk
+    audited_bulk_create(
+        model=ExternalRef,
+        actor=ACTOR,
+        objs=[
+            ExternalRef(
+                system=ExternalRef.System.BILLING,
+                content_type_id=invoice_type,
+                object_id=str(invoice.pk),
+                external_id=confirmed[candidate.pk][1],
+                last_synced_at=now,
+                correlation_id=candidate.correlation_id,
+            )
+            for candidate, invoice in zip(candidates, invoices, strict=True)
+        ],
+    )
+    _sources_invoiced([c.pk for c in candidates])
+    return len(candidates)
+
+
+def _invoice(candidate: InvoiceCandidate, delivery: Delivery, *, today: dt.date) -> Invoice:
+    payload = delivery.payload
+    days = int(payload["body"].get("days_until_due") or DAYS_UNTIL_DUE)
+    return Invoice(
+        customer_id=payload["customer_id"],
+        legal_entity_id=payload["legal_entity_id"],
+        issue_date=today,
+        due_date=today + dt.timedelta(days=days),
+        currency_id=candidate.currency_id,
+        total=candidate.amount,
+        status=Invoice.Status.OPEN,
+        correlation_id=candidate.correlation_id,
+    )
+
+
+def _lines(candidate: InvoiceCandidate, invoice: Invoice, delivery: Delivery) -> list[InvoiceLine]:
+    return [
+        InvoiceLine(
+            invoice=invoice,
+            candidate=candidate,
+            description=line["description"][:500],
+            quantity=Decimal(line["quantity"]),
+            unit_amount=Decimal(line["unit_amount"]),
+            amount=Decimal(line["amount"]),
+            currency_id=candidate.currency_id,
+            tax_code_id=None,
+            correlation_id=candidate.correlation_id,
+        )
+        for line in delivery.payload["lines"]
+    ]
+
+
+def _sources_invoiced(candidate_ids: list[int]) -> None:
+    """Move what the candidates bill to invoiced. A record that left the expected status since
+    it was linked (reversed, voided) keeps its status: its link still names the invoice, for
+    the credit note it needs."""
+    links = InvoiceCandidateSource.objects.filter(candidate_id__in=candidate_ids)
+    moves = (
+        (TimeEntry, "time_entry_id", [ApprovalStatus.POSTED], ApprovalStatus.INVOICED),
+        (Expense, "expense_id", [ApprovalStatus.POSTED], ApprovalStatus.INVOICED),
+        (Milestone, "milestone_id", [Milestone.Status.COMPLETED], Milestone.Status.INVOICED),
+        (UsageRecord, "usage_record_id", [UsageRecord.Status.RATED], UsageRecord.Status.INVOICED),
+    )
+    # Usage is rated (priced) on the way: recorded → rated → invoiced, the transitions it has.
+    usage_ids = links.filter(usage_record__isnull=False).values_list("usage_record_id", flat=True)
+    recorded = list(
+        UsageRecord.objects.filter(pk__in=usage_ids, status=UsageRecord.Status.RECORDED)
+    )
+    for record in recorded:
+        record.status = UsageRecord.Status.RATED
+    audited_bulk_update(model=UsageRecord, objs=recorded, fields=["status"], actor=ACTOR)
+    for model, link_field, before, after in moves:
+        ids = links.filter(**{f"{link_field}__isnull": False}).values_list(link_field, flat=True)
+        records = list(model.objects.filter(pk__in=ids, status__in=before))
+        for record in records:
+            record.status = after
+        audited_bulk_update(model=model, objs=records, fields=["status"], actor=ACTOR)
