@@ -223,7 +223,7 @@ def sync_cycle_run(
             for name in ("created", "updated", "unchanged", "refused", "failed"):
                 setattr(run, name, getattr(run, name) + getattr(totals, name))
             # Billing after the inbox (what was posted now may be billed), before delivery.
-            run.billing = billing_cycle_run(run=run)
+            run.billing = billing_cycle_run(run=run, transport_for=transport_for)
             stages["process"] = round(time.monotonic() - clock, 3)
 
             if deliver:

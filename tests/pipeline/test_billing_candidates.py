@@ -113,7 +113,7 @@ def test_each_billed_record_is_linked_once_and_the_database_refuses_a_second_lin
     build()
     other = f.InvoiceCandidateFactory(project=project)
 
-    with pytest.raises(Exception, match="(?i)unique"):
+    with pytest.raises(Exception, match=r"(?i)unique"):
         InvoiceCandidateSource.objects.create(
             candidate=other,
             time_entry=entry,

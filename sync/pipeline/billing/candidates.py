@@ -37,7 +37,13 @@ from sync.models import (
 )
 from sync.models.billing import InvoiceCandidateSource
 from sync.models.transactions import ApprovalStatus
-from sync.pipeline.billing.lines import SourceLine, lines_build, lines_total, month_start
+from sync.pipeline.billing.lines import (
+    EXPENSE_LINE_PREFIX,
+    SourceLine,
+    lines_build,
+    lines_total,
+    month_start,
+)
 from sync.pipeline.exception_items import Failure, exception_items_raise
 from sync.pipeline.models.exception_items import Queue, Stage
 
@@ -189,7 +195,7 @@ def _expense_drafts(drafts: dict, *, cutoff: dt.date) -> None:
         label = Expense.Category(row["category"]).label if row["category"] else "Other"
         line = SourceLine(
             line_key=f"expense:{row['category']}",
-            description=f"Reimbursable expenses, {label.lower()}, {month:%B %Y}",
+            description=f"{EXPENSE_LINE_PREFIX}, {label.lower()}, {month:%B %Y}",
             quantity=Decimal(1),
             unit_amount=row["amount"],
         )

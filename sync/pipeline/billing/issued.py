@@ -14,7 +14,7 @@ from decimal import Decimal
 from django.contrib.contenttypes.models import ContentType
 
 from sync.audit import audited_bulk_create, audited_bulk_update
-from sync.integrations.stripe.invoices import DAYS_UNTIL_DUE, RECORD_TYPE
+from sync.integrations.stripe.invoices import RECORD_TYPE
 from sync.models import (
     Expense,
     ExternalRef,
@@ -30,15 +30,58 @@ from sync.models.transactions import ApprovalStatus
 from sync.pipeline.models import Delivery
 
 ACTOR = "system:outbox"
+ERP_OPERATION = "erp.invoice.upsert"  # the ERP invoice deliveries (billing.erp_invoices)
+
+
+def billing_deliveries_record(
+    *, delivered: Sequence[tuple[Delivery, str]], now: dt.datetime
+) -> None:
+    """The outbox's hook: billing invoices issued, then ERP invoices posted."""
+    billing_invoices_issued_record(delivered=delivered, now=now)
+    erp_invoices_posted_record(delivered=delivered, now=now)
+
+
+def erp_invoices_posted_record(
+    *, delivered: Sequence[tuple[Delivery, str]], now: dt.datetime
+) -> int:
+    """Invoices the ERP now holds get their ERP ref (the NetSuite invoice's internal id), with
+    history. Idempotent: an invoice already linked is skipped. Returns how many were linked."""
+    invoice_type = ContentType.objects.get_for_model(Invoice).pk
+    posted = {
+        d.object_id: (d, target_id)
+        for d, target_id in delivered
+        if target_id and d.content_type_id == invoice_type and d.operation == ERP_OPERATION
+    }
+    if not posted:
+        return 0
+    linked = set(
+        ExternalRef.objects.filter(
+            system=ExternalRef.System.ERP, content_type_id=invoice_type, object_id__in=list(posted)
+        ).values_list("object_id", flat=True)
+    )
+    refs = [
+        ExternalRef(
+            system=ExternalRef.System.ERP,
+            content_type_id=invoice_type,
+            object_id=object_id,
+            external_id=target_id,
+            last_synced_at=now,
+            correlation_id=delivery.correlation_id,
+        )
+        for object_id, (delivery, target_id) in posted.items()
+        if object_id not in linked
+    ]
+    audited_bulk_create(model=ExternalRef, actor=ACTOR, objs=refs)
+    return len(refs)
 
 
 def billing_invoices_issued_record(
     *, delivered: Sequence[tuple[Delivery, str]], now: dt.datetime
 ) -> int:
     """For each delivered `invoice` delivery of a candidate's current version, while the
-    candidate is still pending: candidate → invoiced; an Invoice (open, issued today, due in
-    the payment terms; the number follows from billing) with its lines and a billing ref to the
-    billing invoice id; its time entries and expenses posted → invoiced, its milestone
+    candidate is still pending: candidate → invoiced; an Invoice (a draft until its number and
+    issue date are read back from billing, `billing.erp_invoices`) with its lines and a billing
+    ref to the billing invoice id; its time entries and expenses posted → invoiced, its milestone
     completed → invoiced, its usage → invoiced. All with history (actor `system:outbox`).
     Idempotent: a second call finds the candidate invoiced and does nothing. Returns how many
     candidates moved. A fixed number of queries and bulk writes per call."""
@@ -67,7 +110,7 @@ def billing_invoices_issued_record(
     invoices = audited_bulk_create(
         model=Invoice,
         actor=ACTOR,
-        objs=[_invoice(c, confirmed[c.pk][0], today=now.date()) for c in candidates],
+        objs=[_invoice(c, confirmed[c.pk][0]) for c in candidates],
     )
     audited_bulk_create(
         model=InvoiceLine,
@@ -98,17 +141,15 @@ def billing_invoices_issued_record(
     return len(candidates)
 
 
-def _invoice(candidate: InvoiceCandidate, delivery: Delivery, *, today: dt.date) -> Invoice:
+def _invoice(candidate: InvoiceCandidate, delivery: Delivery) -> Invoice:
+    # A draft: the number and issue date are set on the draft → open save (Invoice's contract).
     payload = delivery.payload
-    days = int(payload["body"].get("days_until_due") or DAYS_UNTIL_DUE)
     return Invoice(
         customer_id=payload["customer_id"],
         legal_entity_id=payload["legal_entity_id"],
-        issue_date=today,
-        due_date=today + dt.timedelta(days=days),
         currency_id=candidate.currency_id,
         total=candidate.amount,
-        status=Invoice.Status.OPEN,
+        status=Invoice.Status.DRAFT,
         correlation_id=candidate.correlation_id,
     )
 

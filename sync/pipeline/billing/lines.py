@@ -15,6 +15,9 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from sync.money import quantize
 
+# How an expense line's description starts: the ERP invoice names its service item by it.
+EXPENSE_LINE_PREFIX = "Reimbursable expenses"
+
 
 @dataclass(frozen=True)
 class SourceLine:
