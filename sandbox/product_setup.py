@@ -100,3 +100,52 @@ def legal_entity_mapping_from_sandbox() -> MappingVersion | None:
         mapping_entry_set(version=draft, source_value=source, target_value=target, user=None)
     mapping_version_submit(version=draft, user=None)
     return mapping_version_publish(version=draft, effective_from=DEMO_EFFECTIVE_FROM, user=None)
+
+
+PROJECT_TEMPLATE_SET = "project-template"  # sync.pipeline.quote_to_cash.projects
+# The demo firm's WBS by CRM billing model: phases (no time) and the tasks time is booked to.
+DEMO_PROJECT_TEMPLATES: dict[str, tuple[str, list[dict]]] = {
+    "Time and Materials": (
+        "TM-STANDARD",
+        [
+            {"code": "1", "name": "Delivery", "allows_time": False},
+            {"code": "1.1", "name": "Consulting", "parent": "1"},
+            {"code": "1.2", "name": "Project management", "parent": "1"},
+        ],
+    ),
+    "Fixed Fee": (
+        "FF-MILESTONES",
+        [
+            {"code": "1", "name": "Design"},
+            {"code": "2", "name": "Build"},
+            {"code": "3", "name": "Acceptance"},
+        ],
+    ),
+    "Usage": ("USAGE-SERVICE", [{"code": "1", "name": "Managed service"}]),
+}
+
+
+def project_template_mapping_from_sandbox() -> MappingVersion | None:
+    """Publish the demo project templates (billing model → template and its WBS). Idempotent:
+    does nothing when the set already has a published version."""
+    existing = MappingSet.objects.filter(slug=PROJECT_TEMPLATE_SET).first()
+    if existing and existing.versions.filter(status="published").exists():
+        return None
+    mapping_set = existing or mapping_set_create(
+        slug=PROJECT_TEMPLATE_SET,
+        name="Billing model → project template",
+        kind="project_template",
+        description="Seeded for the sandbox demo by `sandbox connect`.",
+        user=None,
+    )
+    draft = mapping_version_create_draft(mapping_set=mapping_set, user=None)
+    for model, (template, tasks) in DEMO_PROJECT_TEMPLATES.items():
+        mapping_entry_set(
+            version=draft,
+            source_value=model,
+            target_value=template,
+            attributes={"tasks": tasks},
+            user=None,
+        )
+    mapping_version_submit(version=draft, user=None)
+    return mapping_version_publish(version=draft, effective_from=DEMO_EFFECTIVE_FROM, user=None)

@@ -28,6 +28,7 @@ CYCLE_MAX_RETRIES = 3
 # fail-over). Vendor failures are not listed: the cycle records them on its SyncRun, and the
 # next beat tick pulls again from the committed position.
 RETRY_ON = (OperationalError, InterfaceError)
+AFTER_CYCLE_TASK = "reconciliation.after_cycle"
 
 
 @shared_task(
@@ -59,6 +60,10 @@ def cycle_run(self, *, connection_ids: list[int] | None = None) -> dict | None:
             logger.info("cycle_run: connections %s are gone or disabled", connection_ids)
             return None
     run = sync_cycle_run(connections=connections)
+    if run.pulled or run.created or run.updated or run.delivered:
+        # Reconciliation follows every cycle that touched something (docs/reconciliation.md).
+        # Sent by name: sync never imports reconciliation (the layers in pyproject.toml).
+        self.app.signature(AFTER_CYCLE_TASK, kwargs={"sync_run_id": run.pk}).apply_async()
     return {
         "run_id": run.pk,
         "status": run.status,

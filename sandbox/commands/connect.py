@@ -1,5 +1,6 @@
 """`sandbox connect`: one Ledgerbridge connection per sandbox system, and the demo's first
-published mapping (legal entity → ERP subsidiary). Idempotent."""
+published mappings (legal entity → ERP subsidiary, billing model → project template).
+Idempotent."""
 
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ def _add_arguments(parser):
 
 
 def _run(*, stdout, stderr, base_url: str, **options):
-    from sandbox.product_setup import connections_from_sandbox, legal_entity_mapping_from_sandbox
+    from sandbox.product_setup import (
+        connections_from_sandbox,
+        legal_entity_mapping_from_sandbox,
+        project_template_mapping_from_sandbox,
+    )
 
     try:
         done = connections_from_sandbox(base_url=base_url)
@@ -31,6 +36,9 @@ def _run(*, stdout, stderr, base_url: str, **options):
     published = legal_entity_mapping_from_sandbox()
     if published is not None:
         stdout.write(f"published {published} mapping the sandbox ERP's subsidiaries")
+    templates = project_template_mapping_from_sandbox()
+    if templates is not None:
+        stdout.write(f"published {templates}: the demo's project templates by billing model")
 
 
 SUBCOMMAND = Subcommand(

@@ -7,10 +7,12 @@ system would emit go out with it:
 - approve   a manager approves submitted Kantata time (change event + approval webhook)
 - book      a consultant books new time in Kantata (unapproved)
 - staff     an assignment moves to another named consultant
-- close     a CRM opportunity is closed-won
+- close     a CRM opportunity is closed-won and its SOW activated, in the CRM only (the
+            customer and project are Ledgerbridge's to make)
 - complete  a Kantata milestone is completed
-- pay       a customer pays an open invoice: NetSuite customer payment + Stripe invoice paid
-            (Stripe's `invoice.paid` event and webhooks)
+- pay       a customer pays an open invoice in ONE system, picked at random: a NetSuite
+            customer payment, or billing collecting a Stripe invoice by card (`invoice.paid`
+            event and webhooks); carrying it to the other system is Ledgerbridge's job
 
 Deterministic for a seed and a starting state: the same seed on the same seeded firm makes the
 same changes in the same order. `--count` runs a fixed number of actions (tests); otherwise it
@@ -35,6 +37,7 @@ from sandbox.commands import Subcommand
 from sandbox.kantata.webhooks import time_entries_approve
 from sandbox.models import SandboxRecord
 from sandbox.router import SANDBOX_DB
+from sandbox.salesforce.schema import OPPORTUNITY, sf_id
 
 ACTIONS: tuple[tuple[str, int], ...] = (
     ("approve", 40),
@@ -45,6 +48,7 @@ ACTIONS: tuple[tuple[str, int], ...] = (
     ("pay", 10),
 )
 MAX_RATE = 500.0
+PAYING_CARD = "pm_card_visa"  # Stripe's test card that always succeeds
 MAX_SECONDS = 24 * 3600
 
 
@@ -104,18 +108,43 @@ def act_close(rng: random.Random, now: dt.datetime) -> bool:
     deal = _pick(rng, open_deals)
     if deal is None:
         return False
-    storage.record_update(
-        record=deal,
-        status="Closed Won",
-        now=now,
-        changes={
-            "StageName": "Closed Won",
-            "IsClosed": True,
-            "IsWon": True,
-            "Probability": 100,
-            "CloseDate": now.date().isoformat(),
-        },
-    )
+    with transaction.atomic(using=SANDBOX_DB):
+        storage.record_update(
+            record=deal,
+            status="Closed Won",
+            now=now,
+            changes={
+                "StageName": "Closed Won",
+                "IsClosed": True,
+                "IsWon": True,
+                "Probability": 100,
+                "CloseDate": now.date().isoformat(),
+            },
+        )
+        # The salesperson activates the deal's statement of work, in the CRM too: the
+        # customer and the project are Ledgerbridge's to make from them.
+        start = now.date() + dt.timedelta(days=14)
+        storage.record_create(
+            system="salesforce",
+            object_type="Contract",
+            parent_id=deal.parent_id,
+            status="Activated",
+            now=now,
+            data={
+                "AccountId": deal.data.get("AccountId"),
+                "ContractNumber": f"S{deal.pk:07d}",
+                "Status": "Activated",
+                "StartDate": start.isoformat(),
+                "EndDate": (start + dt.timedelta(days=180)).isoformat(),
+                "ContractTerm": 6,
+                "Opportunity__c": sf_id(OPPORTUNITY, deal.pk),
+                "Billing_Model__c": deal.data.get("Billing_Model__c"),
+                "Contract_Value__c": deal.data.get("Amount"),
+                "CurrencyIsoCode": deal.data.get("CurrencyIsoCode"),
+                # 9 digits: never the number of a seeded SOW (6 digits), so never its project.
+                "SOW_Number__c": f"SOW-{deal.pk:09d}",
+            },
+        )
     return True
 
 
@@ -135,9 +164,11 @@ def act_complete(rng: random.Random, now: dt.datetime) -> bool:
 
 
 def act_pay(rng: random.Random, now: dt.datetime) -> bool:
-    from sandbox.stripe import services as stripe
-    from sandbox.stripe.objects import stripe_id
-
+    """A customer pays one open invoice, entered where the cash arrives: the ERP (a NetSuite
+    customer payment applying it) or billing (Stripe collects it), picked at random. Never
+    both: carrying the payment to the other system is Ledgerbridge's job (flow 7)."""
+    if rng.choice(("erp", "billing")) == "billing":
+        return _billing_collect(rng)
     invoice = _pick(rng, _records("netsuite", "invoice").filter(status="A"))
     if invoice is None:
         return False
@@ -164,14 +195,23 @@ def act_pay(rng: random.Random, now: dt.datetime) -> bool:
         storage.record_update(
             record=invoice, status="B", now=now, changes={"status": "B", "amountRemaining": 0}
         )
-    billed = _records("stripe", "invoice").filter(status="open", data__number=number).first()
-    if billed is not None:
-        stripe.invoice_pay(
-            invoice_id=stripe_id("invoice", billed.pk),
-            paid_out_of_band=True,
-            payment_method=None,
-            ref=stripe.RequestRef(),
-        )
+    return True
+
+
+def _billing_collect(rng: random.Random) -> bool:
+    """Billing collects an open invoice by card (Stripe's `invoice.paid` event and webhooks)."""
+    from sandbox.stripe import services as stripe
+    from sandbox.stripe.objects import stripe_id
+
+    billed = _pick(rng, _records("stripe", "invoice").filter(status="open"))
+    if billed is None:
+        return False
+    stripe.invoice_pay(
+        invoice_id=stripe_id("invoice", billed.pk),
+        paid_out_of_band=False,
+        payment_method=PAYING_CARD,
+        ref=stripe.RequestRef(),
+    )
     return True
 
 

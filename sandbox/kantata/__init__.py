@@ -5,7 +5,7 @@ from __future__ import annotations
 from sandbox.core import protocol
 from sandbox.core.dialects import Dialect, Route
 from sandbox.core.protocol import Request, Response, SandboxError
-from sandbox.kantata import views, webhooks
+from sandbox.kantata import stories, views, webhooks
 from sandbox.kantata.schema import RESOURCES, SYSTEM
 
 _RESOURCE = "{resource:" + "|".join(RESOURCES) + "}"
@@ -54,6 +54,8 @@ DIALECT = Dialect(
         Route("DELETE", f"/api/v1/webhook_subscriptions/{_ID}{_FMT}", webhooks.subscription_delete),
         Route("POST", f"/api/v1/workspaces{_FMT}", views.workspace_create),
         Route("PUT", f"/api/v1/workspaces/{_ID}{_FMT}", views.workspace_update),
+        Route("POST", f"/api/v1/stories{_FMT}", stories.story_create),
+        Route("PUT", f"/api/v1/stories/{_ID}{_FMT}", stories.story_update),
         Route("GET", f"/api/v1/{_RESOURCE}{_FMT}", views.resource_list),
         Route("GET", f"/api/v1/{_RESOURCE}/{_ID}{_FMT}", views.resource_get),
     ],

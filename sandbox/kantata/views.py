@@ -160,6 +160,8 @@ def _filtered(request: Request, spec: ResourceSpec):
         )
     if spec.key == "workspaces" and (raw := request.param("external_reference")) is not None:
         qs = qs.filter(external_id=raw)
+    if spec.key == "stories" and (raw := request.param("external_reference")) is not None:
+        qs = qs.alias(k_ref=storage.data_text("external_reference")).filter(k_ref=raw)
     return qs
 
 

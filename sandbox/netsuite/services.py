@@ -157,21 +157,27 @@ def record_upsert(*, spec: RecordSpec, external_id: str, body: Any) -> tuple[San
 
 
 def record_delete(*, spec: RecordSpec, record: SandboxRecord) -> None:
+    """Delete a record. A customer payment's applications are undone first: NetSuite reopens
+    the invoices it paid (amount remaining back, status Open)."""
     with transaction.atomic(using=SANDBOX_DB):
+        if spec.name == "customerPayment" and not record.deleted:
+            with records_memo():
+                _payment_apply(record, sign=-1)
         record.deleted = True
         record.save(using=SANDBOX_DB, update_fields=["deleted"])
         storage.record_update(record=record, changes={}, action="deleted")
 
 
-def _payment_apply(payment: SandboxRecord) -> None:
-    """Reduce the amount remaining of each invoice the payment applies to (cash application)."""
+def _payment_apply(payment: SandboxRecord, *, sign: int = 1) -> None:
+    """Reduce the amount remaining of each invoice the payment applies to (cash application);
+    `sign=-1` undoes it (the payment is deleted: the amount comes back)."""
     for line in payment.data.get("apply") or []:
         if line.get("apply", True) is False:
             continue
         invoice = record_find(line["doc"], "invoice")
         if invoice is None:  # pragma: no cover - checked by the rules in the same transaction
             continue
-        remaining = Decimal(str(invoice.data.get("amountRemaining") or 0)) - Decimal(
+        remaining = Decimal(str(invoice.data.get("amountRemaining") or 0)) - sign * Decimal(
             str(line["amount"])
         )
         status = "B" if remaining <= 0 else "A"

@@ -63,6 +63,9 @@ DIALECT = Dialect(
         Route("GET", f"/services/data/{_V}/query/", views.query),
         Route("GET", f"/services/data/{_V}/query/{{locator}}", views.query_more),
         Route("POST", f"/services/data/{_V}/sobjects/{{sobject}}", views.sobject_create),
+        # simple-salesforce's `create` posts to `…/sobjects/Contract/`: Salesforce accepts the
+        # trailing slash, so the sandbox does too.
+        Route("POST", f"/services/data/{_V}/sobjects/{{sobject}}/", views.sobject_create),
         Route("GET", f"/services/data/{_V}/sobjects/{{sobject}}/{{record_id}}", views.sobject_get),
         Route(
             "PATCH", f"/services/data/{_V}/sobjects/{{sobject}}/{{record_id}}", views.sobject_update

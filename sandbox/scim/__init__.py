@@ -39,6 +39,8 @@ DIALECT = Dialect(
         Route("GET", "/Users/{user_id}", views.user_get),
         Route("GET", "/ServiceProviderConfig", views.service_provider_config),
         Route("GET", "/ResourceTypes", views.resource_types),
+        Route("GET", "/Schemas", views.schemas_list),
+        Route("GET", "/Schemas/{urn}", views.schema_get),
     ],
     render_error=render_error,
     authenticate=views.authenticate,

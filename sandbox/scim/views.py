@@ -18,6 +18,7 @@ from sandbox.core.auth import bearer_token
 from sandbox.core.params import aware_datetime
 from sandbox.core.protocol import Request, Response, SandboxError
 from sandbox.models import SandboxRecord
+from sandbox.scim.discovery import SCHEMAS, schema_render
 from sandbox.scim.filter import Comparison, ScimFilterError, scim_filter_parse
 from sandbox.scim.schema import (
     COSTING_URN,
@@ -233,3 +234,25 @@ def resource_types(request: Request) -> Response:
             ],
         }
     )
+
+
+def schemas_list(request: Request) -> Response:
+    """GET /Schemas (RFC 7644 §4): every schema the emulator serves, as a ListResponse."""
+    resources = [schema_render(urn, base_url=request.base_url) for urn in SCHEMAS]
+    return scim_json(
+        {
+            "schemas": [LIST_SCHEMA],
+            "totalResults": len(resources),
+            "startIndex": 1,
+            "itemsPerPage": len(resources),
+            "Resources": resources,
+        }
+    )
+
+
+def schema_get(request: Request, urn: str) -> Response:
+    """GET /Schemas/<urn>: one schema resource, 404 in SCIM's error shape when unknown."""
+    resource = schema_render(urn, base_url=request.base_url)
+    if resource is None:
+        raise SandboxError(404, "", f"Resource {urn} not found")
+    return scim_json(resource)

@@ -22,6 +22,7 @@ from sync.integrations.netsuite.client import NetSuiteConnector
 from sync.integrations.netsuite.columns import ERP_COLUMNS, NUMERIC_BODY_FIELDS
 from sync.integrations.salesforce import pull as salesforce
 from sync.integrations.salesforce.client import SalesforceConnector
+from sync.integrations.salesforce.deals import ACCOUNT_KEY_FIELD
 from sync.integrations.scim import pull as scim
 from sync.integrations.scim.client import ScimConnector
 from sync.integrations.stripe import pull as stripe
@@ -77,6 +78,11 @@ def netsuite_connector(config: ConnectionConfig, **options: Any) -> NetSuiteConn
     )
 
 
+def salesforce_target(config: ConnectionConfig, **options: Any) -> SalesforceConnector:
+    """The Salesforce connector delivering to existing Accounts by their Id (the ERP link)."""
+    return SalesforceConnector(config, key_fields={"Account": ACCOUNT_KEY_FIELD}, **options)
+
+
 # Keyed by `Connection.dialect`. CSV drops arrive as files, not pulls: no entry.
 INTEGRATIONS: dict[str, Integration] = {
     "netsuite": Integration(
@@ -98,6 +104,7 @@ INTEGRATIONS: dict[str, Integration] = {
     "kantata": Integration(
         dialect="kantata",
         source=KantataConnector,
+        target=KantataConnector,
         pull_plan=kantata.PULL_PLAN,
         extra_entities=kantata.EXTRA_ENTITIES,
         feeds=kantata.FEEDS,
@@ -106,6 +113,7 @@ INTEGRATIONS: dict[str, Integration] = {
     "salesforce": Integration(
         dialect="salesforce",
         source=SalesforceConnector,
+        target=salesforce_target,
         pull_plan=salesforce.PULL_PLAN,
         id_field=salesforce.ID_FIELD,
         record_changed_at=salesforce.record_changed_at,
@@ -113,7 +121,8 @@ INTEGRATIONS: dict[str, Integration] = {
     "stripe": Integration(
         dialect="stripe",
         source=StripeConnector,
-        target=StripeBillingConnector,  # invoices issued for invoice candidates
+        # Customers as the plain connector writes them; invoices issued for invoice candidates.
+        target=StripeBillingConnector,
         pull_plan=stripe.PULL_PLAN,
         extra_entities=stripe.EXTRA_ENTITIES,
         record_changed_at=stripe.record_changed_at,

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from django.db import IntegrityError
 from django.utils import timezone
 
 from sync.connectors.base import CONFIGURATION, TransportError
@@ -30,6 +32,8 @@ from sync.pipeline.master_data import PROCESSING_ORDER, PROCESSORS
 from sync.pipeline.models import Connection, InboxItem, SyncRun
 from sync.pipeline.models.connections import System
 from sync.pipeline.pull import PageProgress, connection_pull, pull_entities
+from sync.pipeline.quote_to_cash.advance import projects_waiting_count, quote_to_cash_advance
+from sync.pipeline.quote_to_cash.flows import PROCESSORS as QUOTE_TO_CASH
 from sync.pipeline.reoffer import parked_items_reoffer
 from sync.pipeline.time_posting.flow import time_entries_process
 
@@ -40,6 +44,9 @@ PROCESS_BATCH = 1000
 PROCESS_LIMIT = 50_000
 DELIVERY_BATCH = 200
 DELIVERY_ROUNDS = 50  # at most 10,000 deliveries per cycle; the sweeper sends the rest
+# Deliveries that set the next ones in motion (a customer → its CRM link, billing customer and
+# project; a job → its WBS and workspace): that many deliver-then-advance passes per cycle.
+ADVANCE_PASSES = 5
 
 Processor = Callable[..., Any]
 
@@ -55,6 +62,7 @@ class ProcessTotals:
     refused: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    by_flow: dict[str, Counter] = field(default_factory=dict)  # "system/entity" → counts
 
 
 def processing_registry(
@@ -84,6 +92,9 @@ def processing_registry(
         processors[key] = processor
         order.append(key)
     if erp is not None:
+        # CRM deals and contracts become ERP customers and projects: they need the ERP.
+        processors.update(QUOTE_TO_CASH)
+        order[order.index(approval_events) : order.index(approval_events)] = QUOTE_TO_CASH
         processors[TIME_ENTRIES] = partial(time_entries_process, erp=erp)
         order.append(TIME_ENTRIES)
     else:
@@ -143,8 +154,10 @@ def inbox_process(
                     break
                 totals.items += len(batch)
                 totals.batches += 1
+                flow = totals.by_flow.setdefault(f"{system}/{entity}", Counter())
                 for name in ("created", "updated", "unchanged", "refused", "failed"):
                     setattr(totals, name, getattr(totals, name) + int(getattr(counts, name, 0)))
+                    flow[name] += int(getattr(counts, name, 0))
     return totals
 
 
@@ -155,8 +168,8 @@ def _deliver(
     """Send due deliveries in rounds; returns (delivered, failed for good)."""
     options: dict[str, Any] = {}
     if transport_for is not None and erp is not None:
-        # One options set serves every target in deliveries_send_due; the ERP is the only
-        # delivery target so far (sync.integrations.registry).
+        # One options set serves every target in deliveries_send_due: a test's transport
+        # (the in-process sandbox) answers for every system.
         options["transport"] = transport_for(erp)
     delivered = failed = 0
     for _ in range(DELIVERY_ROUNDS):
@@ -166,6 +179,29 @@ def _deliver(
         if counts.claimed < DELIVERY_BATCH:
             break
     return delivered, failed
+
+
+def _advance_and_deliver(
+    *, run: SyncRun, erp: Connection | None, transport_for: Callable[[Connection], Any] | None
+) -> None:
+    """What delivered writes set in motion (quote_to_cash.advance), delivered in the same
+    cycle: at most ADVANCE_PASSES passes, stopping when a pass enqueues nothing."""
+    done: Counter = Counter()
+    for _ in range(ADVANCE_PASSES):
+        try:
+            advanced = quote_to_cash_advance(run=run)
+        except IntegrityError as exc:
+            # Another cycle linked the same delivery first (a unique ref): its pass stands,
+            # this one rolled back; the next cycle picks up whatever is left.
+            logger.info("quote-to-cash follow-ups raced another cycle: %s", exc)
+            break
+        done.update(advanced)
+        if not advanced.get("deliveries"):
+            break
+        delivered, failed = _deliver(erp=erp, transport_for=transport_for)
+        run.delivered, run.failed = run.delivered + delivered, run.failed + failed
+    done["projects waiting for their customer"] = projects_waiting_count()
+    run.flow_counts["quote to cash"] = +done
 
 
 def sync_cycle_run(
@@ -201,6 +237,7 @@ def sync_cycle_run(
     stages: dict[str, float] = {}
     run.stage_seconds = stages
     run.reoffered = 0  # parked items put back to pending before processing (not stored)
+    run.flow_counts = {}  # counts per flow, "system/entity" or a follow-up step (not stored)
     finished = False
     with run_scope(run.id):
         try:
@@ -220,6 +257,7 @@ def sync_cycle_run(
                 run.reoffered = parked_items_reoffer(processable=processors.keys())
             totals = inbox_process(run=run, processors=processors, order=order, erp=erp)
             errors.extend(totals.errors)
+            run.flow_counts.update(totals.by_flow)
             for name in ("created", "updated", "unchanged", "refused", "failed"):
                 setattr(run, name, getattr(run, name) + getattr(totals, name))
             # Billing after the inbox (what was posted now may be billed), before delivery.
@@ -230,11 +268,10 @@ def sync_cycle_run(
                 clock = time.monotonic()
                 try:
                     delivered, failed = _deliver(erp=erp, transport_for=transport_for)
+                    run.delivered, run.failed = run.delivered + delivered, run.failed + failed
+                    _advance_and_deliver(run=run, erp=erp, transport_for=transport_for)
                 except (DomainError, TransportError) as exc:
                     errors.append(f"deliver: {exc}")
-                else:
-                    run.delivered += delivered
-                    run.failed += failed
                 stages["deliver"] = round(time.monotonic() - clock, 3)
             finished = True
         finally:

@@ -28,7 +28,7 @@ def test_integration_ops_signs_in_lands_on_the_page_asked_for_and_signs_out(
     page.wait_for_url(f"{live_server.url}/runs/")
     assert page.locator("h1").inner_text() == "Runs"
     nav = page.locator("nav.areas a").all_inner_texts()
-    assert nav == ["Exceptions", "Runs"]
+    assert nav == ["Exceptions", "Runs", "Dashboards"]
 
     page.click("text=Sign out")
     page.wait_for_url(f"{live_server.url}/accounts/login/")

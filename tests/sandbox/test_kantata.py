@@ -261,8 +261,10 @@ def test_a_taken_external_reference_is_a_422(kantata):
     assert error_of(again)["field"] == "external_reference"
 
 
-def test_stories_cannot_be_posted(kantata):
-    answer = kantata.post(f"{API}/stories.json", json={"story": {"title": "x"}})
+def test_time_entries_cannot_be_posted_through_the_api(kantata):
+    # Time is booked by consultants in the PSA; stories and workspaces are what Ledgerbridge
+    # provisions (the tests below).
+    answer = kantata.post(f"{API}/time_entries.json", json={"time_entry": {"time_in_minutes": 60}})
     assert answer.status_code == 405
 
 
@@ -310,3 +312,50 @@ def timezone_now() -> dt.datetime:
     from django.utils import timezone
 
     return timezone.now()
+
+
+def story_post(kantata, **story):
+    return kantata.post(f"{API}/stories.json", json={"story": story})
+
+
+def test_stories_are_created_under_their_workspace_and_parent_and_found_by_reference(kantata):
+    workspace = kantata.post(f"{API}/workspaces.json", json={"workspace": {"title": "W"}})
+    workspace_id = workspace.json()["results"][0]["id"]
+    phase = story_post(
+        kantata, title="Delivery", workspace_id=workspace_id, external_reference="P-1.1"
+    )
+    phase_id = phase.json()["results"][0]["id"]
+    child = story_post(
+        kantata,
+        title="Consulting",
+        workspace_id=workspace_id,
+        parent_id=phase_id,
+        external_reference="P-1.1.1",
+    )
+    assert child.status_code == 200, child.text
+
+    found = kantata.get(f"{API}/stories.json", params={"external_reference": "P-1.1.1"}).json()
+    (story,) = found["stories"].values()
+    assert (story["title"], story["parent_id"], story["workspace_id"]) == (
+        "Consulting",
+        phase_id,
+        workspace_id,
+    )
+    story_id = found["results"][0]["id"]
+    renamed = kantata.put(f"{API}/stories/{story_id}.json", json={"story": {"title": "Advice"}})
+    assert renamed.status_code == 200
+    assert kantata.get(f"{API}/stories/{story_id}.json").json()["stories"][story_id]["title"] == (
+        "Advice"
+    )
+
+
+def test_a_story_without_its_workspace_or_under_another_workspaces_story_is_refused(kantata):
+    first = kantata.post(f"{API}/workspaces.json", json={"workspace": {"title": "A"}})
+    second = kantata.post(f"{API}/workspaces.json", json={"workspace": {"title": "B"}})
+    a, b = (w.json()["results"][0]["id"] for w in (first, second))
+    parent = story_post(kantata, title="Phase", workspace_id=a).json()["results"][0]["id"]
+
+    assert story_post(kantata, title="Orphan").status_code == 422
+    assert story_post(kantata, title="Lost", workspace_id="999999").status_code == 422
+    assert story_post(kantata, title="Wrong", workspace_id=b, parent_id=parent).status_code == 422
+    assert story_post(kantata, title="X", workspace_id=a, colour="red").status_code == 422

@@ -317,6 +317,36 @@ def test_a_customer_payment_applied_to_an_invoice_marks_it_paid_in_full(ns, book
     assert ns.patch(url, json={"memo": "Wire 4711"}).status_code == 204
 
 
+def test_deleting_a_customer_payment_reopens_the_invoice_it_paid(ns, books):
+    invoice = create(
+        ns,
+        "invoice",
+        {
+            "entity": {"id": books["customer"]},
+            "tranDate": "2026-02-15",
+            "item": {"items": [{"amount": 500}]},
+        },
+    )
+    payment = create(
+        ns,
+        "customerPayment",
+        {
+            "customer": {"id": books["customer"]},
+            "tranDate": "2026-02-20",
+            "payment": 500,
+            "apply": {"items": [{"doc": {"id": invoice}, "apply": True, "amount": 500}]},
+        },
+    )
+    paid = ns.get(f"{REST}/record/v1/invoice/{invoice}").json()
+    assert (paid["amountRemaining"], paid["status"]["refName"]) == (0, "Paid In Full")
+
+    assert ns.delete(f"{REST}/record/v1/customerPayment/{payment}").status_code == 204
+
+    body = ns.get(f"{REST}/record/v1/invoice/{invoice}").json()
+    assert body["amountRemaining"] == 500
+    assert body["status"]["refName"] == "Open"
+
+
 # -- ERP validation ----------------------------------------------------------------------------
 def test_a_valid_time_bill_is_accepted_and_sources_the_employees_department(ns, books):
     bill = create(ns, "timeBill", time_bill(books))

@@ -403,3 +403,19 @@ def test_token_requests_do_not_count_against_the_daily_limit(client):
         "Max": 1,
         "Remaining": 0,
     }
+
+
+def test_a_create_posted_to_the_type_with_a_trailing_slash_is_created_as_salesforce_does(sf):
+    # simple-salesforce's `SFType.create` posts to `…/sobjects/Contract/` (not installed here:
+    # the same request, raw).
+    account = sf.post(f"{V}/sobjects/Account/", json={"Name": "Slash Ltd"})
+    assert account.status_code == 201
+    answer = sf.post(
+        f"{V}/sobjects/Contract/",
+        json={"AccountId": account.json()["id"], "Status": "Draft", "SOW_Number__c": "SOW-9"},
+    )
+
+    assert answer.status_code == 201
+    contract = sf.get(f"{V}/sobjects/Contract/{answer.json()['id']}").json()
+    assert contract["AccountId"] == account.json()["id"]
+    assert contract["SOW_Number__c"] == "SOW-9"

@@ -8,7 +8,13 @@ import pytest
 
 from sandbox import storage
 from sandbox.models import SandboxRecord
-from sandbox.scim.schema import COSTING_URN, ENTERPRISE_URN, ERROR_SCHEMA, LIST_SCHEMA
+from sandbox.scim.schema import (
+    COSTING_URN,
+    ENTERPRISE_URN,
+    ERROR_SCHEMA,
+    LIST_SCHEMA,
+    USER_SCHEMA,
+)
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
@@ -168,3 +174,42 @@ def test_over_the_rate_limit_scim_answers_429_in_its_error_shape(scim):
     scim.put("/_control/faults", json={"systems": {"scim": {"rate_limit": 1}}})
     scim.get(USERS)
     scim_error(scim.get(USERS), 429)
+
+
+def scim_discover(http) -> dict[str, dict]:
+    """What a SCIM client's discover() does (RFC 7644 §4): read the resource types, the schemas
+    and the service provider configuration, then resolve every schema and extension a resource
+    type names against /Schemas. Returns the resolved schemas by URN; raises on any gap."""
+    types = http.get("/scim/v2/ResourceTypes")
+    schemas = http.get("/scim/v2/Schemas")
+    config = http.get("/scim/v2/ServiceProviderConfig")
+    for answer in (types, schemas, config):
+        answer.raise_for_status()
+    by_urn = {resource["id"]: resource for resource in schemas.json()["Resources"]}
+    resolved = {}
+    for resource_type in types.json()["Resources"]:
+        urns = [resource_type["schema"]] + [e["schema"] for e in resource_type["schemaExtensions"]]
+        for urn in urns:
+            if urn not in by_urn:
+                raise LookupError(f"/Schemas lacks {urn}")
+            resolved[urn] = by_urn[urn]
+    return resolved
+
+
+def test_a_scim_clients_discovery_resolves_the_user_schema_and_both_extensions(scim):
+    resolved = scim_discover(scim)
+
+    assert set(resolved) == {USER_SCHEMA, ENTERPRISE_URN, COSTING_URN}
+    user_attributes = {a["name"] for a in resolved[USER_SCHEMA]["attributes"]}
+    assert {"userName", "name", "active", "emails"} <= user_attributes
+    enterprise = {a["name"] for a in resolved[ENTERPRISE_URN]["attributes"]}
+    assert {"employeeNumber", "costCenter", "manager"} <= enterprise
+
+
+def test_one_schema_is_served_by_its_urn_and_an_unknown_urn_is_a_scim_404(scim):
+    answer = scim.get(f"/scim/v2/Schemas/{ENTERPRISE_URN}")
+
+    assert answer.status_code == 200
+    assert answer.json()["id"] == ENTERPRISE_URN
+    assert answer.json()["meta"]["resourceType"] == "Schema"
+    scim_error(scim.get("/scim/v2/Schemas/urn:example:unknown"), 404)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
-from sandbox.commands.simulate import activity_simulate, duration_parse, rate_parse
+from sandbox.commands.simulate import act_close, activity_simulate, duration_parse, rate_parse
 from sandbox.models import SandboxEvent, SandboxRecord
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
@@ -53,18 +55,55 @@ def test_approvals_and_bookings_show_in_the_psa_change_feed(tmp_path):
     assert SandboxEvent.objects.filter(system="kantata").count() > before
 
 
-def test_a_payment_settles_the_erp_invoice_and_the_billing_invoice(tmp_path):
+def test_a_simulated_payment_is_entered_in_one_system_only(tmp_path):
     seed_firm(tmp_path)
-    open_erp = SandboxRecord.objects.filter(system="netsuite", object_type="invoice", status="A")
-    before = open_erp.count()
+    payments = SandboxRecord.objects.filter(system="netsuite", object_type="customerPayment")
+    erp_before = payments.count()
+    paid_in_billing = SandboxEvent.objects.filter(system="stripe", action="invoice.paid")
+    billing_before = paid_in_billing.count()
     done = Counter()
     seed = 0
-    while not done["pay"] and seed < 20:  # find a seed whose first actions include a payment
-        done = activity_simulate(seed=seed, count=10)
+    while done["pay"] < 2 and seed < 40:  # seeds whose first actions include payments
+        done += activity_simulate(seed=seed, count=10)
         seed += 1
-    assert done["pay"] >= 1
-    assert open_erp.count() == before - done["pay"]
-    assert SandboxEvent.objects.filter(system="stripe", action="invoice.paid").exists()
+    erp_paid = payments.count() - erp_before
+    billing_paid = paid_in_billing.count() - billing_before
+
+    assert done["pay"] >= 2
+    # Each payment is in the ERP or in billing, never both: Ledgerbridge carries it across.
+    assert erp_paid + billing_paid == done["pay"]
+    erp_numbers = {p.data["tranId"].removeprefix("PYMT-") for p in payments}
+    billing_numbers = set(
+        SandboxRecord.objects.filter(system="stripe", object_type="invoice", status="paid")
+        .exclude(data__paid_out_of_band=True)
+        .values_list("data__number", flat=True)
+    )
+    assert not erp_numbers & billing_numbers
+
+
+def test_a_won_deal_is_entered_in_the_crm_only(tmp_path):
+    seed_firm(tmp_path)
+    before = state()
+    before_contracts = list(
+        SandboxRecord.objects.filter(system="salesforce", object_type="Contract")
+    )
+    events_before = Counter(SandboxEvent.objects.values_list("system", flat=True))
+
+    assert act_close(random.Random(1), timezone.now())
+
+    after = state()
+    changed = {key for key in set(after) | set(before) if after[key] != before[key]}
+    assert after[("salesforce", "Opportunity", "Closed Won")] == (
+        before[("salesforce", "Opportunity", "Closed Won")] + 1
+    )
+    (sow,) = SandboxRecord.objects.filter(system="salesforce", object_type="Contract").exclude(
+        id__in=[r.id for r in before_contracts]
+    )
+    assert sow.status == "Activated"
+    # No customer, project or billing record appears anywhere: onboarding is Ledgerbridge's.
+    assert {system for system, _, _ in changed} == {"salesforce"}
+    events = Counter(SandboxEvent.objects.values_list("system", flat=True))
+    assert {s for s in events if events[s] != events_before[s]} <= {"salesforce"}
 
 
 @pytest.mark.parametrize("raw", ["20", "fast", "0/s", "9999/s"])

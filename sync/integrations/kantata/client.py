@@ -33,7 +33,7 @@ ENTITIES = ("workspaces", "stories", "users", "assignments", "time_entries", "ex
 APPROVABLE = frozenset({"time_entries", "expenses"})
 CHANGE_EVENTS = "change_events"
 CURSOR_EXPIRED = "cursor_expired"
-WRITABLE = {"workspaces": "workspace"}  # record_type -> request body wrapper
+WRITABLE = {"workspaces": "workspace", "stories": "story"}  # record_type -> body wrapper
 
 
 class KantataConnector:
@@ -127,7 +127,7 @@ class KantataConnector:
         return pages_follow(fetch, cursor=cursor)
 
     def get_by_external_id(self, *, record_type: str, external_id: str) -> dict[str, Any] | None:
-        """The workspace whose external_reference is `external_id`, or None."""
+        """The workspace (or story) whose external_reference is `external_id`, or None."""
         self._writable(record_type)
         body = self.http.request(
             "GET", f"{record_type}.json", params={"external_reference": external_id}
@@ -144,7 +144,8 @@ class KantataConnector:
         body: Mapping[str, Any],
         idempotency_key: str | None = None,
     ) -> str:
-        """Update the workspace with this external_reference, or create it; returns its id.
+        """Update the workspace (or story) with this external_reference, or create it; returns
+        its id.
 
         Not atomic at Kantata (lookup, then create): two concurrent first deliveries of the
         same record could both create; the sandbox refuses the second with 422 on the unique

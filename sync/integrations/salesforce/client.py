@@ -129,6 +129,7 @@ class SalesforceConnector:
         http_options: Mapping[str, Any] | None = None,
         fields: Mapping[str, Sequence[str]] | None = None,
         external_id_field: str = EXTERNAL_ID_FIELD,
+        key_fields: Mapping[str, str] | None = None,
         batch_size: int = BATCH_SIZE,
     ) -> None:
         credentials = config.credentials
@@ -138,6 +139,9 @@ class SalesforceConnector:
         )
         self.fields = {**DEFAULT_FIELDS, **(fields or {})}
         self.external_id_field = _identifier(external_id_field)
+        # sObjects written by another key than `external_id_field`: "Id" for records that
+        # exist in the CRM already (an upsert on Id updates, and answers 404 when absent).
+        self.key_fields = {t: _identifier(f) for t, f in (key_fields or {}).items()}
         self.batch_size = batch_size
 
     @staticmethod
@@ -207,16 +211,20 @@ class SalesforceConnector:
         A SOQL query rather than GET …/{field}/{value}: an unknown type or field then answers
         400 INVALID_FIELD (configuration) instead of a 404 indistinguishable from "absent".
         """
-        fields = self.fields.get(record_type) or ("Id", self.external_id_field)
+        key = self._key_field(record_type)
+        fields = self.fields.get(record_type) or ("Id", key)
         names = ", ".join(map(_identifier, fields))
         select = f"SELECT {names} FROM {_identifier(record_type)}"  # noqa: S608 - checked names
-        soql = f"{select} WHERE {self.external_id_field} = {soql_string(external_id)} LIMIT 2"
+        soql = f"{select} WHERE {key} = {soql_string(external_id)} LIMIT 2"
         records = self.http.request("GET", f"{self._data}/query", params={"q": soql}).json()
         found = records.get("records", [])
         if not found:
             return None
         # TargetConnector contract: the target id under "id" (Salesforce spells it "Id").
         return {**found[0], "id": found[0].get("Id")}
+
+    def _key_field(self, record_type: str) -> str:
+        return self.key_fields.get(record_type, self.external_id_field)
 
     # -- writes ----------------------------------------------------------------------------
     def upsert_by_external_id(
@@ -233,15 +241,13 @@ class SalesforceConnector:
         Raises TransportError (PERMANENT with vendor_code MULTIPLE_CHOICES when the value
         matches several records; INDETERMINATE when the answer was lost).
         """
+        key = self._key_field(record_type)
         path = (
-            f"{self._data}/sobjects/{_identifier(record_type)}/{self.external_id_field}/"
-            f"{quote(external_id, safe='')}"
+            f"{self._data}/sobjects/{_identifier(record_type)}/{key}/{quote(external_id, safe='')}"
         )
         # The URL names the record; the same field in the body is an error at Salesforce.
         payload = {
-            k: v
-            for k, v in body.items()
-            if k.lower() not in {self.external_id_field.lower(), "id", "attributes"}
+            k: v for k, v in body.items() if k.lower() not in {key.lower(), "id", "attributes"}
         }
         answer = self.http.request("PATCH", path, json=payload)
         result = answer.json() if answer.content else None

@@ -120,6 +120,12 @@ class Command(BaseCommand):
         self.stdout.write(f"  {'count':<{width}}  {'records':>9}")
         for name in COUNTS:
             self.stdout.write(f"  {name:<{width}}  {getattr(run, name):>9}")
+        flows = getattr(run, "flow_counts", {}) or {}
+        if flows:
+            self.stdout.write("  by flow:")
+        for flow, counts in flows.items():
+            said = ", ".join(f"{name} {n}" for name, n in counts.items() if n)
+            self.stdout.write(f"    {flow}: {said or 'nothing to do'}")
         reoffered = getattr(run, "reoffered", 0)
         if reoffered:
             self.stdout.write(f"  {reoffered} parked records re-offered (their cause may be fixed)")

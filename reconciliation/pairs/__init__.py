@@ -1,0 +1,1 @@
+"""The reconciliation pairs, by name: each compares one source with one target."""
