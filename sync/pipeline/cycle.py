@@ -24,7 +24,7 @@ from sync.connectors.base import CONFIGURATION, TransportError
 from sync.errors import DomainError
 from sync.integrations.registry import source_connector_for
 from sync.logging import run_scope
-from sync.pipeline.billing.flow import billing_cycle_run
+from sync.pipeline.billing.flow import billing_cycle_run, billing_follow_up
 from sync.pipeline.connection_services import erp_connection_get
 from sync.pipeline.delivery import deliveries_send_due
 from sync.pipeline.expense_posting.processors import expense_processors
@@ -261,7 +261,7 @@ def sync_cycle_run(
             for name in ("created", "updated", "unchanged", "refused", "failed"):
                 setattr(run, name, getattr(run, name) + getattr(totals, name))
             # Billing after the inbox (what was posted now may be billed), before delivery.
-            run.billing = billing_cycle_run(run=run, transport_for=transport_for)
+            billing_cycle_run(run=run)
             stages["process"] = round(time.monotonic() - clock, 3)
 
             if deliver:
@@ -270,6 +270,10 @@ def sync_cycle_run(
                     delivered, failed = _deliver(erp=erp, transport_for=transport_for)
                     run.delivered, run.failed = run.delivered + delivered, run.failed + failed
                     _advance_and_deliver(run=run, erp=erp, transport_for=transport_for)
+                    # Issued invoices numbered and offered to the ERP, delivered now.
+                    if billing_follow_up(run=run, transport_for=transport_for):
+                        delivered, failed = _deliver(erp=erp, transport_for=transport_for)
+                        run.delivered, run.failed = run.delivered + delivered, run.failed + failed
                 except (DomainError, TransportError) as exc:
                     errors.append(f"deliver: {exc}")
                 stages["deliver"] = round(time.monotonic() - clock, 3)
