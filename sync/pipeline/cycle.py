@@ -25,6 +25,8 @@ from sync.errors import DomainError
 from sync.integrations.registry import source_connector_for
 from sync.logging import run_scope
 from sync.pipeline.billing.flow import billing_cycle_run, billing_follow_up
+from sync.pipeline.billing.history import ENTITY as BILLED_INVOICES_ENTITY
+from sync.pipeline.billing.history import billed_invoices_process
 from sync.pipeline.connection_services import erp_connection_get
 from sync.pipeline.delivery import deliveries_send_due
 from sync.pipeline.expense_posting.processors import expense_processors
@@ -40,6 +42,7 @@ from sync.pipeline.time_posting.flow import time_entries_process
 logger = logging.getLogger(__name__)
 
 TIME_ENTRIES = (System.PSA.value, "time_entries")
+BILLED_INVOICES = (System.BILLING.value, BILLED_INVOICES_ENTITY)
 PROCESS_BATCH = 1000
 PROCESS_LIMIT = 50_000
 DELIVERY_BATCH = 200
@@ -91,6 +94,9 @@ def processing_registry(
     for key, processor in expense_processors(erp=erp):  # ERP expense reports, PSA expenses
         processors[key] = processor
         order.append(key)
+    # What billing billed already (its invoices' project months), read before candidates.
+    processors[BILLED_INVOICES] = billed_invoices_process
+    order.append(BILLED_INVOICES)
     if erp is not None:
         # CRM deals and contracts become ERP customers and projects: they need the ERP.
         processors.update(QUOTE_TO_CASH)

@@ -1,7 +1,8 @@
-"""Billing on real PostgreSQL against the served sandbox: the seeded firm's posted T&M time of
-completed months becomes one invoice per project and month in billing and one in the ERP,
-counted through Stripe's and NetSuite's own APIs, after more cycles, a replay of every delivery
-and answers dropped after billing committed the invoice."""
+"""Billing on real PostgreSQL against the served sandbox: on a seeded T&M project, the months
+billing billed before Ledgerbridge are linked, never billed again, and the planted unbilled
+month becomes one invoice in billing and one in the ERP, counted through Stripe's and NetSuite's
+own APIs, after more cycles, a replay of every delivery and answers dropped after billing
+committed the invoice."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from sync.models import Contract, Customer, ExternalRef, Invoice, InvoiceCandida
 from sync.models.transactions import ApprovalStatus
 from sync.pipeline.cycle import sync_cycle_run
 from sync.pipeline.delivery import deliveries_send_due
-from sync.pipeline.models import Connection, Delivery
+from sync.pipeline.models import Connection, Delivery, TargetRecord
 
 pytestmark = [
     pytest.mark.integration,
@@ -34,37 +35,47 @@ ERP_INVOICE = "erp.invoice.upsert"
 def firm(served_sandbox) -> dict:
     """A small seeded firm in the served sandbox, Ledgerbridge connected to it, one cycle run
     (master data in, time posted)."""
-    sandbox_seed(seed=42, time_entries=300, reset=True)
+    manifest = sandbox_seed(seed=42, time_entries=300, reset=True).manifest
     connections_from_sandbox(base_url=served_sandbox.base_url)
     legal_entity_mapping_from_sandbox()
     first = sync_cycle_run()
     assert first.status == "succeeded", first.error
     return {
+        "manifest": manifest,
         "erp": Connection.objects.get(system="erp"),
         "billing": Connection.objects.get(system="billing"),
     }
 
 
-def billed_project(billing: Connection) -> Project:
-    """An open project with posted billable time of a completed month, put on a time and
-    materials contract, its customer in billing (as onboarding leaves it: a Stripe customer
-    and a billing ref) and in the ERP (the seeded customer)."""
-    cutoff = timezone.localdate().replace(day=1)
+def unbilled_months(manifest: dict) -> dict[str, set[str]]:
+    """The planted months of approved T&M time billing never billed, by project code."""
+    months: dict[str, set[str]] = {}
+    for fault in manifest["faults"]:
+        if fault["kind"] == "unbilled_approved_time":
+            detail = fault["detail"]
+            months.setdefault(detail["project_key"], set()).add(detail["period"])
+    return months
+
+
+def billed_project(billing: Connection, codes: set[str]) -> Project:
+    """An open project of `codes` with posted billable time, put on a time and materials
+    contract (the seed's CRM contracts are not synced here), its customer in billing (as
+    onboarding leaves it: a Stripe customer and a billing ref) and in the ERP (seeded)."""
     erp_linked = ExternalRef.objects.filter(
         system="erp", content_type=ContentType.objects.get_for_model(Customer)
     ).values_list("object_id", flat=True)
     project = (
         Project.objects.filter(
+            code__in=codes,
             status=Project.Status.OPEN,
             customer_id__in=[int(pk) for pk in erp_linked],
             time_entries__status=ApprovalStatus.POSTED,
             time_entries__billable=True,
-            time_entries__work_date__lt=cutoff,
         )
         .order_by("id")
         .first()
     )
-    assert project is not None, "the seeded firm posts billable time on an open project"
+    assert project is not None, "the seed plants an unbilled month on an open project"
     project.contract = Contract.objects.create(
         customer=project.customer,
         name=f"SOW {project.code}",
@@ -127,7 +138,8 @@ def test_posted_time_is_billed_once_in_billing_and_the_erp_through_faults_and_re
     firm, served_sandbox
 ):
     erp, billing = firm["erp"], firm["billing"]
-    project = billed_project(billing)
+    planted = unbilled_months(firm["manifest"])
+    project = billed_project(billing, set(planted))
 
     # Billing commits each invoice but its answers are lost: the retry replays under its keys.
     served_sandbox.app.faults.configure(system="stripe", changes={"drop_rate": 1.0})
@@ -141,12 +153,27 @@ def test_posted_time_is_billed_once_in_billing_and_the_erp_through_faults_and_re
     sync_cycle_run()  # reads their numbers back, posts the ERP invoices
 
     candidates = InvoiceCandidate.objects.filter(project=project)
-    assert candidates.exists()
     assert set(candidates.values_list("status", flat=True)) == {"invoiced"}
-    keys = {f"LB-IC-{pk}:open": 1 for pk in candidates.values_list("pk", flat=True)}
+    issued = Delivery.objects.filter(operation=ISSUE).values_list("object_id", flat=True)
+    sent = candidates.filter(pk__in=[int(pk) for pk in issued])
+    # The planted months are billed (and a month completed since the seed's last invoice run,
+    # if any); none that billing billed before, whose work is linked instead.
+    history = {
+        key.split("/", 1)[1]
+        for key in TargetRecord.objects.filter(
+            record_type="billedPeriod", external_id__startswith=f"{project.code}/"
+        ).values_list("external_id", flat=True)
+    }
+    sent_months = {f"{c.period_start:%Y-%m}" for c in sent}
+    assert planted[project.code] <= sent_months
+    assert history
+    assert not sent_months & history
+    linked = {f"{c.period_start:%Y-%m}" for c in candidates.exclude(pk__in=sent)}
+    assert linked <= history
+    keys = {f"LB-IC-{c.pk}:open": 1 for c in sent}
     assert billing_invoices(billing) == keys  # one finalized invoice per candidate, no drafts
     numbers = list(Invoice.objects.values_list("number", flat=True))
-    assert len(numbers) == candidates.count()
+    assert len(numbers) == sent.count()
     assert None not in numbers
     assert erp_invoices(erp, numbers) == dict.fromkeys(numbers, 1)
 

@@ -16,10 +16,13 @@ invoiceitems/create (`invoice=`), finalize: https://docs.stripe.com/api/invoices
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sync.connectors.base import TRANSIENT, TransportError
+from sync.errors import PayloadError
 from sync.integrations.stripe.client import EXTERNAL_ID_KEY, StripeConnector
 
 RECORD_TYPE = "invoice"  # the outbox's record type for "issue this candidate's invoice"
@@ -137,3 +140,58 @@ class StripeBillingConnector(StripeConnector):
                 message=f"invoice {external_id}: retry with the same Idempotency-Keys",
             )
         return super().get_by_external_id(record_type=record_type, external_id=external_id)
+
+
+# -- invoices read back from a pull --------------------------------------------------------------
+BILLED_PERIOD = "billedPeriod"  # TargetRecord type: a project's month billed outside Ledgerbridge
+_PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")  # YYYY-MM
+
+
+@dataclass(frozen=True)
+class BilledInvoice:
+    """A Stripe invoice as a pull lists it: what billing says it bills (its metadata)."""
+
+    invoice_id: str
+    number: str | None
+    status: str
+    ledgerbridge_id: str | None  # ours: LB-IC-<candidate>
+    project_key: str | None  # the project code it bills, for invoices made before Ledgerbridge
+    period: str | None  # YYYY-MM: the month it bills (time and materials, usage)
+
+
+def billed_period_key(project_code: str, period: str) -> str:
+    """The TargetRecord key of a project's month billed outside Ledgerbridge."""
+    return f"{project_code}/{period}"
+
+
+def billed_invoice_read(payload: Any) -> BilledInvoice:
+    """Read a pulled Stripe invoice. Raises PayloadError naming every problem. A `period` that
+    is not YYYY-MM is ignored (None): it bills no month Ledgerbridge can name."""
+    if not isinstance(payload, dict):
+        raise PayloadError("The Stripe invoice payload is not a JSON object.")
+    errors = []
+    invoice_id = payload.get("id")
+    if not isinstance(invoice_id, str) or not invoice_id.startswith("in_"):
+        errors.append(f"`id` must be a Stripe invoice id (in_…), got {str(invoice_id)[:40]!r}.")
+    status = payload.get("status")
+    if not isinstance(status, str):
+        errors.append("`status` is missing.")
+    metadata = payload.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        errors.append("`metadata` must be an object.")
+        metadata = {}
+    if errors:
+        raise PayloadError(" ".join(errors))
+    period = metadata.get("period")
+    if not (isinstance(period, str) and _PERIOD.fullmatch(period)):
+        period = None
+    number = payload.get("number")
+    text = {k: metadata.get(k) for k in (EXTERNAL_ID_KEY, "project_key")}
+    return BilledInvoice(
+        invoice_id=invoice_id,
+        number=number if isinstance(number, str) else None,
+        status=status,
+        ledgerbridge_id=text[EXTERNAL_ID_KEY] if isinstance(text[EXTERNAL_ID_KEY], str) else None,
+        project_key=text["project_key"][:40] if isinstance(text["project_key"], str) else None,
+        period=period,
+    )

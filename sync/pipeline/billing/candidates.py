@@ -12,6 +12,11 @@ candidate bills gets an `InvoiceCandidateSource` row, unique per record: a secon
 nothing, and a record approved late into a billed month becomes a new candidate for that month
 (nothing approved is forgotten, nothing is billed twice). Entries are billed once posted
 (decision 101); a billable entry without a bill rate is held and reported (decision 102).
+
+Billed before Ledgerbridge: a project month that billing has billed already (a `billedPeriod`
+TargetRecord, `billing.history`) and that no candidate has billed yet gets its candidate as
+invoiced, linked to that invoice, and its records move to invoiced: nothing is sent (decision
+106). Work posted into that month afterwards is new work: a pending candidate.
 """
 
 from __future__ import annotations
@@ -22,13 +27,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 
 from sync.audit import audited_bulk_create
+from sync.integrations.stripe.invoices import BILLED_PERIOD, billed_period_key
 from sync.models import (
     Contract,
     Currency,
     Expense,
+    ExternalRef,
     InvoiceCandidate,
     Milestone,
     Project,
@@ -37,6 +45,7 @@ from sync.models import (
 )
 from sync.models.billing import InvoiceCandidateSource
 from sync.models.transactions import ApprovalStatus
+from sync.pipeline.billing.issued import records_invoiced
 from sync.pipeline.billing.lines import (
     EXPENSE_LINE_PREFIX,
     SourceLine,
@@ -45,6 +54,7 @@ from sync.pipeline.billing.lines import (
     month_start,
 )
 from sync.pipeline.exception_items import Failure, exception_items_raise
+from sync.pipeline.models import TargetRecord
 from sync.pipeline.models.exception_items import Queue, Stage
 
 Kind = InvoiceCandidate.SourceKind
@@ -60,6 +70,7 @@ class CandidateCounts:
     sources: int = 0
     amounts: dict[str, Decimal] = field(default_factory=dict)  # by currency
     held: int = 0  # billable entries without a bill rate
+    billed_before: int = 0  # candidates linked to invoices made before Ledgerbridge
 
 
 @dataclass
@@ -73,6 +84,7 @@ class _Draft:
     period_start: dt.date | None
     correlation_id: str
     sources: list[tuple[str, int, SourceLine]] = field(default_factory=list)
+    billed_by: str | None = None  # the billing invoice that billed it before Ledgerbridge
 
 
 def invoice_candidates_build(
@@ -91,6 +103,8 @@ def invoice_candidates_build(
     _milestone_drafts(drafts)
     held_usage = _usage_drafts(drafts, cutoff=cutoff)
     counts.held = sum(len(v) for v in held.values())
+    for key, invoice_id in _billed_before(drafts).items():
+        drafts[key].billed_by = invoice_id
     with transaction.atomic():
         _write(list(drafts.values()), actor=actor, counts=counts)
         exception_items_raise(failures=[*_held_failures(held), *held_usage], run_id=run_id)
@@ -319,6 +333,9 @@ def _write(drafts: list[_Draft], *, actor: str, counts: CandidateCounts) -> None
                 currency_id=draft.currency,
                 period_start=draft.period_start,
                 correlation_id=draft.correlation_id or "",
+                status=InvoiceCandidate.Status.INVOICED
+                if draft.billed_by
+                else InvoiceCandidate.Status.PENDING,
             )
         )
         counts.amounts[draft.currency] = counts.amounts.get(draft.currency, Decimal(0)) + amount
@@ -338,6 +355,73 @@ def _write(drafts: list[_Draft], *, actor: str, counts: CandidateCounts) -> None
     InvoiceCandidateSource.objects.bulk_create(links, batch_size=SOURCE_BATCH)
     counts.candidates += len(created)
     counts.sources += len(links)
+    billed = [(c, d.billed_by) for c, d in zip(created, drafts, strict=True) if d.billed_by]
+    if billed:
+        counts.billed_before += len(billed)
+        _billed_before_link(billed, actor=actor)
+
+
+def _billed_before(drafts: dict[tuple, _Draft]) -> dict[tuple, str]:
+    """{draft key: billing invoice id} of the monthly drafts whose project month billing billed
+    before Ledgerbridge and no candidate has billed yet. Three queries."""
+    monthly = {k: d for k, d in drafts.items() if d.kind in (Kind.TIME, Kind.USAGE)}
+    if not monthly:
+        return {}
+    project_ids = {d.project_id for d in monthly.values()}
+    codes = dict(Project.objects.filter(pk__in=project_ids).values_list("pk", "code"))
+    wanted = {
+        key: billed_period_key(codes[d.project_id], f"{d.period_start:%Y-%m}")
+        for key, d in monthly.items()
+    }
+    known = dict(
+        TargetRecord.objects.filter(
+            record_type=BILLED_PERIOD, external_id__in=set(wanted.values())
+        ).values_list("external_id", "target_id")
+    )
+    if not known:
+        return {}
+    # A month is recognised once: what is posted into it after its first candidate is new work.
+    seen = set(
+        InvoiceCandidate.objects.filter(
+            project_id__in=project_ids,
+            period_start__in={d.period_start for d in monthly.values()},
+            source_kind__in=[Kind.TIME, Kind.USAGE],
+        ).values_list("project_id", "period_start", "source_kind")
+    )
+    return {
+        key: known[ref]
+        for key, ref in wanted.items()
+        if ref in known
+        and (monthly[key].project_id, monthly[key].period_start, monthly[key].kind) not in seen
+    }
+
+
+def _billed_before_link(billed: list[tuple[InvoiceCandidate, str]], *, actor: str) -> None:
+    """What the invoices billed moves to invoiced; each invoice gets a billing ref to the first
+    candidate it billed (a ref names one record per external id)."""
+    candidate_type = ContentType.objects.get_for_model(InvoiceCandidate)
+    taken = set(
+        ExternalRef.objects.filter(
+            system=ExternalRef.System.BILLING,
+            content_type=candidate_type,
+            external_id__in={invoice_id for _, invoice_id in billed},
+        ).values_list("external_id", flat=True)
+    )
+    refs = []
+    for candidate, invoice_id in billed:
+        if invoice_id not in taken:
+            taken.add(invoice_id)
+            refs.append(
+                ExternalRef(
+                    system=ExternalRef.System.BILLING,
+                    content_type=candidate_type,
+                    object_id=str(candidate.pk),
+                    external_id=invoice_id,
+                    correlation_id=candidate.correlation_id,
+                )
+            )
+    audited_bulk_create(model=ExternalRef, objs=refs, actor=actor)
+    records_invoiced(candidate_ids=[c.pk for c, _ in billed], actor=actor)
 
 
 def _held_failures(held: dict[tuple, list[dict]]) -> list[Failure]:

@@ -137,7 +137,7 @@ def billing_invoices_issued_record(
             for candidate, invoice in zip(candidates, invoices, strict=True)
         ],
     )
-    _sources_invoiced([c.pk for c in candidates])
+    records_invoiced(candidate_ids=[c.pk for c in candidates], actor=ACTOR)
     return len(candidates)
 
 
@@ -171,10 +171,10 @@ def _lines(candidate: InvoiceCandidate, invoice: Invoice, delivery: Delivery) ->
     ]
 
 
-def _sources_invoiced(candidate_ids: list[int]) -> None:
-    """Move what the candidates bill to invoiced. A record that left the expected status since
-    it was linked (reversed, voided) keeps its status: its link still names the invoice, for
-    the credit note it needs."""
+def records_invoiced(*, candidate_ids: list[int], actor: str) -> None:
+    """Move what the candidates bill to invoiced, with history (`actor`). A record that left
+    the expected status since it was linked (reversed, voided) keeps its status: its link still
+    names the invoice, for the credit note it needs. Idempotent."""
     links = InvoiceCandidateSource.objects.filter(candidate_id__in=candidate_ids)
     moves = (
         (TimeEntry, "time_entry_id", [ApprovalStatus.POSTED], ApprovalStatus.INVOICED),
@@ -189,10 +189,10 @@ def _sources_invoiced(candidate_ids: list[int]) -> None:
     )
     for record in recorded:
         record.status = UsageRecord.Status.RATED
-    audited_bulk_update(model=UsageRecord, objs=recorded, fields=["status"], actor=ACTOR)
+    audited_bulk_update(model=UsageRecord, objs=recorded, fields=["status"], actor=actor)
     for model, link_field, before, after in moves:
         ids = links.filter(**{f"{link_field}__isnull": False}).values_list(link_field, flat=True)
         records = list(model.objects.filter(pk__in=ids, status__in=before))
         for record in records:
             record.status = after
-        audited_bulk_update(model=model, objs=records, fields=["status"], actor=ACTOR)
+        audited_bulk_update(model=model, objs=records, fields=["status"], actor=actor)
