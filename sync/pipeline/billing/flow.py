@@ -17,9 +17,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.db import IntegrityError
 from django.utils import timezone
 
-from sync.pipeline.billing.candidates import invoice_candidates_build
+from sync.pipeline.billing.candidates import CandidateCounts, invoice_candidates_build
 from sync.pipeline.billing.erp_invoices import billing_invoices_number_learn, erp_invoices_offer
 from sync.pipeline.billing.issue import invoice_candidates_offer
 from sync.pipeline.connection_services import erp_connection_get
@@ -49,9 +50,15 @@ def billing_cycle_run(*, run: SyncRun, now: dt.datetime | None = None) -> int:
     data creates and enqueues nothing. Returns how many deliveries it enqueued; adds its
     counts to `run.flow_counts["billing"]`."""
     now = now or timezone.now()
-    built = invoice_candidates_build(
-        today=timezone.localdate(now), actor=f"run:{run.pk}", run_id=run.pk
-    )
+    try:
+        built = invoice_candidates_build(
+            today=timezone.localdate(now), actor=f"run:{run.pk}", run_id=run.pk
+        )
+    except IntegrityError as exc:
+        # Another cycle linked one of the same records first (a unique link): its candidates
+        # stand, this build rolled back whole; the next cycle builds whatever is left.
+        logger.info("invoice candidates raced another cycle: %s", exc)
+        built = CandidateCounts()
     counts = _counts(run)
     counts["candidates"] = counts.get("candidates", 0) + built.candidates
     counts["records billed"] = counts.get("records billed", 0) + built.sources
