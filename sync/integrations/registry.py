@@ -27,6 +27,7 @@ from sync.integrations.scim import pull as scim
 from sync.integrations.scim.client import ScimConnector
 from sync.integrations.stripe import pull as stripe
 from sync.integrations.stripe.client import StripeConnector
+from sync.integrations.stripe.invoices import StripeBillingConnector
 
 
 class ConnectionNotPullable(DomainError):
@@ -120,7 +121,8 @@ INTEGRATIONS: dict[str, Integration] = {
     "stripe": Integration(
         dialect="stripe",
         source=StripeConnector,
-        target=StripeConnector,
+        # Customers as the plain connector writes them; invoices issued for invoice candidates.
+        target=StripeBillingConnector,
         pull_plan=stripe.PULL_PLAN,
         extra_entities=stripe.EXTRA_ENTITIES,
         record_changed_at=stripe.record_changed_at,

@@ -8,9 +8,10 @@ from django.db.models import F, Q
 
 from sync.models.base import CanonicalModel, lifecycle_status_field
 from sync.models.commercial import Contract, Customer
-from sync.models.delivery import Project
+from sync.models.delivery import Milestone, Project, UsageRecord
 from sync.models.fields import MoneyField, MoneyProperty, QuantityField, RateField
 from sync.models.reference import Currency, LegalEntity, TaxCode
+from sync.models.transactions import Expense, TimeEntry
 
 
 class InvoiceCandidate(CanonicalModel):
@@ -41,6 +42,8 @@ class InvoiceCandidate(CanonicalModel):
     amount = MoneyField()
     currency = models.ForeignKey(Currency, on_delete=models.PROTECT, related_name="+")
     status = lifecycle_status_field(Status, default=Status.PENDING)
+    # The first day of the month billed (time and usage); None for a milestone.
+    period_start = models.DateField(null=True, blank=True)
 
     money = MoneyProperty(amount="amount", currency="currency")
 
@@ -57,6 +60,80 @@ class InvoiceCandidate(CanonicalModel):
 
     def __str__(self) -> str:
         return f"{self.source_kind} {self.amount} {self.currency_id}"
+
+
+class InvoiceCandidateSource(models.Model):
+    """One record a candidate bills: exactly one of a time entry, an expense, a milestone or a
+    usage record, with the quantity and unit amount it was priced at (its invoice line is the
+    sum of its `line_key`'s sources, rounded once).
+
+    Each source record is billed by at most one candidate: a unique constraint per kind, so a
+    second candidate run (or a racing one) cannot bill it twice. An append-only link written
+    with its candidate (whose history records who made it); not a canonical record itself.
+    """
+
+    candidate = models.ForeignKey(
+        InvoiceCandidate, on_delete=models.CASCADE, related_name="sources"
+    )
+    time_entry = models.ForeignKey(
+        TimeEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="billing_links"
+    )
+    expense = models.ForeignKey(
+        Expense, on_delete=models.PROTECT, null=True, blank=True, related_name="billing_links"
+    )
+    milestone = models.ForeignKey(
+        Milestone, on_delete=models.PROTECT, null=True, blank=True, related_name="billing_links"
+    )
+    usage_record = models.ForeignKey(
+        UsageRecord, on_delete=models.PROTECT, null=True, blank=True, related_name="billing_links"
+    )
+    # Sources with one key make one invoice line (a worker at one rate, a category, ...).
+    line_key = models.CharField(max_length=200)
+    description = models.CharField(max_length=500)
+    quantity = QuantityField(max_digits=18, decimal_places=4)
+    unit_amount = RateField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["candidate", "line_key", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["time_entry"], name="billing_source_time_entry_once"),
+            models.UniqueConstraint(fields=["expense"], name="billing_source_expense_once"),
+            models.UniqueConstraint(fields=["milestone"], name="billing_source_milestone_once"),
+            models.UniqueConstraint(
+                fields=["usage_record"], name="billing_source_usage_record_once"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(time_entry__isnull=False)
+                    & Q(expense__isnull=True)
+                    & Q(milestone__isnull=True)
+                    & Q(usage_record__isnull=True)
+                )
+                | (
+                    Q(time_entry__isnull=True)
+                    & Q(expense__isnull=False)
+                    & Q(milestone__isnull=True)
+                    & Q(usage_record__isnull=True)
+                )
+                | (
+                    Q(time_entry__isnull=True)
+                    & Q(expense__isnull=True)
+                    & Q(milestone__isnull=False)
+                    & Q(usage_record__isnull=True)
+                )
+                | (
+                    Q(time_entry__isnull=True)
+                    & Q(expense__isnull=True)
+                    & Q(milestone__isnull=True)
+                    & Q(usage_record__isnull=False)
+                ),
+                name="billing_source_exactly_one_record",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.line_key} {self.quantity} x {self.unit_amount}"
 
 
 class Invoice(CanonicalModel):

@@ -24,6 +24,9 @@ from sync.connectors.base import CONFIGURATION, TransportError
 from sync.errors import DomainError
 from sync.integrations.registry import source_connector_for
 from sync.logging import run_scope
+from sync.pipeline.billing.flow import billing_cycle_run, billing_follow_up
+from sync.pipeline.billing.history import ENTITY as BILLED_INVOICES_ENTITY
+from sync.pipeline.billing.history import billed_invoices_process
 from sync.pipeline.connection_services import erp_connection_get
 from sync.pipeline.delivery import deliveries_send_due
 from sync.pipeline.expense_posting.processors import expense_processors
@@ -39,6 +42,7 @@ from sync.pipeline.time_posting.flow import time_entries_process
 logger = logging.getLogger(__name__)
 
 TIME_ENTRIES = (System.PSA.value, "time_entries")
+BILLED_INVOICES = (System.BILLING.value, BILLED_INVOICES_ENTITY)
 PROCESS_BATCH = 1000
 PROCESS_LIMIT = 50_000
 DELIVERY_BATCH = 200
@@ -90,6 +94,9 @@ def processing_registry(
     for key, processor in expense_processors(erp=erp):  # ERP expense reports, PSA expenses
         processors[key] = processor
         order.append(key)
+    # What billing billed already (its invoices' project months), read before candidates.
+    processors[BILLED_INVOICES] = billed_invoices_process
+    order.append(BILLED_INVOICES)
     if erp is not None:
         # CRM deals and contracts become ERP customers and projects: they need the ERP.
         processors.update(QUOTE_TO_CASH)
@@ -259,6 +266,8 @@ def sync_cycle_run(
             run.flow_counts.update(totals.by_flow)
             for name in ("created", "updated", "unchanged", "refused", "failed"):
                 setattr(run, name, getattr(run, name) + getattr(totals, name))
+            # Billing after the inbox (what was posted now may be billed), before delivery.
+            billing_cycle_run(run=run)
             stages["process"] = round(time.monotonic() - clock, 3)
 
             if deliver:
@@ -267,6 +276,10 @@ def sync_cycle_run(
                     delivered, failed = _deliver(erp=erp, transport_for=transport_for)
                     run.delivered, run.failed = run.delivered + delivered, run.failed + failed
                     _advance_and_deliver(run=run, erp=erp, transport_for=transport_for)
+                    # Issued invoices numbered and offered to the ERP, delivered now.
+                    if billing_follow_up(run=run, transport_for=transport_for):
+                        delivered, failed = _deliver(erp=erp, transport_for=transport_for)
+                        run.delivered, run.failed = run.delivered + delivered, run.failed + failed
                 except (DomainError, TransportError) as exc:
                     errors.append(f"deliver: {exc}")
                 stages["deliver"] = round(time.monotonic() - clock, 3)

@@ -26,6 +26,7 @@ from sync.audit import audited_bulk_create, audited_bulk_update
 from sync.models import ExternalRef, TimeEntry
 from sync.models.transactions import ApprovalStatus
 from sync.money import to_decimal
+from sync.pipeline.billing.issued import billing_deliveries_record
 from sync.pipeline.exception_items import Failure, exception_items_raise
 from sync.pipeline.expense_posting.posted import expenses_posted_record
 from sync.pipeline.models import Connection, Delivery, TargetRecord
@@ -217,6 +218,7 @@ def _targets_record(delivered: Sequence[tuple[Delivery, str]], *, now: datetime)
         )
     _time_entries_posted(delivered, now=now)
     expenses_posted_record(delivered=delivered, now=now)
+    billing_deliveries_record(delivered=delivered, now=now)
 
 
 POSTING_ACTOR = "system:outbox"

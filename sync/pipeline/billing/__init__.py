@@ -1,0 +1,1 @@
+"""Billing: invoice candidates from approved work, invoices in billing, invoices in the ERP."""
