@@ -59,6 +59,11 @@ def cycle_run(self, *, connection_ids: list[int] | None = None) -> dict | None:
             logger.info("cycle_run: connections %s are gone or disabled", connection_ids)
             return None
     run = sync_cycle_run(connections=connections)
+    if run.failed or run.refused or run.created or run.updated:
+        # Items were raised or closed: the queue cards and groups count them soon after.
+        from sync.pipeline.exception_summary import exception_summary_refresh_soon
+
+        exception_summary_refresh_soon()
     return {
         "run_id": run.pk,
         "status": run.status,
