@@ -101,11 +101,24 @@ class QueueCard:
         return [(n, round(100 * n / peak) if peak else 0) for n in self.trend]
 
 
+def _scope_of(scope: ExceptionScope | None, queues: Sequence[str] | None) -> ExceptionScope:
+    if scope is not None:
+        return scope
+    if queues is None:
+        raise TypeError("Give a scope, or the queues (every legal entity) to read.")
+    return ExceptionScope(queues=tuple(queues))
+
+
 def exception_queue_cards(
-    *, scope: ExceptionScope, now: dt.datetime | None = None
+    *,
+    scope: ExceptionScope | None = None,
+    queues: Sequence[str] | None = None,
+    now: dt.datetime | None = None,
 ) -> list[QueueCard]:
-    """One card per queue of `scope`, in their order, empty queues included, as of the
-    summary's last refresh (`exception_summary_computed_at`; computed now if it never was)."""
+    """One card per queue of `scope` (or of `queues`, every legal entity), in their order,
+    empty queues included, as of the summary's last refresh (`exception_summary_computed_at`;
+    computed now if it never was)."""
+    scope = _scope_of(scope, queues)
     exception_summary_computed_at()
     now = now or timezone.now()
     rows = list(
@@ -192,14 +205,21 @@ def _record_nouns(record_key: str) -> tuple[str, str]:
     return noun, f"{noun}es" if noun.endswith(("x", "ss")) else f"{noun}s"
 
 
-def exception_groups(*, scope: ExceptionScope, limit: int = 200) -> list[RootCauseGroup]:
-    """Open items of `scope` grouped by root cause, the most items first (ties by root cause),
-    as of the summary's last refresh (computed now if it never was).
+def exception_groups(
+    *,
+    scope: ExceptionScope | None = None,
+    queues: Sequence[str] | None = None,
+    limit: int = 200,
+) -> list[RootCauseGroup]:
+    """Open items of `scope` (or of `queues`, every legal entity) grouped by root cause, the
+    most items first (ties by root cause), as of the summary's last refresh (computed now if
+    it never was).
 
     The summary's rows added up per group, then the shown groups' first items (lowest id) in
     one query: a group's queue, code and cause are its root cause's (the signature is made of
     them); its message, suggested fix and record noun are those of its first item.
     """
+    scope = _scope_of(scope, queues)
     exception_summary_computed_at()
     rows = list(
         scope.filter(ExceptionSummaryRow.objects.all())
