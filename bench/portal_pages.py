@@ -505,6 +505,21 @@ def explain(sqls: list[str]) -> None:
         print(f"\n--- {took:.1f} ms: {sql[:300]}\n{plan}")
 
 
+def profile(client, url: str) -> None:
+    """Where one request's Python time goes: the 25 functions with the most time of their own."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    client.get(url)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+    print(out.getvalue())
+
+
 def print_table(table: list, head: tuple) -> None:
     print()
     widths = [max(len(str(r[i])) for r in [head, *table]) for i in range(len(head))]
@@ -517,6 +532,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--n", type=int, default=1_000_000, help="exception items (1,000,000)")
     parser.add_argument("--requests", type=int, default=30, help="measured requests a page")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE every query")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile one request of each page (top 25)"
+    )
     parser.add_argument(
         "--reuse",
         action="store_true",
@@ -585,6 +603,8 @@ def main(argv: list[str]) -> int:
         )
         if args.explain:
             explain(result["sql"])
+        if args.profile:
+            profile(scoped_client if SCOPED in label else client, urls[0])
     print("selectors alone:", flush=True)
     selectors = selectors_measure(user, pages, args.requests)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
