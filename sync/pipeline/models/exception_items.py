@@ -123,9 +123,11 @@ class ExceptionItem(models.Model):
                 condition=Q(status__in=["open", "in_progress"]),
                 name="exception_open_by_queue",
             ),
+            # Also what the exception summary's refresh reads (every column it groups and
+            # sums is here): an index-only pass instead of the wide rows (payload, message).
             models.Index(
                 fields=["root_cause", "-money_at_risk", "id"],
-                include=["queue", "currency", "first_failed_at"],
+                include=["queue", "currency", "first_failed_at", "legal_entity", "sla_due_at"],
                 condition=Q(status__in=["open", "in_progress"]),
                 name="exception_open_by_cause",
             ),
@@ -136,9 +138,11 @@ class ExceptionItem(models.Model):
                 condition=Q(status__in=["open", "in_progress"]),
                 name="exception_open_by_entity",
             ),
-            # The queue cards' 14-day trend counts every item (open or not) by its first failure.
+            # The summary's 14-day trend counts every item (open or not) by its first failure.
             models.Index(
-                fields=["first_failed_at"], include=["queue"], name="exception_first_failed"
+                fields=["first_failed_at"],
+                include=["queue", "legal_entity"],
+                name="exception_first_failed",
             ),
         ]
 
