@@ -104,8 +104,9 @@ class ExceptionItem(models.Model):
             models.Index(fields=["queue", "status", "sla_due_at"], name="exception_queue"),
             # The Exceptions pages read open items in list order (most money at risk first,
             # then the lowest id: `exception_items_page`), whole or by queue or root cause, and
-            # count them by queue and by root cause. Partial (open items only) and covering, so
-            # a page of the list is a range of one index and the counts are index-only scans
+            # the exception summary's refresh totals them by root cause. Partial (open items
+            # only) and covering, so a page of the list is a range of one index and the refresh
+            # an index-only scan
             # (bench/portal_pages.py; bench/README.md "Portal pages at 1,000,000 exception
             # items"). No NULLS LAST in them (SQLite's CREATE INDEX has none): the list reads
             # the items with an amount and those without as two ranges. Built plainly, not
