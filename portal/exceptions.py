@@ -113,8 +113,7 @@ def exceptions_groups(request: HttpRequest) -> HttpResponse:
             "groups": groups,
             "list_url": reverse(AREA.url_name),
             "rows": [
-                (g, fixes.get(g.root_cause), act.replace(placeholder, g.root_cause))
-                for g in groups
+                (g, fixes.get(g.root_cause), act.replace(placeholder, g.root_cause)) for g in groups
             ],
             "as_of": exception_summary_computed_at(),
             "may_act": _may_act(request),
