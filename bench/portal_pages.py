@@ -18,17 +18,21 @@ from the posting rules' own codes, queues and messages (`sync.pipeline.rules`):
   rejections in integration ops;
 - 90 % open (8 % of those in progress, assigned), 7 % resolved, 3 % ignored;
 - money at risk in GBP / EUR / USD, 15 % without an amount (non-billable time), first failures
-  spread over the last 60 days, a correlation id and a small JSON payload each, record keys
+  spread over the last 60 days, a legal entity (the giant cause's all LB-NL; the others LB-GB,
+  LB-US, LB-DE, or none for a tenth), a correlation id and a small JSON payload each, record keys
   `psa:time_entry:<n>` (a tenth `psa:expense:<n>`);
 - a "+" history row for every tenth item only (the history table is read by the item page
   through its index on the item id: its size beyond that does not change the page); the item
   pages measured are items with history and two comments;
 - then VACUUM ANALYZE (what autovacuum does minutes after a bulk load). The inbox and the
   deliveries are empty: the item page's trace looks them up by correlation id (an index probe
-  each) and finds nothing.
+  each) and finds nothing;
+- then the exception summary the cards and groups read is refreshed (what beat does every 15 s):
+  timed, REFRESHES times, and reported on its own line; not part of any page's time.
 
 Measured: Django's test Client, signed in as a finance user (role group "finance", six of the
-seven queues), in this process against the bench's PostgreSQL; server time is the wall time of
+seven queues; one page also as a finance user limited to LB-GB), in this process against the
+bench's PostgreSQL; server time is the wall time of
 `client.get` (middleware, session, view, queries, template), 3 warm-ups and then `--requests`
 requests a page. The item page cycles through `--requests` different items. Each page also
 reports its query count and the database's share of one request (CaptureQueriesContext).
@@ -60,6 +64,10 @@ GIANT_SHARE = 0.5  # of all items, under one root cause
 TAIL_CAUSES = 400
 HISTORY_EVERY = 10
 USERS = 20
+REFRESHES = 5
+ENTITIES = ("LB-GB", "LB-US", "LB-DE", "")
+ENTITY_WEIGHTS = (40, 30, 20, 10)
+SCOPED = "finance limited to LB-GB"
 HOST = "localhost"  # in ALLOWED_HOSTS of a checkout's settings (the test Client sends "testserver")
 
 
@@ -203,6 +211,7 @@ def items_fill(n: int, *, seed: int = 15) -> dict:
         "sla_due_at",
         "closed_at",
         "assignee_id",
+        "legal_entity",
     )
     cent = Decimal("0.01")
     giant_n = int(n * GIANT_SHARE)
@@ -267,6 +276,7 @@ def items_fill(n: int, *, seed: int = 15) -> dict:
                     first + dt.timedelta(hours=SLA_HOURS.get(cause["queue"], 24)),
                     closed,
                     assignee,
+                    "LB-NL" if cause is giant else rng.choices(ENTITIES, ENTITY_WEIGHTS)[0],
                 )
             )
     items_seconds = time.perf_counter() - started
@@ -301,13 +311,31 @@ def items_fill(n: int, *, seed: int = 15) -> dict:
     }
 
 
-def finance_user():
+def finance_user(*entities: str):
+    """The bench's finance user; with `entities`, one limited to those legal entities."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
-    user, _ = get_user_model().objects.get_or_create(username="bench-finance")
+    from portal.models import UserLegalEntity
+
+    name = "-".join(("bench-finance", *entities))
+    user, _ = get_user_model().objects.get_or_create(username=name)
     user.groups.add(Group.objects.get(name="finance"))
+    for code in entities:
+        UserLegalEntity.objects.get_or_create(user=user, legal_entity=code)
     return user
+
+
+def summary_refresh_measure() -> list[float]:
+    """Refresh the exception summary REFRESHES times (what beat runs); ms each."""
+    from sync.pipeline.exception_summary import exception_summary_refresh
+
+    times = []
+    for _ in range(REFRESHES):
+        started = time.perf_counter()
+        exception_summary_refresh()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
 
 
 # --- measurement -------------------------------------------------------------------------------
@@ -357,33 +385,30 @@ def selectors_measure(user, pages: list[tuple[str, list[str]]], requests: int) -
 
     from django.http import QueryDict
 
-    from portal.roles import queues_for
+    from portal.exception_scope import exception_scope_for
     from sync.pipeline.exception_filters import ExceptionItemFilter
     from sync.pipeline.exception_queries import (
         exception_groups,
         exception_items_page,
         exception_queue_cards,
     )
-    from sync.pipeline.models import ExceptionItem
 
-    queues = queues_for(user)
+    scope = exception_scope_for(user)
 
     def list_page(query: QueryDict):
-        found = ExceptionItemFilter(
-            query or None, queryset=ExceptionItem.objects.filter(queue__in=queues), user=user
-        )
+        found = ExceptionItemFilter(query or None, queryset=scope.items(), user=user)
         return lambda: exception_items_page(items=found.qs, cursor=query.get("after"))
 
     calls = [
-        ("exception_queue_cards (every list page)", lambda: exception_queue_cards(queues=queues))
+        ("exception_queue_cards (every list page)", lambda: exception_queue_cards(scope=scope))
     ]
     for label, urls in pages:
         url = urlsplit(urls[0])
-        if url.path == "/exceptions/":
+        if url.path == "/exceptions/" and "limited to" not in label:
             page = label.removeprefix("/exceptions/").strip()
             page = "default" if page.startswith("(cards") else page
             calls.append((f"exception_items_page: {page}", list_page(QueryDict(url.query))))
-    calls.append(("exception_groups", lambda: exception_groups(queues=queues)))
+    calls.append(("exception_groups", lambda: exception_groups(scope=scope)))
     rows = []
     for label, call in calls:
         for _ in range(WARM_UPS):
@@ -459,6 +484,7 @@ def pages_pick(client, user) -> list[tuple[str, list[str]]]:
             [f"/exceptions/?root_cause={tail['root_cause']}"],
         ),
         (f"/exceptions/<id>/ ({len(items)} items)", [f"/exceptions/{i.pk}/" for i in items]),
+        (f"/exceptions/ as {SCOPED} (cards + list)", ["/exceptions/"]),
     ]
 
 
@@ -479,6 +505,21 @@ def explain(sqls: list[str]) -> None:
         print(f"\n--- {took:.1f} ms: {sql[:300]}\n{plan}")
 
 
+def profile(client, url: str) -> None:
+    """Where one request's Python time goes: the 25 functions with the most time of their own."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    client.get(url)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+    print(out.getvalue())
+
+
 def print_table(table: list, head: tuple) -> None:
     print()
     widths = [max(len(str(r[i])) for r in [head, *table]) for i in range(len(head))]
@@ -491,6 +532,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--n", type=int, default=1_000_000, help="exception items (1,000,000)")
     parser.add_argument("--requests", type=int, default=30, help="measured requests a page")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE every query")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile one request of each page (top 25)"
+    )
     parser.add_argument(
         "--reuse",
         action="store_true",
@@ -517,9 +561,18 @@ def main(argv: list[str]) -> int:
             f"{built['causes']} root causes",
             flush=True,
         )
+    refreshes = summary_refresh_measure()
+    print(
+        "summary refresh (beat's, not in any page): "
+        + ", ".join(f"{ms:,.0f}" for ms in refreshes)
+        + f" ms (median {sorted(refreshes)[len(refreshes) // 2]:,.0f})",
+        flush=True,
+    )
     user = finance_user()
     client = Client(HTTP_HOST=HOST)
     client.force_login(user)
+    scoped_client = Client(HTTP_HOST=HOST)
+    scoped_client.force_login(finance_user("LB-GB"))
     from portal.roles import queues_for
     from sync.pipeline.exception_queries import open_items
 
@@ -531,7 +584,7 @@ def main(argv: list[str]) -> int:
     table = []
     pages = pages_pick(client, user)
     for label, urls in pages:
-        result = page_measure(client, urls, args.requests)
+        result = page_measure(scoped_client if SCOPED in label else client, urls, args.requests)
         met = "✔" if result["p95"] <= TARGET_MS else "✘"
         print(
             f"  {label:<52} p50 {result['p50']:6.1f}  p95 {result['p95']:6.1f}  "
@@ -550,6 +603,8 @@ def main(argv: list[str]) -> int:
         )
         if args.explain:
             explain(result["sql"])
+        if args.profile:
+            profile(scoped_client if SCOPED in label else client, urls[0])
     print("selectors alone:", flush=True)
     selectors = selectors_measure(user, pages, args.requests)
     print(f"load average after: {os.getloadavg()[0]:.2f}")

@@ -20,7 +20,7 @@ def _beat_schedule() -> dict:
     from django.conf import settings
 
     from reconciliation.tasks import beat_schedule_reconciliation
-    from sync.tasks import beat_schedule_delivery
+    from sync.tasks import beat_schedule_delivery, beat_schedule_exceptions
     from sync.tasks_cycle import beat_schedule_sync
 
     interval = float(settings.HEARTBEAT_INTERVAL_SECONDS)
@@ -33,6 +33,7 @@ def _beat_schedule() -> dict:
         },
         **beat_schedule_sync(),
         **beat_schedule_delivery(),
+        **beat_schedule_exceptions(),
         **beat_schedule_reconciliation(),
     }
 
@@ -55,6 +56,7 @@ ROUTINE_TASKS = (
     "sync.deliveries_sweep",
     "sync.deliveries_send_due",
     "sync.metrics_totals_refresh",
+    "sync.exception_summary_refresh",
     "portal.heartbeat",
 )
 CHATTY_LOGGERS = ("celery.app.trace", "celery.worker.strategy", "celery.beat")

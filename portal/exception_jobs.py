@@ -5,13 +5,14 @@ A group of up to INLINE_LIMIT items is acted on in the request. A larger one bec
 the page calls inline (`exception_items_replay`, `exception_items_close`); the page shows its
 progress and survives a reload. Asking again while the job is active returns the same job, and
 a job that runs twice (a redelivered task) acts on no item twice: each chunk starts after the
-last finished one and touches only items still open.
+last finished one and touches only items still open. A job acts within its requester's scope
+(queues and legal entities, `portal.exception_scope`), kept on the job: one active job per
+(group, action, scope).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -20,6 +21,8 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from portal.models import ExceptionGroupJob
 from sync.errors import DomainError
 from sync.pipeline.exception_items import ExceptionActionRefused, exception_items_close
+from sync.pipeline.exception_queries import ExceptionScope
+from sync.pipeline.exception_summary import exception_summary_refresh_soon
 from sync.pipeline.models import ExceptionItem
 from sync.pipeline.replay import exception_items_replay
 
@@ -30,14 +33,19 @@ CHUNK = 500
 ACTIONS = {"replay": None, "resolve": "resolved", "ignore": "ignored"}
 
 
-def _group_items(*, root_cause: str, queues: Sequence[str]):
-    return ExceptionItem.objects.filter(
-        root_cause=root_cause, queue__in=queues, status__in=ExceptionItem.OPEN_STATUSES
+def _group_items(*, root_cause: str, scope: ExceptionScope):
+    return scope.items().filter(root_cause=root_cause, status__in=ExceptionItem.OPEN_STATUSES)
+
+
+def _job_scope(job: ExceptionGroupJob) -> ExceptionScope:
+    entities = job.legal_entities
+    return ExceptionScope(
+        queues=tuple(job.queues), legal_entities=None if entities is None else tuple(entities)
     )
 
 
 def exception_group_job_start(
-    *, root_cause: str, action: str, reason: str, queues: Sequence[str], user
+    *, root_cause: str, action: str, reason: str, scope: ExceptionScope, user
 ) -> ExceptionGroupJob:
     """The active job for (group, action), or a new one queued for a worker after commit.
 
@@ -49,7 +57,10 @@ def exception_group_job_start(
     if ACTIONS[action] and not reason:
         raise ExceptionActionRefused("Say why: a reason is required.")
     active = ExceptionGroupJob.objects.filter(
-        root_cause=root_cause, action=action, status__in=ExceptionGroupJob.ACTIVE
+        root_cause=root_cause,
+        action=action,
+        scope=scope.key,
+        status__in=ExceptionGroupJob.ACTIVE,
     )
     try:
         with transaction.atomic():
@@ -60,9 +71,13 @@ def exception_group_job_start(
                 root_cause=root_cause,
                 action=action,
                 reason=reason,
-                queues=list(queues),
+                queues=list(scope.queues),
+                legal_entities=(
+                    None if scope.legal_entities is None else list(scope.legal_entities)
+                ),
+                scope=scope.key,
                 requested_by=user,
-                total=_group_items(root_cause=root_cause, queues=queues).count(),
+                total=_group_items(root_cause=root_cause, scope=scope).count(),
             )
             transaction.on_commit(lambda: exception_group_job_enqueue(job.pk))
     except IntegrityError:  # someone started the same job a moment ago: show theirs
@@ -89,10 +104,11 @@ def exception_group_job_run(*, job_id: int) -> ExceptionGroupJob | None:
     if job is None or not claimed:
         return job
     status = ACTIONS[job.action]
+    scope = _job_scope(job)
     try:
         while True:
             chunk = list(
-                _group_items(root_cause=job.root_cause, queues=job.queues)
+                _group_items(root_cause=job.root_cause, scope=scope)
                 .filter(pk__gt=job.last_item_id)
                 .order_by("pk")[:CHUNK]
             )
@@ -109,6 +125,7 @@ def exception_group_job_run(*, job_id: int) -> ExceptionGroupJob | None:
             job.last_item_id = chunk[-1].pk
             job.total = max(job.total, job.done)
             job.save(update_fields=["done", "resolved", "last_item_id", "total"])
+            exception_summary_refresh_soon()  # coalesced: the cards follow the job's progress
     except DomainError as refused:
         job.status, job.error = ExceptionGroupJob.Status.FAILED, str(refused)
     else:

@@ -3,7 +3,10 @@ actions people take on them. Thin views: the reads are `sync.pipeline.exception_
 writes the same services the commands and tasks call (`exception_items`, `replay`).
 
 Who sees what: the area needs `portal.area_exceptions`; each role sees its own queues
-(`portal.roles.QUEUES_BY_ROLE`), and an item of another queue does not exist for it (404).
+(`portal.roles.QUEUES_BY_ROLE`), and a user assigned to legal entities only their items and
+those of no known entity (`portal.exception_scope`); any other item does not exist for them
+(404), in pages, actions and jobs alike. The queue cards and the groups are as of the exception
+summary's last refresh (the page says when); every action asks for a refresh.
 Every action (POST) needs `portal.act_exceptions` and `pipeline.change_exceptionitem`: the
 auditor reads everything and acts on nothing. Payloads are shown through `sync.redaction`.
 """
@@ -21,17 +24,23 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from portal.exception_jobs import INLINE_LIMIT, exception_group_job_start
+from portal.exception_scope import exception_scope_for
 from portal.models import ExceptionGroupJob
-from portal.roles import AREA_BY_SLUG, queues_for
+from portal.roles import AREA_BY_SLUG
 from sync.errors import DomainError
 from sync.mappings.selectors import mapping_versions_latest
 from sync.pipeline import exception_items as actions
 from sync.pipeline import trace
 from sync.pipeline.exception_filters import ExceptionItemFilter
 from sync.pipeline.exception_queries import (
+    ExceptionScope,
     exception_groups,
     exception_items_page,
     exception_queue_cards,
+)
+from sync.pipeline.exception_summary import (
+    exception_summary_computed_at,
+    exception_summary_refresh_soon,
 )
 from sync.pipeline.models import ExceptionItem
 from sync.pipeline.replay import exception_item_replay_preview, exception_items_replay
@@ -43,22 +52,18 @@ ACT_PERMISSIONS = (AREA.act_permission, "pipeline.change_exceptionitem")
 TIMELINE_LIMIT = 50
 
 
-def _queues(request: HttpRequest) -> tuple[str, ...]:
+def _scope(request: HttpRequest) -> ExceptionScope:
     if not request.user.has_perm(AREA.permission):
         raise PermissionDenied("The Exceptions area is not one of your role's areas.")
-    return queues_for(request.user)
+    return exception_scope_for(request.user)
 
 
 def _may_act(request: HttpRequest) -> bool:
     return request.user.has_perms(ACT_PERMISSIONS)
 
 
-def _item(pk: int, queues: tuple[str, ...]) -> ExceptionItem:
-    item = (
-        ExceptionItem.objects.filter(pk=pk, queue__in=queues)
-        .select_related("assignee", "inbox_item", "delivery")
-        .first()
-    )
+def _item(pk: int, scope: ExceptionScope) -> ExceptionItem:
+    item = scope.items().filter(pk=pk).select_related("assignee", "inbox_item", "delivery").first()
     if item is None:
         raise Http404("No such exception item in your queues.")
     return item
@@ -67,9 +72,8 @@ def _item(pk: int, queues: tuple[str, ...]) -> ExceptionItem:
 @require_safe
 def exceptions_overview(request: HttpRequest) -> HttpResponse:
     """`/exceptions/`: a card per queue, then the filtered list, most money at risk first."""
-    queues = _queues(request)
-    base = ExceptionItem.objects.filter(queue__in=queues)
-    found = ExceptionItemFilter(request.GET or None, queryset=base, user=request.user)
+    scope = _scope(request)
+    found = ExceptionItemFilter(request.GET or None, queryset=scope.items(), user=request.user)
     page = exception_items_page(items=found.qs, cursor=request.GET.get("after"))
     next_query = None
     if page.next_cursor:
@@ -81,7 +85,8 @@ def exceptions_overview(request: HttpRequest) -> HttpResponse:
         "portal/exceptions/overview.html",
         {
             "area": AREA,
-            "cards": exception_queue_cards(queues=queues),
+            "cards": exception_queue_cards(scope=scope),
+            "as_of": exception_summary_computed_at(),
             "filter": found,
             "page": page,
             "next_query": next_query,
@@ -94,15 +99,23 @@ def exceptions_overview(request: HttpRequest) -> HttpResponse:
 @require_safe
 def exceptions_groups(request: HttpRequest) -> HttpResponse:
     """`/exceptions/groups/`: open items by root cause, the unit people fix and replay."""
-    groups = exception_groups(queues=_queues(request))
+    groups = exception_groups(scope=_scope(request))
     fixes = group_fixes(groups, user=request.user)
+    # One reverse() for the page, not three {% url %} a row: with 200 rows they cost ~40 % of
+    # the request (profiled in the test client: 199 → 119 ms).
+    placeholder = "0" * 16
+    act = reverse("exceptions-group-act", args=[placeholder])
     return render(
         request,
         "portal/exceptions/groups.html",
         {
             "area": AREA,
             "groups": groups,
-            "rows": [(g, fixes.get(g.root_cause)) for g in groups],
+            "list_url": reverse(AREA.url_name),
+            "rows": [
+                (g, fixes.get(g.root_cause), act.replace(placeholder, g.root_cause)) for g in groups
+            ],
+            "as_of": exception_summary_computed_at(),
             "may_act": _may_act(request),
         },
     )
@@ -163,12 +176,17 @@ def payload_fields(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, value)]
 
 
-def _timeline(item: ExceptionItem, queues: tuple[str, ...]) -> list[dict[str, Any]]:
+def _timeline(item: ExceptionItem, scope: ExceptionScope) -> list[dict[str, Any]]:
     """The item's trace (`trace_for`: everything sharing its correlation id), as table rows."""
     if not item.correlation_id:
         return []
     rows = []
-    for event in trace_for(correlation_id=item.correlation_id, queues=queues).events:
+    found = trace_for(
+        correlation_id=item.correlation_id,
+        queues=scope.queues,
+        legal_entities=scope.legal_entities,
+    )
+    for event in found.events:
         row, pk = event.row, None
         if event.kind == trace.INBOX:
             what, state = f"Received {row.system} {row.entity} {row.external_id}", row.status
@@ -185,8 +203,8 @@ def _timeline(item: ExceptionItem, queues: tuple[str, ...]) -> list[dict[str, An
 @require_safe
 def exception_item_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """`/exceptions/<id>/`: the item, its payload as fields, its trace, history and comments."""
-    queues = _queues(request)
-    item = _item(pk, queues)
+    scope = _scope(request)
+    item = _item(pk, scope)
     visible = cost_rates_visible_to(request.user)
     payload = value_redact(item.payload, cost_rates_visible=visible)
     detail = value_redact(item.detail, cost_rates_visible=visible)
@@ -199,7 +217,7 @@ def exception_item_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "payload_rows": payload_fields(payload),
             "payload_json": json.dumps(payload, indent=2, default=str),
             "detail_rows": payload_fields(detail) if detail else [],
-            "timeline": _timeline(item, queues),
+            "timeline": _timeline(item, scope),
             "history": item.history.select_related("history_user").order_by("-history_id")[:50],
             "comments": item.comments.select_related("author").order_by("pk"),
             "may_act": _may_act(request),
@@ -208,15 +226,17 @@ def exception_item_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def _act_check(request: HttpRequest) -> tuple[str, ...]:
-    queues = _queues(request)
+def _act_check(request: HttpRequest) -> ExceptionScope:
+    scope = _scope(request)
     if not _may_act(request):
         raise PermissionDenied("Your role reads the exception queues; it does not act on them.")
-    return queues
+    return scope
 
 
 def _done(request: HttpRequest, text: str) -> None:
     messages.success(request, text)
+    # The cards and groups count what changed once a worker refreshes the summary.
+    exception_summary_refresh_soon()
 
 
 @require_POST
@@ -256,10 +276,8 @@ def exception_group_act(request: HttpRequest, root_cause: str) -> HttpResponse:
 
     Up to INLINE_LIMIT items are acted on now; a larger group becomes a job a worker runs,
     and the page shows its progress (`exceptions-job`)."""
-    queues = _act_check(request)
-    group = ExceptionItem.objects.filter(
-        root_cause=root_cause, queue__in=queues, status__in=ExceptionItem.OPEN_STATUSES
-    )
+    scope = _act_check(request)
+    group = scope.items().filter(root_cause=root_cause, status__in=ExceptionItem.OPEN_STATUSES)
     action = request.POST.get("action", "")
     reason = request.POST.get("reason", "")
     back = redirect(reverse("exceptions-groups"))
@@ -269,7 +287,7 @@ def exception_group_act(request: HttpRequest, root_cause: str) -> HttpResponse:
                 root_cause=root_cause,
                 action=action,
                 reason=reason,
-                queues=queues,
+                scope=scope,
                 user=request.user,
             )
             return redirect("exceptions-job", pk=job.pk)
@@ -300,7 +318,7 @@ def exception_group_act(request: HttpRequest, root_cause: str) -> HttpResponse:
 def exception_job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """`/exceptions/jobs/<id>/`: a group action's progress; htmx polls the fragment while the
     job is active, and a reload shows where it stands."""
-    _queues(request)
+    _scope(request)
     job = ExceptionGroupJob.objects.filter(pk=pk).select_related("requested_by").first()
     if job is None:
         raise Http404("No such job.")

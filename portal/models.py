@@ -60,9 +60,9 @@ class ExceptionGroupJob(models.Model):
     """One action on a whole root-cause group, run by a worker in chunks, with its progress.
 
     Started from the Exceptions area when a group is larger than a page can act on inline;
-    the page polls it. At most one job runs per (group, action): asking again while it runs
-    shows the same job. A job resumes after its last finished chunk, and every chunk acts only
-    on items still open, so a job that runs twice acts on no item twice.
+    the page polls it. At most one job runs per (group, action, legal-entity scope): asking
+    again while it runs shows the same job. A job resumes after its last finished chunk, and
+    every chunk acts only on items still open, so a job that runs twice acts on no item twice.
     """
 
     class Status(models.TextChoices):
@@ -77,6 +77,14 @@ class ExceptionGroupJob(models.Model):
     action = models.CharField(max_length=16)  # replay, resolve or ignore
     reason = models.TextField(blank=True)
     queues = models.JSONField(default=list, help_text="The queues the requester may act in.")
+    legal_entities = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The legal entities the requester is limited to (None: every entity).",
+    )
+    # The same as a string ("" for every entity): one active job per group, action and scope,
+    # so a user limited to one entity never gets (or waits for) a job over other entities.
+    scope = models.CharField(max_length=255, blank=True, default="")
     requested_by = models.ForeignKey(
         "auth.User", on_delete=models.PROTECT, related_name="exception_group_jobs"
     )
@@ -92,9 +100,9 @@ class ExceptionGroupJob(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["root_cause", "action"],
+                fields=["root_cause", "action", "scope"],
                 condition=models.Q(status__in=["queued", "running"]),
-                name="one_active_job_per_group_action",
+                name="one_active_job_per_group_action_scope",
             )
         ]
 
@@ -108,3 +116,30 @@ class ExceptionGroupJob(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
+
+
+class UserLegalEntity(models.Model):
+    """A legal entity whose exception items a user works. A user with no row works every
+    entity's items; a user with rows works those entities' items and the items of no known
+    entity (`portal.exception_scope`). Edited in the admin by whoever manages users."""
+
+    user = models.ForeignKey(
+        "auth.User", on_delete=models.CASCADE, related_name="legal_entity_assignments"
+    )
+    legal_entity = models.CharField(
+        max_length=20,
+        help_text="The entity's code as exception items carry it (e.g. LB-UK): "
+        "sync.LegalEntity.code, or the source's code for an entity not mapped yet.",
+    )
+
+    class Meta:
+        verbose_name = "user's legal entity"
+        verbose_name_plural = "users' legal entities"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "legal_entity"], name="one_assignment_per_user_entity"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} works {self.legal_entity}"

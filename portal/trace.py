@@ -1,7 +1,8 @@
 """`/trace/<correlation id>/`: every record that carries one correlation id, in time order.
 
 Who: anyone who opens the Exceptions or the Runs area; exception items are listed from the
-reader's own queues only (`portal.roles.queues_for`), as on the Exceptions pages. Read-only,
+reader's own scope only (queues and legal entities, `portal.exception_scope`), as on the
+Exceptions pages. Read-only,
 and no payload is shown. The read is `sync.pipeline.trace.trace_for`.
 """
 
@@ -12,7 +13,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from portal.roles import AREA_BY_SLUG, queues_for
+from portal.exception_scope import exception_scope_for
+from portal.roles import AREA_BY_SLUG
 from sync.pipeline.trace import CORRELATION_ID_MAX, KIND_LABELS, trace_for
 
 TRACE_AREAS = (AREA_BY_SLUG["exceptions"], AREA_BY_SLUG["runs"])
@@ -26,7 +28,12 @@ def trace_detail(request: HttpRequest, correlation_id: str) -> HttpResponse:
     if len(correlation_id) > CORRELATION_ID_MAX:
         raise Http404("No correlation id is that long.")
     exceptions = AREA_BY_SLUG["exceptions"]
-    found = trace_for(correlation_id=correlation_id, queues=queues_for(request.user))
+    scope = exception_scope_for(request.user)
+    found = trace_for(
+        correlation_id=correlation_id,
+        queues=scope.queues,
+        legal_entities=scope.legal_entities,
+    )
     return render(
         request,
         "portal/trace.html",

@@ -38,6 +38,8 @@ SEND_EXPIRES_SECONDS = 20.0
 # limit, so a batch still being sent by a live worker is never reclaimed from under it.
 SEND_SOFT_TIME_LIMIT = min(120, settings.CELERY_TASK_SOFT_TIME_LIMIT)
 SEND_TIME_LIMIT = min(150, settings.CELERY_TASK_TIME_LIMIT)
+# How old the queue cards' and groups' counts get at most while beat runs (plus one refresh).
+EXCEPTION_SUMMARY_SECONDS = 15.0
 
 
 @shared_task(
@@ -128,6 +130,38 @@ def metrics_totals_refresh() -> None:
     from sync.pipeline.metrics import metrics_totals_refresh as refresh
 
     refresh()
+
+
+@shared_task(
+    name="sync.exception_summary_refresh",
+    ignore_result=True,
+    # Acked on receipt and never retried: beat runs it again within EXCEPTION_SUMMARY_SECONDS.
+    max_retries=0,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def exception_summary_refresh_task() -> dict:
+    """Recompute the exception summary the queue cards and groups read (idempotent)."""
+    from sync.pipeline.exception_summary import (
+        exception_summary_pending_forget,
+        exception_summary_refresh,
+    )
+
+    exception_summary_pending_forget()
+    done = exception_summary_refresh()
+    return {"rows": done.rows, "days": done.days, "took_ms": done.took_ms}
+
+
+def beat_schedule_exceptions() -> dict:
+    """Beat entry of the exception summary, to merge into portal/celery.py's schedule."""
+    return {
+        "sync-exception-summary": {
+            "task": "sync.exception_summary_refresh",
+            "schedule": EXCEPTION_SUMMARY_SECONDS,
+            # A refresh that waited a whole interval is superseded by the next one.
+            "options": {"expires": EXCEPTION_SUMMARY_SECONDS},
+        },
+    }
 
 
 def beat_schedule_delivery() -> dict:

@@ -64,6 +64,11 @@ def cycle_run(self, *, connection_ids: list[int] | None = None) -> dict | None:
         # Reconciliation follows every cycle that touched something (docs/reconciliation.md).
         # Sent by name: sync never imports reconciliation (the layers in pyproject.toml).
         self.app.signature(AFTER_CYCLE_TASK, kwargs={"sync_run_id": run.pk}).apply_async()
+    if run.failed or run.refused or run.created or run.updated:
+        # Items were raised or closed: the queue cards and groups count them soon after.
+        from sync.pipeline.exception_summary import exception_summary_refresh_soon
+
+        exception_summary_refresh_soon()
     return {
         "run_id": run.pk,
         "status": run.status,

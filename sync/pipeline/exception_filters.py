@@ -33,6 +33,11 @@ class ExceptionItemFilter(django_filters.FilterSet):
     system = django_filters.ChoiceFilter(
         choices=SYSTEMS, method="_system", empty_label="Any", label="System"
     )
+    # A code typed or linked (e.g. LB-NL), not a choice list: the codes in use would be a
+    # DISTINCT over every item. Within a user's own scope: it narrows, never widens.
+    legal_entity = django_filters.CharFilter(
+        lookup_expr="exact", max_length=20, label="Legal entity"
+    )
     assignee = django_filters.CharFilter(method="_assignee", max_length=150, label="Assignee")
     older_than_days = django_filters.NumberFilter(
         method="_older", min_value=0, max_value=3650, label="Older than (days)"

@@ -35,6 +35,7 @@ SLA_HOURS = {
 
 
 RECORD_KEY_MAX = 255  # ExceptionItem.record_key
+LEGAL_ENTITY_MAX = 20  # ExceptionItem.legal_entity, as sync.LegalEntity.code
 
 
 def record_key_fit(key: str) -> str:
@@ -66,6 +67,9 @@ class Failure:
     payload: dict[str, Any] = field(default_factory=dict)
     money_at_risk: Decimal | None = None
     currency: str = ""
+    # The code of the legal entity the record belongs to, where the raiser knows it from what
+    # it loaded anyway (blank otherwise): people assigned to some entities see their items.
+    legal_entity: str = ""
     correlation_id: str = ""
     inbox_item_id: int | None = None
     delivery_id: int | None = None
@@ -172,6 +176,7 @@ _ITEM_FIELDS = (
     "run_id",
     "root_cause",
     "cause",
+    "legal_entity",
 )
 
 
@@ -196,6 +201,7 @@ def _item_values(failure: Failure, *, run_id: int | None) -> dict[str, Any]:
             queue=failure.queue, code=failure.code, cause=failure.cause
         ),
         "cause": failure.cause[:255],
+        "legal_entity": (failure.legal_entity or "")[:LEGAL_ENTITY_MAX],
     }
 
 

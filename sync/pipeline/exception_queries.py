@@ -1,35 +1,33 @@
 """Reads of the exception queues for the people who work them: queue cards, root-cause groups,
-one filtered page of items. Selectors only: nothing here writes.
+one filtered page of items, each within an `ExceptionScope` (queues, legal entities).
+Selectors only: nothing here writes, except the summary's first computation.
 
-Money is summed in integer cents (each amount rounded to the cent first), so SQLite's
-floating-point SUM cannot drift a cent, and comes back as Decimal with its currency.
-Every query is one GROUP BY over the open items, or one keyset page: none reads rows it does
-not show. On PostgreSQL the GROUP BYs are index-only scans and a page is a range of one index
-(ExceptionItem's `exception_open_by_*` indexes; bench/portal_pages.py measures them).
+The cards and the groups add up the exception summary (`exception_summary`: totals per queue,
+root cause, legal entity and currency, as of its last refresh), not the items: a few thousand
+rows whatever the number of items. Money is summed there in integer cents, so SQLite's
+floating-point SUM cannot drift a cent, and comes back as Decimal with its currency. The list
+is live: one keyset page, a range of one index (ExceptionItem's `exception_open_by_*`
+indexes; bench/portal_pages.py measures them).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import BigIntegerField, Count, F, Min, Q, QuerySet, Sum
-from django.db.models.functions import Cast, Round, TruncDate
+from django.db.models import Min, QuerySet, Sum
 from django.utils import timezone
 
-from sync.pipeline.models import ExceptionItem
+from sync.pipeline.exception_summary import exception_summary_computed_at, trend_days
+from sync.pipeline.models import ExceptionItem, ExceptionSummaryDay, ExceptionSummaryRow
 from sync.pipeline.models.exception_items import Queue
 
-TREND_DAYS = 14
 PAGE_SIZE = 50
 _CENTS = Decimal("0.01")
-
-
-def _cents_sum():
-    return Sum(Cast(Round(F("money_at_risk") * 100), BigIntegerField()))
 
 
 def _money(rows: Iterable[dict], key: str) -> dict[object, list[tuple[str, Decimal]]]:
@@ -55,6 +53,37 @@ def open_items(*, queues: Sequence[str] | None = None) -> QuerySet[ExceptionItem
 
 
 @dataclass(frozen=True)
+class ExceptionScope:
+    """The exception items one person works: those of `queues`, and, when `legal_entities` is
+    not None, only those of these entities or of no known entity (blank `legal_entity`).
+
+    Every read of and action on items goes through `filter`, so a page, an action and a job
+    see the same items."""
+
+    queues: tuple[str, ...]
+    legal_entities: tuple[str, ...] | None = None  # None: every entity
+
+    def filter(self, rows: QuerySet) -> QuerySet:
+        """`rows` (items, or summary rows: both have `queue` and `legal_entity`) in scope."""
+        rows = rows.filter(queue__in=self.queues)
+        if self.legal_entities is not None:
+            rows = rows.filter(legal_entity__in=[*self.legal_entities, ""])
+        return rows
+
+    def items(self) -> QuerySet[ExceptionItem]:
+        return self.filter(ExceptionItem.objects.all())
+
+    @property
+    def key(self) -> str:
+        """The legal entities as one string ("" for every entity), for a job's constraint."""
+        if self.legal_entities is None:
+            return ""
+        key = ",".join(sorted(self.legal_entities))
+        # Fits the job's column however many entities a user has.
+        return key if len(key) <= 200 else hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
 class QueueCard:
     queue: str
     label: str
@@ -72,23 +101,37 @@ class QueueCard:
         return [(n, round(100 * n / peak) if peak else 0) for n in self.trend]
 
 
+def _scope_of(scope: ExceptionScope | None, queues: Sequence[str] | None) -> ExceptionScope:
+    if scope is not None:
+        return scope
+    if queues is None:
+        raise TypeError("Give a scope, or the queues (every legal entity) to read.")
+    return ExceptionScope(queues=tuple(queues))
+
+
 def exception_queue_cards(
-    *, queues: Sequence[str], now: dt.datetime | None = None
+    *,
+    scope: ExceptionScope | None = None,
+    queues: Sequence[str] | None = None,
+    now: dt.datetime | None = None,
 ) -> list[QueueCard]:
-    """One card per queue in `queues`, in their order, empty queues included."""
+    """One card per queue of `scope` (or of `queues`, every legal entity), in their order,
+    empty queues included, as of the summary's last refresh (`exception_summary_computed_at`;
+    computed now if it never was)."""
+    scope = _scope_of(scope, queues)
+    exception_summary_computed_at()
     now = now or timezone.now()
-    # One pass over the open items (counts and money by queue and currency, added up per queue
-    # here), not one for the counts and another for the money.
     rows = list(
-        open_items(queues=queues)
+        scope.filter(ExceptionSummaryRow.objects.all())
         .values("queue", "currency")
         .annotate(
-            open=Count("id"),
-            past_sla=Count("id", filter=Q(sla_due_at__lt=now)),
-            oldest=Min("first_failed_at"),
-            without_amount=Count("id", filter=Q(money_at_risk__isnull=True)),
-            cents=_cents_sum(),
+            open=Sum("items"),
+            past_sla=Sum("past_sla"),
+            oldest=Min("oldest"),
+            without_amount=Sum("without_amount"),
+            cents=Sum("cents"),
         )
+        .order_by()
     )
     counts: dict[str, dict] = {}
     for row in rows:
@@ -99,23 +142,18 @@ def exception_queue_cards(
             card[name] += row[name]
         card["oldest"] = _earliest(card["oldest"], row["oldest"])
     money = _money(rows, "queue")
-    since = (now - dt.timedelta(days=TREND_DAYS - 1)).date()
-    # `first_failed_at__date__gte=since` as a range on the column (midnight of `since` in the
-    # current time zone, where TruncDate counts days), so that it reads an index instead of
-    # casting every item's time to a date.
-    since_start = timezone.make_aware(dt.datetime.combine(since, dt.time.min))
-    days = [since + dt.timedelta(days=n) for n in range(TREND_DAYS)]
+    days = trend_days(now=now)
     trend: dict[str, dict[dt.date, int]] = defaultdict(dict)
     for row in (
-        ExceptionItem.objects.filter(queue__in=queues, first_failed_at__gte=since_start)
-        .annotate(day=TruncDate("first_failed_at"))
+        scope.filter(ExceptionSummaryDay.objects.filter(day__gte=days[0]))
         .values("queue", "day")
-        .annotate(n=Count("*"))  # not Count("id"): the index read has no id
+        .annotate(n=Sum("raised"))
+        .order_by()
     ):
         trend[row["queue"]][row["day"]] = row["n"]
     labels = dict(Queue.choices)
     cards = []
-    for queue in queues:
+    for queue in scope.queues:
         row = counts.get(queue, {})
         cards.append(
             QueueCard(
@@ -167,24 +205,32 @@ def _record_nouns(record_key: str) -> tuple[str, str]:
     return noun, f"{noun}es" if noun.endswith(("x", "ss")) else f"{noun}s"
 
 
-def exception_groups(*, queues: Sequence[str], limit: int = 200) -> list[RootCauseGroup]:
-    """Open items grouped by root cause, the most items first (ties by root cause).
+def exception_groups(
+    *,
+    scope: ExceptionScope | None = None,
+    queues: Sequence[str] | None = None,
+    limit: int = 200,
+) -> list[RootCauseGroup]:
+    """Open items of `scope` (or of `queues`, every legal entity) grouped by root cause, the
+    most items first (ties by root cause), as of the summary's last refresh (computed now if
+    it never was).
 
-    One GROUP BY (root cause, currency) over the open items, added up per group here, then the
-    shown groups' first items (lowest id) in one query: a group's queue, code and cause are its
-    root cause's (the signature is made of them); its message, suggested fix and record noun
-    are those of its first item. Reading the largest text of each column instead (Max) would
-    read every open item's row, where the GROUP BY reads one index.
+    The summary's rows added up per group, then the shown groups' first items (lowest id) in
+    one query: a group's queue, code and cause are its root cause's (the signature is made of
+    them); its message, suggested fix and record noun are those of its first item.
     """
+    scope = _scope_of(scope, queues)
+    exception_summary_computed_at()
     rows = list(
-        open_items(queues=queues)
+        scope.filter(ExceptionSummaryRow.objects.all())
         .values("root_cause", "currency")
         .annotate(
-            items=Count("id"),
-            oldest=Min("first_failed_at"),
-            first=Min("id"),
-            cents=_cents_sum(),
+            items=Sum("items"),
+            oldest=Min("oldest"),
+            first=Min("first_item_id"),
+            cents=Sum("cents"),
         )
+        .order_by()
     )
     groups: dict[str, dict] = {}
     for row in rows:

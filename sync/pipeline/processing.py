@@ -156,6 +156,7 @@ class Batch:
         detail: dict[str, Any] | None = None,
         money_at_risk: Decimal | None = None,
         currency: str = "",
+        legal_entity: str = "",
         park: bool = True,
     ) -> None:
         """Report the record as an exception item; `park` keeps its inbox item for a replay."""
@@ -173,6 +174,7 @@ class Batch:
                 payload=item.payload if isinstance(item.payload, dict) else {},
                 money_at_risk=money_at_risk,
                 currency=currency,
+                legal_entity=legal_entity or "",
                 correlation_id=item.correlation_id,
                 inbox_item_id=item.id,
             )

@@ -171,11 +171,16 @@ def _deliveries(correlation_id: str, capped: list[str]) -> list[TraceDelivery]:
 
 
 def _exception_items(
-    correlation_id: str, queues: Sequence[str] | None, capped: list[str]
+    correlation_id: str,
+    queues: Sequence[str] | None,
+    legal_entities: Sequence[str] | None,
+    capped: list[str],
 ) -> list[TraceException]:
     found = ExceptionItem.objects.filter(correlation_id=correlation_id)  # indexed column
     if queues is not None:
         found = found.filter(queue__in=list(queues))
+    if legal_entities is not None:
+        found = found.filter(legal_entity__in=[*legal_entities, ""])
     rows = list(
         found.order_by("first_failed_at", "pk").values_list(
             "pk",
@@ -275,12 +280,18 @@ def _refs_of(records: list[tuple[type, object]]) -> dict[tuple[str, str], list[T
 _KIND_ORDER = {INBOX: 0, RECORD: 1, DELIVERY: 2, EXCEPTION: 3}
 
 
-def trace_for(*, correlation_id: str, queues: Sequence[str] | None = None) -> Trace:
+def trace_for(
+    *,
+    correlation_id: str,
+    queues: Sequence[str] | None = None,
+    legal_entities: Sequence[str] | None = None,
+) -> Trace:
     """Everything that carries `correlation_id`, oldest first. Read-only.
 
     `queues` limits the exception items to those queues (a person sees only the queues they
-    work); None: every queue. An id nothing carries gives an empty trace. Raises ValueError
-    for an id longer than any correlation id column holds.
+    work); None: every queue. `legal_entities` limits them to those entities' items and the
+    items of no known entity; None: every entity. An id nothing carries gives an empty trace.
+    Raises ValueError for an id longer than any correlation id column holds.
     """
     if len(correlation_id) > CORRELATION_ID_MAX:
         raise ValueError(f"a correlation id has at most {CORRELATION_ID_MAX} characters")
@@ -288,7 +299,7 @@ def trace_for(*, correlation_id: str, queues: Sequence[str] | None = None) -> Tr
     inbox = _inbox_items(correlation_id, capped)
     records = _records(correlation_id, capped)
     deliveries = _deliveries(correlation_id, capped)
-    exceptions = _exception_items(correlation_id, queues, capped)
+    exceptions = _exception_items(correlation_id, queues, legal_entities, capped)
     events = [
         *(TraceEvent(at=i.received_at, kind=INBOX, row=i) for i in inbox),
         *(TraceEvent(at=r.created_at, kind=RECORD, row=r) for r in records),

@@ -488,6 +488,7 @@ def test_a_workspace_of_a_legal_entity_without_a_subsidiary_is_a_mapping_excepti
     (item,) = open_items()
     assert (item.code, item.queue) == ("LEGAL_ENTITY_UNMAPPED", "mapping")
     assert "LB-NL" in item.message
+    assert item.legal_entity == "LB-NL"
 
 
 def test_a_story_without_an_erp_task_is_parked_for_project_set_up():

@@ -244,6 +244,7 @@ def test_an_unmapped_legal_entity_goes_to_the_mapping_admins_and_posts_after_a_f
     process(firm, [entry(2, date_performed="2026-11-03")])
     item = ExceptionItem.objects.get()
     assert (item.queue, item.code) == ("mapping", "LEGAL_ENTITY_UNMAPPED")
+    assert item.legal_entity == "UK01"  # the project's, so its people see it
 
     # The fix: publish a version that maps UK01 again, then replay the parked inbox item.
     fixed = publish_legal_entities(firm["admin"], {"UK01": "3", "DE01": "5"}, dt.date(2026, 11, 2))

@@ -77,7 +77,7 @@ def surface_seed() -> dict[str, models.Model]:
     wherever a page could show them (worker fields, payloads, credentials, their history)."""
     from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 
-    from portal.models import ExceptionGroupJob
+    from portal.models import ExceptionGroupJob, UserLegalEntity
     from sync.mappings import ownership_services, services
     from sync.pipeline.models import (
         Connection,
@@ -232,6 +232,7 @@ def surface_seed() -> dict[str, models.Model]:
         ExceptionGroupJob.objects.create(
             root_cause=exception.root_cause, action="replay", requested_by=someone, total=1
         ),
+        UserLegalEntity.objects.create(user=someone, legal_entity="LB-GB"),
     ]
     seeded = {}
     for obj in objects:

@@ -8,6 +8,7 @@ from django.contrib.auth.models import Group
 
 from portal.exception_jobs import INLINE_LIMIT, exception_group_job_run, exception_group_job_start
 from portal.models import ExceptionGroupJob
+from sync.pipeline.exception_queries import ExceptionScope
 from sync.pipeline.models import ExceptionItem
 from tests.portal.test_exceptions_pages import raise_items
 
@@ -53,14 +54,14 @@ def test_asking_again_while_a_job_is_active_shows_the_same_job(finance):
         root_cause=_root(items),
         action="resolve",
         reason="Fixed in HR.",
-        queues=["time_and_expense"],
+        scope=ExceptionScope(queues=("time_and_expense",)),
         user=finance,
     )
     second = exception_group_job_start(
         root_cause=_root(items),
         action="resolve",
         reason="Fixed in HR.",
-        queues=["time_and_expense"],
+        scope=ExceptionScope(queues=("time_and_expense",)),
         user=finance,
     )
     assert first.pk == second.pk
@@ -74,7 +75,7 @@ def test_a_job_resumes_after_its_last_chunk_and_a_second_run_changes_nothing(fin
         root_cause=_root(items),
         action="ignore",
         reason="Written off.",
-        queues=["time_and_expense"],
+        scope=ExceptionScope(queues=("time_and_expense",)),
         user=finance,
     )
     # As if a worker had closed the first ten and died before finishing.
@@ -98,7 +99,7 @@ def test_the_progress_fragment_keeps_polling_while_the_job_waits(client, finance
         root_cause=_root(items),
         action="replay",
         reason="",
-        queues=["time_and_expense"],
+        scope=ExceptionScope(queues=("time_and_expense",)),
         user=finance,
     )
     fragment = client.get(f"/exceptions/jobs/{job.pk}/", HTTP_HX_REQUEST="true")

@@ -281,6 +281,7 @@ def test_a_scrape_with_cached_totals_reads_only_partial_indexes_of_active_work(s
         "exception_open_by_money",
         "exception_open_by_queue",
         "exception_open_by_cause",
+        "exception_open_by_entity",
     )
     assert any(index in plan for plan in plans for index in open_item_indexes), plans
 

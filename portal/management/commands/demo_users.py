@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from portal.demo import demo_users_ensure
+from portal.demo import DEMO_SCOPED_USERS, demo_users_ensure
 
 
 class Command(BaseCommand):
@@ -10,4 +10,6 @@ class Command(BaseCommand):
         logins = demo_users_ensure()
         self.stdout.write("Demo logins (local demo only):")
         for username, password in logins.items():
-            self.stdout.write(f"  {username:<24} {password}")
+            scoped = DEMO_SCOPED_USERS.get(username)
+            note = f"  ({scoped[0]}, {', '.join(scoped[1])} only)" if scoped else ""
+            self.stdout.write(f"  {username:<24} {password}{note}")

@@ -395,8 +395,10 @@ def missing_reference(
     queue: str = Queue.INTEGRATION_OPS,
     code: str = "REFERENCE_MISSING",
     fix: str = "",
+    legal_entity: str = "",
 ) -> None:
-    """Park a record whose reference (`what` `ref`) is not in Ledgerbridge yet."""
+    """Park a record whose reference (`what` `ref`) is not in Ledgerbridge yet; `legal_entity`:
+    the code of the record's entity when the processor has it in hand."""
     label = SYSTEM_LABELS.get(batch.system, batch.system)
     batch.fail(
         item,
@@ -409,6 +411,7 @@ def missing_reference(
         suggested_fix=fix
         or f"Sync the {what} first (or fix the reference in the {label}), then replay.",
         detail={"missing": what, "reference": ref},
+        legal_entity=legal_entity,
     )
 
 

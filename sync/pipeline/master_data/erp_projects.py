@@ -135,6 +135,7 @@ def job_plan(records: list, batch: Batch) -> None:
                 what="currency",
                 ref=p.fields["currency"],
                 queue=Queue.PROJECT_SETUP,
+                legal_entity=entity.code if entity else "",
             )
             continue
         if currency is None:

@@ -151,6 +151,7 @@ def workspace_plan(records: list, batch: Batch) -> None:
                 suggested_fix="Add the legal entity to the legal-entity mapping (or create its "
                 "ERP subsidiary), publish it, and replay.",
                 detail={"legal_entity": entity, "project_code": p.fields["code"]},
+                legal_entity=entity or "",
             )
             continue
         batch.fail(
@@ -164,6 +165,7 @@ def workspace_plan(records: list, batch: Batch) -> None:
             suggested_fix="Provision the project in the ERP (externalId = the workspace's "
             "external reference), then replay.",
             detail={"project_code": p.fields["code"]},
+            legal_entity=entity or "",
         )
     plans_apply(
         batch, model=Project, owner_entity="project", plans=plans, queue=Queue.PROJECT_SETUP

@@ -1,7 +1,13 @@
 """Pipeline records, one module per concept."""
 
 from sync.pipeline.models.connections import Connection
-from sync.pipeline.models.exception_items import ExceptionComment, ExceptionItem
+from sync.pipeline.models.exception_items import (
+    ExceptionComment,
+    ExceptionItem,
+    ExceptionSummaryDay,
+    ExceptionSummaryRefresh,
+    ExceptionSummaryRow,
+)
 from sync.pipeline.models.inbox import InboxItem, PullPosition
 from sync.pipeline.models.outbox import Delivery
 from sync.pipeline.models.runs import SyncRun
@@ -12,6 +18,9 @@ __all__ = [
     "Delivery",
     "ExceptionComment",
     "ExceptionItem",
+    "ExceptionSummaryDay",
+    "ExceptionSummaryRefresh",
+    "ExceptionSummaryRow",
     "InboxItem",
     "PullPosition",
     "SyncRun",

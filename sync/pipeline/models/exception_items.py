@@ -69,6 +69,12 @@ class ExceptionItem(models.Model):
     cause = models.CharField(
         max_length=255, blank=True, help_text="The offending reference the root cause names."
     )
+    legal_entity = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text="Code of the legal entity the record belongs to (sync.LegalEntity.code, or "
+        "the source's code when it is not mapped yet); blank when the raiser does not know it.",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     reason = models.TextField(blank=True, help_text="Why it was resolved or ignored.")
     assignee = models.ForeignKey(
@@ -98,8 +104,9 @@ class ExceptionItem(models.Model):
             models.Index(fields=["queue", "status", "sla_due_at"], name="exception_queue"),
             # The Exceptions pages read open items in list order (most money at risk first,
             # then the lowest id: `exception_items_page`), whole or by queue or root cause, and
-            # count them by queue and by root cause. Partial (open items only) and covering, so
-            # a page of the list is a range of one index and the counts are index-only scans
+            # the exception summary's refresh totals them by root cause. Partial (open items
+            # only) and covering, so a page of the list is a range of one index and the refresh
+            # an index-only scan
             # (bench/portal_pages.py; bench/README.md "Portal pages at 1,000,000 exception
             # items"). No NULLS LAST in them (SQLite's CREATE INDEX has none): the list reads
             # the items with an amount and those without as two ranges. Built plainly, not
@@ -117,15 +124,26 @@ class ExceptionItem(models.Model):
                 condition=Q(status__in=["open", "in_progress"]),
                 name="exception_open_by_queue",
             ),
+            # Also what the exception summary's refresh reads (every column it groups and
+            # sums is here): an index-only pass instead of the wide rows (payload, message).
             models.Index(
                 fields=["root_cause", "-money_at_risk", "id"],
-                include=["queue", "currency", "first_failed_at"],
+                include=["queue", "currency", "first_failed_at", "legal_entity", "sla_due_at"],
                 condition=Q(status__in=["open", "in_progress"]),
                 name="exception_open_by_cause",
             ),
-            # The queue cards' 14-day trend counts every item (open or not) by its first failure.
+            # A user limited to some legal entities reads the list through this one (their
+            # entities' items and those of no known entity, most money first).
             models.Index(
-                fields=["first_failed_at"], include=["queue"], name="exception_first_failed"
+                fields=["legal_entity", "-money_at_risk", "id"],
+                condition=Q(status__in=["open", "in_progress"]),
+                name="exception_open_by_entity",
+            ),
+            # The summary's 14-day trend counts every item (open or not) by its first failure.
+            models.Index(
+                fields=["first_failed_at"],
+                include=["queue", "legal_entity"],
+                name="exception_first_failed",
             ),
         ]
 
@@ -150,3 +168,51 @@ class ExceptionComment(models.Model):
 
     def __str__(self) -> str:
         return f"comment on {self.item_id} by {self.author_id}"
+
+
+class ExceptionSummaryRow(models.Model):
+    """The open items of one (queue, root cause, legal entity, currency), as of the last
+    refresh (`sync.pipeline.exception_summary`): what the queue cards and the root-cause groups
+    add up instead of reading every open item. Derived data, replaced whole by each refresh;
+    no history."""
+
+    queue = models.CharField(max_length=24)
+    root_cause = models.CharField(max_length=64)
+    legal_entity = models.CharField(max_length=20, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    items = models.PositiveIntegerField()
+    without_amount = models.PositiveIntegerField()
+    cents = models.BigIntegerField(null=True)  # the amounts, each rounded to the cent; None: none
+    oldest = models.DateTimeField()
+    past_sla = models.PositiveIntegerField()  # past their SLA at the refresh
+    first_item_id = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["queue"], name="exception_summary_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.queue} {self.root_cause} {self.legal_entity} {self.currency}: {self.items}"
+
+
+class ExceptionSummaryDay(models.Model):
+    """Items (open or not) first failing on one day, by queue and legal entity, for the queue
+    cards' 14-day trend; replaced with the summary rows."""
+
+    queue = models.CharField(max_length=24)
+    legal_entity = models.CharField(max_length=20, blank=True)
+    day = models.DateField()
+    raised = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.queue} {self.legal_entity} {self.day}: {self.raised}"
+
+
+class ExceptionSummaryRefresh(models.Model):
+    """One row: when the summary was last computed (None: never) and how long that took.
+    Its row lock serialises refreshes."""
+
+    computed_at = models.DateTimeField(null=True, blank=True)
+    took_ms = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"exception summary as of {self.computed_at}"

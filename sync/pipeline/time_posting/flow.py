@@ -109,6 +109,7 @@ def _post(records: list[tuple[Item, ParsedTime]], *, batch: Batch, erp: Connecti
                 detail={"rule": failure.rule.code},
                 money_at_risk=_at_risk(p),
                 currency=p.currency,
+                legal_entity=_entity(resolved),
             )
             continue
         batch.passed.append(batch.record_key(p.external_id))
@@ -136,6 +137,7 @@ def _post(records: list[tuple[Item, ParsedTime]], *, batch: Batch, erp: Connecti
                 detail={"changed": sorted(changed), "status": existing.status},
                 money_at_risk=_at_risk(p),
                 currency=p.currency,
+                legal_entity=_entity(resolved),
             )
             continue
         for name, value in changed.items():
@@ -203,6 +205,7 @@ def _changes(
             suggested_fix=f"Make the change in the {refused.owner_system.upper()}, or "
             "correct the ownership rule if it is wrong.",
             cause=f"{ENTITY}.{refused.field}",
+            legal_entity=_entity(resolved),
             detail={
                 "field": refused.field,
                 "attempted": str(refused.attempted),
@@ -215,6 +218,11 @@ def _changes(
     if resolved.versions != existing.mapping_versions:
         changed["mapping_versions"] = resolved.versions
     return changed
+
+
+def _entity(resolved: Resolved) -> str:
+    """The entry's legal entity: its project's (already loaded), blank for an unknown project."""
+    return resolved.project.entity_code if resolved.project else ""
 
 
 def _at_risk(p: ParsedTime):
