@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sync", "0003_expense_posting"),
+        ("sync", "0002_expense_posting"),
     ]
 
     operations = [
