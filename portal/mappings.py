@@ -26,6 +26,7 @@ from collections.abc import Callable
 from itertools import chain
 
 from django.contrib import messages
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -33,6 +34,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
+from portal.exception_scope import exception_scope_for
 from portal.exceptions import ACT_PERMISSIONS as EXCEPTION_ACT_PERMISSIONS
 from portal.exceptions import FIX_MAPPING_SETS
 from portal.mapping_forms import (
@@ -129,13 +131,15 @@ def _history(version: MappingVersion) -> list[dict[str, object]]:
     return rows[:HISTORY_LIMIT]
 
 
-def _replay_offer(version: MappingVersion) -> ReplayOffer | None:
-    """What the published `version` clears (None for a version of another status)."""
+def _replay_offer(version: MappingVersion, user: AbstractBaseUser) -> ReplayOffer | None:
+    """What the published `version` clears among the items of the legal entities `user` is
+    assigned to, if any (None for a version of another status)."""
     if version.status != Status.PUBLISHED:
         return None
     slug = version.mapping_set.slug
     codes = {code for code, fixed_by in FIX_MAPPING_SETS.items() if fixed_by == slug}
-    return mapping_version_replay_offer(version=version, codes=codes)
+    entities = exception_scope_for(user).legal_entities
+    return mapping_version_replay_offer(version=version, codes=codes, legal_entities=entities)
 
 
 def _queue_owners(queue: str) -> str:
@@ -205,7 +209,7 @@ def _version_page(request: HttpRequest, version: MappingVersion, **forms: object
         "dry_run_form": DryRunForm(),
         "dry_run": None,
     }
-    offer = _replay_offer(version)
+    offer = _replay_offer(version, request.user)
     context.update(replay_offer=offer, replay_rows=_offer_rows(request, offer))
     context.update(forms)
     return render(request, "portal/mappings/version.html", context)
@@ -390,7 +394,7 @@ def _publish(request: HttpRequest, version: MappingVersion) -> HttpResponse:
     services.mapping_version_publish(version=version, effective_from=day, user=request.user)
     version.refresh_from_db()
     text = f"v{version.number} is published, effective from {day:%Y-%m-%d}."
-    offer = _replay_offer(version)
+    offer = _replay_offer(version, request.user)
     if offer and offer.groups:
         groups = len(offer.groups)
         text += (

@@ -80,9 +80,16 @@ def mapping_version_previous(*, version: MappingVersion) -> MappingVersion | Non
     )
 
 
-def mapping_version_replay_offer(*, version: MappingVersion, codes: Collection[str]) -> ReplayOffer:
+def mapping_version_replay_offer(
+    *,
+    version: MappingVersion,
+    codes: Collection[str],
+    legal_entities: Collection[str] | None = None,
+) -> ReplayOffer:
     """The open groups of `codes` whose cause is a source value `version` adds or changes
-    against the version published before it, most items first. A read: four queries."""
+    against the version published before it, most items first; counted over the items of
+    `legal_entities` (and of no known entity) when given, as the reader's queues are. A read:
+    four queries."""
     previous = mapping_version_previous(version=version)
     if previous is None:
         values = tuple(
@@ -91,12 +98,19 @@ def mapping_version_replay_offer(*, version: MappingVersion, codes: Collection[s
     else:
         diff = mapping_versions_diff(old=previous, new=version)
         values = tuple(sorted(c.source_value for c in [*diff.added, *diff.changed]))
-    groups = exception_groups_of_causes(codes=codes, causes=values) if codes and values else []
+    groups = (
+        exception_groups_of_causes(codes=codes, causes=values, legal_entities=legal_entities)
+        if codes and values
+        else []
+    )
     return ReplayOffer(version=version, previous=previous, values=values, groups=groups)
 
 
 def exception_groups_of_causes(
-    *, codes: Collection[str], causes: Collection[str]
+    *,
+    codes: Collection[str],
+    causes: Collection[str],
+    legal_entities: Collection[str] | None = None,
 ) -> list[ClearedGroup]:
     """The open root-cause groups, in any queue, of one of `codes` with one of `causes`: item
     count and money at risk per currency (summed in integer cents, so SQLite's floating-point
@@ -111,14 +125,14 @@ def exception_groups_of_causes(
     counts: dict[str, int] = {}
     money: dict[str, list[tuple[str, Decimal]]] = {}
     wanted = list(signatures)
+    items = ExceptionItem.objects.filter(status__in=ExceptionItem.OPEN_STATUSES)
+    if legal_entities is not None:
+        items = items.filter(legal_entity__in=[*legal_entities, ""])
     # A first version of a large set makes many signatures: read them a slice at a time (a
     # slice's groups are its own, so the sums add up), within SQLite's bound-parameter limit.
     for start in range(0, len(wanted), SIGNATURES_PER_QUERY):
         rows = (
-            ExceptionItem.objects.filter(
-                status__in=ExceptionItem.OPEN_STATUSES,
-                root_cause__any=wanted[start : start + SIGNATURES_PER_QUERY],
-            )
+            items.filter(root_cause__any=wanted[start : start + SIGNATURES_PER_QUERY])
             .values("root_cause", "currency")
             .annotate(
                 items=Count("id"),

@@ -177,3 +177,35 @@ def test_many_signatures_are_read_a_slice_at_a_time_with_the_same_totals(parked,
     assert sliced == whole
     (group,) = whole
     assert (group.cause, group.items, group.money) == ("UK01", 2, [("GBP", Decimal("1800.00"))])
+
+
+def test_a_user_assigned_to_legal_entities_is_offered_only_their_items():
+    from sync.pipeline.exception_items import Failure, exception_items_raise
+    from sync.pipeline.mapping_clears import exception_groups_of_causes
+
+    exception_items_raise(
+        failures=[
+            Failure(
+                record_key=f"psa:time_entry:{n}",
+                stage="map",
+                queue="mapping",
+                code="LEGAL_ENTITY_UNMAPPED",
+                message="LB-NL has no ERP subsidiary.",
+                cause="LB-NL",
+                legal_entity=entity,
+                money_at_risk=Decimal("10.00"),
+                currency="EUR",
+            )
+            for n, entity in ((1, "LB-NL"), (2, "LB-NL"), (3, "LB-GB"), (4, ""))
+        ]
+    )
+
+    def items(entities):
+        groups = exception_groups_of_causes(
+            codes={"LEGAL_ENTITY_UNMAPPED"}, causes={"LB-NL"}, legal_entities=entities
+        )
+        return sum(g.items for g in groups)
+
+    assert items(None) == 4
+    assert items(("LB-NL",)) == 3  # its two and the one of no known entity
+    assert items(("LB-GB",)) == 2
