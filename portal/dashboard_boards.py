@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from reconciliation import kpis
+from reconciliation import kpis, kpis_billing
 from reconciliation.kpi_math import cents
 from reconciliation.leakage import CAUSE_BY_SLUG, CAUSES, leakage_rows
 from reconciliation.models import BreakKind, KpiSnapshot, ReconciliationRun
@@ -321,6 +321,61 @@ def _breaks(scope: Scope) -> Panel:
     )
 
 
+def _lag(as_of: dt.date) -> Panel:
+    table = Table(
+        ("Currency", "Median (days)", "p90 (days)", "Invoiced (90 days)", "Waiting"),
+        frozenset({1, 2, 3, 4}),
+    )
+    for currency, per in kpis_billing.kpi_approved_to_invoiced_lag(as_of=as_of).items():
+        waiting = records_url(Scope(), time="wip", currency=currency)
+        table.add(
+            currency,
+            per["median_days"] or "—",
+            per["p90_days"] or "—",
+            f"{Decimal(per['invoiced_amount']):,.2f}",
+            (f"{Decimal(per['waiting_amount']):,.2f}", waiting),
+        )
+    cycle = kpis_billing.kpi_invoice_cycle_time(as_of=as_of)
+    note = "; ".join(f"{k}: {v['median_days']} days over {v['invoices']}" for k, v in cycle.items())
+    return Panel(
+        "lag",
+        "Approved-to-invoiced lag (weighted by amount; every entity)",
+        table,
+        note=f"Invoice cycle time, median from the trigger: {note}."
+        if note
+        else "No invoice issued in the last 90 days.",
+    )
+
+
+def _setup_sla(as_of: dt.date) -> Panel:
+    sla = kpis_billing.kpi_project_setup_sla(as_of=as_of)
+    table = Table(
+        (
+            "Target (days)",
+            "Set up (90 days)",
+            "Median (days)",
+            "Within target",
+            "Waiting",
+            "Oldest waiting (days)",
+        ),
+        frozenset({0, 1, 2, 3, 4, 5}),
+    )
+    table.add(
+        sla["target_days"],
+        sla["set_up"],
+        sla["median_days"] or "—",
+        sla["within_target"],
+        sla["waiting"],
+        sla["oldest_waiting_days"] if sla["oldest_waiting_days"] is not None else "—",
+    )
+    return Panel(
+        "setup-sla",
+        "Project set-up SLA: won deal to ERP job (every entity)",
+        table,
+        note="Projects whose customer the ERP has not accepted wait: they count as waiting.",
+    )
+
+
 def _queues(now: dt.datetime) -> list[Panel]:
     backlog = kpis.kpi_queue_backlog(now=now)
     mttr = kpis.kpi_mttr(now=now)
@@ -417,6 +472,7 @@ def board_panels(
             *_leakage(scope, as_of)[:1],
             _wip(scope),
             _cash(scope, as_of),
+            _lag(as_of),
             _dso(as_of),
             _trend(as_of),
         ]
@@ -426,6 +482,7 @@ def board_panels(
         return [
             _time_waiting(scope, "approval_backlog", "Approval backlog"),
             _time_waiting(scope, "unposted", "Approved time not yet posted"),
+            _setup_sla(as_of),
         ]
     if board == "ops":
         return [*_queues(now), *_api(redis, now)]

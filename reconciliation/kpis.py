@@ -31,6 +31,11 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from reconciliation import kpi_math
+from reconciliation.kpis_billing import (
+    kpi_approved_to_invoiced_lag,
+    kpi_invoice_cycle_time,
+    kpi_project_setup_sla,
+)
 from reconciliation.leakage import leakage_rows, leakage_totals
 from reconciliation.scope import Scope
 from sync.models import Invoice, Payment, TimeEntry
@@ -250,6 +255,9 @@ def kpis_compute(*, as_of: dt.date | None = None, redis: Any = None) -> dict[str
         "queue_backlog": kpi_queue_backlog(now=now),
         "mttr": kpi_mttr(now=now),
         "retries": kpi_retries_per_delivered(now=now),
+        "approved_to_invoiced_lag": kpi_approved_to_invoiced_lag(as_of=as_of),
+        "invoice_cycle_time": kpi_invoice_cycle_time(as_of=as_of),
+        "project_setup_sla": kpi_project_setup_sla(as_of=as_of),
         "leakage": {
             cause: {currency: _money(amount) for currency, amount in sorted(per.items())}
             for cause, per in leakage_totals(leakage_rows(as_of=as_of, scope=Scope())).items()

@@ -138,6 +138,7 @@ def test_the_pmo_board_counts_time_waiting_for_approval(client, role_user):
     _signed_in(client, role_user, "pmo")
     body = client.get("/dashboards/", {"board": "pmo"}).content.decode()
     assert 'id="table-approval-backlog"' in body
+    assert 'id="table-setup-sla"' in body
     assert "300.00" in body
 
 
