@@ -36,14 +36,14 @@ ERP_VOID = "V"  # NetSuite invoice status "Voided"
 SOURCE_RECORD_PREFIX = "billing:invoice:"
 
 
-def _decimal(value: Any) -> Decimal | None:
+def decimal_read(value: Any) -> Decimal | None:
     try:
         return None if value in (None, "") else Decimal(str(value))
     except InvalidOperation:
         return None
 
 
-def _issued_on(invoice: dict[str, Any]) -> str:
+def issued_on(invoice: dict[str, Any]) -> str:
     """The ISO date billing issued the invoice on (finalized; else created), in the firm's
     time zone, as the ERP invoice's transaction date is (sync/pipeline/billing/erp_invoices)."""
     stamp = (invoice.get("status_transitions") or {}).get("finalized_at") or invoice.get("created")
@@ -52,7 +52,7 @@ def _issued_on(invoice: dict[str, Any]) -> str:
     return timezone.localdate(dt.datetime.fromtimestamp(stamp, dt.UTC)).isoformat()
 
 
-class _Places:
+class Places:
     """Where an invoice belongs (project, legal entity) and its canonical Invoice, from a fixed
     number of queries."""
 
@@ -78,14 +78,14 @@ class _Places:
 
 def source_rows(scope: Scope, connector: Any) -> Iterator[list[Row]]:
     """Billing's numbered invoices in scope, page by page as its list answers."""
-    places = _Places()
+    places = Places()
     for page in stripe_reads.invoices_pages(connector):
         rows = []
         for invoice in page:
             number = invoice.get("number")
             if not isinstance(number, str) or not number:
                 continue  # a draft: nothing the ERP should hold yet
-            day = _issued_on(invoice)
+            day = issued_on(invoice)
             if scope.period and day[:7] != scope.period:
                 continue
             metadata = invoice.get("metadata") or {}
@@ -122,7 +122,7 @@ def source_rows(scope: Scope, connector: Any) -> Iterator[list[Row]]:
 def target_rows(scope: Scope, connector: Any) -> Iterator[list[Row]]:
     """The ERP's invoices in the scope's period, through SuiteQL page by page."""
     digits = dict(Currency.objects.values_list("code", "minor_units"))
-    places = _Places()
+    places = Places()
     symbols = netsuite_reads.currencies(connector)
     jobs = netsuite_reads.jobs_currency(connector)
     date_from, date_to = scope.dates
@@ -136,7 +136,7 @@ def target_rows(scope: Scope, connector: Any) -> Iterator[list[Row]]:
             if not scope.keeps(legal_entity_id=entity, project_id=project):
                 continue
             currency = symbols.get(str(invoice.get("currency") or ""), "")
-            total = _decimal(invoice.get("total"))
+            total = decimal_read(invoice.get("total"))
             live = str(invoice.get("status") or "") != ERP_VOID
             rows.append(
                 Row(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciliation.pairs import expenses, invoices, time_bills, workers
+from reconciliation.pairs import expenses, invoices, payments, time_bills, workers
 from reconciliation.pairs.base import Pair
 
 PAIRS: dict[str, Pair] = {
@@ -13,6 +13,7 @@ PAIRS: dict[str, Pair] = {
         workers.PSA_PAIR,
         expenses.PAIR,
         invoices.PAIR,
+        payments.PAIR,
     )
 }
 
