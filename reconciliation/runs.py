@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -26,7 +26,7 @@ from reconciliation.explain import explanations_find
 from reconciliation.models import ReconciliationBreak, ReconciliationRun
 from reconciliation.pairs import time_bills
 from reconciliation.pairs import workers as workers_pairs
-from reconciliation.pairs.base import Pair, Scope, from_minor
+from reconciliation.pairs.base import Pair, Row, Scope, from_minor
 from reconciliation.pairs.registry import PAIRS, pair_get
 from reconciliation.staging import (
     ANALYZE_FROM,
@@ -121,13 +121,29 @@ def reconciliation_run(
     return run
 
 
-def _target_connection(pair: Pair) -> Connection:
-    connection = (
-        Connection.objects.filter(enabled=True, system=pair.target_system).order_by("id").first()
-    )
+def _target_connection(pair: Pair, system: str = "") -> Connection:
+    system = system or pair.target_system
+    connection = Connection.objects.filter(enabled=True, system=system).order_by("id").first()
     if connection is None:
-        raise ReconciliationRefused(f"no enabled {pair.target_system} connection to read from")
+        raise ReconciliationRefused(f"no enabled {system} connection to read from")
     return connection
+
+
+def _source_rows(
+    *, pair: Pair, scope: Scope, transport_for: Callable[[Connection], Any] | None
+) -> Iterator[list[Row]]:
+    """The pair's source rows: canonical, or read through the source's API (`source_system`)."""
+    if not pair.source_system:
+        yield from pair.source_rows(scope)
+        return
+    connection = _target_connection(pair, pair.source_system)
+    connector = source_connector_for(
+        connection, transport=transport_for(connection) if transport_for else None
+    )
+    try:
+        yield from pair.source_rows(scope, connector)
+    finally:
+        connector.close()
 
 
 def _pair_reconcile(
@@ -139,7 +155,7 @@ def _pair_reconcile(
 ) -> None:
     connection = _target_connection(pair)
     staged = 0
-    for rows in pair.source_rows(scope):
+    for rows in _source_rows(pair=pair, scope=scope, transport_for=transport_for):
         staged += staged_rows_write(run_id=run.pk, pair=pair.name, side="s", rows=rows)
     connector = source_connector_for(
         connection, transport=transport_for(connection) if transport_for else None

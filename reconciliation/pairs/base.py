@@ -67,7 +67,8 @@ class Pair:
     """One reconciliation pair.
 
     - `source_rows(scope)`: the source side as Ledgerbridge's canonical rows (what the source
-      said, as pulled), yielded in batches of Rows.
+      said, as pulled), yielded in batches of Rows; with `source_system` set,
+      `source_rows(scope, connector)` reads the source through that system's own API instead.
     - `target_rows(scope, connector)`: the target side read through the target's own API.
     - `target_system`: the Connection.system whose connector `target_rows` is given.
     - `attribute`: target rows without a key are matched to a source row by `match` first.
@@ -79,7 +80,7 @@ class Pair:
 
     name: str
     label: str
-    source_rows: Callable[[Scope], Iterable[list[Row]]]
+    source_rows: Callable[..., Iterable[list[Row]]]
     target_rows: Callable[[Scope, Any], Iterable[list[Row]]]
     target_system: str
     queue: str
@@ -90,6 +91,8 @@ class Pair:
     # to the target: its deliveries explain a break while in flight, and replay fixes one.
     delivery_model: Any = None
     attribute: bool = False
+    # The Connection.system whose connector `source_rows` is given ("": canonical rows).
+    source_system: str = ""
 
 
 def minor_units(value: Decimal, *, digits: int) -> int:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from reconciliation.pairs import time_bills, workers
+from reconciliation.pairs import expenses, invoices, payments, time_bills, workers
 from reconciliation.pairs.base import Pair
 
 PAIRS: dict[str, Pair] = {
-    pair.name: pair for pair in (time_bills.PAIR, workers.ERP_PAIR, workers.PSA_PAIR)
+    pair.name: pair
+    for pair in (
+        time_bills.PAIR,
+        workers.ERP_PAIR,
+        workers.PSA_PAIR,
+        expenses.PAIR,
+        invoices.PAIR,
+        payments.PAIR,
+    )
 }
 
 

@@ -173,5 +173,5 @@ def test_a_pair_or_period_the_command_does_not_know_is_refused_before_anything_r
     with pytest.raises(CommandError, match="YYYY-MM"):
         call_command("reconcile", "--period", "2026-13")
     with pytest.raises(CommandError):
-        call_command("reconcile", "--pair", "invoices")
+        call_command("reconcile", "--pair", "no_such_pair")
     assert not ReconciliationRun.objects.exists()

@@ -39,11 +39,23 @@ def test_the_demo_firms_breaks_are_exactly_its_planted_faults_and_all_are_explai
 
     run = ReconciliationRun.objects.get(pk=report["id"])
     assert (run.status, run.trigger) == ("succeeded", "on_demand")
-    assert report["scope"]["pairs"] == ["time", "workers_erp", "workers_psa"]
+    assert report["scope"]["pairs"] == [
+        "time",
+        "workers_erp",
+        "workers_psa",
+        "expenses",
+        "invoices",
+        "payments",
+    ]
     # Totals per side: every HR worker has an ERP employee; the ERP holds every approved entry
     # but the ones the planted faults keep out.
     totals = report["totals"]
     assert totals["workers_erp"]["source"] == totals["workers_erp"]["target"]
+    # No planted fault in expenses, invoices or payments: the ERP holds what the PSA and
+    # billing hold, and has applied the cash billing says it was paid.
+    for pair in ("expenses", "invoices", "payments"):
+        assert totals[pair]["source"] == totals[pair]["target"], pair
+        assert totals[pair]["source"], pair
     source_entries = sum(t["count"] for t in totals["time"]["source"].values())
     target_entries = sum(t["count"] for t in totals["time"]["target"].values())
     assert source_entries - target_entries == len(report["breaks"])
