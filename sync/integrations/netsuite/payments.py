@@ -22,6 +22,7 @@ from sync.integrations.netsuite.client import RECORD, NetSuiteConnector
 
 RECORD_TYPE = "customerPayment"
 KEY_PREFIX = "ST-PAY-"
+IN_CHUNK = 1000  # ids in one SuiteQL IN list (Oracle's limit for an expression list)
 
 
 def erp_payment_key(billing_invoice_id: str) -> str:
@@ -122,6 +123,21 @@ class NetSuitePaymentsConnector(NetSuiteConnector):
             body=body,
             idempotency_key=idempotency_key,
         )
+
+    def invoices_read(self, *, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The ERP invoices of these internal ids with what remains on them, by id: SuiteQL
+        rows (`id`, `total`, `amountremaining`, `entity`), `IN_CHUNK` ids a query."""
+        rows: dict[str, dict[str, Any]] = {}
+        digits = [i for i in ids if i.isdigit()]
+        for start in range(0, len(digits), IN_CHUNK):
+            chunk = ", ".join(digits[start : start + IN_CHUNK])
+            query = (
+                "SELECT id, total, amountremaining, entity FROM invoice "  # noqa: S608
+                f"WHERE id IN ({chunk}) ORDER BY id"
+            )
+            for page in self.suiteql(query):
+                rows.update((str(row["id"]), row) for row in page.records)
+        return rows
 
     def customer_payment_ids(self, *, customer: str) -> list[str]:
         """The internal ids of the customer's payments (SuiteQL), oldest first."""

@@ -12,7 +12,7 @@ carries the delivery's Idempotency-Key; an invoice already paid answers
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -76,6 +76,25 @@ def billing_payment_read(payload: Any, *, minor_units: Mapping[str, int]) -> Bil
 class StripePaymentsConnector(StripeBillingConnector):
     """The billing connector the outbox delivers to: `invoice_paid_out_of_band` deliveries
     mark the invoice `body["invoice"]` paid out of band; the rest as StripeBillingConnector."""
+
+    def invoices_paid_list(self, *, created_from: dt.datetime) -> Iterator[dict[str, Any]]:
+        """The paid invoices created at or after `created_from`, page by page
+        (https://docs.stripe.com/api/invoices/list: `status`, `created[gte]`). Raises
+        TransportError."""
+        params: dict[str, Any] = {
+            "status": PAID,
+            "created[gte]": int(created_from.timestamp()),
+            "limit": self.page_size,
+        }
+        after = None
+        while True:
+            query = {**params, **({"starting_after": after} if after else {})}
+            body = self.http.request("GET", "/v1/invoices", params=query).json()
+            records = body.get("data") or []
+            yield from records
+            if not (body.get("has_more") and records):
+                return
+            after = records[-1]["id"]
 
     def upsert_by_external_id(
         self,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -55,6 +56,8 @@ logger = logging.getLogger(__name__)
 FLOW = "payments"  # its key in the cycle's counts per flow
 OPEN = (Invoice.Status.OPEN, Invoice.Status.UNCOLLECTIBLE)
 LIVE = (Payment.Status.RECEIVED, Payment.Status.APPLIED)
+# Billing creates an invoice before Ledgerbridge records it: list paid ones from a day earlier.
+CREATED_MARGIN = dt.timedelta(days=1)
 
 
 @dataclass
@@ -86,7 +89,7 @@ def billing_payment_delivery_key(erp_payment_id: str, invoice_pk: int) -> str:
 
 @dataclass
 class _Settle:
-    """What settling one invoice needs: the two connectors and connections, the cycle's
+    """What settling the invoices needs: the two connectors and connections, the cycle's
     counts, the actor and the time."""
 
     stripe: Any
@@ -107,9 +110,9 @@ def payments_follow_up(
 ) -> int:
     """Carry the payments of open invoices between billing and the ERP (module docstring).
     Idempotent: a second call records and enqueues nothing new. A read that fails
-    (TransportError) or a record that cannot be read (PayloadError) skips that invoice until
-    the next cycle. Returns how many deliveries it enqueued; adds its counts to
-    `run.flow_counts["payments"]`."""
+    (TransportError) or a record that cannot be read (PayloadError) leaves the rest to the
+    next cycle (what was recorded stays). Returns how many deliveries it enqueued; adds its
+    counts to `run.flow_counts["payments"]`."""
     now = now or timezone.now()
     billing, erp = billing_connection_get(), erp_connection_get()
     if billing is None or erp is None:
@@ -135,17 +138,12 @@ def payments_follow_up(
     )
     enqueued = 0
     try:
-        for invoice in invoices:
-            try:
-                enqueued += _invoice_settle(
-                    settle,
-                    invoice=invoice,
-                    billing_id=billing_ids[str(invoice.pk)],
-                    erp_id=erp_ids[str(invoice.pk)],
-                )
-            except (TransportError, PayloadError) as exc:
-                settle.counts.read_errors += 1
-                logger.warning("payments of invoice %s not read: %s", invoice.number, exc)
+        enqueued = _invoices_settle(
+            settle, invoices=invoices, billing_ids=billing_ids, erp_ids=erp_ids
+        )
+    except (TransportError, PayloadError) as exc:
+        settle.counts.read_errors += 1
+        logger.warning("payments not read: %s", exc)
     finally:
         settle.stripe.close()
         settle.netsuite.close()
@@ -167,42 +165,89 @@ def _counts_add(run: SyncRun, counts: PaymentCounts) -> None:
         mine[name] = mine.get(name, 0) + value
 
 
-def _invoice_settle(settle: _Settle, *, invoice: Invoice, billing_id: str, erp_id: str) -> int:
-    found = settle.stripe.get(record_type="invoices", record_id=billing_id)
-    if found is None:
-        raise PayloadError(f"billing invoice {billing_id} is gone")
-    paid = billing_payments.billing_payment_read(found, minor_units=settle.minor)
-    payments = list(invoice.payments.filter(status__in=LIVE))
-    if paid.collected_by_billing:
-        return _billing_collected(settle, invoice=invoice, paid=paid, erp_id=erp_id)
-    if paid.status not in (billing_payments.OPEN, billing_payments.PAID):
-        return 0  # void or uncollectible in billing: nothing to mark there
-    erp_invoice = settle.netsuite.get_by_external_id(
-        record_type="invoice", external_id=invoice.number
-    )
-    if erp_invoice is None:
-        raise PayloadError(f"ERP invoice {invoice.number} is gone")
-    remaining = Decimal(str(erp_invoice.get("amountRemaining", erp_invoice.get("total", 0))))
-    total = Decimal(str(erp_invoice.get("total", invoice.total)))
+def _invoices_settle(
+    settle: _Settle,
+    *,
+    invoices: list[Invoice],
+    billing_ids: dict[str, str],
+    erp_ids: dict[str, str],
+) -> int:
+    """Two set-based reads (billing's paid invoices since the oldest open one, the ERP's
+    invoices by id), then per invoice whose cash moved: record it and enqueue its delivery."""
+    since = min(i.created_at for i in invoices) - CREATED_MARGIN
+    wanted = set(billing_ids.values())
+    paid = {
+        found["id"]: billing_payments.billing_payment_read(found, minor_units=settle.minor)
+        for found in settle.stripe.invoices_paid_list(created_from=since)
+        if found.get("id") in wanted
+    }
+    enqueued = 0
+    collected = set()
+    for invoice in invoices:
+        bill = paid.get(billing_ids[str(invoice.pk)])
+        if bill is not None and bill.collected_by_billing:
+            collected.add(invoice.pk)
+            enqueued += _billing_collected(
+                settle, invoice=invoice, paid=bill, erp_id=erp_ids[str(invoice.pk)]
+            )
+    # The rest: open in billing, or paid there out of band (by Ledgerbridge or the firm).
+    rest = [i for i in invoices if i.pk not in collected]
+    rows = settle.netsuite.invoices_read(ids=[erp_ids[str(i.pk)] for i in rest])
+    recorded: dict[int, Decimal] = defaultdict(Decimal)
+    for invoice_id, amount in Payment.objects.filter(invoice__in=rest, status__in=LIVE).values_list(
+        "invoice_id", "amount"
+    ):
+        recorded[invoice_id] += amount
+    for invoice in rest:
+        row = rows.get(erp_ids[str(invoice.pk)])
+        if row is None:
+            continue  # not in the ERP's answer (deleted there): reconciliation reports it
+        enqueued += _erp_cash_settle(
+            settle,
+            invoice=invoice,
+            billing_id=billing_ids[str(invoice.pk)],
+            erp_id=erp_ids[str(invoice.pk)],
+            erp_row=row,
+            recorded=recorded[invoice.pk],
+            paid_out_of_band=paid.get(billing_ids[str(invoice.pk)]) is not None,
+        )
+    return enqueued
+
+
+def _erp_cash_settle(
+    settle: _Settle,
+    *,
+    invoice: Invoice,
+    billing_id: str,
+    erp_id: str,
+    erp_row: Mapping[str, Any],
+    recorded: Decimal,
+    paid_out_of_band: bool,
+) -> int:
+    remaining = Decimal(str(erp_row.get("amountremaining") or 0))
+    total = Decimal(str(erp_row.get("total") or invoice.total))
     paid_off = rules.billing_mark_due(remaining=remaining)
-    recorded = rules.amounts_sum(p.amount for p in payments)
+    new: list[Payment] = []
     if rules.erp_cash_unrecorded(total=total, remaining=remaining, recorded=recorded):
-        payments += _erp_applied_record(
+        new = _erp_applied_record(
             settle,
             invoice=invoice,
             erp_id=erp_id,
-            customer=str((erp_invoice.get("entity") or {}).get("id") or ""),
+            customer=str(erp_row.get("entity") or ""),
             paid_off=paid_off,
         )
-    if not paid_off or not payments:
+    if not paid_off or not (new or recorded):
         return 0
-    if paid.status == billing_payments.PAID:
+    if paid_out_of_band:
         # Billing holds it paid out of band already (the firm marked it there too): nothing to
         # send, the ERP's cash settles it here.
         with transaction.atomic():
             invoices_paid_record(invoice_ids={invoice.pk}, actor=settle.actor)
         return 0
-    erp_refs = _refs(ExternalRef.System.ERP, Payment, [str(p.pk) for p in payments])
+    payment_ids = list(
+        Payment.objects.filter(invoice=invoice, status__in=LIVE).values_list("pk", flat=True)
+    )
+    erp_refs = _refs(ExternalRef.System.ERP, Payment, [str(pk) for pk in payment_ids])
     last = max(
         (ref.split("/")[0] for ref in erp_refs.values()),
         key=lambda text: (len(text), text),
@@ -228,9 +273,9 @@ def _invoice_settle(settle: _Settle, *, invoice: Invoice, billing_id: str, erp_i
         correlation_id=invoice.correlation_id or f"invoice-{invoice.pk}",
     )
     with transaction.atomic():
-        new = deliveries_enqueue(deliveries=[delivery])
-    settle.counts.to_billing += new
-    return new
+        new_deliveries = deliveries_enqueue(deliveries=[delivery])
+    settle.counts.to_billing += new_deliveries
+    return new_deliveries
 
 
 def _billing_collected(
