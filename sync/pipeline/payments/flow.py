@@ -3,11 +3,11 @@
 `payments_follow_up` runs after the billing follow-up; the cycle sends what it enqueues. For
 each open invoice Ledgerbridge issued that both billing and the ERP hold (decision 110):
 
-1. billing is read by id: paid and collected by billing itself (not out of band) → a `Payment`
+1. paid in billing and collected by billing itself (not out of band) → a `Payment`
    (received, billing ref the billing invoice id) and one delivery `erp.payment.upsert` of the
    ERP customer payment `ST-PAY-<billing invoice id>` applying the invoice;
-2. otherwise, while billing holds it open, the ERP invoice is read by its number: cash the
-   ERP applied that no Payment accounts for → the customer's payments are listed and each new
+2. otherwise (open in billing, or paid there out of band): cash the ERP applied that no
+   Payment accounts for → the customer's payments are listed and each new
    one read (its applications): a `Payment` per application (ERP ref `<payment>/<invoice>`);
    a partial one is applied at once. Once the ERP says nothing remains, one delivery
    `billing.payment.record` marks the billing invoice paid out of band, keyed by the ERP
@@ -15,8 +15,8 @@ each open invoice Ledgerbridge issued that both billing and the ERP hold (decisi
 
 The outbox's confirmation (`payments/recorded.py`) applies the Payments and pays the Invoice.
 Never twice: the ERP payments Ledgerbridge made carry `ST-PAY-`, and billing invoices it marked
-are paid out of band, so neither comes back as new cash. Reads scale with open receivables
-(two GETs per open invoice at most; decision 114).
+are paid out of band, so neither comes back as new cash. Reads are set-based (billing's paid
+invoices, the ERP's invoices by id); per-record reads happen only where cash moved (decision 114).
 """
 
 from __future__ import annotations
