@@ -20,6 +20,7 @@ from sync.integrations.netsuite import expense_reports
 from sync.integrations.netsuite import pull as netsuite
 from sync.integrations.netsuite.client import NetSuiteConnector
 from sync.integrations.netsuite.columns import ERP_COLUMNS, NUMERIC_BODY_FIELDS
+from sync.integrations.netsuite.payments import NetSuitePaymentsConnector
 from sync.integrations.salesforce import pull as salesforce
 from sync.integrations.salesforce.client import SalesforceConnector
 from sync.integrations.salesforce.deals import ACCOUNT_KEY_FIELD
@@ -27,7 +28,7 @@ from sync.integrations.scim import pull as scim
 from sync.integrations.scim.client import ScimConnector
 from sync.integrations.stripe import pull as stripe
 from sync.integrations.stripe.client import StripeConnector
-from sync.integrations.stripe.invoices import StripeBillingConnector
+from sync.integrations.stripe.payments import StripePaymentsConnector
 
 
 class ConnectionNotPullable(DomainError):
@@ -88,7 +89,8 @@ INTEGRATIONS: dict[str, Integration] = {
     "netsuite": Integration(
         dialect="netsuite",
         source=netsuite_connector,
-        target=NetSuiteConnector,
+        # Customer payments are written only once (payments.py): looked up before a write.
+        target=NetSuitePaymentsConnector,
         # Expense reports last: what the ERP holds by our key, for expense posting.
         pull_plan=(*netsuite.PULL_PLAN, expense_reports.RECORD_TYPE),
         record_changed_at=netsuite.record_changed_at,
@@ -121,8 +123,9 @@ INTEGRATIONS: dict[str, Integration] = {
     "stripe": Integration(
         dialect="stripe",
         source=StripeConnector,
-        # Customers as the plain connector writes them; invoices issued for invoice candidates.
-        target=StripeBillingConnector,
+        # Customers as the plain connector writes them; invoices issued for invoice candidates
+        # and marked paid out of band for cash the ERP applied.
+        target=StripePaymentsConnector,
         pull_plan=stripe.PULL_PLAN,
         extra_entities=stripe.EXTRA_ENTITIES,
         record_changed_at=stripe.record_changed_at,

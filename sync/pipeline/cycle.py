@@ -33,6 +33,7 @@ from sync.pipeline.expense_posting.processors import expense_processors
 from sync.pipeline.master_data import PROCESSING_ORDER, PROCESSORS
 from sync.pipeline.models import Connection, InboxItem, SyncRun
 from sync.pipeline.models.connections import System
+from sync.pipeline.payments.flow import payments_follow_up
 from sync.pipeline.pull import PageProgress, connection_pull, pull_entities
 from sync.pipeline.quote_to_cash.advance import projects_waiting_count, quote_to_cash_advance
 from sync.pipeline.quote_to_cash.flows import PROCESSORS as QUOTE_TO_CASH
@@ -278,6 +279,10 @@ def sync_cycle_run(
                     _advance_and_deliver(run=run, erp=erp, transport_for=transport_for)
                     # Issued invoices numbered and offered to the ERP, delivered now.
                     if billing_follow_up(run=run, transport_for=transport_for):
+                        delivered, failed = _deliver(erp=erp, transport_for=transport_for)
+                        run.delivered, run.failed = run.delivered + delivered, run.failed + failed
+                    # Cash applied in one system carried to the other, delivered now.
+                    if payments_follow_up(run=run, transport_for=transport_for):
                         delivered, failed = _deliver(erp=erp, transport_for=transport_for)
                         run.delivered, run.failed = run.delivered + delivered, run.failed + failed
                 except (DomainError, TransportError) as exc:

@@ -31,6 +31,7 @@ from sync.pipeline.exception_items import Failure, exception_items_raise
 from sync.pipeline.expense_posting.posted import expenses_posted_record
 from sync.pipeline.models import Connection, Delivery, TargetRecord
 from sync.pipeline.models.exception_items import Queue, Stage
+from sync.pipeline.payments.recorded import payment_deliveries_record
 from sync.pipeline.retry import MAX_ATTEMPTS, next_attempt_at
 from sync.pipeline.target_records import target_records_upsert
 
@@ -219,6 +220,7 @@ def _targets_record(delivered: Sequence[tuple[Delivery, str]], *, now: datetime)
     _time_entries_posted(delivered, now=now)
     expenses_posted_record(delivered=delivered, now=now)
     billing_deliveries_record(delivered=delivered, now=now)
+    payment_deliveries_record(delivered=delivered, now=now)
 
 
 POSTING_ACTOR = "system:outbox"
