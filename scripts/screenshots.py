@@ -111,6 +111,7 @@ PAGES: dict[str, tuple[str | None, Callable[[Page, str], None]]] = {
     "ownership.png": ("mapping_admin", path("/ownership/")),
     "runs.png": ("integration_ops", path("/runs/")),
     "dashboards.png": ("executive", dashboards),
+    "reconciliation.png": ("finance", path("/reconciliation/")),
 }
 
 

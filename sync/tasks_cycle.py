@@ -60,8 +60,10 @@ def cycle_run(self, *, connection_ids: list[int] | None = None) -> dict | None:
             logger.info("cycle_run: connections %s are gone or disabled", connection_ids)
             return None
     run = sync_cycle_run(connections=connections)
-    if run.pulled or run.created or run.updated or run.delivered:
-        # Reconciliation follows every cycle that touched something (docs/reconciliation.md).
+    if run.created or run.updated or run.unchanged or run.delivered:
+        # Reconciliation follows every cycle that processed or delivered something
+        # (docs/reconciliation.md); a pull that only re-read records it already held (an
+        # inclusive cursor re-reads the last second's records) is not a change.
         # Sent by name: sync never imports reconciliation (the layers in pyproject.toml).
         self.app.signature(AFTER_CYCLE_TASK, kwargs={"sync_run_id": run.pk}).apply_async()
     if run.failed or run.refused or run.created or run.updated:
