@@ -31,7 +31,6 @@ from sync.mappings.ownership import ownership_merge
 from sync.models import Expense
 from sync.models.transactions import ApprovalStatus
 from sync.pipeline.expense_posting.references import (
-    SOURCE_SYSTEM,
     Preload,
     Resolved,
     expense_references_preload,
@@ -42,6 +41,7 @@ from sync.pipeline.expense_posting.writers import OWNED_FIELDS, expenses_create,
 from sync.pipeline.models import Connection, SyncRun
 from sync.pipeline.models.exception_items import Queue, Stage
 from sync.pipeline.processing import Batch, Flow, Item, ProcessCounts, batch_process
+from sync.pipeline.time_posting.references import SOURCE_SYSTEM
 
 ENTITY = "expense"
 INBOX_ENTITY = "expenses"

@@ -9,8 +9,8 @@ from typing import Any
 from sync.integrations.netsuite import expense_reports
 from sync.pipeline.expense_posting.erp_reports import expense_reports_process
 from sync.pipeline.expense_posting.flow import INBOX_ENTITY, expenses_process
-from sync.pipeline.expense_posting.references import SOURCE_SYSTEM
 from sync.pipeline.models import Connection
+from sync.pipeline.time_posting.references import SOURCE_SYSTEM
 
 ERP_REPORTS = ("erp", expense_reports.RECORD_TYPE)
 PSA_EXPENSES = (SOURCE_SYSTEM, INBOX_ENTITY)

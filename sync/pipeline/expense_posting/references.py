@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -36,9 +35,10 @@ from sync.pipeline.target_records import target_records_known
 from sync.pipeline.time_posting.references import (
     CURRENCY_SET,
     LEGAL_ENTITY_SET,
-    SOURCE_SYSTEM,
     ProjectRow,
     WorkerRow,
+    rows_by_external_id,
+    source_refs,
 )
 
 # PSA expense category → ERP expense category. Optional: without a published version the
@@ -96,36 +96,15 @@ class Resolved(NamedTuple):
     versions: dict[str, int]
 
 
-def _refs(model: type, external_ids: set[str]) -> dict[str, str]:
-    return dict(
-        ExternalRef.objects.filter(
-            system=SOURCE_SYSTEM,
-            content_type=ContentType.objects.get_for_model(model),
-            external_id__any=external_ids,
-        ).values_list("external_id", "object_id")
-    )
-
-
-def _rows(model: type, row_type: type, columns: Sequence[str], refs: dict[str, str]):
-    """{external id: row} of the records `refs` names (one query)."""
-    by_pk = {
-        values[0]: row_type(*values)
-        for values in model.objects.filter(pk__any={int(pk) for pk in refs.values()}).values_list(
-            *columns
-        )
-    }
-    return {ext: by_pk[int(pk)] for ext, pk in refs.items() if int(pk) in by_pk}
-
-
 def expense_references_preload(
     *, parsed: list[ParsedExpense], today: dt.date, erp: Connection | None = None
 ) -> Preload:
     """Load what `parsed` refers to: a fixed number of queries, whatever the batch size."""
-    project_refs = _refs(Project, {p.workspace_id for p in parsed})
-    worker_refs = _refs(Worker, {p.user_id for p in parsed})
-    placeholder_refs = _refs(RolePlaceholder, {p.user_id for p in parsed})
-    projects = _rows(Project, ProjectRow, _PROJECT_COLUMNS, project_refs)
-    workers = _rows(Worker, WorkerRow, _WORKER_COLUMNS, worker_refs)
+    project_refs = source_refs(Project, {p.workspace_id for p in parsed})
+    worker_refs = source_refs(Worker, {p.user_id for p in parsed})
+    placeholder_refs = source_refs(RolePlaceholder, {p.user_id for p in parsed})
+    projects = rows_by_external_id(Project, ProjectRow, _PROJECT_COLUMNS, project_refs)
+    workers = rows_by_external_id(Worker, WorkerRow, _WORKER_COLUMNS, worker_refs)
     periods: dict[int, list[AccountingPeriod]] = defaultdict(list)
     for period in AccountingPeriod.objects.filter(
         legal_entity_id__in={p.legal_entity_id for p in projects.values()}

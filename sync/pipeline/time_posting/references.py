@@ -115,7 +115,8 @@ class Resolved(NamedTuple):
     versions: dict[str, int]
 
 
-def _refs(model: type, external_ids: set[str]) -> dict[str, str]:
+def source_refs(model: type, external_ids: set[str]) -> dict[str, str]:
+    """{PSA id: canonical pk} of `model`'s records the PSA knows by `external_ids` (one query)."""
     return dict(
         ExternalRef.objects.filter(
             system=SOURCE_SYSTEM,
@@ -125,7 +126,9 @@ def _refs(model: type, external_ids: set[str]) -> dict[str, str]:
     )
 
 
-def _rows(model: type, row_type: type, columns: Sequence[str], refs: dict[str, str]):
+def rows_by_external_id(
+    model: type, row_type: type, columns: Sequence[str], refs: dict[str, str]
+) -> dict:
     """{external id: row} of the records `refs` names (one query)."""
     by_pk = {
         values[0]: row_type(*values)
@@ -140,14 +143,14 @@ def time_references_preload(
     *, parsed: list[ParsedTime], today: dt.date, erp: Connection | None = None
 ) -> Preload:
     """Load what `parsed` refers to: a fixed number of queries, whatever the batch size."""
-    project_refs = _refs(Project, {p.workspace_id for p in parsed})
-    task_refs = _refs(Task, {p.story_id for p in parsed})
-    worker_refs = _refs(Worker, {p.user_id for p in parsed})
-    placeholder_refs = _refs(RolePlaceholder, {p.user_id for p in parsed})
+    project_refs = source_refs(Project, {p.workspace_id for p in parsed})
+    task_refs = source_refs(Task, {p.story_id for p in parsed})
+    worker_refs = source_refs(Worker, {p.user_id for p in parsed})
+    placeholder_refs = source_refs(RolePlaceholder, {p.user_id for p in parsed})
 
-    projects = _rows(Project, ProjectRow, _PROJECT_COLUMNS, project_refs)
-    tasks = _rows(Task, TaskRow, _TASK_COLUMNS, task_refs)
-    workers = _rows(Worker, WorkerRow, _WORKER_COLUMNS, worker_refs)
+    projects = rows_by_external_id(Project, ProjectRow, _PROJECT_COLUMNS, project_refs)
+    tasks = rows_by_external_id(Task, TaskRow, _TASK_COLUMNS, task_refs)
+    workers = rows_by_external_id(Worker, WorkerRow, _WORKER_COLUMNS, worker_refs)
     periods: dict[int, list[AccountingPeriod]] = defaultdict(list)
     for period in AccountingPeriod.objects.filter(
         legal_entity_id__in={p.legal_entity_id for p in projects.values()}
