@@ -182,6 +182,44 @@ class Batch:
         if park:
             self.parked.add(item.id)
 
+    def refuse_field(
+        self,
+        item: Item,
+        external_id: str,
+        *,
+        refused: Any,
+        entity: str,
+        queue: str,
+        legal_entity: str = "",
+    ) -> None:
+        """Report a change field ownership refused (`refused`: an ownership_merge refusal) as a
+        FIELD_OWNED_ELSEWHERE item; the record is not parked (the rest of it applies)."""
+        self.counts.refused += 1
+        owner, source = (
+            SYSTEM_LABELS.get(s, s.upper()) for s in (refused.owner_system, refused.source_system)
+        )
+        self.fail(
+            item,
+            external_id,
+            code="FIELD_OWNED_ELSEWHERE",
+            queue=queue,
+            stage=Stage.OWN,
+            park=False,
+            cause=f"{entity}.{refused.field}",
+            legal_entity=legal_entity,
+            message=f"The {source} changed {entity} {refused.field} from {refused.current} to "
+            f"{refused.attempted}, but the {owner} owns that field: the change was refused.",
+            suggested_fix=f"Make the change in the {owner}, or correct the ownership rule if it "
+            "is wrong.",
+            detail={
+                "field": refused.field,
+                "attempted": str(refused.attempted),
+                "current": str(refused.current),
+                "owner": refused.owner_system,
+                "source": refused.source_system,
+            },
+        )
+
 
 def malformed(batch: Batch, item: Item, reason: str) -> None:
     """Park an item whose payload the flow's reader refused (MALFORMED_PAYLOAD)."""

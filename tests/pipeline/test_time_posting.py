@@ -296,7 +296,7 @@ def test_a_non_owner_change_is_refused_while_the_owner_change_to_the_same_entry_
         "owner": "billing",
         "source": "psa",
     }
-    assert "BILLING owns that field" in item.message
+    assert "the billing owns that field" in item.message
 
 
 def test_unapproved_time_is_stored_in_the_inbox_but_not_posted(firm):

@@ -242,29 +242,8 @@ def _changes(
         on=today,
     )
     for refused in merge.refused:
-        batch.counts.refused += 1
-        batch.fail(
-            item,
-            p.external_id,
-            code="FIELD_OWNED_ELSEWHERE",
-            queue=Queue.TIME_AND_EXPENSE,
-            stage=Stage.OWN,
-            park=False,
-            message=(
-                f"The {refused.source_system.upper()} changed {refused.field} from "
-                f"{refused.current} to {refused.attempted}, but the "
-                f"{refused.owner_system.upper()} owns that field: the change was refused."
-            ),
-            suggested_fix=f"Make the change in the {refused.owner_system.upper()}, or "
-            "correct the ownership rule if it is wrong.",
-            cause=f"{ENTITY}.{refused.field}",
-            detail={
-                "field": refused.field,
-                "attempted": str(refused.attempted),
-                "current": str(refused.current),
-                "owner": refused.owner_system,
-                "source": refused.source_system,
-            },
+        batch.refuse_field(
+            item, p.external_id, refused=refused, entity=ENTITY, queue=Queue.TIME_AND_EXPENSE
         )
     changed = dict(merge.applied)
     # A posted report keeps the versions it was posted with: a mapping published since is no

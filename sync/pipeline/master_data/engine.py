@@ -35,7 +35,7 @@ from sync.connectors.base import iso_date
 from sync.errors import PayloadError
 from sync.mappings.ownership import ownership_merge
 from sync.models import ExternalRef
-from sync.pipeline.models.exception_items import Queue, Stage
+from sync.pipeline.models.exception_items import Queue
 from sync.pipeline.processing import SYSTEM_LABELS, Batch, Item
 
 MAX_TEXT = 255
@@ -282,30 +282,8 @@ def plans_apply(
             on=batch.today,
         )
         for refused in merge.refused:
-            batch.counts.refused += 1
-            owner, source = (
-                SYSTEM_LABELS.get(s, s) for s in (refused.owner_system, refused.source_system)
-            )
-            batch.fail(
-                plan.item,
-                plan.external_id,
-                code="FIELD_OWNED_ELSEWHERE",
-                queue=queue,
-                stage=Stage.OWN,
-                park=False,
-                cause=f"{owner_entity}.{refused.field}",
-                message=f"The {source} changed {owner_entity} {refused.field} from "
-                f"{refused.current} to {refused.attempted}, but the {owner} owns that field: "
-                "the change was refused.",
-                suggested_fix=f"Make the change in the {owner}, or correct the ownership rule "
-                "if it is wrong.",
-                detail={
-                    "field": refused.field,
-                    "attempted": str(refused.attempted),
-                    "current": str(refused.current),
-                    "owner": refused.owner_system,
-                    "source": refused.source_system,
-                },
+            batch.refuse_field(
+                plan.item, plan.external_id, refused=refused, entity=owner_entity, queue=queue
             )
         applied = dict(merge.applied)
         moving_to = applied.get(status_field)
