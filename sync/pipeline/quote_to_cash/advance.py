@@ -294,21 +294,28 @@ def _jobs_provision(
     return out
 
 
+def _wbs_ready(system: str) -> tuple[list[Task], dict, dict]:
+    """The WBS tasks of provisioning projects that `system` holds the project (and the parent
+    task) of but not the task itself, with the project's and parents' ids in `system`. Already
+    enqueued ones are skipped later by their idempotency key (task and version)."""
+    tasks = list(
+        Task.objects.filter(project__status=Project.Status.PROVISIONING)
+        .filter(_has_ref(system, Project, "project_id"), ~_has_ref(system, Task))
+        .filter(models.Q(parent__isnull=True) | _has_ref(system, Task, "parent_id"))
+    )
+    if not tasks:
+        return [], {}, {}
+    projects = _refs(system, Project, {t.project_id for t in tasks})
+    parents = _refs(system, Task, {t.parent_id for t in tasks if t.parent_id})
+    return tasks, projects, parents
+
+
 def _tasks_provision(*, targets: dict, now: dt.datetime) -> list[Delivery]:
     """WBS tasks of provisioning projects whose job (and parent task) the ERP holds."""
     erp = targets.get("erp")
     if erp is None:
         return []
-    # Already enqueued ones are skipped by their idempotency key (task and version).
-    tasks = list(
-        Task.objects.filter(project__status=Project.Status.PROVISIONING)
-        .filter(_has_ref("erp", Project, "project_id"), ~_has_ref("erp", Task))
-        .filter(models.Q(parent__isnull=True) | _has_ref("erp", Task, "parent_id"))
-    )
-    if not tasks:
-        return []
-    jobs = _refs("erp", Project, {t.project_id for t in tasks})
-    parents = _refs("erp", Task, {t.parent_id for t in tasks if t.parent_id})
+    tasks, jobs, parents = _wbs_ready("erp")
     return [
         delivery_build(
             connection=erp,
@@ -374,15 +381,7 @@ def _stories_provision(*, targets: dict, now: dt.datetime) -> list[Delivery]:
     psa = targets.get("psa")
     if psa is None:
         return []
-    tasks = list(
-        Task.objects.filter(project__status=Project.Status.PROVISIONING)
-        .filter(_has_ref("psa", Project, "project_id"), ~_has_ref("psa", Task))
-        .filter(models.Q(parent__isnull=True) | _has_ref("psa", Task, "parent_id"))
-    )
-    if not tasks:
-        return []
-    workspaces = _refs("psa", Project, {t.project_id for t in tasks})
-    parents = _refs("psa", Task, {t.parent_id for t in tasks if t.parent_id})
+    tasks, workspaces, parents = _wbs_ready("psa")
     return [
         delivery_build(
             connection=psa,
